@@ -1,0 +1,39 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Sheaf",
+    products: [
+        .library(name: "SheafStore", targets: ["SheafStore"]),
+        .library(name: "SheafCodebook", targets: ["SheafCodebook"]),
+        .library(name: "SheafLinearAlgebra", targets: ["SheafLinearAlgebra"]),
+    ],
+    targets: [
+        // MARK: - C libraries (one small system-library target each)
+        .systemLibrary(
+            name: "CLMDB", pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]),
+        .systemLibrary(
+            name: "CZstd", pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+
+        // MARK: - Hot kernels in C (AVX2/FMA with runtime dispatch, portable fallback)
+        .target(name: "CSheafKernels"),
+
+        // MARK: - Sheaf modules
+        /// Codebook model, bit-packed code layout and the SIMD decoder. Knows nothing of LMDB.
+        .target(name: "SheafCodebook", dependencies: ["CSheafKernels"]),
+        /// Thin owned wrapper over OpenBLAS.
+        .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS"]),
+        /// The LMDB-backed store: typed tables, item codes, segmented histories, decode.
+        .target(name: "SheafStore", dependencies: ["CLMDB", "CZstd", "SheafCodebook"]),
+
+        // MARK: - Tests
+        .testTarget(name: "SheafCodebookTests", dependencies: ["SheafCodebook", "CSheafKernels"]),
+        .testTarget(name: "SheafLinearAlgebraTests", dependencies: ["SheafLinearAlgebra"]),
+        .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook"]),
+    ]
+)

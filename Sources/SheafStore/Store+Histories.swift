@@ -1,0 +1,465 @@
+import CLMDB
+import SheafCodebook
+
+/// Which behaviours of a history to read.
+public enum HistorySelection: Sendable, Equatable {
+    /// The whole history.
+    case all
+    /// The most recent n behaviours (fewer if the history is shorter).
+    case last(Int)
+    /// Behaviours with lower ≤ timestamp < upper.
+    case timeRange(Range<Int64>)
+}
+
+/// A decoded history: the behaviours and their reconstructed item embeddings.
+public struct DecodedHistory: Sendable {
+    /// The behaviours, in time order.
+    public var history: History
+    /// history.count × D floats, row i the embedding of behaviour i's item.
+    public var embeddings: [Float]
+    /// Missing items and lookups of the decode.
+    public var report: DecodeReport
+}
+
+/// The decoded histories of several users, rows concatenated in user order.
+public struct HistoryBatch: Sendable {
+    /// One entry per requested user; `nil` when the user has no history.
+    public var histories: [History?]
+    /// users.count + 1 row offsets: user u's rows are rowOffsets[u]..<rowOffsets[u+1].
+    public var rowOffsets: [Int]
+    /// Missing items (rows are global rows of the batch) and lookups.
+    public var report: DecodeReport
+}
+
+// MARK: - Reading histories
+
+extension ReadTransaction {
+    /// The behaviours of `user` in time order, or `nil` when the user has no history.
+    ///
+    /// - Complexity: one B-tree descent, then one cursor step per segment read. `.last(n)` reads only the
+    ///   segments holding the last n behaviours; `.timeRange` skips segments by their uncompressed header.
+    /// - Throws: `StoreError.corruptRecord` naming the segment when one fails to decode.
+    public func history(user: UInt64, _ selection: HistorySelection = .all) throws -> History? {
+        guard let parts = try loadSegments(user: user, selection) else { return nil }
+        var h = History(sideFeatureWidth: store.sideFeatureWidth)
+        h.reserveCapacity(parts.reduce(0) { $0 + $1.range.count })
+        for p in parts { h.append(contentsOf: p.segment.history, range: p.range) }
+        return h
+    }
+
+    /// Number of behaviours of `user` (0 when none), read from segment headers without decompressing.
+    public func historyCount(user: UInt64) throws -> Int {
+        checkLive()
+        return try withCursor(txn, store.tables.histories) { cursor in
+            var total = 0
+            try forEachSegment(cursor, user: user) { seq, bytes in
+                total += try header(user: user, seq: seq, bytes).count
+                return true
+            }
+            return total
+        }
+    }
+
+    /// Number of users with a history (scans the first segment key of every user).
+    public func userCount() throws -> Int {
+        checkLive()
+        return try withCursor(txn, store.tables.histories) { cursor in
+            var users = 0
+            var entry = try cursor.get(MDB_FIRST)
+            while let e = entry {
+                if let k = Keys.decodeSegment(e.key), k.segment == 0 { users += 1 }
+                entry = try cursor.get(MDB_NEXT)
+            }
+            return users
+        }
+    }
+
+    /// Calls `body` with every user id that has a history, ascending. Return `false` to stop.
+    public func forEachUser(_ body: (UInt64) throws -> Bool) throws {
+        checkLive()
+        try withCursor(txn, store.tables.histories) { cursor in
+            var entry = try cursor.get(MDB_FIRST)
+            while let e = entry {
+                if let k = Keys.decodeSegment(e.key), k.segment == 0 {
+                    guard try body(k.user) else { return }
+                }
+                entry = try cursor.get(MDB_NEXT)
+            }
+        }
+    }
+
+    // MARK: Segment access
+
+    /// The decoded segments covering `selection`, each with the range of its behaviours selected.
+    func loadSegments(user: UInt64, _ selection: HistorySelection) throws
+        -> [(segment: HistorySegment, range: Range<Int>)]?
+    {
+        checkLive()
+        return try withCursor(txn, store.tables.histories) { cursor in
+            switch selection {
+            case .all:
+                var parts: [(HistorySegment, Range<Int>)] = []
+                try forEachSegment(cursor, user: user) { seq, bytes in
+                    let s = try decodeSegment(user: user, seq: seq, bytes)
+                    parts.append((s, 0..<s.history.count))
+                    return true
+                }
+                return parts.isEmpty ? nil : parts
+
+            case .last(let n):
+                guard n >= 0 else { throw StoreError.invalidArgument("last(\(n)) needs n ≥ 0") }
+                // Walk back from the last segment, reading headers only, until n behaviours are covered.
+                var chosen: [(UInt32, UnsafeRawBufferPointer)] = []
+                var covered = 0
+                var entry = try lastSegment(cursor, user: user)
+                guard entry != nil else { return nil }
+                while let (seq, bytes) = entry, covered < n {
+                    covered += try header(user: user, seq: seq, bytes).count
+                    chosen.append((seq, bytes))
+                    guard let prev = try cursor.get(MDB_PREV), let k = Keys.decodeSegment(prev.key), k.user == user
+                    else { break }
+                    entry = (k.segment, prev.value)
+                }
+                var parts: [(HistorySegment, Range<Int>)] = []
+                var skip = max(0, covered - n)
+                for (seq, bytes) in chosen.reversed() {
+                    let s = try decodeSegment(user: user, seq: seq, bytes)
+                    let start = min(skip, s.history.count)
+                    skip -= start
+                    parts.append((s, start..<s.history.count))
+                }
+                return parts
+
+            case .timeRange(let range):
+                var parts: [(HistorySegment, Range<Int>)] = []
+                var any = false
+                try forEachSegment(cursor, user: user) { seq, bytes in
+                    any = true
+                    let h = try header(user: user, seq: seq, bytes)
+                    if h.lastTimestamp < range.lowerBound { return true }
+                    if h.firstTimestamp >= range.upperBound { return false }
+                    let s = try decodeSegment(user: user, seq: seq, bytes)
+                    let ts = s.history.timestamps
+                    let lo = partitionPoint(ts) { $0 >= range.lowerBound }
+                    let hi = partitionPoint(ts) { $0 >= range.upperBound }
+                    if lo < hi { parts.append((s, lo..<hi)) }
+                    return true
+                }
+                return any ? parts : nil
+            }
+        }
+    }
+
+    /// Visits `user`'s segments in order; `body` returns false to stop.
+    /// The bytes point into the map: valid only until the end of the transaction.
+    func forEachSegment(
+        _ cursor: Cursor, user: UInt64, _ body: (UInt32, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        try Keys.segment(user: user, segment: 0) { key in
+            var entry = try cursor.get(MDB_SET_RANGE, key: key)
+            while let e = entry, let k = Keys.decodeSegment(e.key), k.user == user {
+                guard try body(k.segment, e.value) else { return }
+                entry = try cursor.get(MDB_NEXT)
+            }
+        }
+    }
+
+    /// Positions `cursor` on `user`'s last segment.
+    func lastSegment(_ cursor: Cursor, user: UInt64) throws -> (UInt32, UnsafeRawBufferPointer)? {
+        let after = try Keys.segment(user: user, segment: UInt32.max) { try cursor.get(MDB_SET_RANGE, key: $0) }
+        let entry = after != nil ? try cursor.get(MDB_PREV) : try cursor.get(MDB_LAST)
+        guard let e = entry, let k = Keys.decodeSegment(e.key), k.user == user else { return nil }
+        return (k.segment, e.value)
+    }
+
+    func header(user: UInt64, seq: UInt32, _ bytes: UnsafeRawBufferPointer) throws -> HistorySegment.Header {
+        do { return try HistorySegment.readHeader(bytes) } catch {
+            throw StoreError.corruptRecord(table: "histories", key: "\(user)/\(seq)", reason: "\(error)")
+        }
+    }
+
+    func decodeSegment(user: UInt64, seq: UInt32, _ bytes: UnsafeRawBufferPointer) throws -> HistorySegment {
+        let s: HistorySegment
+        do { s = try HistorySegment.decode(bytes, using: decompressor) } catch {
+            throw StoreError.corruptRecord(table: "histories", key: "\(user)/\(seq)", reason: "\(error)")
+        }
+        guard s.history.sideFeatureWidth == store.sideFeatureWidth else {
+            throw StoreError.corruptRecord(
+                table: "histories", key: "\(user)/\(seq)",
+                reason: "side-feature width \(s.history.sideFeatureWidth), store has \(store.sideFeatureWidth)")
+        }
+        return s
+    }
+}
+
+/// The first index whose element satisfies `pred` (which must be false then true along `a`).
+func partitionPoint<T>(_ a: [T], _ pred: (T) -> Bool) -> Int {
+    var lo = 0
+    var hi = a.count
+    while lo < hi {
+        let mid = (lo + hi) / 2
+        if pred(a[mid]) { hi = mid } else { lo = mid + 1 }
+    }
+    return lo
+}
+
+// MARK: - Decoding histories
+
+extension ReadTransaction {
+    /// Reads `user`'s behaviours and rebuilds their item embeddings, or returns `nil` when the user has no history.
+    public func decodeHistory(
+        user: UInt64, _ selection: HistorySelection = .all, options: DecodeOptions = DecodeOptions()
+    ) throws -> DecodedHistory? {
+        var embeddings: [Float] = []
+        guard let (h, report) = try decodeHistory(user: user, selection, into: &embeddings, options: options) else {
+            return nil
+        }
+        return DecodedHistory(history: h, embeddings: embeddings, report: report)
+    }
+
+    /// Reads `user`'s behaviours and rebuilds their item embeddings into `embeddings`, which is resized to
+    /// count × D (reusing its capacity: pass the same array on every request to avoid allocation).
+    ///
+    /// Item codes come from the copies inside the history segments, so a history costs one range scan,
+    /// not one lookup per behaviour; behaviours without a usable copy fall back to the items table.
+    /// - Throws: `StoreError.missingItems` (unless zero-fill), `.codebookMismatch`, `.unknownCodebook`, `.corruptRecord`.
+    public func decodeHistory(
+        user: UInt64, _ selection: HistorySelection = .all, into embeddings: inout [Float],
+        options: DecodeOptions = DecodeOptions()
+    ) throws -> (History, DecodeReport)? {
+        guard let parts = try loadSegments(user: user, selection) else { return nil }
+        let n = parts.reduce(0) { $0 + $1.range.count }
+        resize(&embeddings, to: n * store.dimension)
+        var h = History(sideFeatureWidth: store.sideFeatureWidth)
+        h.reserveCapacity(n)
+        var report = DecodeReport()
+        try embeddings.withUnsafeMutableBufferPointer { out in
+            guard n > 0 else { return }
+            var sink = DecodeSink(output: out.baseAddress!, dimension: store.dimension, streaming: options.streamingStores)
+            var row = 0
+            for p in parts {
+                try decode(p.segment, p.range, firstRow: row, into: &sink, options: options, report: &report)
+                row += p.range.count
+            }
+            sink.flush()
+        }
+        for p in parts { h.append(contentsOf: p.segment.history, range: p.range) }
+        report.rows = n
+        try finish(report, options)
+        return (h, report)
+    }
+
+    /// Decodes the histories of many users in one transaction (as a ranking request needs), rows
+    /// concatenated in the order of `users` into `embeddings` (resized, capacity reused).
+    public func decodeHistories(
+        users: [UInt64], _ selection: HistorySelection = .all, into embeddings: inout [Float],
+        options: DecodeOptions = DecodeOptions()
+    ) throws -> HistoryBatch {
+        var all: [[(segment: HistorySegment, range: Range<Int>)]?] = []
+        all.reserveCapacity(users.count)
+        var offsets = [0]
+        for u in users {
+            let parts = try loadSegments(user: u, selection)
+            all.append(parts)
+            offsets.append(offsets.last! + (parts?.reduce(0) { $0 + $1.range.count } ?? 0))
+        }
+        let n = offsets.last!
+        resize(&embeddings, to: n * store.dimension)
+        var report = DecodeReport()
+        try embeddings.withUnsafeMutableBufferPointer { out in
+            guard n > 0 else { return }
+            var sink = DecodeSink(output: out.baseAddress!, dimension: store.dimension, streaming: options.streamingStores)
+            for (u, parts) in all.enumerated() {
+                var row = offsets[u]
+                for p in parts ?? [] {
+                    try decode(p.segment, p.range, firstRow: row, into: &sink, options: options, report: &report)
+                    row += p.range.count
+                }
+            }
+            sink.flush()
+        }
+        report.rows = n
+        try finish(report, options)
+        let histories: [History?] = all.map { parts in
+            parts.map { ps in
+                var h = History(sideFeatureWidth: store.sideFeatureWidth)
+                for p in ps { h.append(contentsOf: p.segment.history, range: p.range) }
+                return h
+            }
+        }
+        return HistoryBatch(histories: histories, rowOffsets: offsets, report: report)
+    }
+
+    /// Queues the rows of `range` of a segment: inline code runs go straight to the kernel,
+    /// the rest through the items table.
+    private func decode(
+        _ s: HistorySegment, _ range: Range<Int>, firstRow: Int, into sink: inout DecodeSink,
+        options: DecodeOptions, report: inout DecodeReport
+    ) throws {
+        var inline: Codebook?
+        if options.codeSource == .inline, s.codebookID != 0,
+            options.requiredCodebook == nil || options.requiredCodebook == s.codebookID
+        {
+            let cb = try requireCodebook(s.codebookID)
+            guard cb.bytesPerItem == s.codeSize else {
+                throw StoreError.corruptRecord(
+                    table: "histories", key: "segment with codebook \(cb.id)",
+                    reason: "inline codes are \(s.codeSize) bytes, codebook packs \(cb.bytesPerItem)")
+            }
+            inline = cb
+        }
+        guard let cb = inline else {
+            for i in range {
+                try decodeFromItemsTable(
+                    s.history.itemIDs[i], row: firstRow + i - range.lowerBound, into: &sink, options: options,
+                    report: &report)
+            }
+            return
+        }
+        let size = cb.bytesPerItem
+        try s.codes.withUnsafeBytes { codes in
+            var i = range.lowerBound
+            while i < range.upperBound {
+                if s.codePresent[i] {
+                    var j = i + 1
+                    while j < range.upperBound, s.codePresent[j] { j += 1 }
+                    sink.addBlock(
+                        row: firstRow + i - range.lowerBound, count: j - i, codebook: cb,
+                        packed: UnsafeRawBufferPointer(rebasing: codes[(i * size)..<(j * size)]))
+                    i = j
+                } else {
+                    try decodeFromItemsTable(
+                        s.history.itemIDs[i], row: firstRow + i - range.lowerBound, into: &sink, options: options,
+                        report: &report)
+                    i += 1
+                }
+            }
+        }
+    }
+}
+
+/// Resizes `a` to `n` elements, keeping its capacity (new elements are zero).
+func resize(_ a: inout [Float], to n: Int) {
+    if a.count > n {
+        a.removeLast(a.count - n)
+    } else if a.count < n {
+        a.append(contentsOf: repeatElement(0, count: n - a.count))
+    }
+}
+
+// MARK: - Appending
+
+extension WriteTransaction {
+    /// Appends behaviours to `user`'s history.
+    ///
+    /// The batch is sorted by timestamp (stably, so equal timestamps keep their order). Behaviours older
+    /// than the user's latest stored one are refused with `StoreError.outOfOrder`: histories are
+    /// append-only in time. Sealed segments (full ones) are never rewritten; only the open tail segment
+    /// (fewer than `historySegmentCapacity` behaviours) is rewritten, so an append costs O(capacity + batch)
+    /// whatever the history's length. Each behaviour's packed item code under the active codebook is
+    /// copied into the segment, so reads need no item lookups; items without a code are marked absent.
+    ///
+    /// - Throws: `StoreError.invalidBehavior` (wrong side-feature width, NaN/infinite label or feature),
+    ///   `.outOfOrder`. Nothing is written when it throws.
+    public func appendBehaviors(_ behaviors: [Behavior], user: UInt64) throws {
+        guard !behaviors.isEmpty else { return }
+        let width = store.sideFeatureWidth
+        for (i, b) in behaviors.enumerated() {
+            guard b.sideFeatures.count == width else {
+                throw StoreError.invalidBehavior(
+                    user: user, index: i, reason: "has \(b.sideFeatures.count) side features, the store keeps \(width)")
+            }
+            guard b.label.isFinite else {
+                throw StoreError.invalidBehavior(user: user, index: i, reason: "label is not finite")
+            }
+            guard b.sideFeatures.allSatisfy(\.isFinite) else {
+                throw StoreError.invalidBehavior(user: user, index: i, reason: "a side feature is not finite")
+            }
+        }
+        var sorted = behaviors
+        if !zip(sorted, sorted.dropFirst()).allSatisfy({ $0.timestamp <= $1.timestamp }) {
+            sorted = behaviors.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }
+                .map(\.element)
+        }
+        let active = try activeCodebook()
+        let capacity = store.historySegmentCapacity
+
+        // The open tail segment, if any, is merged with the new behaviours.
+        var pending = History(sideFeatureWidth: width)
+        var nextSeq: UInt32 = 0
+        let tail: (UInt32, HistorySegment?)? = try withCursor(txn, store.tables.histories) { cursor in
+            guard let (seq, bytes) = try lastSegment(cursor, user: user) else { return nil }
+            let h = try header(user: user, seq: seq, bytes)
+            if h.lastTimestamp > sorted[0].timestamp {
+                throw StoreError.outOfOrder(user: user, timestamp: sorted[0].timestamp, latestStored: h.lastTimestamp)
+            }
+            return (seq, h.count < capacity ? try decodeSegment(user: user, seq: seq, bytes) : nil)
+        }
+        if let (seq, open) = tail {
+            if let open {
+                pending.append(contentsOf: open.history)
+                nextSeq = seq
+            } else {
+                guard seq < UInt32.max - 1 else { throw StoreError.invalidArgument("user \(user) has too many segments") }
+                nextSeq = seq + 1
+            }
+        }
+        for b in sorted { pending.append(b) }
+
+        // Write full segments, then the new open tail.
+        var start = 0
+        while start < pending.count {
+            let end = min(start + capacity, pending.count)
+            let segment = try makeSegment(pending, start..<end, codebook: active)
+            let bytes = try segment.encode(using: store.compressor!)
+            try Keys.segment(user: user, segment: nextSeq) { key in
+                try bytes.withUnsafeBytes { try put(store.tables.histories, key: key, $0) }
+            }
+            nextSeq += 1
+            start = end
+        }
+    }
+
+    /// Builds a segment of `range` of `h`, copying each item's packed code under `codebook`.
+    private func makeSegment(_ h: History, _ range: Range<Int>, codebook: Codebook?) throws -> HistorySegment {
+        var part = History(sideFeatureWidth: h.sideFeatureWidth)
+        part.append(contentsOf: h, range: range)
+        var codes: [UInt8] = []
+        var present: [Bool] = []
+        if let cb = codebook {
+            let size = cb.bytesPerItem
+            codes = [UInt8](repeating: 0, count: part.count * size)
+            present = [Bool](repeating: false, count: part.count)
+            try codes.withUnsafeMutableBytes { dst in
+                for (i, id) in part.itemIDs.enumerated() {
+                    guard let bytes = try get(store.tables.items, id: id) else { continue }
+                    let (itemCB, payload) = try parseItem(id, bytes)
+                    guard itemCB.id == cb.id else { continue }
+                    UnsafeMutableRawBufferPointer(rebasing: dst[(i * size)..<((i + 1) * size)]).copyMemory(from: payload)
+                    present[i] = true
+                }
+            }
+        }
+        return HistorySegment(
+            history: part, codebookID: codebook?.id ?? 0, codeSize: codebook?.bytesPerItem ?? 0, codes: codes,
+            codePresent: present)
+    }
+
+    /// Deletes `user`'s whole history; returns how many behaviours it held.
+    @discardableResult
+    public func deleteHistory(user: UInt64) throws -> Int {
+        var keys: [UInt32] = []
+        var count = 0
+        try withCursor(txn, store.tables.histories) { cursor in
+            try forEachSegment(cursor, user: user) { seq, bytes in
+                count += try header(user: user, seq: seq, bytes).count
+                keys.append(seq)
+                return true
+            }
+        }
+        for seq in keys {
+            _ = try Keys.segment(user: user, segment: seq) { try delete(store.tables.histories, key: $0) }
+        }
+        return count
+    }
+}

@@ -1,0 +1,221 @@
+import CLMDB
+import Foundation
+import SheafCodebook
+import Synchronization
+
+/// Options for opening or creating a store. Every field has a default that suits a serving process.
+public struct StoreOptions: Sendable {
+    /// Initial map size in bytes. The map grows automatically (doubling) when a write needs more room.
+    public var mapSize: Int = 256 << 20
+    /// Ceiling for automatic growth. A write that needs more fails with `StoreError.mapFull`, leaving the store unchanged.
+    public var maxMapSize: Int = 1 << 40
+    /// Concurrent read transactions allowed across all processes (the lock file is sparse, so a large value is cheap).
+    public var maxReaders: Int = 1024
+    /// Open for reading only (serving processes). Writes throw `StoreError.readOnly`.
+    public var readOnly: Bool = false
+    /// Create the store when the directory holds none (needs a dimension).
+    public var createIfMissing: Bool = true
+    /// Fsync on every commit. `false` trades durability of the last commits after an OS crash for write speed.
+    public var durable: Bool = true
+    /// Behaviours per history segment, for a new store. Larger segments compress better; smaller ones make
+    /// appends (which rewrite the open tail segment) and tail reads cheaper.
+    public var historySegmentCapacity: Int = 128
+    /// Side-feature values per behaviour, for a new store.
+    public var sideFeatureWidth: Int = 0
+    /// zstd level for history segments.
+    public var compressionLevel: Int32 = 3
+
+    public init() {}
+}
+
+/// An open Sheaf store: one LMDB environment directory with the tables `meta`, `codebooks`,
+/// `items`, `histories` and `profiles`.
+///
+/// A `Store` is thread-safe. Reads run concurrently with each other and with one writer:
+/// ```swift
+/// let store = try Store(path: "/data/sheaf", dimension: 384)
+/// try store.write { txn in try txn.putItems(ids: ids, codes: codes, magnitudes: alphas) }
+/// let embeddings = try store.read { txn in try txn.decodeHistory(user: 42, .last(100)) }
+/// ```
+public final class Store: @unchecked Sendable {
+    // @unchecked Sendable: immutable after init except `codebookCache` (a Mutex) and the
+    // environment, which synchronises itself.
+
+    /// The store's directory.
+    public let path: String
+    /// Embedding dimension D.
+    public let dimension: Int
+    /// Side-feature values per behaviour.
+    public let sideFeatureWidth: Int
+    /// Behaviours per history segment.
+    public let historySegmentCapacity: Int
+    /// Whether the store was opened read-only.
+    public let isReadOnly: Bool
+    /// When the store was created (Unix seconds).
+    public let createdAt: Int64
+
+    let env: LMDBEnvironment
+    let tables: Tables
+    let options: StoreOptions
+    /// Decoded codebooks, by id. Codebooks are immutable once committed, so entries never go stale.
+    let codebookCache = Mutex<[UInt16: Codebook]>([:])
+    private let decompressors = Mutex<[ZstdDecompressor]>([])
+    /// The history-segment compressor; used only inside write transactions, which are serialised.
+    let compressor: ZstdCompressor?
+
+    struct Tables {
+        var meta: MDB_dbi
+        var codebooks: MDB_dbi
+        var items: MDB_dbi
+        var histories: MDB_dbi
+        var profiles: MDB_dbi
+        static let names = ["meta", "codebooks", "items", "histories", "profiles"]
+    }
+
+    static let metaKey: UInt64 = 0
+
+    /// Opens the store at `path`, creating it when allowed and missing.
+    ///
+    /// - Parameters:
+    ///   - path: the environment directory.
+    ///   - dimension: the embedding dimension the caller expects; required to create a store. When the
+    ///     store exists and this differs from its dimension, opening fails.
+    /// - Throws: `StoreError.storeMissing`, `.notAStore`, `.schemaVersionMismatch`, `.dimensionMismatch`,
+    ///   `.invalidArgument`, or an `LMDBError`.
+    public init(path: String, dimension: Int? = nil, options: StoreOptions = StoreOptions()) throws {
+        let fm = FileManager.default
+        let dataFile = (path as NSString).appendingPathComponent("data.mdb")
+        let existed = fm.fileExists(atPath: dataFile)
+        if !existed {
+            guard !options.readOnly, options.createIfMissing else { throw StoreError.storeMissing(path: path) }
+            guard let dimension else {
+                throw StoreError.invalidArgument("creating a store needs a dimension")
+            }
+            guard dimension > 0, dimension <= 1 << 16 else {
+                throw StoreError.invalidArgument("dimension \(dimension) is outside 1...65536")
+            }
+            guard (1...Int(UInt16.max)).contains(options.historySegmentCapacity) else {
+                throw StoreError.invalidArgument("history segment capacity must be in 1...65535")
+            }
+            guard (0...256).contains(options.sideFeatureWidth) else {
+                throw StoreError.invalidArgument("side-feature width must be in 0...256")
+            }
+            try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+        guard options.mapSize > 0, options.maxMapSize >= options.mapSize else {
+            throw StoreError.invalidArgument("mapSize must be positive and at most maxMapSize")
+        }
+        let env = try LMDBEnvironment(
+            path: path,
+            configuration: .init(
+                mapSize: options.mapSize, maxMapSize: options.maxMapSize, maxReaders: options.maxReaders,
+                maxDatabases: 8, readOnly: options.readOnly, noSync: !options.durable))
+        guard let dbis = try env.openDatabases(Tables.names, create: !options.readOnly) else {
+            throw StoreError.notAStore(path: path)
+        }
+        let tables = Tables(meta: dbis[0], codebooks: dbis[1], items: dbis[2], histories: dbis[3], profiles: dbis[4])
+
+        // Read, or on creation write, the header.
+        let meta: StoreMetadata = try Self.loadOrCreateMetadata(
+            env: env, tables: tables, path: path, existed: existed, dimension: dimension, options: options)
+        guard meta.schemaVersion == StoreMetadata.schemaVersion else {
+            throw StoreError.schemaVersionMismatch(found: meta.schemaVersion, supported: StoreMetadata.schemaVersion)
+        }
+        if let dimension, dimension != meta.dimension {
+            throw StoreError.dimensionMismatch(stored: meta.dimension, requested: dimension)
+        }
+        self.path = path
+        self.env = env
+        self.tables = tables
+        self.options = options
+        self.dimension = meta.dimension
+        self.sideFeatureWidth = meta.sideFeatureWidth
+        self.historySegmentCapacity = meta.historySegmentCapacity
+        self.isReadOnly = options.readOnly
+        self.createdAt = meta.createdAt
+        self.compressor = options.readOnly ? nil : ZstdCompressor(level: options.compressionLevel, checksum: true)
+    }
+
+    private static func loadOrCreateMetadata(
+        env: LMDBEnvironment, tables: Tables, path: String, existed: Bool, dimension: Int?, options: StoreOptions
+    ) throws -> StoreMetadata {
+        func read(_ txn: OpaquePointer) throws -> StoreMetadata? {
+            try Keys.id(metaKey) { (key) throws -> StoreMetadata? in
+                guard let bytes = try rawGet(txn, tables.meta, key) else { return nil }
+                do { return try StoreMetadata.decode(bytes) } catch let error as RecordFormatError {
+                    throw StoreError.corruptRecord(table: "meta", key: "0", reason: error.reason)
+                }
+            }
+        }
+        if let meta = try env.withReadTransaction(read) { return meta }
+        // No header. A pre-existing file without one is some other LMDB environment.
+        guard !existed, !options.readOnly, let dimension else { throw StoreError.notAStore(path: path) }
+        let meta = StoreMetadata(
+            schemaVersion: StoreMetadata.schemaVersion, dimension: dimension, activeCodebook: 0,
+            sideFeatureWidth: options.sideFeatureWidth, historySegmentCapacity: options.historySegmentCapacity,
+            createdAt: Int64(Date().timeIntervalSince1970))
+        try env.withWriteTransaction { txn, mapFull in
+            let bytes = meta.encode()
+            try Keys.id(metaKey) { key in
+                try bytes.withUnsafeBytes { try rawPut(txn, tables.meta, key, $0, flags: 0, mapFull: &mapFull) }
+            }
+        }
+        return meta
+    }
+
+    // MARK: - Transactions
+
+    /// Runs `body` in a read-only snapshot of the store.
+    ///
+    /// Cheap enough to call per request: the LMDB transaction is taken from a pool of reset handles
+    /// and renewed (`mdb_txn_renew`), not created. Any number of threads may read at once, also while
+    /// a writer writes; each sees the last committed state as of the start of its transaction.
+    /// Do not call `write` from inside `body`.
+    public func read<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
+        try env.withReadTransaction { txn in
+            let t = ReadTransaction(txn: txn, store: self)
+            defer { t.end() }
+            return try body(t)
+        }
+    }
+
+    /// Runs `body` in a write transaction; commits when it returns, aborts when it throws.
+    ///
+    /// Writers are serialised. If the map fills up, the transaction is rolled back, the map grows,
+    /// and `body` runs again from the start, so `body` must not have effects outside the transaction.
+    /// - Throws: `StoreError.readOnly`, `.mapFull` (at `maxMapSize`), `.diskFull`, or what `body` throws.
+    public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
+        guard !isReadOnly else { throw StoreError.readOnly }
+        do {
+            return try env.withWriteTransaction { txn, mapFull in
+                let t = WriteTransaction(txn: txn, store: self)
+                defer {
+                    mapFull = mapFull || t.hitMapFull
+                    t.end()
+                }
+                return try body(t)
+            }
+        } catch LMDBError.diskFull {
+            throw StoreError.diskFull
+        }
+    }
+
+    /// The current map size in bytes (it grows on demand).
+    public var mapSize: Int { env.mapSize }
+    /// How many times this process grew the map.
+    public var mapGrowthCount: Int { env.growthCount.load(ordering: .relaxed) }
+
+    /// Flushes to disk; useful when opened with `durable = false`.
+    public func sync() throws { try env.sync() }
+
+    // MARK: - Decompressor pool
+
+    func takeDecompressor() -> ZstdDecompressor {
+        decompressors.withLock { $0.popLast() } ?? ZstdDecompressor()
+    }
+
+    func returnDecompressor(_ d: ZstdDecompressor) {
+        decompressors.withLock { pool in if pool.count < 64 { pool.append(d) } }
+    }
+}
+
