@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "SheafStore", targets: ["SheafStore"]),
         .library(name: "SheafCodebook", targets: ["SheafCodebook"]),
         .library(name: "SheafLinearAlgebra", targets: ["SheafLinearAlgebra"]),
+        .executable(name: "sheaf-measure", targets: ["SheafMeasure"]),
     ],
     targets: [
         // MARK: - C libraries (one small system-library target each)
@@ -30,6 +31,8 @@ let package = Package(
         .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS"]),
         /// The LMDB-backed store: typed tables, item codes, segmented histories, decode.
         .target(name: "SheafStore", dependencies: ["CLMDB", "CZstd", "SheafCodebook"]),
+        /// Store measurements (history fetch + decode against raw float32 rows and memcpy).
+        .executableTarget(name: "SheafMeasure", dependencies: ["SheafStore", "SheafCodebook"]),
 
         // MARK: - Tests
         .testTarget(name: "SheafCodebookTests", dependencies: ["SheafCodebook", "CSheafKernels"]),
