@@ -422,3 +422,56 @@ import Testing
         #expect(try store.read { try $0.itemCount() } == 3)
     }
 }
+
+/// Whether this process can mount a small tmpfs (root on Linux), for the disk-full test.
+let canMountTmpfs: Bool = {
+    guard getuid() == 0 else { return false }
+    let probe = TempDirectory("mount-probe")
+    try? FileManager.default.createDirectory(atPath: probe.path, withIntermediateDirectories: true)
+    guard run("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", probe.path]) == 0 else { return false }
+    _ = run("/bin/umount", [probe.path])
+    return true
+}()
+
+@discardableResult
+func run(_ tool: String, _ args: [String]) -> Int32 {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: tool)
+    p.arguments = args
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    do { try p.run() } catch { return -1 }
+    p.waitUntilExit()
+    return p.terminationStatus
+}
+
+@Suite struct DiskFullTests {
+    @Test(.enabled(if: canMountTmpfs, "needs root to mount a 1 MiB tmpfs"))
+    func diskFullIsTypedAndRollsBack() throws {
+        let dir = TempDirectory("diskfull")
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        #expect(run("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir.path]) == 0)
+        defer { run("/bin/umount", [dir.path]) }
+        let path = dir.path + "/store"
+        let store = try Store(path: path, dimension: 4)
+        let cb = try makeCodebook(dimension: 4, codes: 4096)
+        try store.write { try $0.putCodebook(cb) }
+        var committed = 0
+        var failure: (any Error)?
+        for chunk in 0..<100 {
+            let ids = (0..<5_000).map { UInt64(chunk * 5_000 + $0) }
+            let (c, m) = makeCodes(cb, count: ids.count, seed: UInt64(chunk))
+            do {
+                try store.write { try $0.putItems(ids: ids, codes: c, magnitudes: m) }
+                committed += ids.count
+            } catch {
+                failure = error
+                break
+            }
+        }
+        #expect(failure as? StoreError == .diskFull, "\(String(describing: failure))")
+        #expect(committed > 0)
+        #expect(try store.read { try $0.itemCount() } == committed)
+        #expect(try store.read { try $0.item(UInt64(committed - 1)) } != nil)
+    }
+}

@@ -161,21 +161,32 @@ final class LMDBEnvironment: @unchecked Sendable {
         try check(rc)
         let txn = txnOut!
         var hitMapFull = false
+        let result: R
         do {
-            let result = try body(txn, &hitMapFull)
-            if hitMapFull {
-                mdb_txn_abort(txn)
-                return .mapFull
-            }
-            let commit = mdb_txn_commit(txn)  // frees txn whatever the outcome
-            if commit == MDB_MAP_FULL { return .mapFull }
-            try check(commit)
-            return .committed(result)
+            result = try body(txn, &hitMapFull)
         } catch {
             mdb_txn_abort(txn)
             if hitMapFull || LMDBError.mapFull ~= error { return .mapFull }
             throw error
         }
+        if hitMapFull {
+            mdb_txn_abort(txn)
+            return .mapFull
+        }
+        // mdb_txn_commit frees the transaction whatever its outcome: never abort it after this.
+        let commit = mdb_txn_commit(txn)
+        if commit == MDB_MAP_FULL { return .mapFull }
+        if commit == EIO || commit == ENOSPC, diskIsFull() { throw StoreError.diskFull }
+        try check(commit)
+        return .committed(result)
+    }
+
+    /// Whether the filesystem holding the environment has (almost) no space left. LMDB reports a
+    /// short write as `EIO`, so a commit failing with EIO on a full disk is reported as disk full.
+    private func diskIsFull() -> Bool {
+        var st = statvfs()
+        guard statvfs(path, &st) == 0 else { return false }
+        return Int(st.f_bavail) * Int(st.f_frsize) < 1 << 20
     }
 
     // MARK: - Map size

@@ -1,0 +1,155 @@
+import CSheafKernels
+import SheafCodebook
+import Testing
+
+/// The kernel's forced path is process-wide, so the tests that force it run one at a time.
+@Suite(.serialized)
+struct DecodeKernelTests {
+    static let dimensions = [1, 3, 7, 8, 31, 33, 385]
+    static let levelCounts = [1, 2, 3, 4, 8]
+    static let codeCounts = [2, 16, 256]
+
+    /// Whether this CPU can run the AVX2+FMA path.
+    static var cpuHasAVX2: Bool {
+        sheaf_decode_force_isa(0)
+        return sheaf_decode_isa() == 2
+    }
+
+    @Test func forcingSelectsThePath() {
+        defer { sheaf_decode_force_isa(0) }
+        let best = Self.cpuHasAVX2 ? 2 : 1
+        sheaf_decode_force_isa(1)
+        #expect(sheaf_decode_isa() == 1)
+        #expect(Codebook.decodeInstructionSet == "portable")
+        sheaf_decode_force_isa(2)
+        #expect(sheaf_decode_isa() == best)
+        sheaf_decode_force_isa(0)
+        #expect(sheaf_decode_isa() == best)
+        #expect(Codebook.decodeInstructionSet == (best == 2 ? "avx2+fma" : "portable"))
+    }
+
+    /// Both kernel paths, streaming on and off, aligned and 4-byte-misaligned output, against the
+    /// scalar reference; nothing outside the output may be written.
+    @Test(arguments: dimensions)
+    func kernelMatchesReference(dimension D: Int) throws {
+        defer { sheaf_decode_force_isa(0) }
+        var rng = SplitMix64(seed: 0x5EED_0000 + UInt64(D))
+        let n = 5
+        var cases = 0
+        for L in Self.levelCounts {
+            for K in Self.codeCounts {
+                let cb = try randomCodebook(dimension: D, levels: L, codesPerLevel: K, rng: &rng)
+                var codes = rng.codes(n * L, below: K)
+                codes[0] = UInt32(K - 1)  // the last centroid row of level 0
+                codes[codes.count - 1] = UInt32(K - 1)  // ... and of the last level
+                let alphas = rng.floats(n * L, in: -2...2)
+                var expected = [Float](repeating: 0, count: n * D)
+                cb.decodeReference(codes: codes, magnitudes: alphas, count: n, into: &expected)
+                let scale = termScale(cb, codes: codes, magnitudes: alphas, count: n)
+                for isa: Int32 in [1, 2] {
+                    sheaf_decode_force_isa(isa)
+                    for streaming in [false, true] {
+                        for misalign in [0, 4] {
+                            let out = GuardedOutput(count: n * D, misalignBytes: misalign)
+                            cb.decode(
+                                codes: codes, magnitudes: alphas, count: n, into: out.pointer,
+                                streaming: streaming)
+                            let err = worstError(out.values, expected, scale: scale)
+                            #expect(
+                                err <= 1,
+                                "isa \(sheaf_decode_isa()) D \(D) L \(L) K \(K) streaming \(streaming) misalign \(misalign)")
+                            #expect(out.guardsIntact, "wrote outside the output: D \(D) L \(L) K \(K)")
+                            cases += 1
+                        }
+                    }
+                }
+            }
+        }
+        #expect(cases == Self.levelCounts.count * Self.codeCounts.count * 8)
+    }
+
+    /// The portable path does the same multiplications and additions in the same order as the
+    /// reference, without fused multiply-adds, so it must match it bit for bit.
+    @Test func portablePathIsExact() throws {
+        defer { sheaf_decode_force_isa(0) }
+        sheaf_decode_force_isa(1)
+        var rng = SplitMix64(seed: 42)
+        for (D, L, K) in [(37, 3, 16), (64, 8, 4), (5, 1, 2)] {
+            let n = 4
+            let cb = try randomCodebook(dimension: D, levels: L, codesPerLevel: K, rng: &rng)
+            let codes = rng.codes(n * L, below: K)
+            let alphas = rng.floats(n * L, in: -2...2)
+            var expected = [Float](repeating: 0, count: n * D)
+            var got = [Float](repeating: .nan, count: n * D)
+            cb.decodeReference(codes: codes, magnitudes: alphas, count: n, into: &expected)
+            cb.decode(codes: codes, magnitudes: alphas, count: n, into: &got)
+            #expect(got == expected, "D \(D) L \(L) K \(K)")
+        }
+    }
+
+    @Test func zeroRowsWriteNothing() throws {
+        var rng = SplitMix64(seed: 9)
+        let cb = try randomCodebook(dimension: 8, levels: 2, codesPerLevel: 4, rng: &rng)
+        let out = GuardedOutput(count: 0, misalignBytes: 0)
+        cb.decode(codes: [], magnitudes: [], count: 0, into: out.pointer, streaming: true)
+        cb.decodePacked(UnsafeRawBufferPointer(start: nil, count: 0), count: 0, into: out.pointer)
+        #expect(out.guardsIntact)
+    }
+}
+
+@Suite struct DecodePackedTests {
+    /// decodePacked (chunked unpack + kernel) against pack → unpack → decodeReference, for every
+    /// magnitude encoding, with more rows than one chunk.
+    @Test(arguments: MagnitudeEncoding.allCases)
+    func decodePackedMatchesUnpackThenReference(encoding: MagnitudeEncoding) throws {
+        var rng = SplitMix64(seed: 0xDEC0DE &+ UInt64(encoding.rawValue))
+        for (D, L, K, n) in [(17, 3, 4096, 300), (8, 1, 2, 513), (40, 8, 256, 70), (3, 4, 65536, 260)] {
+            let ranges: [MagnitudeRange] =
+                encoding == .uint8
+                ? (0..<L).map { _ in MagnitudeRange(lower: rng.float(in: -1...0), upper: rng.float(in: 0.5...2)) } : []
+            let cb = try Codebook(
+                id: 3, dimension: D, levels: L, codesPerLevel: K,
+                metric: encoding == .none ? .euclidean : .cosine, magnitudeEncoding: encoding,
+                magnitudeRanges: ranges, centroids: rng.floats(L * K * D, in: -1...1))
+            let codes = rng.codes(n * L, below: K)
+            let alphas = rng.floats(n * L, in: -1.5...2.5)
+            var packed = [UInt8](repeating: 0, count: n * cb.bytesPerItem)
+            try codes.withUnsafeBufferPointer { c in
+                try alphas.withUnsafeBufferPointer { a in
+                    try packed.withUnsafeMutableBytes { try cb.pack(codes: c, magnitudes: a, count: n, into: $0) }
+                }
+            }
+            var uCodes = [UInt32](repeating: 0, count: n * L)
+            var uMags = [Float](repeating: 0, count: n * L)
+            packed.withUnsafeBytes { cb.unpack($0, count: n, codes: &uCodes, magnitudes: &uMags) }
+            #expect(uCodes == codes)
+            var expected = [Float](repeating: 0, count: n * D)
+            cb.decodeReference(codes: uCodes, magnitudes: uMags, count: n, into: &expected)
+            let scale = termScale(cb, codes: uCodes, magnitudes: uMags, count: n)
+            for streaming in [false, true] {
+                for misalign in [0, 4] {
+                    let out = GuardedOutput(count: n * D, misalignBytes: misalign)
+                    packed.withUnsafeBytes { cb.decodePacked($0, count: n, into: out.pointer, streaming: streaming) }
+                    #expect(
+                        worstError(out.values, expected, scale: scale) <= 1,
+                        "\(encoding) D \(D) L \(L) K \(K) n \(n) streaming \(streaming) misalign \(misalign)")
+                    #expect(out.guardsIntact)
+                }
+            }
+        }
+    }
+}
+
+@Suite struct DecodeSafetyTests {
+    /// A code ≥ K would make the kernel read outside the centroids, so `decode` stops instead.
+    @Test func decodeStopsOnOutOfRangeCode() async {
+        await #expect(processExitsWith: .failure) {
+            let cb = try Codebook(
+                id: 1, dimension: 4, levels: 2, codesPerLevel: 4, metric: .euclidean, magnitudeEncoding: .none,
+                centroids: [Float](repeating: 0, count: 32))
+            let codes: [UInt32] = [0, 1, 2, 4]
+            var out = [Float](repeating: 0, count: 8)
+            cb.decode(codes: codes, magnitudes: [1, 1, 1, 1], count: 2, into: &out)
+        }
+    }
+}
