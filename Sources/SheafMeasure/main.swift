@@ -60,18 +60,6 @@ func parse() -> (String, Options) {
     return (command, o)
 }
 
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) }
-}
-
 func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
 func log(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
@@ -94,14 +82,14 @@ func historyFetch(_ o: Options) throws {
     so.durable = false
     so.mapSize = 1 << 30
     let store = try Store(path: dir, dimension: o.dim, options: so)
-    var rng = SplitMix(state: 7)
+    var rng = SplitMix64(seed: 7)
     let D = o.dim
     // A random codebook with unit-norm centroids.
     var centroids = [Float](repeating: 0, count: o.levels * o.codes * D)
     for r in 0..<(o.levels * o.codes) {
         var norm: Float = 0
         for d in 0..<D {
-            let v = rng.float() - 0.5
+            let v = rng.nextFloat() - 0.5
             centroids[r * D + d] = v
             norm += v * v
         }
@@ -124,7 +112,7 @@ func historyFetch(_ o: Options) throws {
         let n = min(chunk, o.items - start)
         let ids = (start..<(start + n)).map(UInt64.init)
         let codes = (0..<(n * o.levels)).map { _ in UInt32(rng.next() % UInt64(o.codes)) }
-        let mags = (0..<(n * o.levels)).map { i in ranges[i % o.levels].upper * rng.float() }
+        let mags = (0..<(n * o.levels)).map { i in ranges[i % o.levels].upper * rng.nextFloat() }
         try store.write { txn in
             try txn.putItems(ids: ids, codes: codes, magnitudes: mags)
             let rows = try txn.decodeItems(ids)

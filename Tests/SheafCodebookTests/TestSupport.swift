@@ -1,25 +1,7 @@
 import SheafCodebook
 
-/// A small, fast, seeded generator (SplitMix64), so every test sees the same data on every run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A float uniform in `range`.
-    mutating func float(in range: ClosedRange<Float>) -> Float {
-        let unit = Float(next() >> 40) / Float(1 << 24)
-        return range.lowerBound + unit * (range.upperBound - range.lowerBound)
-    }
-
+// SplitMix64 comes from SheafCodebook.
+extension SplitMix64 {
     /// `count` floats uniform in `range`.
     mutating func floats(_ count: Int, in range: ClosedRange<Float>) -> [Float] {
         (0..<count).map { _ in float(in: range) }

@@ -13,23 +13,14 @@ final class TempDirectory {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// SplitMix64: a small fixed-seed generator for store tests.
-struct Seeded {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
+/// Short spellings used by the store tests, on SheafCodebook's SplitMix64.
+typealias Seeded = SplitMix64
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
+    init(_ seed: UInt64) { self.init(seed: seed) }
 
     /// Uniform in [lo, hi).
-    mutating func float(_ lo: Float, _ hi: Float) -> Float {
-        lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
-    }
+    mutating func float(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * nextFloat() }
 
     /// Uniform in 0..<n.
     mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }

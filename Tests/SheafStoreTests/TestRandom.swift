@@ -1,26 +1,9 @@
-/// A small, fixed-seed SplitMix64 generator for reproducible tests.
-struct TestRandom: RandomNumberGenerator {
-    private var state: UInt64
+import SheafCodebook
 
-    init(seed: UInt64) { state = seed }
+/// The fixed-seed generator of the store tests (SheafCodebook's SplitMix64) and its helpers.
+typealias TestRandom = SplitMix64
 
-    /// The next 64 random bits.
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform Float in [0, 1).
-    mutating func nextFloat() -> Float { Float(next() >> 40) * (1.0 / Float(1 << 24)) }
-
-    /// A uniform Float in `range`.
-    mutating func float(in range: ClosedRange<Float>) -> Float {
-        range.lowerBound + nextFloat() * (range.upperBound - range.lowerBound)
-    }
-
+extension SplitMix64 {
     /// A uniform Int in `range` (must not be empty).
     mutating func int(in range: Range<Int>) -> Int { Int.random(in: range, using: &self) }
 

@@ -1,0 +1,28 @@
+/// SplitMix64: a small, fast, seeded generator. Training, sampling and tests use it so that the
+/// same seed gives the same result on every machine (unlike `SystemRandomNumberGenerator`).
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    /// The generator's whole state.
+    public var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    /// The next 64 random bits.
+    @inlinable
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z &>> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z &>> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z &>> 31)
+    }
+
+    /// A float uniform in [0, 1), with 24 random bits.
+    @inlinable
+    public mutating func nextFloat() -> Float { Float(next() &>> 40) * (1.0 / Float(1 << 24)) }
+
+    /// A float uniform in `range`.
+    @inlinable
+    public mutating func float(in range: ClosedRange<Float>) -> Float {
+        range.lowerBound + nextFloat() * (range.upperBound - range.lowerBound)
+    }
+}
