@@ -475,3 +475,32 @@ func run(_ tool: String, _ args: [String]) -> Int32 {
         #expect(try store.read { try $0.item(UInt64(committed - 1)) } != nil)
     }
 }
+
+@Suite struct CrossProcessTests {
+    /// Another process grows the map past this process's size; this process then gets
+    /// `MDB_MAP_RESIZED` from LMDB, adopts the new size, and reads and writes on.
+    @Test func mapGrownByAnotherProcessIsAdopted() async throws {
+        let dir = TempDirectory("xproc")
+        var o = StoreOptions()
+        o.mapSize = 256 << 10
+        o.durable = false
+        let store = try Store(path: dir.path, dimension: 4, options: o)
+        try store.write { try $0.putCodebook(try makeCodebook(dimension: 4, codes: 4096)) }
+        let path = dir.path
+        await #expect(processExitsWith: .success) { [path = path as String] in
+            var o = StoreOptions()
+            o.mapSize = 256 << 10
+            o.durable = false
+            let other = try Store(path: path, options: o)
+            let cb = try #require(try other.read { try $0.activeCodebook() })
+            let (c, m) = makeCodes(cb, count: 50_000, seed: 1)
+            try other.write { try $0.putItems(ids: (0..<50_000).map(UInt64.init), codes: c, magnitudes: m) }
+            guard other.mapSize > 256 << 10 else { exit(3) }
+        }
+        #expect(try store.read { try $0.itemCount() } == 50_000)
+        #expect(store.mapSize > 256 << 10)
+        try store.write { try $0.putItems(ids: [100_000], codes: [1, 2, 3], magnitudes: [1, 1, 1]) }
+        #expect(try store.read { try $0.itemCount() } == 50_001)
+        #expect(store.mapGrowthCount == 0)  // the larger map was adopted, not grown here
+    }
+}
