@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "SheafStore", targets: ["SheafStore"]),
         .library(name: "SheafCodebook", targets: ["SheafCodebook"]),
+        .library(name: "SheafQuantizer", targets: ["SheafQuantizer"]),
         .library(name: "SheafLinearAlgebra", targets: ["SheafLinearAlgebra"]),
         .executable(name: "sheaf-measure", targets: ["SheafMeasure"]),
     ],
@@ -27,6 +28,8 @@ let package = Package(
         // MARK: - Sheaf modules
         /// Codebook model, bit-packed code layout and the SIMD decoder. Knows nothing of LMDB.
         .target(name: "SheafCodebook", dependencies: ["CSheafKernels"]),
+        /// Codebook training (balanced k-means), batched encoding and quality reports. Knows nothing of LMDB.
+        .target(name: "SheafQuantizer", dependencies: ["SheafCodebook", "SheafLinearAlgebra"]),
         /// Thin owned wrapper over OpenBLAS.
         .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS"]),
         /// The LMDB-backed store: typed tables, item codes, segmented histories, decode.
@@ -36,6 +39,7 @@ let package = Package(
 
         // MARK: - Tests
         .testTarget(name: "SheafCodebookTests", dependencies: ["SheafCodebook", "CSheafKernels"]),
+        .testTarget(name: "SheafQuantizerTests", dependencies: ["SheafQuantizer", "SheafCodebook"]),
         .testTarget(name: "SheafLinearAlgebraTests", dependencies: ["SheafLinearAlgebra"]),
         .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook"]),
     ]

@@ -209,7 +209,7 @@ extension WriteTransaction {
     /// - Parameters:
     ///   - ids: count item ids.
     ///   - codes: count × L codes, each < K.
-    ///   - magnitudes: count × L projection magnitudes α (empty for euclidean codebooks).
+    ///   - magnitudes: count × L projection magnitudes α (euclidean codebooks: empty, or count × L values that are ignored).
     ///   - codebook: the codebook the codes belong to; `nil` means the active codebook.
     /// - Throws: `StoreError.noActiveCodebook`, `.unknownCodebook`, `.invalidArgument` (shape),
     ///   `.invalidItemCodes` naming the first bad item. Nothing is written when it throws.
@@ -226,7 +226,8 @@ extension WriteTransaction {
         guard codes.count == n * L else {
             throw StoreError.invalidArgument("codes has \(codes.count) values, expected \(n) × \(L)")
         }
-        let wantMags = cb.magnitudeEncoding == .none ? 0 : n * L
+        // Euclidean codebooks store no magnitudes: accept none, or the encoder's count × L ones (ignored).
+        let wantMags = cb.magnitudeEncoding == .none && magnitudes.isEmpty ? 0 : n * L
         guard magnitudes.count == wantMags else {
             throw StoreError.invalidArgument("magnitudes has \(magnitudes.count) values, expected \(wantMags)")
         }
