@@ -30,16 +30,19 @@ let package = Package(
         .target(name: "SheafCodebook", dependencies: ["CSheafKernels"]),
         /// Codebook training (balanced k-means), batched encoding and quality reports. Knows nothing of LMDB.
         .target(name: "SheafQuantizer", dependencies: ["SheafCodebook", "SheafLinearAlgebra"]),
+        /// Readers and writers of the file formats users bring (.npy so far).
+        .target(name: "SheafFormats"),
         /// Thin owned wrapper over OpenBLAS.
         .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS"]),
         /// The LMDB-backed store: typed tables, item codes, segmented histories, decode.
         .target(name: "SheafStore", dependencies: ["CLMDB", "CZstd", "SheafCodebook"]),
         /// Store measurements (history fetch + decode against raw float32 rows and memcpy).
-        .executableTarget(name: "SheafMeasure", dependencies: ["SheafStore", "SheafCodebook"]),
+        .executableTarget(name: "SheafMeasure", dependencies: ["SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats"]),
 
         // MARK: - Tests
         .testTarget(name: "SheafCodebookTests", dependencies: ["SheafCodebook", "CSheafKernels"]),
         .testTarget(name: "SheafQuantizerTests", dependencies: ["SheafQuantizer", "SheafCodebook"]),
+        .testTarget(name: "SheafFormatsTests", dependencies: ["SheafFormats"]),
         .testTarget(name: "SheafLinearAlgebraTests", dependencies: ["SheafLinearAlgebra"]),
         .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook"]),
     ]
