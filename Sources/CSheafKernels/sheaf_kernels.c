@@ -12,6 +12,9 @@
 
 #include "sheaf_kernels.h"
 
+// The most levels a code tuple may have (the per-row pointer arrays are this long).
+#define SHEAF_MAX_LEVELS 16
+
 #include <string.h>
 
 // Keep `a * b + c` as two roundings in the portable path (it matches the scalar reference bit for
@@ -71,7 +74,7 @@ portable_rows(const float *restrict C, size_t L, size_t K, size_t D, const uint3
     for (size_t i = 0; i < n; i++) {
         const uint32_t *b = codes + i * L;
         const float *a = alphas + i * L;
-        const float *p[8];
+        const float *p[SHEAF_MAX_LEVELS];
         for (size_t l = 0; l < L; l++) p[l] = C + l * KD + (size_t)b[l] * D;
         float *o = out + i * D;
 #if SHEAF_X86
@@ -153,8 +156,8 @@ avx2_rows(const float *restrict C, size_t L, size_t K, size_t D, const uint32_t 
         const float *a = alphas + i * L;
         // The centroid rows of the row SHEAF_PREFETCH_ROWS ahead, prefetched while this one is computed.
         const uint32_t *bn = (i + SHEAF_PREFETCH_ROWS < n) ? b + SHEAF_PREFETCH_ROWS * L : b;
-        const float *p[8], *q[8];
-        __m256 av[8];
+        const float *p[SHEAF_MAX_LEVELS], *q[SHEAF_MAX_LEVELS];
+        __m256 av[SHEAF_MAX_LEVELS];
         for (size_t l = 0; l < L; l++) {
             p[l] = C + l * KD + (size_t)b[l] * D;
             q[l] = C + l * KD + (size_t)bn[l] * D;
@@ -229,7 +232,7 @@ SHEAF_AVX2_FN(avx2_ln, L)
 void sheaf_decode_f32(const float *centroids, size_t levels, size_t K, size_t D, const uint32_t *codes,
                       const float *alphas, size_t n, float *out, int streaming) {
     if (n == 0 || D == 0 || levels == 0) return;
-    if (levels > 8) levels = 8;  // the contract says 1...8; never index past the pointer arrays
+    if (levels > SHEAF_MAX_LEVELS) levels = SHEAF_MAX_LEVELS;  // the contract says 1...16; never index past the pointer arrays
     int streamed = 0;
 #if SHEAF_X86
     if (sheaf_decode_isa() == 2) {

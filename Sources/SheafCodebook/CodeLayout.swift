@@ -5,8 +5,8 @@
 /// The total is rounded up to whole bytes. L = 3, K = 4096, 8-bit magnitudes: 36 + 24 = 60 bits → 8 bytes.
 public struct CodeLayout: Sendable, Equatable, CustomStringConvertible {
     /// The most levels a codebook may have.
-    public static let maxLevels = 8
-    /// The most bytes one packed code can take (8 levels × (16 + 32) bits).
+    public static let maxLevels = 16
+    /// The most bytes one packed code can take (16 levels × (16 + 32) bits).
     public static let maxByteCount = maxLevels * (16 + 32) / 8
 
     /// Number of levels L.

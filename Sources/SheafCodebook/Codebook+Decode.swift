@@ -46,7 +46,7 @@ extension Codebook {
     ) {
         guard count > 0 else { return }
         centroids.withUnsafeBufferPointer { c in
-            // safe: `centroids` holds levels × K × D floats (checked in `init`), levels is 1...8 and
+            // safe: `centroids` holds levels × K × D floats (checked in `init`), levels is 1...16 and
             // every code is < K (the caller's guarantee), so each centroid row read is in bounds;
             // codes/magnitudes hold count × levels values and output count × D (documented contract).
             sheaf_decode_f32(

@@ -70,7 +70,7 @@ public struct Codebook: Sendable {
     public let id: UInt16
     /// Embedding dimension D.
     public let dimension: Int
-    /// Number of residual levels L (1...8).
+    /// Number of residual levels L (1...16).
     public let levels: Int
     /// Centroids per level K, a power of two from 2 to 65,536.
     public let codesPerLevel: Int

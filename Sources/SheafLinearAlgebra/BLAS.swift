@@ -1,13 +1,19 @@
 import COpenBLAS
 
 /// The OpenBLAS calls Sheaf uses. This is the only file that calls `cblas_*` or `openblas_*`.
+///
+/// OpenBLAS runs single-threaded, set once on first use: Sheaf parallelises above it, on row blocks
+/// of its own, so BLAS threads never nest inside Sheaf's, and no call changes the process-wide thread
+/// count while another runs (which made results depend on timing).
 public enum BLAS {
-    /// Sets the number of OpenBLAS threads. Call it once at start-up, and do not call BLAS from
-    /// inside threads of your own while OpenBLAS runs multi-threaded.
-    public static func setThreadCount(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+    /// Sets OpenBLAS to one thread, exactly once (a thread-safe lazy global).
+    private static let singleThreaded: Void = openblas_set_num_threads(1)
 
-    /// The number of OpenBLAS threads.
-    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+    /// The number of OpenBLAS threads (1 once Sheaf has used BLAS).
+    public static var threadCount: Int {
+        _ = singleThreaded
+        return Int(openblas_get_num_threads())
+    }
 
     /// C ← alpha · op(A) · op(B) + beta · C, all row-major float32.
     ///

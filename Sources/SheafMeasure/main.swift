@@ -11,6 +11,8 @@
 //   memcpy     copying the same n × D × 4 output bytes from one buffer to another
 import Foundation
 import SheafCodebook
+import SheafFormats
+import SheafQuantizer
 import SheafStore
 
 struct Options {
@@ -27,7 +29,7 @@ struct Options {
 func parse() -> (String, Options) {
     var args = Array(CommandLine.arguments.dropFirst())
     guard !args.isEmpty else {
-        FileHandle.standardError.write("usage: sheaf-measure history-fetch [--users N] [--length N] [--items N] [--dim D] [--levels L] [--codes K] [--reps N] [--json]\n".data(using: .utf8)!)
+        FileHandle.standardError.write("usage: sheaf-measure quantize --help | history-fetch [--users N] [--length N] [--items N] [--dim D] [--levels L] [--codes K] [--reps N] [--json]\n".data(using: .utf8)!)
         exit(2)
     }
     let command = args.removeFirst()
@@ -223,10 +225,14 @@ func historyFetch(_ o: Options) throws {
     }
 }
 
-let (command, options) = parse()
-switch command {
-case "history-fetch": try historyFetch(options)
-default:
-    log("sheaf-measure: unknown command \(command) (try history-fetch)")
-    exit(2)
+if CommandLine.arguments.count > 1, CommandLine.arguments[1] == "quantize" {
+    try quantize(Array(CommandLine.arguments.dropFirst(2)))
+} else {
+    let (command, options) = parse()
+    switch command {
+    case "history-fetch": try historyFetch(options)
+    default:
+        log("sheaf-measure: unknown command \(command) (try history-fetch or quantize)")
+        exit(2)
+    }
 }

@@ -21,7 +21,7 @@ public struct QuantizerConfiguration: Sendable, Equatable {
     public var balanceTolerance: Double = 1.5
     /// Encode beam width (1 = greedy). Wider: searches more code tuples for a lower error, B× slower encoding.
     public var beamWidth: Int = 1
-    /// Threads used to encode (and to select assignments in training). OpenBLAS runs single-threaded inside each.
+    /// Threads used to train and encode (row blocks; OpenBLAS itself runs single-threaded). More: faster, up to the cores.
     public var threads: Int = 2
     /// Fraction of extreme magnitudes left outside the learnt 8-bit range (split between both tails).
     /// Larger: finer steps for typical magnitudes, clipped outliers.
@@ -30,11 +30,10 @@ public struct QuantizerConfiguration: Sendable, Equatable {
     public init() {}
 
     /// Bytes one item's packed code takes with this configuration.
+    /// (Computed without validating the configuration.)
     public var bytesPerItem: Int {
-        CodeLayout(
-            levels: levels, codeBits: max(1, codesPerLevel.trailingZeroBitCount),
-            magnitudeEncoding: metric == .euclidean ? .none : magnitudeEncoding
-        ).byteCount
+        let codeBits = max(1, codesPerLevel.trailingZeroBitCount)
+        return (max(0, levels) * (codeBits + effectiveMagnitudeEncoding.bits) + 7) / 8
     }
 
     /// Checks every field.

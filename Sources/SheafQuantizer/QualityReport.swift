@@ -44,10 +44,15 @@ public struct QualityReport: Sendable, Codable, Equatable {
     ///   - codes: count × L codes, for the usage figures (optional).
     ///   - codebook: for bytes per item and K (optional).
     ///   - queryCount: recall queries (sampled without replacement with `seed`).
+    ///   - queryIndices: explicit query rows instead of sampling (e.g. the ones tools/faiss_compare.py used).
     public static func measure(
         original: UnsafeBufferPointer<Float>, decoded: UnsafeBufferPointer<Float>, count n: Int, dimension d: Int,
-        codes: UnsafeBufferPointer<UInt32>? = nil, codebook: Codebook? = nil, queryCount: Int = 1000, seed: UInt64 = 1
+        codes: UnsafeBufferPointer<UInt32>? = nil, codebook: Codebook? = nil, queryCount: Int = 1000, seed: UInt64 = 1,
+        queryIndices: [Int]? = nil
     ) throws -> QualityReport {
+        if let queryIndices, let bad = queryIndices.first(where: { $0 < 0 || $0 >= n }) {
+            throw QuantizerError.dimensionMismatch(expected: n, actual: bad)
+        }
         guard original.count == n * d, decoded.count == n * d else {
             throw QuantizerError.dimensionMismatch(expected: n * d, actual: min(original.count, decoded.count))
         }
@@ -81,8 +86,9 @@ public struct QualityReport: Sendable, Codable, Equatable {
                 levels.append(LevelUsage(entropyBits: h, perplexity: pow(2, h), usedCodes: hist.filter { $0 > 0 }.count))
             }
         }
-        let q = min(queryCount, n)
-        let recall = n >= 12 ? neighbourRecall(original: original, decoded: decoded, count: n, dimension: d, queries: q, seed: seed) : nil
+        let queryIDs = queryIndices ?? sampleQueries(count: n, queries: min(queryCount, n), seed: seed)
+        let q = queryIDs.count
+        let recall = n >= 12 && q > 0 ? neighbourRecall(original: original, decoded: decoded, count: n, dimension: d, queryIDs: queryIDs) : nil
         let bytes = codebook?.bytesPerItem ?? 0
         return QualityReport(
             count: n, dimension: d, meanCosine: n > 0 ? cosines.reduce(0, +) / Double(n) : 0,
@@ -100,18 +106,23 @@ public struct QualityReport: Sendable, Codable, Equatable {
         return sorted[lo] + (pos - Double(lo)) * (sorted[hi] - sorted[lo])
     }
 
+    /// `q` distinct rows drawn with `seed`.
+    static func sampleQueries(count n: Int, queries q: Int, seed: UInt64) -> [Int] {
+        var rng = SplitMix64(seed: seed)
+        var ids = Array(0..<n)
+        for i in 0..<q { ids.swapAt(i, i + Int(rng.next() % UInt64(n - i))) }
+        return Array(ids[0..<q])
+    }
+
     static func neighbourRecall(
         original: UnsafeBufferPointer<Float>, decoded: UnsafeBufferPointer<Float>, count n: Int, dimension d: Int,
-        queries q: Int, seed: UInt64
+        queryIDs: [Int]
     ) -> Double {
+        let q = queryIDs.count
         var e = Array(original)
         var r = Array(decoded)
         normaliseRows(&e, count: n, dimension: d)
         normaliseRows(&r, count: n, dimension: d)
-        var rng = SplitMix64(seed: seed)
-        var ids = Array(0..<n)
-        for i in 0..<q { ids.swapAt(i, i + Int(rng.next() % UInt64(n - i))) }
-        let queryIDs = Array(ids[0..<q])
         var queryRows = [Float](repeating: 0, count: q * d)
         for (k, id) in queryIDs.enumerated() { for t in 0..<d { queryRows[k * d + t] = e[id * d + t] } }
         let block = max(1, min(q, (16 << 20) / max(1, n)))

@@ -47,9 +47,6 @@ public struct ResidualEncoder: Sendable {
             }
         }
         guard count > 0 else { return }
-        let previousThreads = BLAS.threadCount
-        BLAS.setThreadCount(1)
-        defer { BLAS.setThreadCount(previousThreads) }
         let plan = EncodePlan(codebook: codebook)
         let base = data.baseAddress!
         let beam = beamWidth
@@ -91,6 +88,7 @@ struct EncodePlan: @unchecked Sendable {
     let K: Int
     let D: Int
     let norms2: [Float]  // L × K
+    let inverseNorms2: [Float]  // L × K, 1/‖c‖² (0 for a zero centroid)
     let isCosine: Bool
 
     init(codebook: Codebook) {
@@ -99,6 +97,7 @@ struct EncodePlan: @unchecked Sendable {
         K = codebook.codesPerLevel
         D = codebook.dimension
         norms2 = rowNorms2(codebook.centroids, count: L * K, dimension: D)
+        inverseNorms2 = norms2.map { $0 > 0 ? 1 / $0 : 0 }
         isCosine = codebook.metric == .cosine
     }
 
@@ -114,23 +113,25 @@ struct EncodePlan: @unchecked Sendable {
         defer { scores.deallocate() }
         codebook.centroids.withUnsafeBufferPointer { c in
             norms2.withUnsafeBufferPointer { cn in
+              inverseNorms2.withUnsafeBufferPointer { icn in
                 for l in 0..<L {
                     let cl = c.baseAddress! + l * K * D
                     let nl = cn.baseAddress! + l * K
+                    let il = icn.baseAddress! + l * K
                     BLAS.gemm(m: rows, n: K, k: D, a: residual, b: cl, transposeB: true, c: scores)
                     for i in 0..<rows {
                         let s = scores + i &* K
                         var bj = 0
                         var bv = -Float.infinity
                         for j in 0..<K {
-                            // safe: j < K; s holds K scores and nl K norms.
-                            let value = isCosine ? s[j] * s[j] / max(nl[j], .leastNormalMagnitude) : 2 * s[j] - nl[j]
+                            // safe: j < K; s holds K scores, nl and il K norms each.
+                            let value = isCosine ? s[j] * s[j] * il[j] : 2 * s[j] - nl[j]
                             if value > bv {
                                 bv = value
                                 bj = j
                             }
                         }
-                        let alpha = isCosine ? codebook.quantizedMagnitude(s[bj] / max(nl[bj], .leastNormalMagnitude), level: l) : 1
+                        let alpha = isCosine ? codebook.quantizedMagnitude(s[bj] * il[bj], level: l) : 1
                         codes[i * L + l] = UInt32(bj)
                         magnitudes[i * L + l] = alpha
                         let row = residual + i &* D
@@ -138,6 +139,7 @@ struct EncodePlan: @unchecked Sendable {
                         for t in 0..<D { row[t] -= alpha * cen[t] }
                     }
                 }
+              }
             }
         }
         if let residualNorms {

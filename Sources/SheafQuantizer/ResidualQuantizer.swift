@@ -68,9 +68,6 @@ public struct CodebookTrainer: Sendable {
         let started = DispatchTime.now().uptimeNanoseconds
         let d = dimension
         let k = cfg.codesPerLevel
-        let previousThreads = BLAS.threadCount
-        BLAS.setThreadCount(1)
-        defer { BLAS.setThreadCount(previousThreads) }
 
         // Sample (seeded, without replacement), then drop zero rows.
         var rng = SplitMix64(seed: cfg.seed)

@@ -12,7 +12,7 @@ import Testing
         let n = 6
         for codeBits in 1...16 {
             let K = 1 << codeBits
-            for L in 1...8 {
+            for L in [1, 2, 3, 5, 8, 9, 16] {
                 let cb = try layoutCodebook(levels: L, codesPerLevel: K, encoding: encoding, rng: &rng)
                 #expect(cb.layout.byteCount == (L * (codeBits + encoding.bits) + 7) / 8)
                 var codes = rng.codes(n * L, below: K)
@@ -59,7 +59,7 @@ import Testing
         var rng = SplitMix64(seed: 1)
         for (L, K, encoding, bytes) in [
             (3, 4096, MagnitudeEncoding.uint8, 8), (3, 256, .float16, 9), (3, 256, .none, 3),
-            (8, 65536, .float32, CodeLayout.maxByteCount), (1, 2, .none, 1),
+            (8, 65536, .float32, 48), (16, 65536, .float32, CodeLayout.maxByteCount), (1, 2, .none, 1),
         ] {
             let cb = try layoutCodebook(levels: L, codesPerLevel: K, encoding: encoding, rng: &rng)
             #expect(cb.bytesPerItem == bytes, "L \(L) K \(K) \(encoding)")
@@ -207,10 +207,10 @@ import Testing
                 id: 1, dimension: 1, levels: 1, codesPerLevel: 2, metric: .cosine, magnitudeEncoding: .float16,
                 magnitudeRanges: [MagnitudeRange(lower: 0, upper: 1)], centroids: zeros(2))
         }
-        #expect(throws: CodebookError.invalidConfiguration("levels 9 is outside 1...8")) {
+        #expect(throws: CodebookError.invalidConfiguration("levels 17 is outside 1...16")) {
             try Codebook(
-                id: 1, dimension: 1, levels: 9, codesPerLevel: 2, metric: .euclidean, magnitudeEncoding: .none,
-                centroids: zeros(18))
+                id: 1, dimension: 1, levels: 17, codesPerLevel: 2, metric: .euclidean, magnitudeEncoding: .none,
+                centroids: zeros(34))
         }
     }
 }

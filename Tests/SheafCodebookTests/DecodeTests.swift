@@ -6,7 +6,7 @@ import Testing
 @Suite(.serialized)
 struct DecodeKernelTests {
     static let dimensions = [1, 3, 7, 8, 31, 33, 385]
-    static let levelCounts = [1, 2, 3, 4, 8]
+    static let levelCounts = [1, 2, 3, 4, 8, 9, 16]
     static let codeCounts = [2, 16, 256]
 
     /// Whether this CPU can run the AVX2+FMA path.

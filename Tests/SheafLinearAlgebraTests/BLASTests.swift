@@ -32,3 +32,9 @@ import Testing
         }
     }
 }
+
+@Suite struct BLASThreadingTests {
+    @Test func openBLASRunsSingleThreaded() {
+        #expect(BLAS.threadCount == 1)
+    }
+}

@@ -225,7 +225,7 @@ func norm2(_ a: [Float]) -> Float { a.reduce(0) { $0 + $1 * $1 } }
         #expect(throws: QuantizerError.invalidConfiguration("the cosine metric needs magnitudes (8, 16 or 32 bits)")) {
             try train(data, count: 100, dimension: d, config(magnitudes: .none))
         }
-        #expect(throws: QuantizerError.invalidConfiguration("levels must be in 1...8")) { try train(data, count: 100, dimension: d, config(levels: 9)) }
+        #expect(throws: QuantizerError.invalidConfiguration("levels must be in 1...16")) { try train(data, count: 100, dimension: d, config(levels: 17)) }
     }
 }
 

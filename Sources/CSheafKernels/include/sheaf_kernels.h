@@ -14,7 +14,7 @@ extern "C" {
 /// - codes, alphas: n × levels (row-major). Every code must be < K (the caller guarantees it;
 ///   the kernel does not check and would read outside `centroids` otherwise).
 /// - out: n × D floats; must not overlap the inputs.
-/// - levels: 1...8.
+/// - levels: 1...16.
 /// - streaming != 0: use non-temporal stores for rows whose address is suitably aligned
 ///   (32 bytes for AVX2, 16 for the portable path); meant for large outputs that go to DRAM.
 ///   Rows that are not aligned are written with ordinary stores. A store fence is issued
