@@ -47,6 +47,7 @@ func quantize(_ args: [String]) throws {
     var jsonOut: String?
     var verbose = false
     var queriesFile: String?
+    var tolerance = QuantizerConfiguration().balanceTolerance
     var i = 0
     func next() -> String {
         i += 1
@@ -77,8 +78,14 @@ func quantize(_ args: [String]) throws {
         case "--json-out": jsonOut = next()
         case "--verbose": verbose = true
         case "--queries-file": queriesFile = next()
+        case "--tolerance":
+            guard let t = Double(next()) else {
+                log("sheaf-measure quantize: --tolerance needs a number")
+                exit(2)
+            }
+            tolerance = t
         case "--help", "-h":
-            print("usage: sheaf-measure quantize (--input EMB.npy | --synthetic N [--dim D]) [--runs metric:L:K:bits,...] [--iterations N] [--beam B] [--sample N] [--queries Q] [--threads T] [--json-out FILE] [--queries-file FILE] [--verbose]")
+            print("usage: sheaf-measure quantize (--input EMB.npy | --synthetic N [--dim D]) [--runs metric:L:K:bits,...] [--iterations N] [--beam B] [--sample N] [--queries Q] [--threads T] [--json-out FILE] [--queries-file FILE] [--tolerance T] [--verbose]")
             return
         default:
             log("sheaf-measure quantize: unknown option \(args[i])")
@@ -136,6 +143,7 @@ func quantize(_ args: [String]) throws {
         config.trainingSampleSize = sample
         config.threads = threads
         config.beamWidth = beam
+        config.balanceTolerance = tolerance
         let name = "sheaf \(metric) L\(levels) K\(k) \(metric == .euclidean ? "no magnitudes" : "\(mags) magnitudes")\(beam > 1 ? " beam \(beam)" : "")"
         log("\(name): \(config.bytesPerItem) B/item")
         var t0 = now()
