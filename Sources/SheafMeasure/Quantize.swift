@@ -32,6 +32,7 @@ struct QuantizeRun: Codable {
     var dimension: Int
     var data: String
     var query_indices: [Int]?
+    var train_rows: Int
 }
 
 func quantize(_ args: [String]) throws {
@@ -113,17 +114,48 @@ func quantize(_ args: [String]) throws {
         exit(2)
     }
     log("data: \(source), \(n) × \(dim); decode kernel \(Codebook.decodeInstructionSet)")
-    // Query rows for recall: from tools/faiss_compare.py --emit-queries (a JSON list, or an object
-    // with "query_indices"), so that both sides use the same queries.
+    // Query rows for recall, and optionally a train/evaluation split, from
+    // tools/faiss_compare.py --emit-queries (a JSON list of query rows, or an object with
+    // "query_indices" and optionally "train_indices"/"eval_indices"), so both sides use the same rows.
     var queryIndices: [Int]?
+    var trainRows: [Int]?
+    var evalRows: [Int]?
     if let queriesFile {
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: queriesFile)))
-        queryIndices = (json as? [Int]) ?? ((json as? [String: Any])?["query_indices"] as? [Int])
-        guard queryIndices != nil else {
-            log("sheaf-measure quantize: \(queriesFile) holds no list of query indices")
+        let object = json as? [String: Any]
+        queryIndices = (json as? [Int]) ?? (object?["query_indices"] as? [Int])
+        trainRows = object?["train_indices"] as? [Int]
+        evalRows = object?["eval_indices"] as? [Int]
+        guard queryIndices != nil, (trainRows == nil) == (evalRows == nil) else {
+            log("sheaf-measure quantize: \(queriesFile) needs query_indices (and train_indices with eval_indices, or neither)")
+            exit(2)
+        }
+        for r in (trainRows ?? []) + (evalRows ?? []) + queryIndices! where r < 0 || r >= n {
+            log("sheaf-measure quantize: \(queriesFile) names row \(r), but the data has \(n) rows")
             exit(2)
         }
     }
+    // Training rows, and the rows that are encoded, decoded and measured.
+    func rows(_ index: [Int]) -> [Float] {
+        var out = [Float](repeating: 0, count: index.count * dim)
+        for (k, r) in index.enumerated() { for t in 0..<dim { out[k * dim + t] = data[r * dim + t] } }
+        return out
+    }
+    let trainData = trainRows.map(rows) ?? data
+    let trainCount = trainRows?.count ?? n
+    if let evalRows {
+        let position = Dictionary(uniqueKeysWithValues: evalRows.enumerated().map { ($1, $0) })
+        queryIndices = try queryIndices!.map { q in
+            guard let p = position[q] else { throw FormatError.malformed(path: queriesFile!, reason: "query row \(q) is not an evaluation row") }
+            return p
+        }
+        data = rows(evalRows)
+        n = evalRows.count
+        source += ", trained on \(trainCount) rows, measured on \(n) held-out rows"
+        log("split: train \(trainCount) rows, evaluate \(n) held-out rows")
+    }
+    // Query indices as the script wrote them (rows of the full file), for its cross-check.
+    let queryIndicesFull: [Int]? = queryIndices.map { q in evalRows.map { e in q.map { e[$0] } } ?? q }
     var runs: [QuantizeRun] = []
     for spec in specs {
         let parts = spec.split(separator: ":").map(String.init)
@@ -148,8 +180,8 @@ func quantize(_ args: [String]) throws {
         log("\(name): \(config.bytesPerItem) B/item")
         var t0 = now()
         let progress: ((String) -> Void)? = verbose ? { log($0) } : nil
-        let trained: (codebook: Codebook, report: TrainingReport) = try data.withUnsafeBufferPointer { buffer in
-            try CodebookTrainer(configuration: config).train(buffer, count: n, dimension: dim, progress: progress)
+        let trained: (codebook: Codebook, report: TrainingReport) = try trainData.withUnsafeBufferPointer { buffer in
+            try CodebookTrainer(configuration: config).train(buffer, count: trainCount, dimension: dim, progress: progress)
         }
         let codebook = trained.codebook
         let report = trained.report
@@ -196,7 +228,7 @@ func quantize(_ args: [String]) throws {
             decode_gb_per_s: bytes / bestDecode, memcpy_gb_per_s: bytes / bestCopy, mean_cosine: quality.meanCosine,
             p5_cosine: quality.p5Cosine, relative_mse: quality.relativeMSE, recall_at_10: quality.recallAt10,
             code_perplexity: quality.levels.map { $0.perplexity }, max_over_mean_cluster: report.levels.map { $0.maxOverMeanClusterSize },
-            items: n, dimension: dim, data: source, query_indices: queryIndices)
+            items: n, dimension: dim, data: source, query_indices: queryIndicesFull, train_rows: trainCount)
         log(String(format: "  train %.1f s, encode %.0f items/s, decode %.2f GB/s (copy %.2f), mean cos %.4f, recall@10 %.3f",
                    run.train_seconds, run.encode_items_per_s, run.decode_gb_per_s, run.memcpy_gb_per_s, run.mean_cosine, run.recall_at_10 ?? Double.nan))
         runs.append(run)
