@@ -33,6 +33,8 @@ struct QuantizeRun: Codable {
     var data: String
     var query_indices: [Int]?
     var train_rows: Int
+    var train_fraction: Double?
+    var eval_indices: [Int]?
 }
 
 func quantize(_ args: [String]) throws {
@@ -142,6 +144,11 @@ func quantize(_ args: [String]) throws {
         return out
     }
     let trainData = trainRows.map(rows) ?? data
+    var splitFraction: Double?
+    if let queriesFile, trainRows != nil {
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: queriesFile))) as? [String: Any]
+        splitFraction = object?["train_fraction"] as? Double
+    }
     let trainCount = trainRows?.count ?? n
     if let evalRows {
         let position = Dictionary(uniqueKeysWithValues: evalRows.enumerated().map { ($1, $0) })
@@ -228,7 +235,8 @@ func quantize(_ args: [String]) throws {
             decode_gb_per_s: bytes / bestDecode, memcpy_gb_per_s: bytes / bestCopy, mean_cosine: quality.meanCosine,
             p5_cosine: quality.p5Cosine, relative_mse: quality.relativeMSE, recall_at_10: quality.recallAt10,
             code_perplexity: quality.levels.map { $0.perplexity }, max_over_mean_cluster: report.levels.map { $0.maxOverMeanClusterSize },
-            items: n, dimension: dim, data: source, query_indices: queryIndicesFull, train_rows: trainCount)
+            items: n, dimension: dim, data: source, query_indices: queryIndicesFull, train_rows: trainCount,
+            train_fraction: splitFraction, eval_indices: evalRows)
         log(String(format: "  train %.1f s, encode %.0f items/s, decode %.2f GB/s (copy %.2f), mean cos %.4f, recall@10 %.3f",
                    run.train_seconds, run.encode_items_per_s, run.decode_gb_per_s, run.memcpy_gb_per_s, run.mean_cosine, run.recall_at_10 ?? Double.nan))
         runs.append(run)
