@@ -254,6 +254,16 @@ def check(model):
 # --------------------------------------------------------------------------------------------
 
 
+
+def atomic_write(out_dir, name, write):
+    """Writes out_dir/name through a temporary file and a rename, so a killed run leaves no half file."""
+    path = os.path.join(out_dir, name)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
+    return path
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--items", default=os.path.join(ROOT, "data/ml-100k/ml-100k.item"))
@@ -287,12 +297,7 @@ def main():
 
     os.makedirs(a.out_dir, exist_ok=True)
     def save(name, write):
-        path = os.path.join(a.out_dir, name)
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-        return path
+        return atomic_write(a.out_dir, name, write)
     save("item_ids.npy", lambda f: np.save(f, ids))
     save("item_texts.tsv", lambda f: f.write("".join(f"{i}\t{t}\n" for i, t in zip(ids, texts)).encode("utf-8")))
     p = save("item_embeddings.npy", lambda f: np.save(f, emb))  # last: prepare-sample checks its mtime

@@ -67,7 +67,7 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np
 
-from embed_items import ROOT, MiniLM
+from embed_items import ROOT, MiniLM, atomic_write
 
 PROG = "embed_words"
 FILTER = "w.isascii() and w.isalpha() and len(w) >= 2"
@@ -233,12 +233,7 @@ def main():
     os.makedirs(a.out_dir, exist_ok=True)
 
     def save(name, write):
-        path = os.path.join(a.out_dir, name)
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-        return path
+        return atomic_write(a.out_dir, name, write)
 
     info = dict(n=len(words), d=model.hidden, source="wordfreq", wordfreq_version=wf_version, lang="en",
                 wordlist="best", top_n_list_size=list_size, filter=FILTER, token_counts=hist,
