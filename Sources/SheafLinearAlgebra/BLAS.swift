@@ -9,6 +9,10 @@ public enum BLAS {
     /// Sets OpenBLAS to one thread, exactly once (a thread-safe lazy global).
     private static let singleThreaded: Void = openblas_set_num_threads(1)
 
+    /// The number of OpenBLAS threads as OpenBLAS itself reports it, without configuring it first:
+    /// 1 once any Sheaf BLAS call has run, OpenBLAS's own default (the core count) before.
+    public static var reportedThreadCount: Int { Int(openblas_get_num_threads()) }
+
     /// The number of OpenBLAS threads (1 once Sheaf has used BLAS).
     public static var threadCount: Int {
         _ = singleThreaded
@@ -25,6 +29,7 @@ public enum BLAS {
         m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, transposeA: Bool = false,
         b: UnsafePointer<Float>, transposeB: Bool = false, beta: Float = 0, c: UnsafeMutablePointer<Float>
     ) {
+        _ = singleThreaded
         cblas_sgemm(
             CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
             blasint(m), blasint(n), blasint(k), alpha, a, blasint(transposeA ? m : k), b,

@@ -1,3 +1,4 @@
+import Foundation
 import SheafLinearAlgebra
 import Testing
 
@@ -36,5 +37,17 @@ import Testing
 @Suite struct BLASThreadingTests {
     @Test func openBLASRunsSingleThreaded() {
         #expect(BLAS.threadCount == 1)
+    }
+
+    /// The first gemm of a fresh process must itself make OpenBLAS single-threaded: before this was
+    /// checked, only `threadCount` did, so a training that ran first called a multi-threaded OpenBLAS
+    /// from concurrent workers and its result depended on timing (seen in CI).
+    @Test func firstGemmOfAProcessSetsOneThread() async {
+        await #expect(processExitsWith: .success) {
+            var c = [Float](repeating: 0, count: 4)
+            BLAS.gemm(m: 2, n: 2, k: 2, a: [1, 2, 3, 4], b: [1, 0, 0, 1], c: &c)
+            guard c == [1, 2, 3, 4] else { exit(2) }
+            exit(BLAS.reportedThreadCount == 1 ? 0 : 3)
+        }
     }
 }
