@@ -420,6 +420,44 @@ extension WriteTransaction {
         }
     }
 
+    /// Appends the behaviours of `behaviors` that `user`'s history does not hold yet: the idempotent
+    /// append bulk loads use, so that re-running a load after a crash adds nothing twice.
+    ///
+    /// A behaviour's identity is (user, timestamp, item). Behaviours whose identity is already stored,
+    /// or repeated within the batch, are dropped; the rest are appended as `appendBehaviors` would
+    /// (and refused with `StoreError.outOfOrder` if older than the latest stored behaviour).
+    ///
+    /// - Returns: how many behaviours were appended.
+    /// - Complexity: one segment header when the batch is newer than the history; otherwise the
+    ///   segments overlapping the batch's time span are decoded to look for duplicates.
+    /// - Throws: as `appendBehaviors`. Nothing is written when it throws.
+    @discardableResult
+    public func appendNewBehaviors(_ behaviors: [Behavior], user: UInt64) throws -> Int {
+        guard !behaviors.isEmpty else { return 0 }
+        let minTimestamp = behaviors.lazy.map(\.timestamp).min()!
+        let latest: Int64? = try withCursor(txn, store.tables.histories) { cursor in
+            guard let (seq, bytes) = try lastSegment(cursor, user: user) else { return nil }
+            return try header(user: user, seq: seq, bytes).lastTimestamp
+        }
+        struct Identity: Hashable {
+            var timestamp: Int64
+            var item: UInt64
+        }
+        var seen = Set<Identity>()
+        if let latest, minTimestamp <= latest,
+            let stored = try history(user: user, latest == .max ? .all : .timeRange(minTimestamp..<(latest + 1)))
+        {
+            for i in 0..<stored.count { seen.insert(Identity(timestamp: stored.timestamps[i], item: stored.itemIDs[i])) }
+        }
+        var fresh: [Behavior] = []
+        fresh.reserveCapacity(behaviors.count)
+        for b in behaviors where seen.insert(Identity(timestamp: b.timestamp, item: b.item)).inserted {
+            fresh.append(b)
+        }
+        try appendBehaviors(fresh, user: user)
+        return fresh.count
+    }
+
     /// Builds a segment of `range` of `h`, copying each item's packed code under `codebook`.
     private func makeSegment(_ h: History, _ range: Range<Int>, codebook: Codebook?) throws -> HistorySegment {
         var part = History(sideFeatureWidth: h.sideFeatureWidth)

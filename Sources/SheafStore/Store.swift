@@ -69,7 +69,8 @@ public final class Store: @unchecked Sendable {
         var items: MDB_dbi
         var histories: MDB_dbi
         var profiles: MDB_dbi
-        static let names = ["meta", "codebooks", "items", "histories", "profiles"]
+        var titles: MDB_dbi
+        static let names = ["meta", "codebooks", "items", "histories", "profiles", "titles"]
     }
 
     static let metaKey: UInt64 = 0
@@ -109,11 +110,12 @@ public final class Store: @unchecked Sendable {
             path: path,
             configuration: .init(
                 mapSize: options.mapSize, maxMapSize: options.maxMapSize, maxReaders: options.maxReaders,
-                maxDatabases: 8, readOnly: options.readOnly, noSync: !options.durable))
+                maxDatabases: 16, readOnly: options.readOnly, noSync: !options.durable))
         guard let dbis = try env.openDatabases(Tables.names, create: !options.readOnly) else {
             throw StoreError.notAStore(path: path)
         }
-        let tables = Tables(meta: dbis[0], codebooks: dbis[1], items: dbis[2], histories: dbis[3], profiles: dbis[4])
+        let tables = Tables(meta: dbis[0], codebooks: dbis[1], items: dbis[2], histories: dbis[3], profiles: dbis[4],
+            titles: dbis[5])
 
         // Read, or on creation write, the header.
         let meta: StoreMetadata = try Self.loadOrCreateMetadata(

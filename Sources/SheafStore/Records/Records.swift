@@ -9,8 +9,8 @@ import SheafCodebook
 /// i64 creation time (Unix seconds).
 public struct StoreMetadata: Sendable, Equatable {
     static let formatVersion: UInt8 = 1
-    /// The schema this build writes and reads.
-    public static let schemaVersion = 1
+    /// The schema this build writes and reads. 2 added the `titles` table.
+    public static let schemaVersion = 2
 
     /// The schema version the store was written with.
     public var schemaVersion: Int
