@@ -57,7 +57,7 @@ import Testing
                 try txn.putMetadata(meta)
             }
         }
-        #expect(throws: StoreError.schemaVersionMismatch(found: 99, supported: 1)) { try Store(path: dir.path) }
+        #expect(throws: StoreError.schemaVersionMismatch(found: 99, supported: StoreMetadata.schemaVersion)) { try Store(path: dir.path) }
     }
 
     @Test func readOnlyModeReadsAndRefusesWrites() throws {
