@@ -8,7 +8,12 @@ let package = Package(
         .library(name: "SheafCodebook", targets: ["SheafCodebook"]),
         .library(name: "SheafQuantizer", targets: ["SheafQuantizer"]),
         .library(name: "SheafLinearAlgebra", targets: ["SheafLinearAlgebra"]),
+        .library(name: "SheafFormats", targets: ["SheafFormats"]),
+        .executable(name: "sheaf", targets: ["sheaf"]),
         .executable(name: "sheaf-measure", targets: ["SheafMeasure"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // MARK: - C libraries (one small system-library target each)
@@ -36,6 +41,15 @@ let package = Package(
         .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS"]),
         /// The LMDB-backed store: typed tables, item codes, segmented histories, decode.
         .target(name: "SheafStore", dependencies: ["CLMDB", "CZstd", "SheafCodebook"]),
+        /// The `sheaf` command line: subcommands, loaders, progress. A library so tests can run commands in-process.
+        .target(
+            name: "SheafCLI",
+            dependencies: [
+                "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        /// The `sheaf` executable: `SheafCommand.main()`.
+        .executableTarget(name: "sheaf", dependencies: ["SheafCLI"]),
         /// Store measurements (history fetch + decode against raw float32 rows and memcpy).
         .executableTarget(name: "SheafMeasure", dependencies: ["SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats"]),
 
@@ -45,5 +59,6 @@ let package = Package(
         .testTarget(name: "SheafFormatsTests", dependencies: ["SheafFormats"]),
         .testTarget(name: "SheafLinearAlgebraTests", dependencies: ["SheafLinearAlgebra"]),
         .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook"]),
+        .testTarget(name: "SheafCLITests", dependencies: ["SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook"]),
     ]
 )

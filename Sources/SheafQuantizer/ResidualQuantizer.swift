@@ -147,6 +147,7 @@ public struct CodebookTrainer: Sendable {
         var stats: [String: Double] = [
             "training_rows": Double(m), "skipped_zero_rows": Double(report.skippedZeroRows),
             "training_seconds": report.seconds, "seed": Double(cfg.seed), "balance_tolerance": cfg.balanceTolerance,
+            "encode_beam_width": Double(cfg.beamWidth),
         ]
         for (l, lv) in report.levels.enumerated() {
             stats["level\(l + 1)_residual_energy"] = lv.residualEnergy

@@ -349,6 +349,46 @@ func resize(_ a: inout [Float], to n: Int) {
 
 // MARK: - Appending
 
+extension ReadTransaction {
+    /// The behaviours of `behaviors` that `user`'s history does not hold yet, in their input order.
+    ///
+    /// A behaviour's identity is (user, timestamp, item). Behaviours whose identity is already stored,
+    /// or repeated earlier in the batch, are dropped. A remaining behaviour older than the latest stored
+    /// one cannot be appended, and is refused. A bulk loader calls this in a read transaction to check
+    /// a whole input before writing anything.
+    ///
+    /// - Complexity: one segment header when the batch is newer than the history; otherwise the
+    ///   segments overlapping the batch's time span are decoded to look for duplicates.
+    /// - Throws: `StoreError.outOfOrder` for the first remaining behaviour older than the latest stored one.
+    public func newBehaviors(_ behaviors: [Behavior], user: UInt64) throws -> [Behavior] {
+        guard let minTimestamp = behaviors.lazy.map(\.timestamp).min() else { return [] }
+        checkLive()
+        let latest: Int64? = try withCursor(txn, store.tables.histories) { cursor in
+            guard let (seq, bytes) = try lastSegment(cursor, user: user) else { return nil }
+            return try header(user: user, seq: seq, bytes).lastTimestamp
+        }
+        struct Identity: Hashable {
+            var timestamp: Int64
+            var item: UInt64
+        }
+        var seen = Set<Identity>()
+        if let latest, minTimestamp <= latest,
+            let stored = try history(user: user, latest == .max ? .all : .timeRange(minTimestamp..<(latest + 1)))
+        {
+            for i in 0..<stored.count { seen.insert(Identity(timestamp: stored.timestamps[i], item: stored.itemIDs[i])) }
+        }
+        var fresh: [Behavior] = []
+        fresh.reserveCapacity(behaviors.count)
+        for b in behaviors where seen.insert(Identity(timestamp: b.timestamp, item: b.item)).inserted {
+            if let latest, b.timestamp < latest {
+                throw StoreError.outOfOrder(user: user, timestamp: b.timestamp, latestStored: latest)
+            }
+            fresh.append(b)
+        }
+        return fresh
+    }
+}
+
 extension WriteTransaction {
     /// Appends behaviours to `user`'s history.
     ///
@@ -423,37 +463,13 @@ extension WriteTransaction {
     /// Appends the behaviours of `behaviors` that `user`'s history does not hold yet: the idempotent
     /// append bulk loads use, so that re-running a load after a crash adds nothing twice.
     ///
-    /// A behaviour's identity is (user, timestamp, item). Behaviours whose identity is already stored,
-    /// or repeated within the batch, are dropped; the rest are appended as `appendBehaviors` would
-    /// (and refused with `StoreError.outOfOrder` if older than the latest stored behaviour).
+    /// See `ReadTransaction.newBehaviors(_:user:)` for what counts as already stored.
     ///
     /// - Returns: how many behaviours were appended.
-    /// - Complexity: one segment header when the batch is newer than the history; otherwise the
-    ///   segments overlapping the batch's time span are decoded to look for duplicates.
     /// - Throws: as `appendBehaviors`. Nothing is written when it throws.
     @discardableResult
     public func appendNewBehaviors(_ behaviors: [Behavior], user: UInt64) throws -> Int {
-        guard !behaviors.isEmpty else { return 0 }
-        let minTimestamp = behaviors.lazy.map(\.timestamp).min()!
-        let latest: Int64? = try withCursor(txn, store.tables.histories) { cursor in
-            guard let (seq, bytes) = try lastSegment(cursor, user: user) else { return nil }
-            return try header(user: user, seq: seq, bytes).lastTimestamp
-        }
-        struct Identity: Hashable {
-            var timestamp: Int64
-            var item: UInt64
-        }
-        var seen = Set<Identity>()
-        if let latest, minTimestamp <= latest,
-            let stored = try history(user: user, latest == .max ? .all : .timeRange(minTimestamp..<(latest + 1)))
-        {
-            for i in 0..<stored.count { seen.insert(Identity(timestamp: stored.timestamps[i], item: stored.itemIDs[i])) }
-        }
-        var fresh: [Behavior] = []
-        fresh.reserveCapacity(behaviors.count)
-        for b in behaviors where seen.insert(Identity(timestamp: b.timestamp, item: b.item)).inserted {
-            fresh.append(b)
-        }
+        let fresh = try newBehaviors(behaviors, user: user)
         try appendBehaviors(fresh, user: user)
         return fresh.count
     }

@@ -1,0 +1,168 @@
+import ArgumentParser
+import Foundation
+import SheafFormats
+import SheafStore
+
+extension SheafCommand {
+    /// `sheaf behaviors …`
+    struct BehaviorsCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "behaviors", abstract: "Load user behaviours.", subcommands: [Load.self])
+    }
+}
+
+/// Which users a shard holds: user u belongs to shard `Sharding.shard(of: u, count: n)`.
+///
+/// The hash is SplitMix64's finaliser (`z = (u ^ (u >> 30)) * 0xBF58476D1CE4E5B9;
+/// z = (z ^ (z >> 27)) * 0x94D049BB133111EB; z ^= z >> 31`, all mod 2^64), then `z mod n`, so any
+/// engine can compute the same partition.
+public enum Sharding {
+    /// The shard (0..<count) of `user`.
+    public static func shard(of user: UInt64, count: Int) -> Int {
+        var z = user
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Int(z % UInt64(count))
+    }
+}
+
+/// `--shard k/n`.
+struct ShardArgument: ExpressibleByArgument, Equatable {
+    var index: Int
+    var count: Int
+
+    init?(argument: String) {
+        let parts = argument.split(separator: "/")
+        guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]), n >= 1, (0..<n).contains(k) else { return nil }
+        index = k
+        count = n
+    }
+}
+
+extension BehaviorFormat: ExpressibleByArgument {}
+
+extension SheafCommand.BehaviorsCommand {
+    /// `sheaf behaviors load STORE --input FILE`.
+    struct Load: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Append behaviours from a file to users' histories.",
+            discussion: """
+                The file is read and checked whole before anything is written; each user's behaviours are then \
+                sorted by time and appended, whole users per write transaction. Appends are idempotent per \
+                (user, timestamp, item): a behaviour already stored is skipped, so an interrupted load is finished \
+                by re-running the same command, and an overlapping file adds only what is new. A behaviour older \
+                than the user's latest stored one, and not stored, is refused (histories are append-only in time).
+                Memory: about 48 bytes per behaviour of the file (or of the shard).
+                """)
+
+        @OptionGroup var target: StoreArguments
+
+        @Option(name: .shortAndLong, help: "The behaviour file.")
+        var input: String
+
+        @Option(help: "csv, tsv (with a header), movielens (ratings.dat, `::`), recbole (.inter). Default: from the file name.")
+        var format: BehaviorFormat?
+
+        @Option(help: "Header names of the user,item,timestamp[,label[,action]] columns (csv, tsv, recbole).")
+        var columns: String?
+
+        @Option(help: "Load only users of shard k of n (k/n, 0 ≤ k < n), by a documented hash of the user id.")
+        var shard: ShardArgument?
+
+        @Option(help: "Behaviours per write transaction (whole users).")
+        var chunkSize = 100_000
+
+        @Option(help: .hidden) var chunkDelayMs = 0
+
+        func validate() throws {
+            guard chunkSize >= 1 else { throw ValidationError("--chunk-size must be ≥ 1") }
+        }
+
+        func run() throws {
+            let store = try target.open()
+            guard store.sideFeatureWidth == 0 else {
+                throw CLIError("this store keeps \(store.sideFeatureWidth) side features per behaviour; the loader does not read side features yet")
+            }
+            guard let format = format ?? BehaviorFormat.guess(path: input) else {
+                throw CLIError("cannot tell the format of \(input) from its name; pass --format csv|tsv|movielens|recbole")
+            }
+            let names = columns.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            if let names, !(3...5).contains(names.count) {
+                throw ValidationError("--columns names 3 to 5 columns: user,item,timestamp[,label[,action]]")
+            }
+            let reader = try BehaviorFileReader(path: input, format: format, columns: names)
+
+            // 1. Read and group by user (only this shard's users).
+            struct Pending {
+                var behaviors: [Behavior] = []
+                var lines: [Int] = []
+            }
+            var users: [UInt64: Pending] = [:]
+            var rows = 0
+            var otherShards = 0
+            let reading = target.progress("reading \(input)", total: nil)
+            try reader.forEach { record, line in
+                rows += 1
+                if let shard, Sharding.shard(of: record.user, count: shard.count) != shard.index {
+                    otherShards += 1
+                } else {
+                    users[record.user, default: Pending()].behaviors.append(
+                        Behavior(item: record.item, timestamp: record.timestamp, action: record.action, label: record.label))
+                    users[record.user]!.lines.append(line)
+                }
+                if rows & 0xFFF == 0 { reading.advance(by: 0x1000) }
+                return true
+            }
+            reading.finish()
+            let order = users.keys.sorted()
+
+            // 2. Check every user against the store before writing anything.
+            try store.read { txn in
+                for user in order {
+                    let p = users[user]!
+                    do { _ = try txn.newBehaviors(p.behaviors, user: user) } catch StoreError.outOfOrder(let u, let t, let latest) {
+                        let line = p.lines[p.behaviors.firstIndex { $0.timestamp == t } ?? 0]
+                        throw CLIError(
+                            "\(input):\(line): user \(u): a behaviour at \(t) is older than the latest stored one (\(latest)); "
+                                + "histories are append-only in time. Nothing was written.")
+                    }
+                }
+            }
+
+            // 3. Append, whole users per transaction.
+            let writing = target.progress("appending", total: order.count, unit: "users")
+            var appended = 0
+            var doneUsers = 0
+            var start = 0
+            while start < order.count {
+                var end = start
+                var size = 0
+                while end < order.count, size < chunkSize || end == start {
+                    size += users[order[end]]!.behaviors.count
+                    end += 1
+                }
+                do {
+                    appended += try store.write { txn in
+                        var n = 0
+                        for user in order[start..<end] { n += try txn.appendNewBehaviors(users[user]!.behaviors, user: user) }
+                        return n
+                    }
+                } catch {
+                    throw CLIError(
+                        "\(error)\nthe histories of \(thousands(doneUsers)) of \(thousands(order.count)) users were stored before this failure; "
+                            + "re-run the same command to finish (behaviours already stored are skipped)")
+                }
+                doneUsers += end - start
+                writing.advance(by: end - start)
+                start = end
+                if chunkDelayMs > 0 { usleep(UInt32(chunkDelayMs) * 1000) }
+            }
+            writing.finish()
+            let loaded = rows - otherShards
+            say("read \(thousands(rows)) behaviours from \(input)"
+                + (shard.map { " (shard \($0.index)/\($0.count): \(thousands(loaded)) kept, \(thousands(otherShards)) in other shards)" } ?? ""))
+            say("appended \(thousands(appended)) behaviours for \(thousands(order.count)) users; \(thousands(loaded - appended)) were already stored or repeated")
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import SheafFormats
+
+/// Writes an N × D `<f4` `.npy` row chunk by row chunk, into a temporary file that `finish()` renames
+/// over the destination: a reader never sees a half-written file.
+final class NPYStreamWriter {
+    private let path: String
+    private let temporary: String
+    private let handle: FileHandle
+    private let expectedFloats: Int
+    private var written = 0
+
+    init(path: String, rows: Int, dimension: Int) throws {
+        self.path = path
+        temporary = path + ".partial-\(getpid())"
+        expectedFloats = rows * dimension
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(rows), \(dimension)), }"
+        let unpadded = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        let n = header.utf8.count
+        var bytes: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, UInt8(n & 0xFF), UInt8(n >> 8)]
+        bytes += Array(header.utf8)
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)),
+            let h = FileHandle(forWritingAtPath: temporary)
+        else { throw FormatError.unreadable(path: path, reason: "cannot create the file") }
+        handle = h
+        handle.seekToEndOfFile()
+    }
+
+    /// Appends rows (little-endian float32; this machine's order).
+    func append(_ values: UnsafeBufferPointer<Float>) throws {
+        do { try handle.write(contentsOf: Data(buffer: values)) } catch {
+            throw FormatError.unreadable(path: path, reason: "write failed: \(error.localizedDescription)")
+        }
+        written += values.count
+    }
+
+    /// Closes the file and moves it into place.
+    func finish() throws {
+        try handle.close()
+        precondition(written == expectedFloats, "NPYStreamWriter: wrote \(written) floats, promised \(expectedFloats)")
+        guard rename(temporary, path) == 0 else {
+            throw FormatError.unreadable(path: path, reason: "cannot move the file into place: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    deinit { if written != expectedFloats { unlink(temporary) } }
+}

@@ -1,0 +1,3 @@
+import SheafCLI
+
+SheafCommand.main()
