@@ -10,6 +10,10 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
     case unsupportedDType(path: String, dtype: String, expected: String)
     /// The file ends before its header says it should.
     case truncated(path: String, expectedBytes: Int, actualBytes: Int)
+    /// A text line cannot be parsed; `line` is 1-based and counts every physical line.
+    case badLine(path: String, line: Int, reason: String)
+    /// A data row is inconsistent with the file's header; `row` is 0-based.
+    case badRow(path: String, row: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -17,6 +21,8 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
         case .malformed(let p, let r): "\(p): \(r)"
         case .unsupportedDType(let p, let d, let e): "\(p): dtype \(d) is not supported (expected \(e))"
         case .truncated(let p, let e, let a): "\(p): truncated: the header promises \(e) data bytes, the file has \(a)"
+        case .badLine(let p, let l, let r): "\(p):\(l): \(r)"
+        case .badRow(let p, let i, let r): "\(p): row \(i): \(r)"
         }
     }
 }
@@ -46,48 +52,13 @@ public struct NPYArray: Sendable {
 
     /// Parses `.npy` bytes; `path` is only used in error messages.
     public init(bytes: [UInt8], path: String) throws {
-        let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // \x93NUMPY
-        guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
-            throw FormatError.malformed(path: path, reason: "not a .npy file (bad magic)")
-        }
-        let major = bytes[6]
-        let headerLength: Int
-        let headerStart: Int
-        switch major {
-        case 1:
-            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
-            headerStart = 10
-        case 2, 3:
-            guard bytes.count >= 12 else { throw FormatError.malformed(path: path, reason: "truncated header") }
-            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
-            headerStart = 12
-        default:
-            throw FormatError.malformed(path: path, reason: "unsupported .npy format version \(major)")
-        }
-        guard bytes.count >= headerStart + headerLength else {
-            throw FormatError.malformed(path: path, reason: "truncated header")
-        }
-        let header = String(decoding: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self)
-        guard let descr = Self.field(header, "descr"), let order = Self.field(header, "fortran_order"),
-            let shapeText = Self.field(header, "shape")
-        else {
-            throw FormatError.malformed(path: path, reason: "header lacks descr, fortran_order or shape: \(header)")
-        }
-        guard order == "False" else {
-            throw FormatError.malformed(path: path, reason: "Fortran-order arrays are not supported; save with C order")
-        }
-        let dtype = descr.trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
-        let dims = shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "()")).split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        var shape: [Int] = []
-        for d in dims {
-            guard let v = Int(d), v >= 0 else { throw FormatError.malformed(path: path, reason: "bad shape \(shapeText)") }
-            shape.append(v)
-        }
+        let header = try NPYHeader(bytes: bytes, path: path)
+        let dtype = header.dtype
+        let shape = header.shape
         guard let size = Self.itemSize[dtype] else {
             throw FormatError.unsupportedDType(path: path, dtype: dtype, expected: Self.itemSize.keys.sorted().joined(separator: ", "))
         }
-        let dataStart = headerStart + headerLength
+        let dataStart = header.dataStart
         let expected = shape.reduce(1, *) * size
         let actual = bytes.count - dataStart
         guard actual >= expected else { throw FormatError.truncated(path: path, expectedBytes: expected, actualBytes: actual) }
@@ -100,24 +71,6 @@ public struct NPYArray: Sendable {
     }
 
     private static let itemSize = ["<f4": 4, "<f2": 2, "<i8": 8, "<u8": 8, "<i4": 4, "<u4": 4, "|u1": 1]
-
-    /// The value of `key` in the header dict (a quoted string, a bare word, or a parenthesised tuple).
-    private static func field(_ header: String, _ key: String) -> String? {
-        guard let k = header.range(of: "'\(key)'") ?? header.range(of: "\"\(key)\"") else { return nil }
-        var rest = header[k.upperBound...].drop { $0 == " " || $0 == ":" }
-        if rest.first == "(" {
-            guard let close = rest.firstIndex(of: ")") else { return nil }
-            return String(rest[...close])
-        }
-        if rest.first == "'" || rest.first == "\"" {
-            let q = rest.first!
-            rest = rest.dropFirst()
-            guard let end = rest.firstIndex(of: q) else { return nil }
-            return String(rest[..<end])
-        }
-        let end = rest.firstIndex { $0 == "," || $0 == "}" } ?? rest.endIndex
-        return rest[..<end].trimmingCharacters(in: .whitespaces)
-    }
 
     /// The array as float32 (from `<f4` or `<f2`).
     /// - Throws: `FormatError.unsupportedDType` for other dtypes.
