@@ -65,19 +65,25 @@ public final class CommandOutput: @unchecked Sendable {
     private var out = ""
     private var err = ""
     private let capture: Bool
+    private let captureAsTerminal: Bool
 
     /// The output of the running command (task-local, so parallel tests do not mix).
     @TaskLocal public static var current = CommandOutput(capture: false)
 
-    /// `capture`: keep the text in memory instead of writing it to the process's stdout/stderr.
-    public init(capture: Bool) { self.capture = capture }
+    /// - Parameters:
+    ///   - capture: keep the text in memory instead of writing it to the process's stdout/stderr.
+    ///   - asTerminal: when capturing, behave as if stderr were a terminal (progress is drawn).
+    public init(capture: Bool, asTerminal: Bool = false) {
+        self.capture = capture
+        captureAsTerminal = asTerminal
+    }
 
     /// Everything written to stdout so far (captured outputs only).
     public var standardOutput: String { lock.withLock { out } }
     /// Everything written to stderr so far (captured outputs only).
     public var standardError: String { lock.withLock { err } }
     /// Whether stderr is an interactive terminal (progress is shown only then).
-    var stderrIsTerminal: Bool { !capture && isatty(STDERR_FILENO) == 1 }
+    var stderrIsTerminal: Bool { capture ? captureAsTerminal : isatty(STDERR_FILENO) == 1 }
 
     func write(_ s: String) {
         if capture { lock.withLock { out += s } } else { FileHandle.standardOutput.write(Data(s.utf8)) }

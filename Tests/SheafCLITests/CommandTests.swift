@@ -160,6 +160,30 @@ import Testing
     }
 }
 
+@Suite struct ProgressTests {
+    func load(_ store: String, _ emb: String, quiet: Bool) throws -> String {
+        let out = CommandOutput(capture: true, asTerminal: true)
+        try CommandOutput.$current.withValue(out) {
+            var c = try SheafCommand.parseAsRoot(
+                ["items", "load", store, "--input", emb, "--chunk-size", "20", "--chunk-delay-ms", "60"] + (quiet ? ["--quiet"] : []))
+            try c.run()
+        }
+        return out.standardError
+    }
+
+    @Test func aTerminalSeesCountRateAndTimeLeftUnlessQuiet() throws {
+        let s = Scratch()
+        let (store, emb) = try preparedStore(s, items: 200)
+        let shown = try load(store, emb, quiet: false)
+        #expect(shown.contains("encoding \(emb): "))
+        #expect(shown.contains("/200 rows"))
+        #expect(shown.contains("/s"))
+        #expect(shown.contains(" left"))  // drawn mid-load, with time left
+        #expect(shown.contains("200/200 rows"))  // and a final line
+        #expect(try load(store, emb, quiet: true).isEmpty)
+    }
+}
+
 @Suite struct InspectionCommandTests {
     @Test func statsAndVerifyOnAHealthyStore() throws {
         let s = Scratch()

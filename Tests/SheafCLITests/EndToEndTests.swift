@@ -105,6 +105,7 @@ func readOnlyStore(_ path: String) throws -> Store {
         #expect(try runBinary(["verify", store]).status == 0)  // whole chunks only
         let resumed = try runBinary(args)
         #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stderr.isEmpty)  // stderr is a pipe, not a terminal: no progress
         let stats = try statistics(store)
         #expect(stats.users == 3000)
         #expect(stats.behaviors == Set(rows.map { "\($0.user)/\($0.timestamp)/\($0.item)" }).count)
