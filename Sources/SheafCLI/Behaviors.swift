@@ -53,7 +53,7 @@ extension SheafCommand.BehaviorsCommand {
                 (user, timestamp, item): a behaviour already stored is skipped, so an interrupted load is finished \
                 by re-running the same command, and an overlapping file adds only what is new. A behaviour older \
                 than the user's latest stored one, and not stored, is refused (histories are append-only in time).
-                Memory: about 48 bytes per behaviour of the file (or of the shard).
+                Memory: the file (or the shard) is held in memory, about 75 bytes per behaviour.
                 """)
 
         @OptionGroup var target: StoreArguments

@@ -155,10 +155,15 @@ extension SheafCommand {
         func run() throws {
             let store = try target.open(readOnly: true)
             let progress = target.progress("verifying", total: nil, unit: "records")
+            var current = ""
             var last = 0
             let report = try store.read { txn in
-                try txn.verify(problemLimit: limit) { _, n in
-                    progress.advance(by: n >= last ? n - last : n)
+                try txn.verify(problemLimit: limit) { table, n in
+                    if table != current {
+                        current = table
+                        last = 0
+                    }
+                    progress.advance(by: n - last)
                     last = n
                 }
             }
