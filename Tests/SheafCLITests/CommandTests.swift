@@ -70,7 +70,7 @@ import Testing
         let a = try NPYArray(contentsOf: s.file("a.npy")).floats()
         #expect(try NPYArray(contentsOf: s.file("b.npy")).floats() == a)
         #expect(try NPYArray(contentsOf: s.file("c.npy")).floats() == a)
-        // Without --tensor, a file with two tensors is ambiguous only if both are 2-D float: here "other" is 1 × 2.
+        // Naming the other tensor (1 × 2) is refused by its dimension.
         #expect(throws: CLIError("\(s.file("items.safetensors")): rows are 2-dimensional, the store holds 16-dimensional embeddings")) {
             try sheaf("items", "load", store, "--input", s.file("items.safetensors"), "--tensor", "other")
         }
