@@ -9,6 +9,8 @@ let package = Package(
         .library(name: "SheafQuantizer", targets: ["SheafQuantizer"]),
         .library(name: "SheafLinearAlgebra", targets: ["SheafLinearAlgebra"]),
         .library(name: "SheafFormats", targets: ["SheafFormats"]),
+        /// Benchmark workloads and baselines, shared by `sheaf-measure` and the nested Benchmarks package.
+        .library(name: "SheafBench", targets: ["SheafBench"]),
         .executable(name: "sheaf", targets: ["sheaf"]),
         .executable(name: "sheaf-measure", targets: ["SheafMeasure"]),
     ],
@@ -50,8 +52,13 @@ let package = Package(
             ]),
         /// The `sheaf` executable: `SheafCommand.main()`.
         .executableTarget(name: "sheaf", dependencies: ["SheafCLI"]),
-        /// Store measurements (history fetch + decode against raw float32 rows and memcpy).
-        .executableTarget(name: "SheafMeasure", dependencies: ["SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats"]),
+        /// Benchmark workloads: synthetic clustered data, decode and store workloads, float32 baselines
+        /// kept in the same LMDB, latency sampling. Used by `sheaf-measure` and by Benchmarks/.
+        .target(name: "SheafBench", dependencies: ["SheafStore", "SheafCodebook", "SheafQuantizer"]),
+        /// The measurements behind tools/bench-report (JSON out): decode, store, ingest, quantize.
+        .executableTarget(
+            name: "SheafMeasure",
+            dependencies: ["SheafBench", "SheafCLI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats"]),
 
         // MARK: - Tests
         .testTarget(name: "SheafCodebookTests", dependencies: ["SheafCodebook", "CSheafKernels"]),

@@ -3,14 +3,14 @@ import SheafFormats
 
 /// Writes an N × D `<f4` `.npy` row chunk by row chunk, into a temporary file that `finish()` renames
 /// over the destination: a reader never sees a half-written file.
-final class NPYStreamWriter {
+public final class NPYStreamWriter {
     private let path: String
     private let temporary: String
     private let handle: FileHandle
     private let expectedFloats: Int
     private var written = 0
 
-    init(path: String, rows: Int, dimension: Int) throws {
+    public init(path: String, rows: Int, dimension: Int) throws {
         self.path = path
         temporary = path + ".partial-\(getpid())"
         expectedFloats = rows * dimension
@@ -28,7 +28,7 @@ final class NPYStreamWriter {
     }
 
     /// Appends rows (little-endian float32; this machine's order).
-    func append(_ values: UnsafeBufferPointer<Float>) throws {
+    public func append(_ values: UnsafeBufferPointer<Float>) throws {
         do { try handle.write(contentsOf: Data(buffer: values)) } catch {
             throw FormatError.unreadable(path: path, reason: "write failed: \(error.localizedDescription)")
         }
@@ -36,7 +36,7 @@ final class NPYStreamWriter {
     }
 
     /// Closes the file and moves it into place.
-    func finish() throws {
+    public func finish() throws {
         try handle.close()
         precondition(written == expectedFloats, "NPYStreamWriter: wrote \(written) floats, promised \(expectedFloats)")
         guard rename(temporary, path) == 0 else {

@@ -29,7 +29,7 @@ struct Options {
 func parse() -> (String, Options) {
     var args = Array(CommandLine.arguments.dropFirst())
     guard !args.isEmpty else {
-        FileHandle.standardError.write("usage: sheaf-measure quantize --help | history-fetch [--users N] [--length N] [--items N] [--dim D] [--levels L] [--codes K] [--reps N] [--json]\n".data(using: .utf8)!)
+        FileHandle.standardError.write("usage: sheaf-measure bench SUITE ... | quantize --help | history-fetch [--users N] [--length N] [--items N] [--dim D] [--levels L] [--codes K] [--reps N] [--json]\n".data(using: .utf8)!)
         exit(2)
     }
     let command = args.removeFirst()
@@ -227,6 +227,11 @@ func historyFetch(_ o: Options) throws {
 
 if CommandLine.arguments.count > 1, CommandLine.arguments[1] == "quantize" {
     try quantize(Array(CommandLine.arguments.dropFirst(2)))
+} else if CommandLine.arguments.count > 1, CommandLine.arguments[1] == "bench" {
+    do { try bench(Array(CommandLine.arguments.dropFirst(2))) } catch {
+        log("sheaf-measure bench: \(error)")
+        exit(1)
+    }
 } else {
     let (command, options) = parse()
     switch command {

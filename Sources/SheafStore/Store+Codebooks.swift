@@ -18,11 +18,10 @@ extension ReadTransaction {
         guard c.id == id else {
             throw StoreError.corruptRecord(table: "codebooks", key: "\(id)", reason: "record names codebook \(c.id)")
         }
-        if isWrite {
-            localCodebooks[id] = c  // may be uncommitted: keep it out of the shared cache
-        } else {
-            store.codebookCache.withLock { $0[id] = c }
-        }
+        // Not in `localCodebooks`, so this transaction did not put it: the record was committed before
+        // the transaction began, and codebooks are immutable once stored, so it is safe to share even
+        // when read inside a write transaction (which then costs one decode per store, not per append).
+        store.codebookCache.withLock { $0[id] = c }
         return c
     }
 
