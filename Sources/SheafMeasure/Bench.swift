@@ -8,6 +8,7 @@
 //                                 [--keep DIR] [--probe F] [--requests N] [--name NAME]
 //   sheaf-measure bench npy-load  --out F --dim D --rows N [--name NAME]
 //   sheaf-measure bench stand-in  --dir DIR [--items N] [--users N]   (quick mode's tiny MovieLens-shaped files)
+//   sheaf-measure bench write-npy --out F.npy --dim D --rows N         (synthetic clustered rows, for faiss)
 //
 // Progress lines go to stderr.
 import Foundation
@@ -110,6 +111,7 @@ func bench(_ args: [String]) throws {
     case "real": try benchReal(BenchArguments(rest, flags: []))
     case "npy-load": try benchNPYLoad(BenchArguments(rest, flags: []))
     case "stand-in": try writeStandIn(BenchArguments(rest, flags: []))
+    case "write-npy": try writeSyntheticNPY(BenchArguments(rest, flags: []))
     default: fail("unknown suite \(suite)")
     }
 }
@@ -220,7 +222,8 @@ func probeBucket(_ store: Store, name: String, users: [UInt64], latency: History
 }
 
 func storeDirectory(_ a: BenchArguments, _ tag: String) -> (String, keep: Bool) {
-    if let k = a.string("keep") {
+    if var k = a.string("keep") {
+        if !k.hasPrefix("/") { k = FileManager.default.currentDirectoryPath + "/" + k }
         try? FileManager.default.removeItem(atPath: k)
         return (k, true)
     }
@@ -488,4 +491,22 @@ func writeStandIn(_ a: BenchArguments) throws {
         }
     }
     try text.write(toFile: dir + "/stand-in.inter", atomically: true, encoding: .utf8)
+}
+
+// MARK: - Synthetic rows as .npy (for the faiss side-by-side)
+
+func writeSyntheticNPY(_ a: BenchArguments) throws {
+    let out = a.required("out")
+    let d = a.int("dim", 2048)
+    let n = a.int("rows", 20_000)
+    let vectors = ClusteredVectors(dimension: d, clusters: a.int("clusters", 1000))
+    let writer = try NPYStreamWriter(path: out, rows: n, dimension: d)
+    let chunk = max(1, (32 << 20) / (d * 4))
+    var start = 0
+    while start < n {
+        let rows = vectors.rows(start..<min(n, start + chunk))
+        try rows.withUnsafeBufferPointer { try writer.append($0) }
+        start += chunk
+    }
+    try writer.finish()
 }
