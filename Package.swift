@@ -42,7 +42,7 @@ let package = Package(
         /// Thin owned wrapper over OpenBLAS.
         .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS"]),
         /// The LMDB-backed store: typed tables, item codes, segmented histories, decode.
-        .target(name: "SheafStore", dependencies: ["CLMDB", "CZstd", "SheafCodebook"]),
+        .target(name: "SheafStore", dependencies: ["CLMDB", "CZstd", "CSheafKernels", "SheafCodebook"]),
         /// The `sheaf` command line: subcommands, loaders, progress. A library so tests can run commands in-process.
         .target(
             name: "SheafCLI",

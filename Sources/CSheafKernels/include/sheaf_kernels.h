@@ -30,6 +30,18 @@ int sheaf_decode_isa(void);
 /// when the CPU lacks AVX2 or FMA). Process-wide.
 void sheaf_decode_force_isa(int isa);
 
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) of `n` bytes, continuing from `crc`
+/// (0 for a new checksum; pass a previous result to chain buffers). The usual pre- and
+/// post-inversion is applied, so crc32c("123456789") == 0xE3069283.
+/// Uses the SSE4.2 `crc32` instruction when the CPU has it, a byte-wise table otherwise.
+uint32_t sheaf_crc32c(uint32_t crc, const void *data, size_t n);
+
+/// Which path `sheaf_crc32c` uses now: 2 = SSE4.2, 1 = portable table.
+int sheaf_crc32c_isa(void);
+
+/// Forces the portable path (1) or restores automatic selection (0), for tests. Process-wide.
+void sheaf_crc32c_force_isa(int isa);
+
 #ifdef __cplusplus
 }
 #endif

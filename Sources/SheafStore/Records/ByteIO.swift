@@ -1,3 +1,4 @@
+import CSheafKernels
 /// Appends little-endian fields to a byte array.
 struct ByteWriter {
     var bytes: [UInt8]
@@ -93,22 +94,11 @@ struct ByteReader {
 
 /// CRC-32C (Castagnoli), the checksum of codebook and profile records.
 enum CRC32C {
-    private static let table: [UInt32] = (0..<256).map { i -> UInt32 in
-        var c = UInt32(i)
-        for _ in 0..<8 { c = (c & 1) != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
-        return c
-    }
-
     /// The checksum of `bytes`, continuing from `crc` (pass the previous result to chain buffers).
+    /// SSE4.2 `crc32` when the CPU has it (the C kernel checks at run time), a table otherwise.
     static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
-        var c = ~crc
-        table.withUnsafeBufferPointer { t in
-            for b in bytes {
-                // safe: index is masked to 0...255
-                c = t[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8)
-            }
-        }
-        return ~c
+        guard let base = bytes.baseAddress else { return crc }
+        return sheaf_crc32c(crc, base, bytes.count)
     }
 
     static func checksum(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { checksum($0) } }
