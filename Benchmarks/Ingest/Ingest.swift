@@ -35,15 +35,6 @@ let batch = 1_000
 let trainingRows = 10_000
 let temporaryPrefix = "sheaf-benchmarks-ingest-"
 
-enum IngestError: Error, CustomStringConvertible {
-    case check(String)
-    var description: String {
-        switch self {
-        case let .check(s): s
-        }
-    }
-}
-
 func trainCodebook(_ vectors: ClusteredVectors) throws -> Codebook {
     var q = QuantizerConfiguration()
     q.levels = 4
