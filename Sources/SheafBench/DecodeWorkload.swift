@@ -102,9 +102,9 @@ public final class DecodeWorkload: @unchecked Sendable {
     public var outputBytes: Int { output.byteCount }
 
     /// Decodes every row into `output` (non-temporal stores when `streaming`).
-    public func decode(streaming: Bool = false) {
+    public func decode(streaming: Bool = false, precision: CentroidPrecision = .float32) {
         packed.withUnsafeBytes { p in
-            codebook.decodePacked(p, count: configuration.rows, into: output.pointer, streaming: streaming)
+            codebook.decodePacked(p, count: configuration.rows, into: output.pointer, streaming: streaming, precision: precision)
         }
     }
 
@@ -115,7 +115,7 @@ public final class DecodeWorkload: @unchecked Sendable {
 
     /// The largest |kernel − scalar reference| over the first `rows` rows (a sanity check that the
     /// measured path computes the right thing).
-    public func maximumErrorAgainstReference(rows: Int = 16) -> Float {
+    public func maximumErrorAgainstReference(rows: Int = 16, precision: CentroidPrecision = .float32) -> Float {
         let n = min(rows, configuration.rows)
         let L = configuration.levels, D = configuration.dimension
         var codes = [UInt32](repeating: 0, count: n * L)
@@ -128,8 +128,8 @@ public final class DecodeWorkload: @unchecked Sendable {
             }
         }
         var reference = [Float](repeating: 0, count: n * D)
-        codebook.decodeReference(codes: codes, magnitudes: mags, count: n, into: &reference)
-        decode()
+        codebook.decodeReference(codes: codes, magnitudes: mags, count: n, into: &reference, precision: precision)
+        decode(precision: precision)
         var worst: Float = 0
         for i in 0..<(n * D) { worst = max(worst, abs(reference[i] - output.pointer[i])) }
         return worst

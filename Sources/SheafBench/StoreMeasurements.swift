@@ -20,8 +20,10 @@ public struct HistoryLatency: Sendable, Codable {
     /// Mean bytes Sheaf fetched per history (its segment values), and float32 bytes of the same rows.
     public var sheafBytesPerHistory: Double
     public var float32BytesPerHistory: Double
-    /// Read transaction + history segments + SIMD decode into a reused buffer.
+    /// Read transaction + history segments + SIMD decode into a reused buffer (float32 centroids, the default).
     public var sheaf: Path
+    /// The same with `DecodeOptions.centroidPrecision = .float16`.
+    public var sheafHalf: Path
     /// Read transaction + history segments only (item ids, timestamps, codes; no decode).
     public var sheafSegmentsOnly: Path
     /// Read transaction + history item ids + one get of a float32 row per behaviour + copy.
@@ -79,7 +81,8 @@ public enum StoreMeasurements {
         }
 
         var rng = SplitMix64(seed: seed)
-        var sheaf = LatencySamples(), segments = LatencySamples(), rows = LatencySamples()
+        var sheaf = LatencySamples(), half = LatencySamples(), segments = LatencySamples(), rows = LatencySamples()
+        let halfOptions = DecodeOptions(centroidPrecision: .float16)
         var blob = LatencySamples(), copy = LatencySamples()
         var lengthSum = 0
         for rep in 0..<(requests + warmup) {
@@ -89,6 +92,11 @@ public enum StoreMeasurements {
             try store.read { txn in _ = try txn.decodeHistory(user: user, into: &decoded) }
             var t1 = monotonicNanoseconds()
             if keep { sheaf.add(nanoseconds: t1 - t0) }
+
+            t0 = monotonicNanoseconds()
+            try store.read { txn in _ = try txn.decodeHistory(user: user, into: &decoded, options: halfOptions) }
+            t1 = monotonicNanoseconds()
+            if keep { half.add(nanoseconds: t1 - t0) }
 
             t0 = monotonicNanoseconds()
             try store.read { txn in blackHole(try txn.history(user: user)) }
@@ -122,7 +130,7 @@ public enum StoreMeasurements {
         return HistoryLatency(
             users: users.count, requests: requests, meanLength: meanLength,
             sheafBytesPerHistory: sheafBytes / Double(users.count), float32BytesPerHistory: meanUsers * Double(D * 4),
-            sheaf: .init(sheaf), sheafSegmentsOnly: .init(segments), rawRows: .init(rows), rawBlob: .init(blob),
+            sheaf: .init(sheaf), sheafHalf: .init(half), sheafSegmentsOnly: .init(segments), rawRows: .init(rows), rawBlob: .init(blob),
             memcpy: .init(copy), decodedCosine: cosCount > 0 ? cosSum / Double(cosCount) : 0)
     }
 

@@ -3,9 +3,9 @@ import CSheafKernels
 // MARK: - Decode
 
 extension Codebook {
-    /// The instruction set the decode kernel uses on this machine: "avx2+fma" or "portable".
+    /// The instruction set the decode kernel uses on this machine: "avx2+fma+f16c" or "portable".
     public static var decodeInstructionSet: String {
-        sheaf_decode_isa() == 2 ? "avx2+fma" : "portable"
+        sheaf_decode_isa() == 2 ? "avx2+fma+f16c" : "portable"
     }
 
     /// Rows decoded per chunk by `decodePacked` (codes and magnitudes of one chunk live in scratch).
@@ -23,9 +23,10 @@ extension Codebook {
     ///   - output: count × dimension floats, row-major; overwritten. Must not overlap the inputs.
     ///   - streaming: write with non-temporal stores (where rows are aligned), for large outputs
     ///     that will not be read again soon enough to be worth keeping in cache.
+    ///   - precision: which centroid table to read (`.float16` reads half the bytes; see `CentroidPrecision`).
     public func decode(
         codes: UnsafePointer<UInt32>, magnitudes: UnsafePointer<Float>, count: Int,
-        into output: UnsafeMutablePointer<Float>, streaming: Bool = false
+        into output: UnsafeMutablePointer<Float>, streaming: Bool = false, precision: CentroidPrecision = .float32
     ) {
         precondition(count >= 0, "count must not be negative")
         // The kernel indexes centroid rows with the codes unchecked, so check them here: L compares
@@ -36,15 +37,29 @@ extension Codebook {
         // safe: `codes` holds count × levels values (documented contract).
         for i in 0..<total { largest = Swift.max(largest, codes[i]) }
         precondition(largest < limit, "a code is ≥ codesPerLevel (\(codesPerLevel))")
-        decodeUnchecked(codes: codes, magnitudes: magnitudes, count: count, into: output, streaming: streaming)
+        decodeUnchecked(
+            codes: codes, magnitudes: magnitudes, count: count, into: output, streaming: streaming,
+            half: precision == .float16 ? halfCentroids : nil)
     }
 
     /// `decode` without the code check. The caller guarantees every code is < `codesPerLevel`.
+    /// Reads `half` when given, the float32 centroids otherwise.
     private func decodeUnchecked(
         codes: UnsafePointer<UInt32>, magnitudes: UnsafePointer<Float>, count: Int,
-        into output: UnsafeMutablePointer<Float>, streaming: Bool
+        into output: UnsafeMutablePointer<Float>, streaming: Bool, half: HalfCentroids?
     ) {
         guard count > 0 else { return }
+        if let half {
+            half.values.withUnsafeBufferPointer { c in
+                half.levelScales.withUnsafeBufferPointer { s in
+                    // safe: as below; `values` holds levels × K × D halves and `levelScales` one per level.
+                    sheaf_decode_f16(
+                        c.baseAddress!, s.baseAddress!, levels, codesPerLevel, dimension, codes, magnitudes, count,
+                        output, streaming ? 1 : 0)
+                }
+            }
+            return
+        }
         centroids.withUnsafeBufferPointer { c in
             // safe: `centroids` holds levels × K × D floats (checked in `init`), levels is 1...16 and
             // every code is < K (the caller's guarantee), so each centroid row read is in bounds;
@@ -61,10 +76,10 @@ extension Codebook {
     ///   - packed: count × `bytesPerItem` bytes, as written by `pack`.
     ///   - count: number of rows.
     ///   - output: count × dimension floats, row-major; overwritten.
-    ///   - streaming: as in `decode(codes:magnitudes:count:into:streaming:)`.
+    ///   - streaming, precision: as in `decode(codes:magnitudes:count:into:streaming:precision:)`.
     public func decodePacked(
         _ packed: UnsafeRawBufferPointer, count: Int, into output: UnsafeMutablePointer<Float>,
-        streaming: Bool = false
+        streaming: Bool = false, precision: CentroidPrecision = .float32
     ) {
         precondition(count >= 0, "count must not be negative")
         precondition(packed.count >= count * bytesPerItem, "packed must hold count × bytesPerItem bytes")
@@ -75,6 +90,7 @@ extension Codebook {
         let D = dimension
         let size = bytesPerItem
         let chunk = Self.decodeChunkRows
+        let half = precision == .float16 ? halfCentroids : nil
         // Scratch of 256 × L ≤ 2048 codes and magnitudes (8 KiB each) plus the 8-bit ranges:
         // small enough for the stack, so no heap allocation per call.
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: chunk * L) { codes in
@@ -102,7 +118,7 @@ extension Codebook {
                     // smaller than the output's float count).
                     decodeUnchecked(
                         codes: codes.baseAddress!, magnitudes: mags, count: rows,
-                        into: output + row &* D, streaming: streaming)
+                        into: output + row &* D, streaming: streaming, half: half)
                     row += rows
                 }
             }
@@ -170,20 +186,28 @@ extension Codebook {
     ///   - codes: count × levels codes, row-major; each < `codesPerLevel`.
     ///   - magnitudes: count × levels magnitudes α, row-major.
     ///   - output: count × dimension floats, row-major; overwritten.
+    ///   - precision: `.float16` accumulates (α_l · scale_l) · half_l[b_l][d] instead, the arithmetic
+    ///     of the half-precision kernel.
     public func decodeReference(
         codes: UnsafePointer<UInt32>, magnitudes: UnsafePointer<Float>, count: Int,
-        into output: UnsafeMutablePointer<Float>
+        into output: UnsafeMutablePointer<Float>, precision: CentroidPrecision = .float32
     ) {
         let L = levels
         let K = codesPerLevel
         let D = dimension
+        let half = precision == .float16 ? halfCentroids : nil
         for i in 0..<count {
             for d in 0..<D {
                 var acc: Float = 0
                 for l in 0..<L {
                     let code = Int(codes[i * L + l])
                     precondition(code < K, "a code is ≥ codesPerLevel (\(K))")
-                    acc += magnitudes[i * L + l] * centroids[(l * K + code) * D + d]
+                    let index = (l * K + code) * D + d
+                    if let half {
+                        acc += (magnitudes[i * L + l] * half.levelScales[l]) * sheaf_half_to_float_scalar(half.values[index])
+                    } else {
+                        acc += magnitudes[i * L + l] * centroids[index]
+                    }
                 }
                 output[i * D + d] = acc
             }

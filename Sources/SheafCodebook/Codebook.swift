@@ -86,6 +86,8 @@ public struct Codebook: Sendable {
     public let trainingStats: [String: Double]
     /// The packed layout of one item's codes and magnitudes under this codebook.
     public let layout: CodeLayout
+    /// The binary16 table for `.float16` decodes, built on first use and shared by copies.
+    let halfBox = HalfCentroidsBox()
 
     /// Creates a codebook after validating every field.
     ///

@@ -135,26 +135,33 @@ func benchDecode(_ a: BenchArguments) throws {
             var c = base
             c.rows = n
             let w = try DecodeWorkload(c)
-            worstError = max(worstError, w.maximumErrorAgainstReference())
             let streaming = mode == "stream"
-            // Interleave: decode, copy, decode, copy... best of each.
-            var bestDecode = Double.infinity, bestCopy = Double.infinity
-            for _ in 0..<3 {
-                bestDecode = min(bestDecode, bestSeconds(minimumRuns: 2, minimumSeconds: minimumSeconds / 3) { w.decode(streaming: streaming) })
-                bestCopy = min(bestCopy, bestSeconds(minimumRuns: 2, minimumSeconds: minimumSeconds / 3) { w.copy() })
+            // The half table only changes what the centroid reads cost, which does not depend on how
+            // magnitudes are stored, so it is measured beside the 8-bit configurations only.
+            let precisions: [CentroidPrecision] = c.magnitudeBits == 8 ? [.float32, .float16] : [.float32]
+            for precision in precisions {
+                worstError = max(worstError, w.maximumErrorAgainstReference(precision: precision))
+                // Interleave: decode, copy, decode, copy... best of each.
+                var bestDecode = Double.infinity, bestCopy = Double.infinity
+                for _ in 0..<3 {
+                    bestDecode = min(bestDecode, bestSeconds(minimumRuns: 2, minimumSeconds: minimumSeconds / 3) { w.decode(streaming: streaming, precision: precision) })
+                    bestCopy = min(bestCopy, bestSeconds(minimumRuns: 2, minimumSeconds: minimumSeconds / 3) { w.copy() })
+                }
+                let gb = Double(w.outputBytes) / 1e9
+                let half = precision == .float16
+                let tableMiB = Double(c.levels * c.codesPerLevel * c.dimension * (half ? 2 : 4)) / 1_048_576
+                rows.append(
+                    ReportRow(
+                        section: "decode", key: "decode/\(mode)/D\(c.dimension)/K\(c.codesPerLevel)/L\(c.levels)/m\(c.magnitudeBits)" + (half ? "/c16" : ""),
+                        label: "\(mode == "cache" ? "cache-resident, 256 items" : "streaming, \(n) items") D=\(c.dimension) K=\(c.codesPerLevel) L=\(c.levels) \(c.magnitudeBits)-bit\(half ? ", float16 centroids" : "")",
+                        unit: "GB/s", sheaf: gb / bestDecode, baselineName: "memcpy", baseline: gb / bestCopy, better: "higher",
+                        params: [
+                            "mode": mode, "dimension": "\(c.dimension)", "codes": "\(c.codesPerLevel)", "levels": "\(c.levels)",
+                            "magnitude_bits": "\(c.magnitudeBits)", "rows": "\(n)", "bytes_per_item": "\(w.codebook.bytesPerItem)",
+                            "centroids": precision.rawValue, "codebook_mib": String(format: "%.1f", tableMiB),
+                        ]))
+                log("decode \(c) \(precision): \(String(format: "%.2f", gb / bestDecode)) GB/s, memcpy \(String(format: "%.2f", gb / bestCopy)) GB/s")
             }
-            let gb = Double(w.outputBytes) / 1e9
-            rows.append(
-                ReportRow(
-                    section: "decode", key: "decode/\(mode)/D\(c.dimension)/K\(c.codesPerLevel)/L\(c.levels)/m\(c.magnitudeBits)",
-                    label: "\(mode == "cache" ? "cache-resident, 256 items" : "streaming, \(n) items") D=\(c.dimension) K=\(c.codesPerLevel) L=\(c.levels) \(c.magnitudeBits)-bit",
-                    unit: "GB/s", sheaf: gb / bestDecode, baselineName: "memcpy", baseline: gb / bestCopy, better: "higher",
-                    params: [
-                        "mode": mode, "dimension": "\(c.dimension)", "codes": "\(c.codesPerLevel)", "levels": "\(c.levels)",
-                        "magnitude_bits": "\(c.magnitudeBits)", "rows": "\(n)", "bytes_per_item": "\(w.codebook.bytesPerItem)",
-                        "codebook_mib": String(format: "%.1f", Double(c.levels * c.codesPerLevel * c.dimension * 4) / 1_048_576),
-                    ]))
-            log("decode \(c): \(String(format: "%.2f", gb / bestDecode)) GB/s, memcpy \(String(format: "%.2f", gb / bestCopy)) GB/s")
         }
     }
     try writeJSON(
@@ -180,6 +187,15 @@ func storeRows(
                   baselineName: "float32 rows, one get per behaviour", baseline: latency.rawRows.p99Microseconds, better: "lower", params: p),
         ReportRow(section: section, key: k + "/blob-p50", label: "fetch + decode p50, \(what)", unit: "µs", sheaf: latency.sheaf.p50Microseconds,
                   baselineName: "float32 history blob, one get", baseline: latency.rawBlob.p50Microseconds, better: "lower", params: p),
+        ReportRow(section: section, key: k + "/c16-p50", label: "fetch + decode p50, float16 centroids, \(what)", unit: "µs",
+                  sheaf: latency.sheafHalf.p50Microseconds, baselineName: "float32 rows, one get per behaviour",
+                  baseline: latency.rawRows.p50Microseconds, better: "lower", params: p),
+        ReportRow(section: section, key: k + "/c16-p99", label: "fetch + decode p99, float16 centroids, \(what)", unit: "µs",
+                  sheaf: latency.sheafHalf.p99Microseconds, baselineName: "float32 rows, one get per behaviour",
+                  baseline: latency.rawRows.p99Microseconds, better: "lower", params: p),
+        ReportRow(section: section, key: k + "/fetch-only-p50", label: "fetch only (segments, no decode) p50, \(what)", unit: "µs",
+                  sheaf: latency.sheafSegmentsOnly.p50Microseconds, baselineName: "float32 rows, one get per behaviour",
+                  baseline: latency.rawRows.p50Microseconds, better: "lower", params: p),
         ReportRow(section: section, key: k + "/memcpy-p50", label: "fetch + decode p50, \(what)", unit: "µs", sheaf: latency.sheaf.p50Microseconds,
                   baselineName: "memcpy of the output bytes", baseline: latency.memcpy.p50Microseconds, better: "lower", params: p),
         ReportRow(section: "bandwidth", key: "bytes/\(dataset)/\(bucket)", label: "bytes fetched per history, \(what)", unit: "B",
@@ -262,7 +278,7 @@ func benchSynthetic(_ a: BenchArguments) throws {
         let users = s.measuredUsers[bucket.length] ?? []
         let n = max(10, bucket.length >= 10_000 ? requests / 10 : requests)
         let latency = try StoreMeasurements.historyLatency(store: s.store, baselines: s.baselines, users: users, requests: n)
-        log("\(name): \(bucket.length)-behaviour histories: sheaf p50 \(String(format: "%.1f", latency.sheaf.p50Microseconds)) µs, float32 rows \(String(format: "%.1f", latency.rawRows.p50Microseconds)) µs")
+        log("\(name): \(bucket.length)-behaviour histories: sheaf p50 \(String(format: "%.1f", latency.sheaf.p50Microseconds)) µs (float16 centroids \(String(format: "%.1f", latency.sheafHalf.p50Microseconds)) µs, segments only \(String(format: "%.1f", latency.sheafSegmentsOnly.p50Microseconds)) µs), float32 rows \(String(format: "%.1f", latency.rawRows.p50Microseconds)) µs")
         rows += storeRows(section: "store", dataset: name, latency: latency, bucket: "\(bucket.length)", dimension: d)
         notes.append("\(bucket.length)-behaviour histories: decoded-vs-original mean cosine \(String(format: "%.3f", latency.decodedCosine)) (sanity check only; synthetic data)")
         probe.buckets.append(try probeBucket(s.store, name: "\(bucket.length)", users: users, latency: latency))

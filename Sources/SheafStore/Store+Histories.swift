@@ -235,7 +235,7 @@ extension ReadTransaction {
         var report = DecodeReport()
         try embeddings.withUnsafeMutableBufferPointer { out in
             guard n > 0 else { return }
-            var sink = DecodeSink(output: out.baseAddress!, dimension: store.dimension, streaming: options.streamingStores)
+            var sink = DecodeSink(output: out.baseAddress!, dimension: store.dimension, options: options)
             var row = 0
             for p in parts {
                 try decode(p.segment, p.range, firstRow: row, into: &sink, options: options, report: &report)
@@ -268,7 +268,7 @@ extension ReadTransaction {
         var report = DecodeReport()
         try embeddings.withUnsafeMutableBufferPointer { out in
             guard n > 0 else { return }
-            var sink = DecodeSink(output: out.baseAddress!, dimension: store.dimension, streaming: options.streamingStores)
+            var sink = DecodeSink(output: out.baseAddress!, dimension: store.dimension, options: options)
             for (u, parts) in all.enumerated() {
                 var row = offsets[u]
                 for p in parts ?? [] {

@@ -31,15 +31,19 @@ public struct DecodeOptions: Sendable {
     public var streamingStores: Bool = false
     /// Where history decodes take codes from.
     public var codeSource: CodeSource = .inline
+    /// Which centroid table the decoder reads: `.float32` (the default, exact) or `.float16`, a
+    /// half-precision copy that halves the centroid bytes read per row (see `CentroidPrecision`).
+    public var centroidPrecision: CentroidPrecision = .float32
 
     public init(
         missingItems: MissingItems = .fail, requiredCodebook: UInt16? = nil, streamingStores: Bool = false,
-        codeSource: CodeSource = .inline
+        codeSource: CodeSource = .inline, centroidPrecision: CentroidPrecision = .float32
     ) {
         self.missingItems = missingItems
         self.requiredCodebook = requiredCodebook
         self.streamingStores = streamingStores
         self.codeSource = codeSource
+        self.centroidPrecision = centroidPrecision
     }
 }
 
@@ -151,7 +155,7 @@ extension ReadTransaction {
         guard output.count >= ids.count * d else {
             throw StoreError.bufferTooSmall(needed: ids.count * d, available: output.count)
         }
-        var sink = DecodeSink(output: output.baseAddress!, dimension: d, streaming: options.streamingStores)
+        var sink = DecodeSink(output: output.baseAddress!, dimension: d, options: options)
         var report = DecodeReport()
         for (row, id) in ids.enumerated() {
             try decodeFromItemsTable(id, row: row, into: &sink, options: options, report: &report)
@@ -301,15 +305,17 @@ struct DecodeSink {
     let output: UnsafeMutablePointer<Float>
     let dimension: Int
     let streaming: Bool
+    let precision: CentroidPrecision
     private var runCodebook: Codebook?
     private var runStart = 0
     private var runCount = 0
     private var runBytes: [UInt8] = []
 
-    init(output: UnsafeMutablePointer<Float>, dimension: Int, streaming: Bool) {
+    init(output: UnsafeMutablePointer<Float>, dimension: Int, options: DecodeOptions) {
         self.output = output
         self.dimension = dimension
-        self.streaming = streaming
+        self.streaming = options.streamingStores
+        self.precision = options.centroidPrecision
     }
 
     /// Queues one packed code for `row`.
@@ -327,7 +333,7 @@ struct DecodeSink {
     /// Decodes `count` consecutive packed codes straight into rows `row..<row+count`.
     mutating func addBlock(row: Int, count: Int, codebook: Codebook, packed: UnsafeRawBufferPointer) {
         flush()
-        codebook.decodePacked(packed, count: count, into: output + row * dimension, streaming: streaming)
+        codebook.decodePacked(packed, count: count, into: output + row * dimension, streaming: streaming, precision: precision)
     }
 
     /// Writes a zero row.
@@ -340,7 +346,7 @@ struct DecodeSink {
     mutating func flush() {
         guard runCount > 0, let cb = runCodebook else { return }
         runBytes.withUnsafeBytes { bytes in
-            cb.decodePacked(bytes, count: runCount, into: output + runStart * dimension, streaming: streaming)
+            cb.decodePacked(bytes, count: runCount, into: output + runStart * dimension, streaming: streaming, precision: precision)
         }
         runCount = 0
     }

@@ -54,17 +54,18 @@ import Testing
             #expect(abs(ratio - expected) <= 1e-9 * expected, "\(key): ratio \(ratio), expected \(expected)")
             #expect((row["baselineName"] as? String)?.isEmpty == false, "\(key)")
         }
-        // Quick grid: D=64, K=256, L ∈ {2, 3}, magnitudes 8 and 32 bits, cache-resident and streaming.
-        #expect(rows.filter { $0["section"] as? String == "decode" }.count == 8)
+        // Quick grid: D=64, K=256, L ∈ {2, 3}, magnitudes 8 and 32 bits, cache-resident and streaming,
+        // plus float16 centroids beside the 8-bit rows.
+        #expect(rows.filter { $0["section"] as? String == "decode" }.count == 12)
         // History latency for every measured bucket of both synthetic sets and the stand-in, with bytes.
         let keys = Set(rows.compactMap { $0["key"] as? String })
-        for k in ["store/synthetic-small/history/10/p50", "store/synthetic-small/history/100/p99", "store/synthetic-large/history/50/p50",
+        for k in ["store/synthetic-small/history/10/p50", "store/synthetic-small/history/100/p99", "store/synthetic-small/history/100/c16-p50", "store/synthetic-large/history/50/p50",
                   "store/stand-in/history/all/blob-p50", "bytes/synthetic-large/50", "ingest/synthetic-small/npy-load",
                   "ingest/stand-in/append", "store/stand-in/item-gets/100/record", "python-lmdb/synthetic-large/50/rows/p50"] {
             #expect(keys.contains(k), "missing row \(k)")
         }
         let goals = try #require(report["goals"] as? [[String: Any]])
-        #expect(goals.count >= 6)
+        #expect(goals.count >= 9)
         for g in goals { #expect(["met", "missed", "partly met"].contains(g["status"] as? String ?? ""), "\(g)") }
 
         let markdown = try String(contentsOfFile: out + "/report.md", encoding: .utf8)

@@ -25,7 +25,7 @@ struct DecodeKernelTests {
         #expect(sheaf_decode_isa() == best)
         sheaf_decode_force_isa(0)
         #expect(sheaf_decode_isa() == best)
-        #expect(Codebook.decodeInstructionSet == (best == 2 ? "avx2+fma" : "portable"))
+        #expect(Codebook.decodeInstructionSet == (best == 2 ? "avx2+fma+f16c" : "portable"))
     }
 
     /// Both kernel paths, streaming on and off, aligned and 4-byte-misaligned output, against the
@@ -43,29 +43,31 @@ struct DecodeKernelTests {
                 codes[0] = UInt32(K - 1)  // the last centroid row of level 0
                 codes[codes.count - 1] = UInt32(K - 1)  // ... and of the last level
                 let alphas = rng.floats(n * L, in: -2...2)
-                var expected = [Float](repeating: 0, count: n * D)
-                cb.decodeReference(codes: codes, magnitudes: alphas, count: n, into: &expected)
                 let scale = termScale(cb, codes: codes, magnitudes: alphas, count: n)
-                for isa: Int32 in [1, 2] {
-                    sheaf_decode_force_isa(isa)
-                    for streaming in [false, true] {
-                        for misalign in [0, 4] {
-                            let out = GuardedOutput(count: n * D, misalignBytes: misalign)
-                            cb.decode(
-                                codes: codes, magnitudes: alphas, count: n, into: out.pointer,
-                                streaming: streaming)
-                            let err = worstError(out.values, expected, scale: scale)
-                            #expect(
-                                err <= 1,
-                                "isa \(sheaf_decode_isa()) D \(D) L \(L) K \(K) streaming \(streaming) misalign \(misalign)")
-                            #expect(out.guardsIntact, "wrote outside the output: D \(D) L \(L) K \(K)")
-                            cases += 1
+                for precision in CentroidPrecision.allCases {
+                    var expected = [Float](repeating: 0, count: n * D)
+                    cb.decodeReference(codes: codes, magnitudes: alphas, count: n, into: &expected, precision: precision)
+                    for isa: Int32 in [1, 2] {
+                        sheaf_decode_force_isa(isa)
+                        for streaming in [false, true] {
+                            for misalign in [0, 4] {
+                                let out = GuardedOutput(count: n * D, misalignBytes: misalign)
+                                cb.decode(
+                                    codes: codes, magnitudes: alphas, count: n, into: out.pointer,
+                                    streaming: streaming, precision: precision)
+                                let err = worstError(out.values, expected, scale: scale)
+                                #expect(
+                                    err <= 1,
+                                    "\(precision) isa \(sheaf_decode_isa()) D \(D) L \(L) K \(K) streaming \(streaming) misalign \(misalign)")
+                                #expect(out.guardsIntact, "wrote outside the output: D \(D) L \(L) K \(K)")
+                                cases += 1
+                            }
                         }
                     }
                 }
             }
         }
-        #expect(cases == Self.levelCounts.count * Self.codeCounts.count * 8)
+        #expect(cases == Self.levelCounts.count * Self.codeCounts.count * 16)
     }
 
     /// The portable path does the same multiplications and additions in the same order as the
@@ -85,6 +87,78 @@ struct DecodeKernelTests {
             cb.decode(codes: codes, magnitudes: alphas, count: n, into: &got)
             #expect(got == expected, "D \(D) L \(L) K \(K)")
         }
+    }
+
+    /// The portable half path widens exactly and does the reference's operations in its order.
+    @Test func portableHalfPathIsExact() throws {
+        defer { sheaf_decode_force_isa(0) }
+        sheaf_decode_force_isa(1)
+        var rng = SplitMix64(seed: 43)
+        for (D, L, K) in [(37, 3, 16), (64, 8, 4), (5, 1, 2)] {
+            let n = 4
+            let cb = try randomCodebook(dimension: D, levels: L, codesPerLevel: K, rng: &rng)
+            let codes = rng.codes(n * L, below: K)
+            let alphas = rng.floats(n * L, in: -2...2)
+            var expected = [Float](repeating: 0, count: n * D)
+            var got = [Float](repeating: .nan, count: n * D)
+            cb.decodeReference(codes: codes, magnitudes: alphas, count: n, into: &expected, precision: .float16)
+            cb.decode(codes: codes, magnitudes: alphas, count: n, into: &got, precision: .float16)
+            #expect(got == expected, "D \(D) L \(L) K \(K)")
+        }
+    }
+
+    /// Every half centroid is within the documented bound of its float32 centroid, whatever the
+    /// level's range (tiny, ordinary, and past binary16's 65,504 without the scale), and the scale
+    /// is a power of two.
+    @Test func halfCentroidsStayWithinTheirBound() throws {
+        var rng = SplitMix64(seed: 77)
+        let (D, L, K) = (24, 4, 8)
+        let ranges: [Float] = [1e-6, 1, 3e5, 0]
+        var centroids: [Float] = []
+        for r in ranges { centroids += rng.floats(K * D, in: -1...1).map { $0 * r } }
+        let cb = try Codebook(
+            id: 1, dimension: D, levels: L, codesPerLevel: K, metric: .euclidean, magnitudeEncoding: .none,
+            centroids: centroids)
+        let half = cb.halfCentroids
+        #expect(half.values.count == L * K * D)
+        for l in 0..<L {
+            let s = half.levelScales[l]
+            #expect(s > 0 && s.significandBitPattern == 0, "level \(l) scale \(s) is not a power of two")
+            let largest = centroids[(l * K * D)..<((l + 1) * K * D)].reduce(Float(0)) { max($0, abs($1)) }
+            #expect(half.errorBound[l] == largest * 0x1p-11)
+            for i in (l * K * D)..<((l + 1) * K * D) {
+                let v = half.value(at: i, level: l)
+                #expect(v.isFinite)
+                #expect(abs(v - centroids[i]) <= half.errorBound[l], "level \(l) element \(i): \(v) vs \(centroids[i])")
+            }
+        }
+        // Copies of the value share one table (built once).
+        let copy = cb
+        #expect(copy.halfCentroids.values == half.values)
+    }
+
+    /// Half and float32 decodes of the same codes agree within Σ_l |α_l| · bound_l per component.
+    @Test func halfDecodeIsCloseToFloat32Decode() throws {
+        var rng = SplitMix64(seed: 78)
+        let (D, L, K, n) = (385, 4, 256, 50)
+        let cb = try randomCodebook(dimension: D, levels: L, codesPerLevel: K, rng: &rng)
+        let codes = rng.codes(n * L, below: K)
+        let alphas = rng.floats(n * L, in: -2...2)
+        var exact = [Float](repeating: 0, count: n * D)
+        var approx = [Float](repeating: 0, count: n * D)
+        cb.decode(codes: codes, magnitudes: alphas, count: n, into: &exact)
+        cb.decode(codes: codes, magnitudes: alphas, count: n, into: &approx, precision: .float16)
+        let bound = cb.halfCentroids.errorBound
+        var differs = false
+        for i in 0..<n {
+            var allowed: Float = 1e-5
+            for l in 0..<L { allowed += abs(alphas[i * L + l]) * bound[l] }
+            for d in 0..<D {
+                #expect(abs(exact[i * D + d] - approx[i * D + d]) <= allowed)
+                differs = differs || exact[i * D + d] != approx[i * D + d]
+            }
+        }
+        #expect(differs, "the half table should round some centroid")
     }
 
     @Test func zeroRowsWriteNothing() throws {
@@ -123,17 +197,21 @@ struct DecodeKernelTests {
             var uMags = [Float](repeating: 0, count: n * L)
             packed.withUnsafeBytes { cb.unpack($0, count: n, codes: &uCodes, magnitudes: &uMags) }
             #expect(uCodes == codes)
-            var expected = [Float](repeating: 0, count: n * D)
-            cb.decodeReference(codes: uCodes, magnitudes: uMags, count: n, into: &expected)
             let scale = termScale(cb, codes: uCodes, magnitudes: uMags, count: n)
-            for streaming in [false, true] {
-                for misalign in [0, 4] {
-                    let out = GuardedOutput(count: n * D, misalignBytes: misalign)
-                    packed.withUnsafeBytes { cb.decodePacked($0, count: n, into: out.pointer, streaming: streaming) }
-                    #expect(
-                        worstError(out.values, expected, scale: scale) <= 1,
-                        "\(encoding) D \(D) L \(L) K \(K) n \(n) streaming \(streaming) misalign \(misalign)")
-                    #expect(out.guardsIntact)
+            for precision in CentroidPrecision.allCases {
+                var expected = [Float](repeating: 0, count: n * D)
+                cb.decodeReference(codes: uCodes, magnitudes: uMags, count: n, into: &expected, precision: precision)
+                for streaming in [false, true] {
+                    for misalign in [0, 4] {
+                        let out = GuardedOutput(count: n * D, misalignBytes: misalign)
+                        packed.withUnsafeBytes {
+                            cb.decodePacked($0, count: n, into: out.pointer, streaming: streaming, precision: precision)
+                        }
+                        #expect(
+                            worstError(out.values, expected, scale: scale) <= 1,
+                            "\(precision) \(encoding) D \(D) L \(L) K \(K) n \(n) streaming \(streaming) misalign \(misalign)")
+                        #expect(out.guardsIntact)
+                    }
                 }
             }
         }

@@ -225,6 +225,37 @@ func segmentBytes(_ store: Store, user: UInt64, segment: UInt32) throws -> [UInt
         }
     }
 
+    /// Half-precision centroids: the history decode, the item decode and the codebook's half kernel
+    /// agree exactly, and stay within the documented bound of the float32 decode.
+    @Test func halfCentroidDecodeOfHistories() throws {
+        let dir = TempDirectory()
+        let (store, cb) = try codedStore(dir)
+        let bs = makeBehaviors(count: 31, start: 0, items: 40, seed: 10)
+        try store.write { try $0.appendBehaviors(bs, user: 5) }
+        let half = DecodeOptions(centroidPrecision: .float16)
+        try store.read { (txn) throws in
+            let exact = try #require(try txn.decodeHistory(user: 5))
+            let approx = try #require(try txn.decodeHistory(user: 5, options: half))
+            #expect(approx.history.behaviors == bs)
+            #expect(approx.report.itemLookups == 0)
+            #expect(approx.embeddings == (try txn.decodeItems(bs.map(\.item), options: half)))
+            let viaTable = try #require(try txn.decodeHistory(user: 5, options: DecodeOptions(codeSource: .itemsTable, centroidPrecision: .float16)))
+            #expect(viaTable.embeddings == approx.embeddings)
+            let D = cb.dimension
+            var differs = false
+            for (r, b) in bs.enumerated() {
+                let mags = try #require(try txn.item(b.item)).magnitudes
+                var allowed: Float = 1e-5
+                for l in 0..<cb.levels { allowed += abs(mags[l]) * cb.halfCentroids.errorBound[l] }
+                for d in 0..<D {
+                    #expect(abs(exact.embeddings[r * D + d] - approx.embeddings[r * D + d]) <= allowed)
+                    differs = differs || exact.embeddings[r * D + d] != approx.embeddings[r * D + d]
+                }
+            }
+            #expect(differs)
+        }
+    }
+
     @Test func missingItemsInHistories() throws {
         let dir = TempDirectory()
         let (store, cb) = try codedStore(dir, items: 10, skip: [3, 7])

@@ -23,11 +23,25 @@ void sheaf_decode_f32(const float *centroids, size_t levels, size_t K, size_t D,
                       const uint32_t *codes, const float *alphas, size_t n,
                       float *out, int streaming);
 
-/// Which path `sheaf_decode_f32` uses now: 2 = AVX2+FMA, 1 = portable (compiler-vectorised baseline).
+/// The same with half-precision centroids: centroid[l][k][d] = level_scales[l] · half[l][k][d], where
+/// `centroids` holds levels × K × D IEEE binary16 values and `level_scales` one float per level
+/// (a power of two keeps the product exact). Reads half the centroid bytes of `sheaf_decode_f32`.
+void sheaf_decode_f16(const uint16_t *centroids, const float *level_scales, size_t levels, size_t K,
+                      size_t D, const uint32_t *codes, const float *alphas, size_t n,
+                      float *out, int streaming);
+
+/// dst[i] = binary16(src[i] · inverse_scale), rounded to nearest even (values beyond ±65504
+/// become ±infinity: the caller picks the scale so that none are).
+void sheaf_float_to_half(const float *src, float inverse_scale, uint16_t *dst, size_t n);
+
+/// One binary16 value widened to float (exact), for reference decoders and tests.
+float sheaf_half_to_float_scalar(uint16_t h);
+
+/// Which path the decode kernels use now: 2 = AVX2+FMA+F16C, 1 = portable (compiler-vectorised baseline).
 int sheaf_decode_isa(void);
 
-/// Forces a path, for tests: 0 = automatic, 1 = portable, 2 = AVX2+FMA (falls back to portable
-/// when the CPU lacks AVX2 or FMA). Process-wide.
+/// Forces a path, for tests: 0 = automatic, 1 = portable, 2 = AVX2+FMA+F16C (falls back to
+/// portable when the CPU lacks one of them). Process-wide.
 void sheaf_decode_force_isa(int isa);
 
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) of `n` bytes, continuing from `crc`
