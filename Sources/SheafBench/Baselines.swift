@@ -7,11 +7,13 @@ public struct BaselineTables: Sendable {
     public let store: Store
     let rawItems: AuxiliaryTable
     let rawHistories: AuxiliaryTable
+    let rawBehaviourRows: AuxiliaryTable
 
     public init(store: Store) throws {
         self.store = store
         rawItems = try store.auxiliaryTable("raw_items")
         rawHistories = try store.auxiliaryTable("raw_histories")
+        rawBehaviourRows = try store.auxiliaryTable("raw_behaviour_rows")
     }
 
     /// LMDB names of the two tables (for readers in other languages).
@@ -34,6 +36,17 @@ public struct BaselineTables: Sendable {
     /// Puts `user`'s whole history as float32 rows, in the caller's transaction.
     public func putHistory(_ txn: WriteTransaction, user: UInt64, rows: UnsafeBufferPointer<Float>) throws {
         try txn.putAuxiliaryValue(rawHistories, id: user, UnsafeRawBufferPointer(rows))
+    }
+
+    /// Puts rows `first...` of `user`'s history as one float32 row per behaviour, keyed
+    /// user << 32 | position (the append baseline: a store of embeddings per behaviour).
+    public func putHistoryRows(_ txn: WriteTransaction, user: UInt64, first: Int, rows: UnsafeBufferPointer<Float>) throws {
+        let rowBytes = store.dimension * 4
+        let raw = UnsafeRawBufferPointer(rows)
+        for r in 0..<(rows.count / store.dimension) {
+            try txn.putAuxiliaryValue(
+                rawBehaviourRows, id: user << 32 | UInt64(first + r), UnsafeRawBufferPointer(rebasing: raw[(r * rowBytes)..<((r + 1) * rowBytes)]))
+        }
     }
 
     /// Reads `ids`' raw rows into `output` (one get per id; ids.count × D floats), in the caller's

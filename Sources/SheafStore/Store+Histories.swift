@@ -426,6 +426,7 @@ extension WriteTransaction {
 
         // The open tail segment, if any, is merged with the new behaviours.
         var pending = History(sideFeatureWidth: width)
+        var carried: HistorySegment?  // the open tail, whose inline codes are reused
         var nextSeq: UInt32 = 0
         let tail: (UInt32, HistorySegment?)? = try withCursor(txn, store.tables.histories) { cursor in
             guard let (seq, bytes) = try lastSegment(cursor, user: user) else { return nil }
@@ -438,6 +439,7 @@ extension WriteTransaction {
         if let (seq, open) = tail {
             if let open {
                 pending.append(contentsOf: open.history)
+                carried = open
                 nextSeq = seq
             } else {
                 guard seq < UInt32.max - 1 else { throw StoreError.invalidArgument("user \(user) has too many segments") }
@@ -450,7 +452,7 @@ extension WriteTransaction {
         var start = 0
         while start < pending.count {
             let end = min(start + capacity, pending.count)
-            let segment = try makeSegment(pending, start..<end, codebook: active)
+            let segment = try makeSegment(pending, start..<end, codebook: active, carried: carried)
             let bytes = try segment.encode(using: store.compressor!)
             try Keys.segment(user: user, segment: nextSeq) { key in
                 try bytes.withUnsafeBytes { try put(store.tables.histories, key: key, $0) }
@@ -475,21 +477,36 @@ extension WriteTransaction {
     }
 
     /// Builds a segment of `range` of `h`, copying each item's packed code under `codebook`.
-    private func makeSegment(_ h: History, _ range: Range<Int>, codebook: Codebook?) throws -> HistorySegment {
+    ///
+    /// `carried` is the open tail segment being rewritten, whose behaviours are `h`'s first rows: its
+    /// inline codes under `codebook` are reused as they are (so a tail rewrite looks up only the new
+    /// behaviours' items, and a tail keeps the codes it was written with, like sealed segments do);
+    /// its rows without a code, or coded under another codebook, are looked up again.
+    private func makeSegment(
+        _ h: History, _ range: Range<Int>, codebook: Codebook?, carried: HistorySegment? = nil
+    ) throws -> HistorySegment {
         var part = History(sideFeatureWidth: h.sideFeatureWidth)
         part.append(contentsOf: h, range: range)
         var codes: [UInt8] = []
         var present: [Bool] = []
         if let cb = codebook {
             let size = cb.bytesPerItem
+            let reusable = carried.map { $0.codebookID == cb.id && $0.codeSize == size ? $0.count : 0 } ?? 0
             codes = [UInt8](repeating: 0, count: part.count * size)
             present = [Bool](repeating: false, count: part.count)
             try codes.withUnsafeMutableBytes { dst in
                 for (i, id) in part.itemIDs.enumerated() {
+                    let row = range.lowerBound + i
+                    let target = UnsafeMutableRawBufferPointer(rebasing: dst[(i * size)..<((i + 1) * size)])
+                    if row < reusable, let tail = carried, tail.codePresent[row] {
+                        tail.codes.withUnsafeBytes { target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[(row * size)..<((row + 1) * size)])) }
+                        present[i] = true
+                        continue
+                    }
                     guard let bytes = try get(store.tables.items, id: id) else { continue }
                     let (itemCB, payload) = try parseItem(id, bytes)
                     guard itemCB.id == cb.id else { continue }
-                    UnsafeMutableRawBufferPointer(rebasing: dst[(i * size)..<((i + 1) * size)]).copyMemory(from: payload)
+                    target.copyMemory(from: payload)
                     present[i] = true
                 }
             }

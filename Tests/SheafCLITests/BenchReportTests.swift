@@ -61,7 +61,7 @@ import Testing
         let keys = Set(rows.compactMap { $0["key"] as? String })
         for k in ["store/synthetic-small/history/10/p50", "store/synthetic-small/history/100/p99", "store/synthetic-small/history/100/c16-p50", "store/synthetic-large/history/50/p50",
                   "store/stand-in/history/all/blob-p50", "bytes/synthetic-large/50", "ingest/synthetic-small/npy-load",
-                  "ingest/stand-in/append", "store/stand-in/item-gets/100/record", "python-lmdb/synthetic-large/50/rows/p50"] {
+                  "ingest/stand-in/append", "ingest/appends-small/append-existing/late", "store/stand-in/item-gets/100/record", "python-lmdb/synthetic-large/50/rows/p50"] {
             #expect(keys.contains(k), "missing row \(k)")
         }
         let goals = try #require(report["goals"] as? [[String: Any]])

@@ -196,6 +196,29 @@ func segmentBytes(_ store: Store, user: UInt64, segment: UInt32) throws -> [UInt
         return (store, cb)
     }
 
+    /// A tail rewrite reuses the tail's inline codes (no lookups of its items, and the codes it was
+    /// written with, as sealed segments keep theirs) but looks up again the rows that had no code.
+    @Test func tailRewriteCarriesItsCodesAndFillsMissingOnes() throws {
+        let dir = TempDirectory()
+        let (store, cb) = try codedStore(dir, items: 10, skip: [7], capacity: 8)
+        try store.write { try $0.appendBehaviors([Behavior(item: 1, timestamp: 1), Behavior(item: 7, timestamp: 2)], user: 1) }
+        let before = try store.read { (txn) throws in try #require(try txn.decodeHistory(user: 1, options: DecodeOptions(missingItems: .zeroFill))) }
+        #expect(before.report.missingRows == [1])
+        // Item 1 re-coded under the same codebook; item 7 gets its first code.
+        let (c, m) = makeCodes(cb, count: 2, seed: 99)
+        try store.write { try $0.putItems(ids: [1, 7], codes: c, magnitudes: m) }
+        try store.write { try $0.appendBehaviors([Behavior(item: 2, timestamp: 3)], user: 1) }
+        try store.read { (txn) throws in
+            let after = try #require(try txn.decodeHistory(user: 1))
+            #expect(after.report.itemLookups == 0, "item 7's code was looked up and copied into the rewritten tail")
+            let D = cb.dimension
+            #expect(Array(after.embeddings[0..<D]) == Array(before.embeddings[0..<D]), "row 0 keeps the code it was appended with")
+            let fresh = try txn.decodeItems([1, 7, 2])
+            #expect(Array(after.embeddings[0..<D]) != Array(fresh[0..<D]))
+            #expect(Array(after.embeddings[D...]) == Array(fresh[D...]))
+        }
+    }
+
     @Test func historyDecodeMatchesItemDecodeWithoutLookups() throws {
         let dir = TempDirectory()
         let (store, _) = try codedStore(dir)
