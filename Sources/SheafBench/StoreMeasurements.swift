@@ -32,6 +32,8 @@ public struct HistoryLatency: Sendable, Codable {
     public var rawBlob: Path
     /// memcpy of the same output bytes, buffer to buffer.
     public var memcpy: Path
+    /// memset of the same output bytes: the floor for any decoder that writes float32 rows.
+    public var memset: Path
     /// Mean cosine between decoded and original rows over the checked users (a sanity check that
     /// the measured path decodes the right items; not a quality result on synthetic data).
     public var decodedCosine: Double
@@ -83,7 +85,7 @@ public enum StoreMeasurements {
         var rng = SplitMix64(seed: seed)
         var sheaf = LatencySamples(), half = LatencySamples(), segments = LatencySamples(), rows = LatencySamples()
         let halfOptions = DecodeOptions(centroidPrecision: .float16)
-        var blob = LatencySamples(), copy = LatencySamples()
+        var blob = LatencySamples(), copy = LatencySamples(), fill = LatencySamples()
         var lengthSum = 0
         for rep in 0..<(requests + warmup) {
             let user = users[Int(rng.next() % UInt64(users.count))]
@@ -124,6 +126,11 @@ public enum StoreMeasurements {
                 copy.add(nanoseconds: t1 - t0)
                 lengthSum += lengths[user] ?? 0
             }
+
+            t0 = monotonicNanoseconds()
+            UnsafeMutableRawPointer(copyTarget.pointer).initializeMemory(as: UInt8.self, repeating: UInt8(rep & 0x7F), count: bytes)
+            t1 = monotonicNanoseconds()
+            if keep { fill.add(nanoseconds: t1 - t0) }
         }
         let meanLength = Double(lengthSum) / Double(max(1, requests))
         let meanUsers = Double(lengths.values.reduce(0, +)) / Double(users.count)
@@ -131,7 +138,7 @@ public enum StoreMeasurements {
             users: users.count, requests: requests, meanLength: meanLength,
             sheafBytesPerHistory: sheafBytes / Double(users.count), float32BytesPerHistory: meanUsers * Double(D * 4),
             sheaf: .init(sheaf), sheafHalf: .init(half), sheafSegmentsOnly: .init(segments), rawRows: .init(rows), rawBlob: .init(blob),
-            memcpy: .init(copy), decodedCosine: cosCount > 0 ? cosSum / Double(cosCount) : 0)
+            memcpy: .init(copy), memset: .init(fill), decodedCosine: cosCount > 0 ? cosSum / Double(cosCount) : 0)
     }
 
     /// Random item reads per second: Sheaf's packed record get, Sheaf's get + decode, and the raw

@@ -200,6 +200,9 @@ func storeRows(
                   baseline: latency.rawRows.p50Microseconds, better: "lower", params: p),
         ReportRow(section: section, key: k + "/memcpy-p50", label: "fetch + decode p50, \(what)", unit: "µs", sheaf: latency.sheaf.p50Microseconds,
                   baselineName: "memcpy of the output bytes", baseline: latency.memcpy.p50Microseconds, better: "lower", params: p),
+        ReportRow(section: section, key: k + "/memset-p50", label: "fetch + decode p50, \(what)", unit: "µs", sheaf: latency.sheaf.p50Microseconds,
+                  baselineName: "memset of the output bytes (the floor for any decoder writing float32)", baseline: latency.memset.p50Microseconds,
+                  better: "lower", params: p),
         ReportRow(section: "bandwidth", key: "bytes/\(dataset)/\(bucket)", label: "bytes fetched per history, \(what)", unit: "B",
                   sheaf: latency.sheafBytesPerHistory, baselineName: "float32 rows", baseline: latency.float32BytesPerHistory, better: "lower", params: p),
     ]

@@ -496,13 +496,33 @@ private struct PayloadReader {
     }
 
     /// Reads one varint (at most 10 bytes, fitting 64 bits).
+    ///
+    /// Fast paths: a one-byte varint is returned at once; otherwise, with 8 bytes left, one unaligned load covers any varint of up to 8 bytes (56 bits);
+    /// its length is found from the first byte with a clear high bit, and its 7-bit groups are packed
+    /// together with three mask-and-shift steps. Longer varints and the payload's last bytes go
+    /// through the byte-wise `varintSlow`, which also reports errors.
     @inline(__always)
     mutating func varint(_ what: StaticString) -> UInt64 {
         if pos < bytes.count {
+            // safe: pos < bytes.count.
             let b = bytes[pos]
             if b < 0x80 {
-                pos += 1
+                pos &+= 1
                 return UInt64(b)
+            }
+        }
+        if bytes.count &- pos >= 8 {
+            // safe: pos + 8 ≤ bytes.count; loadUnaligned has no alignment requirement.
+            let w = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: pos, as: UInt64.self))
+            let stops = ~w & 0x8080_8080_8080_8080
+            if stops != 0 {
+                pos &+= (stops.trailingZeroBitCount &>> 3) &+ 1
+                // Keep the varint's bytes (through the lowest stop bit), then their low 7 bits.
+                var x = w & (stops ^ (stops &- 1)) & 0x7F7F_7F7F_7F7F_7F7F
+                x = (x & 0x007F_007F_007F_007F) | ((x & 0x7F00_7F00_7F00_7F00) &>> 1)
+                x = (x & 0x0000_3FFF_0000_3FFF) | ((x & 0x3FFF_0000_3FFF_0000) &>> 2)
+                x = (x & 0x0000_0000_0FFF_FFFF) | ((x & 0x0FFF_FFFF_0000_0000) &>> 4)
+                return x
             }
         }
         return varintSlow(what)

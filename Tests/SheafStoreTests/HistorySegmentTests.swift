@@ -348,6 +348,29 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
         #expect(try decode(try encode(s)) == s)
     }
 
+    /// Varints of every length from 1 to 10 bytes, in both varint columns, mostly with 8 or more
+    /// payload bytes after them (the one-load fast path) and some at the column's end.
+    @Test func varintsOfEveryLengthRoundTrip() throws {
+        var rng = TestRandom(seed: 31)
+        for count in [1, 3, 500] {
+            var t = Int64.min
+            var behaviours: [Behavior] = []
+            for i in 0..<count {
+                // Timestamp deltas of 0...52 bits (500 of them cannot overflow), ids of 0...64 bits.
+                let deltaBits = i % 53
+                t += Int64(rng.next() & ((UInt64(1) << UInt64(deltaBits)) &- 1))
+                let idBits = (i * 7) % 65
+                let id = idBits == 64 ? rng.next() : rng.next() & ((UInt64(1) << UInt64(idBits)) &- 1)
+                behaviours.append(Behavior(item: id, timestamp: t, action: UInt16(truncatingIfNeeded: rng.next()), label: 1))
+            }
+            let s = HistorySegment(history: History(behaviours))
+            #expect(try decode(try encode(s)) == s, "count \(count)")
+        }
+        // The largest delta and the largest zigzag id delta: 10-byte varints.
+        let wide = History([Behavior(item: 0, timestamp: .min), Behavior(item: 1 << 63, timestamp: .max), Behavior(item: 0, timestamp: .max)])
+        #expect(try decode(try encode(HistorySegment(history: wide))).history == wide)
+    }
+
     @Test func specialFloatsKeepTheirBits() throws {
         let specials: [Float] = [.nan, -0.0, .infinity, -.infinity, .leastNonzeroMagnitude, .greatestFiniteMagnitude]
         let h = History(specials.enumerated().map { i, f in
