@@ -3,7 +3,8 @@
 //
 // The grid is D ∈ {384, 2048} × K ∈ {256, 4096} × L ∈ {2, 3, 4} × magnitudes at 8/16/32 bits, each
 // as a cache-resident batch (256 items, ordinary stores) and as a streaming one (100,000 items,
-// non-temporal stores): 72 decode benchmarks, plus memcpy at the four (D, n) sizes.
+// non-temporal stores): 72 decode benchmarks, 24 more with float16 centroids beside the 8-bit ones
+// (suffix " c16"), plus memcpy at the four (D, n) sizes.
 //
 // Names, for --filter (a regular expression that must match the whole name):
 //   decode D384 L3 K256 m8 n256             cache-resident batch
@@ -18,6 +19,7 @@
 // runs in a process of its own.
 import Benchmark
 import SheafBench
+import SheafCodebook
 
 /// Float32 output bytes written per second, in MB (10^6 B), one sample per decode.
 let outputMegabytesPerSecond = BenchmarkMetric.custom("output MB/s", polarity: .prefersLarger, useScalingFactor: false)
@@ -67,18 +69,23 @@ let benchmarks: @Sendable () -> Void = {
         }
 
         for config in DecodeConfiguration.grid(rows: batch.rows) {
-            let name = "decode \(config)" + (batch.streaming ? " stream" : "")
-            Benchmark(name) { benchmark, workload in
-                let bytes = workload.outputBytes
-                for _ in benchmark.scaledIterations {
-                    measure(benchmark, bytes: bytes) { workload.decode(streaming: batch.streaming) }
+            // Half-precision centroids beside the 8-bit configurations (their cost does not depend on
+            // how magnitudes are stored).
+            let precisions: [CentroidPrecision] = config.magnitudeBits == 8 ? [.float32, .float16] : [.float32]
+            for precision in precisions {
+                let name = "decode \(config)" + (batch.streaming ? " stream" : "") + (precision == .float16 ? " c16" : "")
+                Benchmark(name) { benchmark, workload in
+                    let bytes = workload.outputBytes
+                    for _ in benchmark.scaledIterations {
+                        measure(benchmark, bytes: bytes) { workload.decode(streaming: batch.streaming, precision: precision) }
+                    }
+                } setup: { () throws -> DecodeWorkload in
+                    let workload = try DecodeWorkload(config)
+                    // The measured kernel must compute the right thing (first 16 rows against the scalar path).
+                    let error = workload.maximumErrorAgainstReference(precision: precision)
+                    guard error <= 1e-4 else { throw DecodeError.wrongResult(name, error) }
+                    return workload
                 }
-            } setup: { () throws -> DecodeWorkload in
-                let workload = try DecodeWorkload(config)
-                // The measured kernel must compute the right thing (first 16 rows against the scalar path).
-                let error = workload.maximumErrorAgainstReference()
-                guard error <= 1e-4 else { throw DecodeError.wrongResult(name, error) }
-                return workload
             }
         }
     }

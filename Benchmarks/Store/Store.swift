@@ -10,6 +10,7 @@
 //   ... 1 per txn                      the same with one read transaction per get
 //     (throughput is gets per second: each iteration makes 1,000 gets, the scaling factor)
 //   history 1000 sheaf decode          read txn + history segments + decode into a reused buffer
+//   history 1000 sheaf decode c16      the same with float16 centroids (DecodeOptions.centroidPrecision)
 //   history 1000 sheaf segments        read txn + history segments only (no decode)
 //   history 1000 float32 rows          read txn + history item ids + one float32 row get per behaviour
 //   history 1000 float32 blob          read txn + one get of the whole history as float32 rows
@@ -377,11 +378,23 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // Histories: one whole history per iteration.
+    let halfPrecision = DecodeOptions(centroidPrecision: .float16)
     for length in storeConfiguration.buckets.map(\.length) {
         Benchmark("history \(length) sheaf decode") { _, s in
             let user = s.nextUser()
             try s.fixture.store.read { txn in
                 guard try txn.decodeHistory(user: user, into: &s.decoded) != nil else {
+                    throw StoreBenchmarkError.check("user \(user) has no history")
+                }
+            }
+        } setup: {
+            try HistoryReads(try SharedStore.fixture(), length: length)
+        }
+
+        Benchmark("history \(length) sheaf decode c16") { _, s in
+            let user = s.nextUser()
+            try s.fixture.store.read { txn in
+                guard try txn.decodeHistory(user: user, into: &s.decoded, options: halfPrecision) != nil else {
                     throw StoreBenchmarkError.check("user \(user) has no history")
                 }
             }
