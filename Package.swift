@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "SheafQuantizer", targets: ["SheafQuantizer"]),
         .library(name: "SheafLinearAlgebra", targets: ["SheafLinearAlgebra"]),
         .library(name: "SheafFormats", targets: ["SheafFormats"]),
+        .library(name: "SheafNN", targets: ["SheafNN"]),
         /// Benchmark workloads and baselines, shared by `sheaf-measure` and the nested Benchmarks package.
         .library(name: "SheafBench", targets: ["SheafBench"]),
         .executable(name: "sheaf", targets: ["sheaf"]),
@@ -41,6 +42,8 @@ let package = Package(
         .target(name: "SheafFormats"),
         /// Thin owned wrapper over OpenBLAS.
         .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS"]),
+        // Tensors, reverse-mode gradients and training on OpenBLAS; knows nothing of storage.
+        .target(name: "SheafNN", dependencies: ["SheafLinearAlgebra"]),
         /// The LMDB-backed store: typed tables, item codes, segmented histories, decode.
         .target(name: "SheafStore", dependencies: ["CLMDB", "CZstd", "CSheafKernels", "SheafCodebook"]),
         /// The `sheaf` command line: subcommands, loaders, progress. A library so tests can run commands in-process.
@@ -65,6 +68,7 @@ let package = Package(
         .testTarget(name: "SheafQuantizerTests", dependencies: ["SheafQuantizer", "SheafCodebook"]),
         .testTarget(name: "SheafFormatsTests", dependencies: ["SheafFormats"]),
         .testTarget(name: "SheafLinearAlgebraTests", dependencies: ["SheafLinearAlgebra"]),
+        .testTarget(name: "SheafNNTests", dependencies: ["SheafNN"]),
         .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook"]),
         .testTarget(name: "SheafCLITests", dependencies: ["SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook"]),
     ]

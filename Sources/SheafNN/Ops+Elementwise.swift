@@ -1,0 +1,116 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension Tape {
+    /// How `b` lines up with `a` in a binary operation: the same shape, or b's shape is a's last
+    /// dimension (`[D]` against `[..., D]`, e.g. a bias) and b repeats over a's rows.
+    private func broadcastsOverRows(_ a: Tensor, _ b: Tensor, _ op: String) -> Bool {
+        if a.shape == b.shape { return false }
+        precondition(b.rank == 1 && b.shape[0] == a.lastDimension, "\(op): shapes \(a.shape) and \(b.shape) do not broadcast")
+        return true
+    }
+
+    /// a + b, with b of a's shape or of shape [a.lastDimension] (added to every row).
+    public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+        let rowwise = broadcastsOverRows(a, b, "add")
+        let n = a.count, d = b.count
+        var out = a.values
+        out.withUnsafeMutableBufferPointer { o in
+            b.values.withUnsafeBufferPointer { pb in
+                if rowwise {
+                    for i in 0..<n { o[i] += pb[i % d] }
+                } else {
+                    for i in 0..<n { o[i] += pb[i] }
+                }
+            }
+        }
+        return record(shape: a.shape, values: out, inputs: [a, b]) { g in
+            if a.requiresGrad { a.accumulateGrad { da in for i in 0..<n { da[i] += g[i] } } }
+            if b.requiresGrad {
+                b.accumulateGrad { db in
+                    if rowwise {
+                        for i in 0..<n { db[i % d] += g[i] }
+                    } else {
+                        for i in 0..<n { db[i] += g[i] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// a ⊙ b (element-wise), with b of a's shape or of shape [a.lastDimension].
+    public func mul(_ a: Tensor, _ b: Tensor) -> Tensor {
+        let rowwise = broadcastsOverRows(a, b, "mul")
+        let n = a.count, d = b.count
+        var out = a.values
+        out.withUnsafeMutableBufferPointer { o in
+            b.values.withUnsafeBufferPointer { pb in
+                for i in 0..<n { o[i] *= pb[rowwise ? i % d : i] }
+            }
+        }
+        return record(shape: a.shape, values: out, inputs: [a, b]) { g in
+            if a.requiresGrad {
+                b.values.withUnsafeBufferPointer { pb in
+                    a.accumulateGrad { da in for i in 0..<n { da[i] += g[i] * pb[rowwise ? i % d : i] } }
+                }
+            }
+            if b.requiresGrad {
+                a.values.withUnsafeBufferPointer { pa in
+                    b.accumulateGrad { db in for i in 0..<n { db[rowwise ? i % d : i] += g[i] * pa[i] } }
+                }
+            }
+        }
+    }
+
+    /// s · a.
+    public func scale(_ a: Tensor, _ s: Float) -> Tensor {
+        let out = a.values.map { $0 * s }
+        return record(shape: a.shape, values: out, inputs: [a]) { g in
+            a.accumulateGrad { da in for i in 0..<da.count { da[i] += s * g[i] } }
+        }
+    }
+
+    /// Applies f element-wise; `derivative(x, f(x))` gives f′ for the backward pass.
+    private func unary(_ a: Tensor, _ f: (Float) -> Float, derivative: @escaping (Float, Float) -> Float) -> Tensor {
+        let out = a.values.map(f)
+        return record(shape: a.shape, values: out, inputs: [a]) { [out] g in
+            a.values.withUnsafeBufferPointer { x in
+                a.accumulateGrad { da in for i in 0..<da.count { da[i] += g[i] * derivative(x[i], out[i]) } }
+            }
+        }
+    }
+
+    /// GELU, the exact form: x · Φ(x) = x/2 · (1 + erf(x/√2)).
+    public func gelu(_ a: Tensor) -> Tensor {
+        unary(a, { x in 0.5 * x * (1 + erff(x * 0.70710678118654752)) }) { x, _ in
+            // Φ(x) + x · φ(x)
+            0.5 * (1 + erff(x * 0.70710678118654752)) + x * 0.39894228040143268 * expf(-0.5 * x * x)
+        }
+    }
+
+    /// SiLU: x · σ(x).
+    public func silu(_ a: Tensor) -> Tensor {
+        unary(a, { x in x / (1 + expf(-x)) }) { x, _ in
+            let s = 1 / (1 + expf(-x))
+            return s * (1 + x * (1 - s))
+        }
+    }
+
+    /// Sum of all values, as a scalar tensor.
+    public func sum(_ a: Tensor) -> Tensor {
+        var total: Float = 0
+        for v in a.values { total += v }
+        return record(shape: [], values: [total], inputs: [a]) { g in
+            a.accumulateGrad { da in for i in 0..<da.count { da[i] += g[0] } }
+        }
+    }
+
+    /// Mean of all values, as a scalar tensor.
+    public func mean(_ a: Tensor) -> Tensor {
+        precondition(a.count > 0, "mean of an empty tensor")
+        return scale(sum(a), 1 / Float(a.count))
+    }
+}

@@ -1,0 +1,61 @@
+/// Records operations for reverse-mode differentiation.
+///
+/// Every operation is a method of a tape. When the tape is recording and an input requires a
+/// gradient, the operation appends a node: its output and a closure that, given ∂loss/∂output,
+/// adds the input gradients. `backward(_:)` walks the nodes in reverse recording order, which is a
+/// valid reverse topological order, so a tensor used twice receives the sum of both contributions
+/// before its own node runs.
+///
+/// A tape keeps every recorded output alive until it is released or `reset()`: use one tape per
+/// training step. `Tape(recording: false)` runs the same operations for inference without
+/// keeping anything.
+public final class Tape {
+    struct Node {
+        let output: Tensor
+        let backward: (UnsafeBufferPointer<Float>) -> Void
+    }
+
+    /// Whether operations record nodes (when an input requires a gradient).
+    public let isRecording: Bool
+    private(set) var nodes: [Node] = []
+
+    public init(recording: Bool = true) {
+        isRecording = recording
+    }
+
+    /// Number of nodes recorded.
+    public var nodeCount: Int { nodes.count }
+
+    /// Drops every recorded node (and the activations they keep alive).
+    public func reset() { nodes.removeAll(keepingCapacity: true) }
+
+    /// Whether an operation on `inputs` must record a node (and its output require a gradient).
+    func needsGrad(_ inputs: Tensor...) -> Bool {
+        isRecording && inputs.contains { $0.requiresGrad }
+    }
+
+    /// Makes the output tensor of an operation and records its backward closure when needed.
+    /// `backward` receives ∂loss/∂output and must accumulate into the inputs that require gradients.
+    func record(
+        shape: [Int], values: [Float], inputs: [Tensor],
+        backward: @escaping (UnsafeBufferPointer<Float>) -> Void
+    ) -> Tensor {
+        let tracked = isRecording && inputs.contains { $0.requiresGrad }
+        let out = Tensor(shape: shape, values: values, requiresGrad: tracked)
+        if tracked { nodes.append(Node(output: out, backward: backward)) }
+        return out
+    }
+
+    /// Back-propagates from `loss` (a one-value tensor): its gradient is seeded with 1 and every
+    /// recorded node whose output received a gradient passes it on. Gradients accumulate into
+    /// `grad` of each tensor that requires one (call `zeroGrad` on parameters between steps).
+    public func backward(_ loss: Tensor) {
+        precondition(loss.count == 1, "backward needs a one-value loss, got shape \(loss.shape)")
+        precondition(loss.requiresGrad, "the loss does not depend on any tensor that requires a gradient")
+        loss.accumulateGrad { $0[0] += 1 }
+        for node in nodes.reversed() {
+            guard let g = node.output.grad else { continue }
+            g.withUnsafeBufferPointer { node.backward($0) }
+        }
+    }
+}
