@@ -18,9 +18,24 @@ public final class Tape {
     /// Whether operations record nodes (when an input requires a gradient).
     public let isRecording: Bool
     private(set) var nodes: [Node] = []
+    /// SplitMix64 state for dropout masks.
+    private var randomState: UInt64
 
-    public init(recording: Bool = true) {
+    /// - Parameters:
+    ///   - recording: false for inference (nothing is kept, no gradients).
+    ///   - seed: seeds the dropout masks drawn on this tape.
+    public init(recording: Bool = true, seed: UInt64 = 0x5EAF) {
         isRecording = recording
+        randomState = seed
+    }
+
+    /// The next SplitMix64 value of the tape's generator.
+    func nextRandom() -> UInt64 {
+        randomState &+= 0x9E37_79B9_7F4A_7C15
+        var z = randomState
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 
     /// Number of nodes recorded.

@@ -1,0 +1,151 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension Tape {
+    /// Mean of the rows of each sequence of x [B, T, D] whose `mask` entry ([B·T], true = a real
+    /// token) is set: the result is [B, D]. A sequence with no real token pools to zeros.
+    public func maskedMeanPool(_ x: Tensor, mask: [Bool]) -> Tensor {
+        precondition(x.rank == 3 && mask.count == x.shape[0] * x.shape[1], "maskedMeanPool: x \(x.shape), mask of \(mask.count)")
+        let (b, t, d) = (x.shape[0], x.shape[1], x.shape[2])
+        var weight = [Float](repeating: 0, count: b)
+        for bi in 0..<b {
+            let n = (0..<t).reduce(0) { $0 + (mask[bi * t + $1] ? 1 : 0) }
+            weight[bi] = n > 0 ? 1 / Float(n) : 0
+        }
+        var out = [Float](repeating: 0, count: b * d)
+        for bi in 0..<b {
+            for ti in 0..<t where mask[bi * t + ti] {
+                let s = (bi * t + ti) * d
+                for j in 0..<d { out[bi * d + j] += x.values[s + j] }
+            }
+            for j in 0..<d { out[bi * d + j] *= weight[bi] }
+        }
+        return record(shape: [b, d], values: out, inputs: [x]) { g in
+            x.accumulateGrad { dx in
+                for bi in 0..<b {
+                    for ti in 0..<t where mask[bi * t + ti] {
+                        let s = (bi * t + ti) * d
+                        for j in 0..<d { dx[s + j] += g[bi * d + j] * weight[bi] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Each row over the last dimension divided by its L2 norm (rows with norm below `epsilon` are
+    /// divided by `epsilon`, as torch's `normalize` does).
+    public func l2Normalize(_ x: Tensor, epsilon: Float = 1e-12) -> Tensor {
+        let d = x.lastDimension, rows = x.rows
+        var out = x.values
+        var norms = [Float](repeating: 0, count: rows)
+        for r in 0..<rows {
+            var ss: Float = 0
+            for j in 0..<d { ss += out[r * d + j] * out[r * d + j] }
+            let n = max(ss.squareRoot(), epsilon)
+            norms[r] = n
+            for j in 0..<d { out[r * d + j] /= n }
+        }
+        return record(shape: x.shape, values: out, inputs: [x]) { [out, norms] g in
+            x.accumulateGrad { dx in
+                for r in 0..<rows {
+                    let o = r * d, n = norms[r]
+                    if n > epsilon {
+                        // (g − y·(y·g)) / ‖x‖
+                        var dot: Float = 0
+                        for j in 0..<d { dot += out[o + j] * g[o + j] }
+                        for j in 0..<d { dx[o + j] += (g[o + j] - out[o + j] * dot) / n }
+                    } else {
+                        for j in 0..<d { dx[o + j] += g[o + j] / n }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Inverted dropout: each value is zeroed with probability `probability` and the rest scaled by
+    /// 1 / (1 − probability). Draws from the tape's seeded generator; a no-op when `probability` is 0.
+    public func dropout(_ x: Tensor, probability: Float) -> Tensor {
+        precondition(probability >= 0 && probability < 1, "dropout probability \(probability) outside [0, 1)")
+        guard probability > 0 else { return x }
+        let keep = 1 / (1 - probability)
+        let threshold = UInt64(Double(probability) * 0x1p53)
+        let factors = (0..<x.count).map { _ in (nextRandom() >> 11) < threshold ? Float(0) : keep }
+        var out = x.values
+        for i in 0..<out.count { out[i] *= factors[i] }
+        return record(shape: x.shape, values: out, inputs: [x]) { g in
+            x.accumulateGrad { dx in for i in 0..<dx.count { dx[i] += g[i] * factors[i] } }
+        }
+    }
+
+    /// Mean cross-entropy of `logits` [N, C] against class indices `targets` (N of them), as a scalar.
+    public func crossEntropy(_ logits: Tensor, targets: [Int]) -> Tensor {
+        precondition(logits.rank == 2 && targets.count == logits.shape[0], "crossEntropy: logits \(logits.shape), \(targets.count) targets")
+        let (n, c) = (logits.shape[0], logits.shape[1])
+        for t in targets { precondition(t >= 0 && t < c, "crossEntropy: target \(t) outside 0..<\(c)") }
+        var probabilities = logits.values
+        var loss: Double = 0
+        for r in 0..<n {
+            let o = r * c
+            var m = -Float.infinity
+            for j in 0..<c { m = max(m, probabilities[o + j]) }
+            var z: Float = 0
+            for j in 0..<c {
+                probabilities[o + j] = expf(probabilities[o + j] - m)
+                z += probabilities[o + j]
+            }
+            loss += Double(logf(z) + m - logits.values[o + targets[r]])
+            for j in 0..<c { probabilities[o + j] /= z }
+        }
+        return record(shape: [], values: [Float(loss / Double(n))], inputs: [logits]) { [probabilities] g in
+            let k = g[0] / Float(n)
+            logits.accumulateGrad { dl in
+                for r in 0..<n {
+                    for j in 0..<c { dl[r * c + j] += k * (probabilities[r * c + j] - (j == targets[r] ? 1 : 0)) }
+                }
+            }
+        }
+    }
+
+    /// InfoNCE with in-batch negatives: row i of `queries` [N, D] should match row i of `keys`
+    /// [N, D] against the other rows; logits are dot products divided by `temperature`.
+    public func infoNCE(queries: Tensor, keys: Tensor, temperature: Float) -> Tensor {
+        precondition(temperature > 0, "infoNCE temperature must be positive")
+        precondition(queries.rank == 2 && queries.shape == keys.shape, "infoNCE: queries \(queries.shape), keys \(keys.shape)")
+        let logits = scale(matmul(queries, keys, transposeB: true), 1 / temperature)
+        return crossEntropy(logits, targets: Array(0..<queries.shape[0]))
+    }
+
+    /// Multi-head scaled dot-product attention: q, k, v are [B, T, H·d]; the result is [B, T, H·d].
+    ///
+    /// - Parameters:
+    ///   - keyMask: [B·T], true for real tokens; padding keys get no attention weight. nil = all real.
+    ///   - causal: position t attends only to positions ≤ t.
+    public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int, keyMask: [Bool]? = nil, causal: Bool = false) -> Tensor {
+        precondition(q.rank == 3 && q.shape == k.shape && q.shape == v.shape, "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
+        let (b, t, width) = (q.shape[0], q.shape[1], q.shape[2])
+        if let keyMask { precondition(keyMask.count == b * t, "attention: key mask of \(keyMask.count) for \(b)×\(t)") }
+        let d = width / heads
+        let qh = splitHeads(q, heads: heads), kh = splitHeads(k, heads: heads), vh = splitHeads(v, heads: heads)
+        var scores = scale(batchedMatmul(qh, kh, transposeB: true), 1 / Float(d).squareRoot())
+        if keyMask != nil || causal {
+            // A large negative bias rather than −∞, so a query whose keys are all masked gets a
+            // uniform (ignored) distribution instead of NaN.
+            var bias = [Float](repeating: 0, count: b * heads * t * t)
+            for bi in 0..<b {
+                for h in 0..<heads {
+                    for i in 0..<t {
+                        for j in 0..<t where (causal && j > i) || (keyMask.map { !$0[bi * t + j] } ?? false) {
+                            bias[((bi * heads + h) * t + i) * t + j] = -1e9
+                        }
+                    }
+                }
+            }
+            scores = add(scores, Tensor(shape: scores.shape, values: bias))
+        }
+        let context = batchedMatmul(softmax(scores), vh)
+        return mergeHeads(context, heads: heads)
+    }
+}
