@@ -1,0 +1,118 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// AdamW (Loshchilov & Hutter): Adam moments with bias correction, and weight decay applied to the
+/// weights directly (decoupled), not through the gradient.
+///
+/// θ ← θ − lr · (m̂ / (√v̂ + ε) + λ · θ), with λ = 0 for the `undecayed` parameters (biases, norms).
+public final class AdamW {
+    public struct Configuration: Sendable {
+        public var beta1: Float = 0.9
+        public var beta2: Float = 0.999
+        public var epsilon: Float = 1e-8
+        public var weightDecay: Float = 0.01
+        public init(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0.01) {
+            self.beta1 = beta1
+            self.beta2 = beta2
+            self.epsilon = epsilon
+            self.weightDecay = weightDecay
+        }
+    }
+
+    public let configuration: Configuration
+    /// Every parameter, decayed ones first.
+    public let parameters: [Tensor]
+    private let decays: [Bool]
+    private var firstMoments: [[Float]]
+    private var secondMoments: [[Float]]
+    /// Steps taken so far.
+    public private(set) var stepCount = 0
+
+    public init(decayed: [Tensor], undecayed: [Tensor] = [], configuration: Configuration = Configuration()) {
+        let all = decayed + undecayed
+        for p in all { precondition(p.requiresGrad, "AdamW: a parameter of shape \(p.shape) does not require a gradient") }
+        precondition(Set(all.map(ObjectIdentifier.init)).count == all.count, "AdamW: a parameter is listed twice")
+        self.configuration = configuration
+        parameters = all
+        decays = decayed.map { _ in true } + undecayed.map { _ in false }
+        firstMoments = all.map { [Float](repeating: 0, count: $0.count) }
+        secondMoments = all.map { [Float](repeating: 0, count: $0.count) }
+    }
+
+    /// One update at `learningRate` from the current gradients (a parameter without a gradient is
+    /// treated as having a zero one: its moments decay and weight decay still applies).
+    public func step(learningRate: Float) {
+        stepCount += 1
+        let c = configuration
+        let correction1 = 1 - powf(c.beta1, Float(stepCount))
+        let correction2 = 1 - powf(c.beta2, Float(stepCount))
+        for (k, p) in parameters.enumerated() {
+            let decay = decays[k] ? c.weightDecay : 0
+            let grad = p.grad
+            firstMoments[k].withUnsafeMutableBufferPointer { m in
+                secondMoments[k].withUnsafeMutableBufferPointer { v in
+                    p.updateValues { w in
+                        for i in 0..<w.count {
+                            let g = grad?[i] ?? 0
+                            m[i] = c.beta1 * m[i] + (1 - c.beta1) * g
+                            v[i] = c.beta2 * v[i] + (1 - c.beta2) * g * g
+                            let mHat = m[i] / correction1, vHat = v[i] / correction2
+                            w[i] -= learningRate * (mHat / (vHat.squareRoot() + c.epsilon) + decay * w[i])
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Clears every parameter's gradient.
+    public func zeroGrad() {
+        for p in parameters { p.zeroGrad() }
+    }
+}
+
+/// Scales the gradients of `parameters` so that their global L2 norm is at most `maxNorm`; returns
+/// the norm before clipping (computed in Double).
+@discardableResult
+public func clipGradientNorm(_ parameters: [Tensor], maxNorm: Float) -> Float {
+    precondition(maxNorm > 0, "maxNorm must be positive")
+    var total = 0.0
+    for p in parameters {
+        guard let g = p.grad else { continue }
+        for x in g { total += Double(x) * Double(x) }
+    }
+    let norm = Float(total.squareRoot())
+    if norm > maxNorm {
+        let factor = maxNorm / norm
+        for p in parameters where p.grad != nil { p.accumulateGrad { g in for i in 0..<g.count { g[i] *= factor } } }
+    }
+    return norm
+}
+
+/// Linear warm-up from 0 to `peak` over `warmupSteps`, then a cosine decay to `minimum` at
+/// `totalSteps` (and `minimum` after).
+public struct WarmupCosineSchedule: Sendable {
+    public var peak: Float
+    public var minimum: Float
+    public var warmupSteps: Int
+    public var totalSteps: Int
+
+    public init(peak: Float, warmupSteps: Int, totalSteps: Int, minimum: Float = 0) {
+        precondition(warmupSteps >= 0 && totalSteps > warmupSteps, "schedule needs 0 ≤ warm-up < total steps")
+        self.peak = peak
+        self.minimum = minimum
+        self.warmupSteps = warmupSteps
+        self.totalSteps = totalSteps
+    }
+
+    /// The rate for step `step` (0-based: the first update uses step 0).
+    public func learningRate(at step: Int) -> Float {
+        if step < warmupSteps { return peak * Float(step + 1) / Float(warmupSteps) }
+        if step >= totalSteps { return minimum }
+        let progress = Double(step - warmupSteps) / Double(totalSteps - warmupSteps)
+        return minimum + (peak - minimum) * Float(0.5 * (1 + cos(Double.pi * progress)))
+    }
+}
