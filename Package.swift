@@ -43,7 +43,7 @@ let package = Package(
         /// Thin owned wrapper over OpenBLAS.
         .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS"]),
         // Tensors, reverse-mode gradients and training on OpenBLAS; knows nothing of storage.
-        .target(name: "SheafNN", dependencies: ["SheafLinearAlgebra"]),
+        .target(name: "SheafNN", dependencies: ["SheafLinearAlgebra", "SheafFormats"]),
         /// The LMDB-backed store: typed tables, item codes, segmented histories, decode.
         .target(name: "SheafStore", dependencies: ["CLMDB", "CZstd", "CSheafKernels", "SheafCodebook"]),
         /// The `sheaf` command line: subcommands, loaders, progress. A library so tests can run commands in-process.
@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "SheafQuantizerTests", dependencies: ["SheafQuantizer", "SheafCodebook"]),
         .testTarget(name: "SheafFormatsTests", dependencies: ["SheafFormats"]),
         .testTarget(name: "SheafLinearAlgebraTests", dependencies: ["SheafLinearAlgebra"]),
-        .testTarget(name: "SheafNNTests", dependencies: ["SheafNN"]),
+        .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats"]),
         .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook"]),
         .testTarget(name: "SheafCLITests", dependencies: ["SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook"]),
     ]

@@ -14,6 +14,10 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
     case badLine(path: String, line: Int, reason: String)
     /// A data row is inconsistent with the file's header; `row` is 0-based.
     case badRow(path: String, row: Int, reason: String)
+    /// A named tensor the caller needs is not in the file.
+    case missingTensor(path: String, name: String)
+    /// A named tensor has another shape than the caller needs.
+    case tensorShapeMismatch(path: String, name: String, expected: [Int], actual: [Int])
 
     public var description: String {
         switch self {
@@ -23,6 +27,8 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
         case .truncated(let p, let e, let a): "\(p): truncated: the header promises \(e) data bytes, the file has \(a)"
         case .badLine(let p, let l, let r): "\(p):\(l): \(r)"
         case .badRow(let p, let i, let r): "\(p): row \(i): \(r)"
+        case .missingTensor(let p, let n): "\(p): no tensor named \(n)"
+        case .tensorShapeMismatch(let p, let n, let e, let a): "\(p): tensor \(n) has shape \(a), expected \(e)"
         }
     }
 }
