@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "SheafLinearAlgebra", targets: ["SheafLinearAlgebra"]),
         .library(name: "SheafFormats", targets: ["SheafFormats"]),
         .library(name: "SheafNN", targets: ["SheafNN"]),
+        .library(name: "SheafText", targets: ["SheafText"]),
         /// Benchmark workloads and baselines, shared by `sheaf-measure` and the nested Benchmarks package.
         .library(name: "SheafBench", targets: ["SheafBench"]),
         .executable(name: "sheaf", targets: ["sheaf"]),
@@ -44,6 +45,8 @@ let package = Package(
         .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS"]),
         // Tensors, reverse-mode gradients and training on OpenBLAS; knows nothing of storage.
         .target(name: "SheafNN", dependencies: ["SheafLinearAlgebra", "SheafFormats"]),
+        // Sheaf's item-text encoder: the WordPiece tokenizer and a pretrained BERT on SheafNN.
+        .target(name: "SheafText", dependencies: ["SheafNN", "SheafFormats"]),
         /// The LMDB-backed store: typed tables, item codes, segmented histories, decode.
         .target(name: "SheafStore", dependencies: ["CLMDB", "CZstd", "CSheafKernels", "SheafCodebook"]),
         /// The `sheaf` command line: subcommands, loaders, progress. A library so tests can run commands in-process.
@@ -69,6 +72,7 @@ let package = Package(
         .testTarget(name: "SheafFormatsTests", dependencies: ["SheafFormats"]),
         .testTarget(name: "SheafLinearAlgebraTests", dependencies: ["SheafLinearAlgebra"]),
         .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats"]),
+        .testTarget(name: "SheafTextTests", dependencies: ["SheafText", "SheafNN", "SheafFormats"]),
         .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook"]),
         .testTarget(name: "SheafCLITests", dependencies: ["SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook"]),
     ]
