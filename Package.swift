@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "SheafCLI",
             dependencies: [
-                "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats",
+                "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafText",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         /// The `sheaf` executable: `SheafCommand.main()`.
@@ -74,6 +74,6 @@ let package = Package(
         .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats"]),
         .testTarget(name: "SheafTextTests", dependencies: ["SheafText", "SheafNN", "SheafFormats"]),
         .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook"]),
-        .testTarget(name: "SheafCLITests", dependencies: ["SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook"]),
+        .testTarget(name: "SheafCLITests", dependencies: ["SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafText"]),
     ]
 )

@@ -14,12 +14,13 @@ public struct SheafCommand: ParsableCommand {
               sheaf items load STORE --input items.npy --ids ids.npy --titles titles.tsv
               sheaf behaviors load STORE --input ratings.csv
               sheaf stats STORE
+              sheaf embed --model data/minilm --input items.tsv --output items.npy
             Results go to stdout; progress and errors to stderr.
             """,
         version: "0.4.0",
         subcommands: [
             Init.self, CodebookCommand.self, ItemsCommand.self, BehaviorsCommand.self, HistoryCommand.self,
-            Stats.self, Verify.self,
+            Stats.self, Verify.self, Embed.self,
         ])
 
     public init() {}
