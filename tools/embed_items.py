@@ -272,7 +272,27 @@ def main():
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--check", action="store_true", help="run sanity checks only")
     ap.add_argument("--text", action="append", help="embed these texts, print them as JSON, exit")
+    ap.add_argument("--texts-only", action="store_true",
+                    help="write item_ids.npy and item_texts.tsv only (the demo embeds them with `sheaf embed`)")
+    ap.add_argument("--compare", metavar="NPY",
+                    help="embed the texts of OUT_DIR/item_texts.tsv with this reference and compare with NPY "
+                         "(rows in the same order): print the lowest and mean cosine and both speeds; "
+                         "exit 1 when a cosine is below 0.9999")
+    ap.add_argument("--sheaf-rate", type=float, help="texts/s of the run being compared (printed beside ours)")
     a = ap.parse_args()
+
+    if a.texts_only:
+        items = read_items(a.items)
+        ids = np.array([i for i, _ in items], dtype=np.int64)
+        for _, t in items:
+            if "\t" in t or "\n" in t:
+                raise SystemExit(f"text contains a tab or newline: {t!r}")
+        os.makedirs(a.out_dir, exist_ok=True)
+        atomic_write(a.out_dir, "item_ids.npy", lambda f: np.save(f, ids))
+        p = atomic_write(a.out_dir, "item_texts.tsv",
+                         lambda f: f.write("".join(f"{i}\t{t}\n" for i, t in items).encode("utf-8")))
+        print(f"embed_items: wrote {p} and item_ids.npy ({len(items)} items)", file=sys.stderr)
+        return
 
     t0 = time.time()
     model = MiniLM(a.model)
@@ -282,6 +302,23 @@ def main():
     if a.text:
         print(json.dumps(model.encode(a.text).tolist()))
         return
+    if a.compare:
+        with open(os.path.join(a.out_dir, "item_texts.tsv"), encoding="utf-8") as f:
+            texts = [line.rstrip("\n").split("\t", 1)[1] for line in f if line.strip()]
+        theirs = np.load(a.compare)
+        if theirs.shape != (len(texts), model.hidden):
+            raise SystemExit(f"{a.compare}: shape {theirs.shape}, expected {(len(texts), model.hidden)}")
+        t1 = time.time()
+        ours = model.encode(texts, batch_size=a.batch_size)
+        secs = time.time() - t1
+        cos = (ours * theirs).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(theirs, axis=1))
+        rate = len(texts) / secs
+        line = (f"compare: {len(texts)} texts, cosine with the numpy reference: lowest {cos.min():.7f}, "
+                f"mean {cos.mean():.7f}; reference {rate:.0f} texts/s")
+        if a.sheaf_rate:
+            line += f", sheaf embed {a.sheaf_rate:.0f} texts/s ({a.sheaf_rate / rate:.2f}x)"
+        print(line)
+        sys.exit(0 if cos.min() >= 0.9999 else 1)
 
     items = read_items(a.items)
     ids = np.array([i for i, _ in items], dtype=np.int64)
