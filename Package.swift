@@ -44,7 +44,7 @@ let package = Package(
         /// Thin owned wrapper over OpenBLAS.
         .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS"]),
         // Tensors, reverse-mode gradients and training on OpenBLAS; knows nothing of storage.
-        .target(name: "SheafNN", dependencies: ["SheafLinearAlgebra", "SheafFormats"]),
+        .target(name: "SheafNN", dependencies: ["SheafLinearAlgebra", "SheafFormats", "CSheafKernels"]),
         // Sheaf's item-text encoder: the WordPiece tokenizer and a pretrained BERT on SheafNN.
         .target(name: "SheafText", dependencies: ["SheafNN", "SheafFormats"]),
         /// The LMDB-backed store: typed tables, item codes, segmented histories, decode.
@@ -64,7 +64,7 @@ let package = Package(
         /// The measurements behind tools/bench-report (JSON out): decode, store, ingest, quantize.
         .executableTarget(
             name: "SheafMeasure",
-            dependencies: ["SheafBench", "SheafCLI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats"]),
+            dependencies: ["SheafBench", "SheafCLI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafNN"]),
 
         // MARK: - Tests
         .testTarget(name: "SheafCodebookTests", dependencies: ["SheafCodebook", "CSheafKernels"]),

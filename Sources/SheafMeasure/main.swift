@@ -227,6 +227,8 @@ func historyFetch(_ o: Options) throws {
 
 if CommandLine.arguments.count > 1, CommandLine.arguments[1] == "quantize" {
     try quantize(Array(CommandLine.arguments.dropFirst(2)))
+} else if CommandLine.arguments.count > 1, CommandLine.arguments[1] == "nn-step" {
+    try nnStep(Array(CommandLine.arguments.dropFirst(2)))
 } else if CommandLine.arguments.count > 1, CommandLine.arguments[1] == "bench" {
     do { try bench(Array(CommandLine.arguments.dropFirst(2))) } catch {
         log("sheaf-measure bench: \(error)")

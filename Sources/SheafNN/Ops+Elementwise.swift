@@ -17,24 +17,31 @@ extension Tape {
     public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
         let rowwise = broadcastsOverRows(a, b, "add")
         let n = a.count, d = b.count
+        let rows = rowwise ? a.rows : 1, width = rowwise ? d : n
         var out = a.values
         out.withUnsafeMutableBufferPointer { o in
             b.values.withUnsafeBufferPointer { pb in
-                if rowwise {
-                    for i in 0..<n { o[i] += pb[i % d] }
-                } else {
-                    for i in 0..<n { o[i] += pb[i] }
+                for r in 0..<rows {
+                    let base = r &* width
+                    for j in 0..<width { o[base &+ j] += pb[j] }
                 }
             }
         }
         return record(shape: a.shape, values: out, inputs: [a, b]) { g in
-            if a.requiresGrad { a.accumulateGrad { da in for i in 0..<n { da[i] += g[i] } } }
+            if a.requiresGrad {
+                a.writeOrAccumulateGrad { da, fresh in
+                    if fresh {
+                        _ = da.initialize(from: g)
+                    } else {
+                        for i in 0..<n { da[i] += g[i] }
+                    }
+                }
+            }
             if b.requiresGrad {
                 b.accumulateGrad { db in
-                    if rowwise {
-                        for i in 0..<n { db[i % d] += g[i] }
-                    } else {
-                        for i in 0..<n { db[i] += g[i] }
+                    for r in 0..<rows {
+                        let base = r &* width
+                        for j in 0..<width { db[j] += g[base &+ j] }
                     }
                 }
             }
@@ -45,21 +52,35 @@ extension Tape {
     public func mul(_ a: Tensor, _ b: Tensor) -> Tensor {
         let rowwise = broadcastsOverRows(a, b, "mul")
         let n = a.count, d = b.count
+        let rows = rowwise ? a.rows : 1, width = rowwise ? d : n
         var out = a.values
         out.withUnsafeMutableBufferPointer { o in
             b.values.withUnsafeBufferPointer { pb in
-                for i in 0..<n { o[i] *= pb[rowwise ? i % d : i] }
+                for r in 0..<rows {
+                    let base = r &* width
+                    for j in 0..<width { o[base &+ j] *= pb[j] }
+                }
             }
         }
         return record(shape: a.shape, values: out, inputs: [a, b]) { g in
             if a.requiresGrad {
                 b.values.withUnsafeBufferPointer { pb in
-                    a.accumulateGrad { da in for i in 0..<n { da[i] += g[i] * pb[rowwise ? i % d : i] } }
+                    a.accumulateGrad { da in
+                        for r in 0..<rows {
+                            let base = r &* width
+                            for j in 0..<width { da[base &+ j] += g[base &+ j] * pb[j] }
+                        }
+                    }
                 }
             }
             if b.requiresGrad {
                 a.values.withUnsafeBufferPointer { pa in
-                    b.accumulateGrad { db in for i in 0..<n { db[rowwise ? i % d : i] += g[i] * pa[i] } }
+                    b.accumulateGrad { db in
+                        for r in 0..<rows {
+                            let base = r &* width
+                            for j in 0..<width { db[j] += g[base &+ j] * pa[base &+ j] }
+                        }
+                    }
                 }
             }
         }
@@ -85,9 +106,26 @@ extension Tape {
 
     /// GELU, the exact form: x · Φ(x) = x/2 · (1 + erf(x/√2)).
     public func gelu(_ a: Tensor) -> Tensor {
-        unary(a, { x in 0.5 * x * (1 + erff(x * 0.70710678118654752)) }) { x, _ in
-            // Φ(x) + x · φ(x)
-            0.5 * (1 + erff(x * 0.70710678118654752)) + x * 0.39894228040143268 * expf(-0.5 * x * x)
+        let n = a.count
+        // Φ(x) is kept for the backward pass: d/dx = Φ(x) + x · φ(x).
+        var cdf = unfilledFloats(n)
+        var out = unfilledFloats(n)
+        a.values.withUnsafeBufferPointer { x in
+            for i in 0..<n {
+                let c = 0.5 * (1 + erff(x[i] * 0.70710678118654752))
+                cdf[i] = c
+                out[i] = x[i] * c
+            }
+        }
+        return record(shape: a.shape, values: out, inputs: [a]) { [cdf] g in
+            a.values.withUnsafeBufferPointer { x in
+                a.accumulateGrad { da in
+                    for i in 0..<n {
+                        let v = x[i]
+                        da[i] += g[i] * (cdf[i] + v * 0.39894228040143268 * expf(-0.5 * v * v))
+                    }
+                }
+            }
         }
     }
 

@@ -5,7 +5,7 @@ extension Tape {
         precondition(table.rank == 2, "embedding: table shape \(table.shape)")
         let v = table.shape[0], d = table.shape[1]
         for id in ids { precondition(id >= 0 && id < v, "embedding: id \(id) outside 0..<\(v)") }
-        var out = [Float](repeating: 0, count: ids.count * d)
+        var out = unfilledFloats(ids.count * d)
         table.values.withUnsafeBufferPointer { t in
             out.withUnsafeMutableBufferPointer { o in
                 for (r, id) in ids.enumerated() {

@@ -9,35 +9,39 @@ extension Tape {
         let (wk, n) = transposeB ? (w.shape[1], w.shape[0]) : (w.shape[0], w.shape[1])
         precondition(k == wk, "matmul: inner dimensions differ, x \(x.shape) · W \(w.shape)\(transposeB ? "ᵀ" : "")")
         let m = x.rows
-        var out = [Float](repeating: 0, count: m * n)
+        let out: [Float]
         if m > 0, n > 0, k > 0 {
-            x.values.withUnsafeBufferPointer { a in
-                w.values.withUnsafeBufferPointer { b in
-                    out.withUnsafeMutableBufferPointer { c in
+            // sgemm with beta = 0 writes every element of C without reading it.
+            out = [Float](unsafeUninitializedCapacity: m * n) { c, initialized in
+                x.values.withUnsafeBufferPointer { a in
+                    w.values.withUnsafeBufferPointer { b in
                         BLAS.gemm(m: m, n: n, k: k, a: a.baseAddress!, b: b.baseAddress!, transposeB: transposeB, c: c.baseAddress!)
                     }
                 }
+                initialized = m * n
             }
+        } else {
+            out = [Float](repeating: 0, count: m * n)
         }
         return record(shape: Array(x.shape.dropLast()) + [n], values: out, inputs: [x, w]) { g in
             guard m > 0, n > 0, k > 0 else { return }
             if x.requiresGrad {
                 // dX (m×k) += dY (m×n) · W (n×k): W is [k, n] → transposed; [n, k] → as is.
                 w.values.withUnsafeBufferPointer { b in
-                    x.accumulateGrad { dx in
-                        BLAS.gemm(m: m, n: k, k: n, a: g.baseAddress!, b: b.baseAddress!, transposeB: !transposeB, beta: 1, c: dx.baseAddress!)
+                    x.writeOrAccumulateGrad { dx, fresh in
+                        BLAS.gemm(m: m, n: k, k: n, a: g.baseAddress!, b: b.baseAddress!, transposeB: !transposeB, beta: fresh ? 0 : 1, c: dx.baseAddress!)
                     }
                 }
             }
             if w.requiresGrad {
                 x.values.withUnsafeBufferPointer { a in
-                    w.accumulateGrad { dw in
+                    w.writeOrAccumulateGrad { dw, fresh in
                         if transposeB {
                             // dW (n×k) += dYᵀ (n×m) · X (m×k)
-                            BLAS.gemm(m: n, n: k, k: m, a: g.baseAddress!, transposeA: true, b: a.baseAddress!, beta: 1, c: dw.baseAddress!)
+                            BLAS.gemm(m: n, n: k, k: m, a: g.baseAddress!, transposeA: true, b: a.baseAddress!, beta: fresh ? 0 : 1, c: dw.baseAddress!)
                         } else {
                             // dW (k×n) += Xᵀ (k×m) · dY (m×n)
-                            BLAS.gemm(m: k, n: n, k: m, a: a.baseAddress!, transposeA: true, b: g.baseAddress!, beta: 1, c: dw.baseAddress!)
+                            BLAS.gemm(m: k, n: n, k: m, a: a.baseAddress!, transposeA: true, b: g.baseAddress!, beta: fresh ? 0 : 1, c: dw.baseAddress!)
                         }
                     }
                 }
@@ -52,12 +56,12 @@ extension Tape {
         let batch = a.shape[0], m = a.shape[1], k = a.shape[2]
         let (bk, n) = transposeB ? (b.shape[2], b.shape[1]) : (b.shape[1], b.shape[2])
         precondition(k == bk, "batchedMatmul: inner dimensions differ, \(a.shape) · \(b.shape)\(transposeB ? "ᵀ" : "")")
-        var out = [Float](repeating: 0, count: batch * m * n)
         let (sa, sb, sc) = (m * k, k * n, m * n)
-        if m > 0, n > 0, k > 0 {
-            a.values.withUnsafeBufferPointer { pa in
-                b.values.withUnsafeBufferPointer { pb in
-                    out.withUnsafeMutableBufferPointer { pc in
+        let out: [Float]
+        if m > 0, n > 0, k > 0, batch > 0 {
+            out = [Float](unsafeUninitializedCapacity: batch * m * n) { pc, initialized in
+                a.values.withUnsafeBufferPointer { pa in
+                    b.values.withUnsafeBufferPointer { pb in
                         for i in 0..<batch {
                             BLAS.gemm(
                                 m: m, n: n, k: k, a: pa.baseAddress! + i * sa, b: pb.baseAddress! + i * sb, transposeB: transposeB,
@@ -65,33 +69,36 @@ extension Tape {
                         }
                     }
                 }
+                initialized = batch * m * n
             }
+        } else {
+            out = [Float](repeating: 0, count: batch * m * n)
         }
         return record(shape: [batch, m, n], values: out, inputs: [a, b]) { g in
             guard m > 0, n > 0, k > 0 else { return }
             if a.requiresGrad {
                 b.values.withUnsafeBufferPointer { pb in
-                    a.accumulateGrad { da in
+                    a.writeOrAccumulateGrad { da, fresh in
                         for i in 0..<batch {
                             BLAS.gemm(
                                 m: m, n: k, k: n, a: g.baseAddress! + i * sc, b: pb.baseAddress! + i * sb, transposeB: !transposeB,
-                                beta: 1, c: da.baseAddress! + i * sa)
+                                beta: fresh ? 0 : 1, c: da.baseAddress! + i * sa)
                         }
                     }
                 }
             }
             if b.requiresGrad {
                 a.values.withUnsafeBufferPointer { pa in
-                    b.accumulateGrad { db in
+                    b.writeOrAccumulateGrad { db, fresh in
                         for i in 0..<batch {
                             if transposeB {
                                 BLAS.gemm(
                                     m: n, n: k, k: m, a: g.baseAddress! + i * sc, transposeA: true, b: pa.baseAddress! + i * sa,
-                                    beta: 1, c: db.baseAddress! + i * sb)
+                                    beta: fresh ? 0 : 1, c: db.baseAddress! + i * sb)
                             } else {
                                 BLAS.gemm(
                                     m: k, n: n, k: m, a: pa.baseAddress! + i * sa, transposeA: true, b: g.baseAddress! + i * sc,
-                                    beta: 1, c: db.baseAddress! + i * sb)
+                                    beta: fresh ? 0 : 1, c: db.baseAddress! + i * sb)
                             }
                         }
                     }

@@ -43,9 +43,9 @@ extension Tape {
     public func layerNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, epsilon: Float = 1e-5) -> Tensor {
         let d = x.lastDimension, rows = x.rows
         precondition(gamma.shape == [d] && beta.shape == [d], "layerNorm: γ \(gamma.shape), β \(beta.shape) for x \(x.shape)")
-        var out = [Float](repeating: 0, count: x.count)
-        var xhat = [Float](repeating: 0, count: x.count)
-        var invStd = [Float](repeating: 0, count: rows)
+        var out = unfilledFloats(x.count)
+        var xhat = unfilledFloats(x.count)
+        var invStd = unfilledFloats(rows)
         x.values.withUnsafeBufferPointer { px in
             for r in 0..<rows {
                 let o = r * d
@@ -101,8 +101,8 @@ extension Tape {
     public func rmsNorm(_ x: Tensor, gamma: Tensor, epsilon: Float = 1e-6) -> Tensor {
         let d = x.lastDimension, rows = x.rows
         precondition(gamma.shape == [d], "rmsNorm: γ \(gamma.shape) for x \(x.shape)")
-        var out = [Float](repeating: 0, count: x.count)
-        var invRMS = [Float](repeating: 0, count: rows)
+        var out = unfilledFloats(x.count)
+        var invRMS = unfilledFloats(rows)
         x.values.withUnsafeBufferPointer { px in
             for r in 0..<rows {
                 let o = r * d

@@ -129,23 +129,59 @@ extension Tape {
         if let keyMask { precondition(keyMask.count == b * t, "attention: key mask of \(keyMask.count) for \(b)×\(t)") }
         let d = width / heads
         let qh = splitHeads(q, heads: heads), kh = splitHeads(k, heads: heads), vh = splitHeads(v, heads: heads)
-        var scores = scale(batchedMatmul(qh, kh, transposeB: true), 1 / Float(d).squareRoot())
-        if keyMask != nil || causal {
-            // A large negative bias rather than −∞, so a query whose keys are all masked gets a
-            // uniform (ignored) distribution instead of NaN.
-            var bias = [Float](repeating: 0, count: b * heads * t * t)
-            for bi in 0..<b {
-                for h in 0..<heads {
+        let probabilities = attentionWeights(
+            batchedMatmul(qh, kh, transposeB: true), scale: 1 / Float(d).squareRoot(), heads: heads, keyMask: keyMask, causal: causal)
+        let context = batchedMatmul(probabilities, vh)
+        return mergeHeads(context, heads: heads)
+    }
+
+    /// softmax(scale · scores) over the last dimension of scores [B·H, T, T], over the allowed keys
+    /// only (key j for query i is allowed when keyMask[b·T + j] and, if causal, j ≤ i); the others
+    /// get weight 0. A query with no allowed key gets uniform weights (its output is padding anyway).
+    func attentionWeights(_ scores: Tensor, scale: Float, heads: Int, keyMask: [Bool]?, causal: Bool) -> Tensor {
+        let (bh, t) = (scores.shape[0], scores.shape[1])
+        var out = [Float](repeating: 0, count: scores.count)
+        scores.values.withUnsafeBufferPointer { s in
+            out.withUnsafeMutableBufferPointer { y in
+                for e in 0..<bh {
+                    let b = e / heads
                     for i in 0..<t {
-                        for j in 0..<t where (causal && j > i) || (keyMask.map { !$0[bi * t + j] } ?? false) {
-                            bias[((bi * heads + h) * t + i) * t + j] = -1e9
+                        let o = (e &* t &+ i) &* t
+                        let limit = causal ? i + 1 : t
+                        var m = -Float.infinity
+                        var any = false
+                        for j in 0..<limit where keyMask.map({ $0[b &* t &+ j] }) ?? true {
+                            m = max(m, s[o &+ j] * scale)
+                            any = true
                         }
+                        if !any {
+                            for j in 0..<t { y[o &+ j] = 1 / Float(t) }
+                            continue
+                        }
+                        var z: Float = 0
+                        for j in 0..<limit where keyMask.map({ $0[b &* t &+ j] }) ?? true {
+                            let w = expf(s[o &+ j] * scale - m)
+                            y[o &+ j] = w
+                            z += w
+                        }
+                        let inv = 1 / z
+                        for j in 0..<limit { y[o &+ j] *= inv }
                     }
                 }
             }
-            scores = add(scores, Tensor(shape: scores.shape, values: bias))
         }
-        let context = batchedMatmul(softmax(scores), vh)
-        return mergeHeads(context, heads: heads)
+        return record(shape: scores.shape, values: out, inputs: [scores]) { [out] g in
+            // d scores = scale · y ⊙ (g − Σ_j g_j y_j), per row (masked entries have y = 0).
+            out.withUnsafeBufferPointer { y in
+                scores.accumulateGrad { ds in
+                    for row in 0..<(bh * t) {
+                        let o = row &* t
+                        var dot: Float = 0
+                        for j in 0..<t { dot += g[o &+ j] * y[o &+ j] }
+                        for j in 0..<t { ds[o &+ j] += scale * y[o &+ j] * (g[o &+ j] - dot) }
+                    }
+                }
+            }
+        }
     }
 }

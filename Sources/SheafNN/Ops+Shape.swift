@@ -13,7 +13,7 @@ extension Tape {
         precondition(x.rank == 3 && heads > 0 && x.shape[2] % heads == 0, "splitHeads: \(x.shape) into \(heads) heads")
         let (b, t, width) = (x.shape[0], x.shape[1], x.shape[2])
         let d = width / heads
-        var out = [Float](repeating: 0, count: x.count)
+        var out = unfilledFloats(x.count)
         // out[(bi·H + h), ti, j] = x[bi, ti, h·d + j]
         @inline(__always) func index(_ bi: Int, _ ti: Int, _ h: Int) -> (src: Int, dst: Int) {
             ((bi * t + ti) * width + h * d, ((bi * heads + h) * t + ti) * d)
@@ -41,7 +41,7 @@ extension Tape {
         precondition(x.rank == 3 && heads > 0 && x.shape[0] % heads == 0, "mergeHeads: \(x.shape) from \(heads) heads")
         let (bh, t, d) = (x.shape[0], x.shape[1], x.shape[2])
         let b = bh / heads, width = heads * d
-        var out = [Float](repeating: 0, count: x.count)
+        var out = unfilledFloats(x.count)
         @inline(__always) func index(_ bi: Int, _ ti: Int, _ h: Int) -> (src: Int, dst: Int) {
             (((bi * heads + h) * t + ti) * d, (bi * t + ti) * width + h * d)
         }

@@ -64,6 +64,20 @@ public final class Tensor: @unchecked Sendable {
         grad!.withUnsafeMutableBufferPointer { body($0) }
     }
 
+    /// Adds a gradient contribution that `body` computes in one pass: when the tensor has no
+    /// gradient yet, `body` gets an uninitialised buffer and `fresh == true` and must write every
+    /// element (e.g. `sgemm` with beta 0); otherwise it gets the gradient and must add into it.
+    func writeOrAccumulateGrad(_ body: (UnsafeMutableBufferPointer<Float>, _ fresh: Bool) -> Void) {
+        if grad == nil {
+            grad = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                body(buffer, true)
+                initialized = count
+            }
+        } else {
+            grad!.withUnsafeMutableBufferPointer { body($0, false) }
+        }
+    }
+
     /// Replaces the values (same count), e.g. when loading weights or in an optimizer step.
     public func assign(_ newValues: [Float]) {
         precondition(newValues.count == count, "assign: \(newValues.count) values for shape \(shape)")
@@ -74,6 +88,14 @@ public final class Tensor: @unchecked Sendable {
     public func updateValues(_ body: (UnsafeMutableBufferPointer<Float>) -> Void) {
         values.withUnsafeMutableBufferPointer { body($0) }
     }
+}
+
+/// An array of `count` floats whose values are arbitrary, for outputs that are written in full
+/// before they are read (skips zero-filling, which showed up in profiles). Float is a trivial type,
+/// so any bit pattern is a valid value.
+@inline(__always)
+func unfilledFloats(_ count: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
 }
 
 extension Tensor: CustomStringConvertible {

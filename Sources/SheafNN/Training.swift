@@ -49,18 +49,24 @@ public final class AdamW {
         let c = configuration
         let correction1 = 1 - powf(c.beta1, Float(stepCount))
         let correction2 = 1 - powf(c.beta2, Float(stepCount))
+        let (b1, b2, eps) = (c.beta1, c.beta2, c.epsilon)
+        let (inv1, inv2) = (1 / correction1, 1 / correction2)
+        let zeros: [Float] = []
         for (k, p) in parameters.enumerated() {
             let decay = decays[k] ? c.weightDecay : 0
-            let grad = p.grad
-            firstMoments[k].withUnsafeMutableBufferPointer { m in
-                secondMoments[k].withUnsafeMutableBufferPointer { v in
-                    p.updateValues { w in
-                        for i in 0..<w.count {
-                            let g = grad?[i] ?? 0
-                            m[i] = c.beta1 * m[i] + (1 - c.beta1) * g
-                            v[i] = c.beta2 * v[i] + (1 - c.beta2) * g * g
-                            let mHat = m[i] / correction1, vHat = v[i] / correction2
-                            w[i] -= learningRate * (mHat / (vHat.squareRoot() + c.epsilon) + decay * w[i])
+            let grad = p.grad ?? zeros
+            let hasGrad = !grad.isEmpty
+            grad.withUnsafeBufferPointer { gp in
+                firstMoments[k].withUnsafeMutableBufferPointer { m in
+                    secondMoments[k].withUnsafeMutableBufferPointer { v in
+                        p.updateValues { w in
+                            for i in 0..<w.count {
+                                let g: Float = hasGrad ? gp[i] : 0
+                                m[i] = b1 * m[i] + (1 - b1) * g
+                                v[i] = b2 * v[i] + (1 - b2) * g * g
+                                let mHat = m[i] * inv1, vHat = v[i] * inv2
+                                w[i] -= learningRate * (mHat / (vHat.squareRoot() + eps) + decay * w[i])
+                            }
                         }
                     }
                 }

@@ -15,6 +15,15 @@ import Testing
         expectGood(checkGradients([x, wt]) { t, v in t.matmul(v[0], v[1], transposeB: true) }, "x·Wᵀ", minimum: 44)
     }
 
+    /// Both matmul gradients written fresh by the first use and accumulated by the second.
+    @Test func matmulUsedTwice() {
+        var rng = TestRNG(seed: 8)
+        let x = rng.tensor([3, 4]), w = rng.tensor([4, 4])
+        expectGood(checkGradients([x, w]) { t, v in t.add(t.matmul(v[0], v[1]), t.matmul(v[0], v[1], transposeB: true)) }, "x·W + x·Wᵀ", minimum: 28)
+        let a = rng.tensor([2, 3, 3])
+        expectGood(checkGradients([a]) { t, v in t.batchedMatmul(v[0], v[0]) }, "a·a", minimum: 18)
+    }
+
     @Test func batchedMatmul() {
         var rng = TestRNG(seed: 2)
         let a = rng.tensor([2, 3, 4]), b = rng.tensor([2, 4, 5]), bt = rng.tensor([2, 5, 4])

@@ -33,6 +33,12 @@ import Testing
         #expect(abs(a.grad![0] - 0.6) <= 1e-6, "below the limit nothing changes")
     }
 
+    @Test func allocatorSettingsApplyOnGlibc() {
+        #if canImport(Glibc)
+        #expect(Memory.retainFreedBuffers())
+        #endif
+    }
+
     @Test func warmupThenCosine() {
         let s = WarmupCosineSchedule(peak: 1, warmupSteps: 4, totalSteps: 14, minimum: 0.1)
         #expect(s.learningRate(at: 0) == 0.25)

@@ -56,6 +56,11 @@ int sheaf_crc32c_isa(void);
 /// Forces the portable path (1) or restores automatic selection (0), for tests. Process-wide.
 void sheaf_crc32c_force_isa(int isa);
 
+/// glibc only: raises M_MMAP_THRESHOLD to 1 GiB and M_TRIM_THRESHOLD to 2 GiB − 1, so large blocks
+/// come from the heap and freed memory is kept. Returns 1 when both settings were applied, 0
+/// otherwise (and always 0 off glibc). Process-wide.
+int sheaf_retain_freed_buffers(void);
+
 #ifdef __cplusplus
 }
 #endif
