@@ -111,7 +111,7 @@ func bench(_ args: [String]) throws {
     case "synthetic": try benchSynthetic(BenchArguments(rest, flags: []))
     case "real": try benchReal(BenchArguments(rest, flags: []))
     case "npy-load": try benchNPYLoad(BenchArguments(rest, flags: []))
-    case "appends": try benchAppends(BenchArguments(rest, flags: []))
+    case "appends": try benchAppends(BenchArguments(rest, flags: ["durable"]))
     case "stand-in": try writeStandIn(BenchArguments(rest, flags: []))
     case "write-npy": try writeSyntheticNPY(BenchArguments(rest, flags: []))
     default: fail("unknown suite \(suite)")
