@@ -43,6 +43,9 @@ extension SheafCommand {
         @Option(help: "Tokens per text, [CLS] and [SEP] included (longer texts are truncated).")
         var maxLength = 256
 
+        @Option(help: "Batches run at once (default: the number of cores).")
+        var threads = ProcessInfo.processInfo.activeProcessorCount
+
         @Flag(name: .shortAndLong, help: "No progress on stderr.")
         var quiet = false
 
@@ -50,6 +53,7 @@ extension SheafCommand {
             guard column >= 1 else { throw ValidationError("--column is 1-based") }
             guard idColumn >= 0, idColumn != column else { throw ValidationError("--id-column must be 0 or another column than --column") }
             guard batchSize >= 1 else { throw ValidationError("--batch-size must be positive") }
+            guard threads >= 1 else { throw ValidationError("--threads must be positive") }
             if idsOutput != nil, idColumn == 0 { throw ValidationError("--ids-output needs an --id-column") }
         }
 
@@ -59,7 +63,7 @@ extension SheafCommand {
             let encoder = try BertEncoder(modelDirectory: model, maxLength: maxLength)
             let progress = ProgressReporter(label: "embedding", total: texts.count, unit: "texts", enabled: !quiet)
             var last = 0
-            let embeddings = encoder.embed(texts, batchSize: batchSize) { done in
+            let embeddings = encoder.embed(texts, batchSize: batchSize, threads: threads) { done in
                 progress.advance(by: done - last)
                 last = done
             }

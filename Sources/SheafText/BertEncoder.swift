@@ -185,25 +185,32 @@ public final class BertEncoder: @unchecked Sendable {
     /// Unit-norm embeddings of `texts`, row i for texts[i] (count × dimension floats).
     ///
     /// Texts are tokenized, sorted by length and run in batches of up to `batchSize` (so padding
-    /// stays small), then put back in input order. `progress` is called with the number of texts
-    /// done after each batch.
-    public func embed(_ texts: [String], batchSize: Int = 32, progress: ((Int) -> Void)? = nil) -> [Float] {
-        precondition(batchSize >= 1, "batchSize must be positive")
+    /// stays small), then put back in input order. Batches run on `threads` threads at once (each
+    /// forward pass is single-threaded, OpenBLAS included); results do not depend on the thread
+    /// count. `progress` is called with the number of texts done after each batch, from one thread
+    /// at a time.
+    public func embed(
+        _ texts: [String], batchSize: Int = 32, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+        progress: ((Int) -> Void)? = nil
+    ) -> [Float] {
+        precondition(batchSize >= 1 && threads >= 1, "batchSize and threads must be positive")
         let h = dimension
         let encoded = texts.map { tokenizer.encode($0) }
         let order = encoded.indices.sorted { (encoded[$0].count, $0) < (encoded[$1].count, $1) }
+        let batches = stride(from: 0, to: order.count, by: batchSize).map { Array(order[$0..<min(order.count, $0 + batchSize)]) }
         var out = [Float](repeating: 0, count: texts.count * h)
-        var done = 0
-        var start = 0
-        while start < order.count {
-            let rows = Array(order[start..<min(order.count, start + batchSize)])
-            let batch = forward(rows.map { encoded[$0] })
-            for (k, r) in rows.enumerated() {
-                for j in 0..<h { out[r * h + j] = batch.values[k * h + j] }
+        let counter = ProgressCounter(progress)
+        out.withUnsafeMutableBufferPointer { o in
+            let base = UncheckedSendableBox(o.baseAddress!)
+            Parallel.forEach(batches.count, threads: threads) { b in
+                let rows = batches[b]
+                let result = forward(rows.map { encoded[$0] })
+                // safe: every text index is in exactly one batch, so workers write disjoint rows.
+                for (k, r) in rows.enumerated() {
+                    for j in 0..<h { base.value[r * h + j] = result.values[k * h + j] }
+                }
+                counter.add(rows.count)
             }
-            start += rows.count
-            done += rows.count
-            progress?(done)
         }
         return out
     }

@@ -41,6 +41,12 @@ final class TinyModel {
         #expect(Array(all[0..<8]) != Array(all[8..<16]))
         let small = encoder.embed(texts, batchSize: 2)
         for i in 0..<all.count { #expect(abs(small[i] - all[i]) <= 1e-5) }
+        // Threads change nothing, bit for bit; progress reaches the total once per batch.
+        var reports: [Int] = []
+        let threaded = encoder.embed(texts, batchSize: 2, threads: 2) { reports.append($0) }
+        let single = encoder.embed(texts, batchSize: 2, threads: 1)
+        #expect(threaded == single)
+        #expect(reports.count == 3 && reports.last == texts.count && reports == reports.sorted())
     }
 
     @Test func missingTensorWrongShapeWrongDTypeTruncated() throws {
