@@ -25,14 +25,20 @@ public enum BLAS {
     ///   - a: m × k (or k × m when `transposeA`).
     ///   - b: k × n (or n × k when `transposeB`).
     ///   - c: m × n, overwritten (accumulated into when beta ≠ 0).
+    ///   - lda, ldb, ldc: the distance between rows of each stored matrix, for matrices that are
+    ///     column slices of wider ones (e.g. one attention head of a [T, H·d] activation); by
+    ///     default the stored row length (contiguous).
     public static func gemm(
-        m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, transposeA: Bool = false,
-        b: UnsafePointer<Float>, transposeB: Bool = false, beta: Float = 0, c: UnsafeMutablePointer<Float>
+        m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, transposeA: Bool = false, lda: Int? = nil,
+        b: UnsafePointer<Float>, transposeB: Bool = false, ldb: Int? = nil, beta: Float = 0,
+        c: UnsafeMutablePointer<Float>, ldc: Int? = nil
     ) {
         _ = singleThreaded
+        let storedA = transposeA ? m : k, storedB = transposeB ? k : n
+        precondition((lda ?? storedA) >= storedA && (ldb ?? storedB) >= storedB && (ldc ?? n) >= n, "gemm: leading dimension below the row length")
         cblas_sgemm(
             CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-            blasint(m), blasint(n), blasint(k), alpha, a, blasint(transposeA ? m : k), b,
-            blasint(transposeB ? k : n), beta, c, blasint(n))
+            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda ?? storedA), b,
+            blasint(ldb ?? storedB), beta, c, blasint(ldc ?? n))
     }
 }

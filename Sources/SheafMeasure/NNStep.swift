@@ -44,10 +44,10 @@ struct TransformerStepModel {
         let positionIDs = (0..<batch).flatMap { _ in Array(0..<length) }
         var x = t.reshape(t.add(t.embedding(table, ids: sequences), t.embedding(positions, ids: positionIDs)), [batch, length, width])
         for b in blocks {
-            let q = t.add(t.matmul(x, b[0]), b[1]), k = t.add(t.matmul(x, b[2]), b[3]), v = t.add(t.matmul(x, b[4]), b[5])
-            let a = t.add(t.matmul(t.attention(q, k, v, heads: heads, causal: true), b[6]), b[7])
+            let q = t.linear(x, b[0], bias: b[1]), k = t.linear(x, b[2], bias: b[3]), v = t.linear(x, b[4], bias: b[5])
+            let a = t.linear(t.attention(q, k, v, heads: heads, causal: true), b[6], bias: b[7])
             x = t.layerNorm(t.add(x, a), gamma: b[8], beta: b[9])
-            let f = t.add(t.matmul(t.gelu(t.add(t.matmul(x, b[10]), b[11])), b[12]), b[13])
+            let f = t.linear(t.gelu(t.linear(x, b[10], bias: b[11])), b[12], bias: b[13])
             x = t.layerNorm(t.add(x, f), gamma: b[14], beta: b[15])
         }
         let last = t.reshape(t.sliceSequence(x, (length - 1)..<length), [batch, width])
@@ -58,10 +58,11 @@ struct TransformerStepModel {
 
 func nnStep(_ arguments: [String]) throws {
     let steps = arguments.firstIndex(of: "--steps").map { Int(arguments[$0 + 1])! } ?? 20
+    let threads = arguments.firstIndex(of: "--threads").map { Int(arguments[$0 + 1])! } ?? 1
     // Without it, fresh pages for every activation dominate the step (see Memory.retainFreedBuffers).
     if !arguments.contains("--plain-malloc") { Memory.retainFreedBuffers() }
     let model = TransformerStepModel(seed: 1)
-    let optimizer = AdamW(decayed: model.matrices, undecayed: model.vectors)
+    let optimizer = AdamW(decayed: model.matrices, undecayed: model.vectors, threads: threads)
     var rng = SplitMix64(seed: 2)
     var times: [Double] = []
     var losses: [Float] = []
@@ -69,7 +70,7 @@ func nnStep(_ arguments: [String]) throws {
         let sequences = (0..<(model.batch * model.length)).map { _ in Int(rng.next() % UInt64(model.items)) }
         let next = (0..<model.batch).map { _ in Int(rng.next() % UInt64(model.items)) }
         let t0 = monotonicNanoseconds()
-        let tape = Tape(seed: UInt64(step))
+        let tape = Tape(seed: UInt64(step), threads: threads)
         let loss = model.loss(tape, sequences: sequences, next: next)
         optimizer.zeroGrad()
         tape.backward(loss)
@@ -81,6 +82,6 @@ func nnStep(_ arguments: [String]) throws {
     }
     times.sort()
     let median = times[times.count / 2]
-    print(String(format: "nn-step: median %.2f ms per step (min %.2f), %d steps after 3 warm-up; loss %.3f -> %.3f", median, times[0], times.count, losses[0], losses.last!))
-    print("{\"median_ms\": \(median), \"min_ms\": \(times[0]), \"steps\": \(times.count)}")
+    print(String(format: "nn-step: %d thread(s), median %.2f ms per step (min %.2f), %d steps after 3 warm-up; loss %.3f -> %.3f", threads, median, times[0], times.count, losses[0], losses.last!))
+    print("{\"median_ms\": \(median), \"min_ms\": \(times[0]), \"steps\": \(times.count), \"threads\": \(threads)}")
 }

@@ -3,35 +3,28 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CSheafKernels
 
 extension Tape {
     /// Softmax over the last dimension (max-subtracted, so large logits do not overflow).
     public func softmax(_ a: Tensor) -> Tensor {
         let d = a.lastDimension, rows = a.rows
-        var out = a.values
-        out.withUnsafeMutableBufferPointer { y in
-            for r in 0..<rows {
-                let row = UnsafeMutableBufferPointer(rebasing: y[(r * d)..<((r + 1) * d)])
-                var m = -Float.infinity
-                for v in row { m = max(m, v) }
-                var z: Float = 0
-                for j in 0..<d {
-                    row[j] = expf(row[j] - m)
-                    z += row[j]
+        let threads = self.threads
+        var out = unfilledFloats(a.count)
+        a.values.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { y in
+                Parallel.forEachChunk(rows, chunk: Kernel.rowChunk(width: d), threads: threads) { r in
+                    sheaf_softmax_rows(x.baseAddress! + r.lowerBound * d, y.baseAddress! + r.lowerBound * d, r.count, d, 1, 0, nil)
                 }
-                let inv = 1 / z
-                for j in 0..<d { row[j] *= inv }
             }
         }
         return record(shape: a.shape, values: out, inputs: [a]) { [out] g in
             // dx = y ⊙ (g − Σ_j g_j y_j), per row.
             out.withUnsafeBufferPointer { y in
-                a.accumulateGrad { da in
-                    for r in 0..<rows {
-                        let o = r * d
-                        var dot: Float = 0
-                        for j in 0..<d { dot += g[o + j] * y[o + j] }
-                        for j in 0..<d { da[o + j] += y[o + j] * (g[o + j] - dot) }
+                a.writeOrAccumulateGrad { da, fresh in
+                    Parallel.forEachChunk(rows, chunk: Kernel.rowChunk(width: d), threads: threads) { r in
+                        let o = r.lowerBound * d
+                        sheaf_softmax_backward_rows(y.baseAddress! + o, g.baseAddress! + o, da.baseAddress! + o, r.count, d, 1, fresh ? 0 : 1)
                     }
                 }
             }
@@ -43,52 +36,54 @@ extension Tape {
     public func layerNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, epsilon: Float = 1e-5) -> Tensor {
         let d = x.lastDimension, rows = x.rows
         precondition(gamma.shape == [d] && beta.shape == [d], "layerNorm: γ \(gamma.shape), β \(beta.shape) for x \(x.shape)")
+        let threads = self.threads
+        let chunk = Kernel.rowChunk(width: d)
         var out = unfilledFloats(x.count)
         var xhat = unfilledFloats(x.count)
         var invStd = unfilledFloats(rows)
         x.values.withUnsafeBufferPointer { px in
-            for r in 0..<rows {
-                let o = r * d
-                var mu: Float = 0
-                for j in 0..<d { mu += px[o + j] }
-                mu /= Float(d)
-                var v: Float = 0
-                for j in 0..<d {
-                    let c = px[o + j] - mu
-                    v += c * c
-                }
-                let inv = 1 / (v / Float(d) + epsilon).squareRoot()
-                invStd[r] = inv
-                for j in 0..<d {
-                    let h = (px[o + j] - mu) * inv
-                    xhat[o + j] = h
-                    out[o + j] = h * gamma.values[j] + beta.values[j]
+            gamma.values.withUnsafeBufferPointer { pg in
+                beta.values.withUnsafeBufferPointer { pb in
+                    out.withUnsafeMutableBufferPointer { y in
+                        xhat.withUnsafeMutableBufferPointer { h in
+                            invStd.withUnsafeMutableBufferPointer { s in
+                                Parallel.forEachChunk(rows, chunk: chunk, threads: threads) { r in
+                                    let o = r.lowerBound * d
+                                    sheaf_layernorm_forward(
+                                        px.baseAddress! + o, pg.baseAddress!, pb.baseAddress!, y.baseAddress! + o, h.baseAddress! + o,
+                                        s.baseAddress! + r.lowerBound, r.count, d, epsilon)
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
         return record(shape: x.shape, values: out, inputs: [x, gamma, beta]) { [xhat, invStd] g in
-            if gamma.requiresGrad {
-                gamma.accumulateGrad { dg in for i in 0..<(rows * d) { dg[i % d] += g[i] * xhat[i] } }
-            }
-            if beta.requiresGrad {
-                beta.accumulateGrad { db in for i in 0..<(rows * d) { db[i % d] += g[i] } }
-            }
-            if x.requiresGrad {
-                // dx = inv/D · (D·ĝ − Σĝ − x̂ · Σ(ĝ ⊙ x̂)), ĝ = g ⊙ γ.
-                gamma.values.withUnsafeBufferPointer { gm in
-                    x.accumulateGrad { dx in
-                        for r in 0..<rows {
-                            let o = r * d
-                            var s1: Float = 0, s2: Float = 0
-                            for j in 0..<d {
-                                let gh = g[o + j] * gm[j]
-                                s1 += gh
-                                s2 += gh * xhat[o + j]
-                            }
-                            let k = invStd[r] / Float(d)
-                            for j in 0..<d {
-                                let gh = g[o + j] * gm[j]
-                                dx[o + j] += k * (Float(d) * gh - s1 - xhat[o + j] * s2)
+            xhat.withUnsafeBufferPointer { h in
+                if gamma.requiresGrad {
+                    gamma.accumulateGrad(overRows: rows, chunk: chunk * 4, threads: threads) { r, dg, accumulate in
+                        if !accumulate { dg.initialize(repeating: 0, count: d) }
+                        sheaf_column_sums(g.baseAddress! + r.lowerBound * d, h.baseAddress! + r.lowerBound * d, r.count, d, dg)
+                    }
+                }
+                if beta.requiresGrad {
+                    beta.accumulateGrad(overRows: rows, chunk: chunk * 4, threads: threads) { r, db, accumulate in
+                        if !accumulate { db.initialize(repeating: 0, count: d) }
+                        sheaf_column_sums(g.baseAddress! + r.lowerBound * d, nil, r.count, d, db)
+                    }
+                }
+                if x.requiresGrad {
+                    // dx = inv/D · (D·ĝ − Σĝ − x̂ · Σ(ĝ ⊙ x̂)), ĝ = g ⊙ γ.
+                    gamma.values.withUnsafeBufferPointer { gm in
+                        invStd.withUnsafeBufferPointer { s in
+                            x.writeOrAccumulateGrad { dx, fresh in
+                                Parallel.forEachChunk(rows, chunk: chunk, threads: threads) { r in
+                                    let o = r.lowerBound * d
+                                    sheaf_layernorm_backward(
+                                        g.baseAddress! + o, gm.baseAddress!, h.baseAddress! + o, s.baseAddress! + r.lowerBound,
+                                        dx.baseAddress! + o, r.count, d, fresh ? 0 : 1)
+                                }
                             }
                         }
                     }

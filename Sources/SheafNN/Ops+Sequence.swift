@@ -3,6 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CSheafKernels
+import SheafLinearAlgebra
 
 extension Tape {
     /// Mean of the rows of each sequence of x [B, T, D] whose `mask` entry ([B·T], true = a real
@@ -120,68 +122,90 @@ extension Tape {
 
     /// Multi-head scaled dot-product attention: q, k, v are [B, T, H·d]; the result is [B, T, H·d].
     ///
+    /// One fused operation: for each (sequence, head) pair, S = Q·Kᵀ (two `sgemm`s read the head's
+    /// columns in place, no head split), P = softmax(S/√d) over the allowed keys, O = P·V written
+    /// straight into the head's columns of the output. Only P is kept for the backward pass. The
+    /// pairs run on the tape's threads, each writing its own slices, so results do not depend on the
+    /// thread count.
+    ///
     /// - Parameters:
     ///   - keyMask: [B·T], true for real tokens; padding keys get no attention weight. nil = all real.
+    ///     A query with no allowed key gets uniform weights (its output is padding anyway).
     ///   - causal: position t attends only to positions ≤ t.
     public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int, keyMask: [Bool]? = nil, causal: Bool = false) -> Tensor {
         precondition(q.rank == 3 && q.shape == k.shape && q.shape == v.shape, "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
         let (b, t, width) = (q.shape[0], q.shape[1], q.shape[2])
+        precondition(heads > 0 && width % heads == 0, "attention: width \(width) into \(heads) heads")
         if let keyMask { precondition(keyMask.count == b * t, "attention: key mask of \(keyMask.count) for \(b)×\(t)") }
-        let d = width / heads
-        let qh = splitHeads(q, heads: heads), kh = splitHeads(k, heads: heads), vh = splitHeads(v, heads: heads)
-        let probabilities = attentionWeights(
-            batchedMatmul(qh, kh, transposeB: true), scale: 1 / Float(d).squareRoot(), heads: heads, keyMask: keyMask, causal: causal)
-        let context = batchedMatmul(probabilities, vh)
-        return mergeHeads(context, heads: heads)
-    }
-
-    /// softmax(scale · scores) over the last dimension of scores [B·H, T, T], over the allowed keys
-    /// only (key j for query i is allowed when keyMask[b·T + j] and, if causal, j ≤ i); the others
-    /// get weight 0. A query with no allowed key gets uniform weights (its output is padding anyway).
-    func attentionWeights(_ scores: Tensor, scale: Float, heads: Int, keyMask: [Bool]?, causal: Bool) -> Tensor {
-        let (bh, t) = (scores.shape[0], scores.shape[1])
-        var out = [Float](repeating: 0, count: scores.count)
-        scores.values.withUnsafeBufferPointer { s in
-            out.withUnsafeMutableBufferPointer { y in
-                for e in 0..<bh {
-                    let b = e / heads
-                    for i in 0..<t {
-                        let o = (e &* t &+ i) &* t
-                        let limit = causal ? i + 1 : t
-                        var m = -Float.infinity
-                        var any = false
-                        for j in 0..<limit where keyMask.map({ $0[b &* t &+ j] }) ?? true {
-                            m = max(m, s[o &+ j] * scale)
-                            any = true
+        let d = width / heads, pairs = b * heads, tt = t * t
+        let scale = 1 / Float(d).squareRoot()
+        let allowed: [UInt8]? = keyMask.map { $0.map { $0 ? 1 : 0 } }
+        let threads = self.threads
+        var probabilities = unfilledFloats(pairs * tt)
+        var out = unfilledFloats(q.count)  // every head's columns are written (empty when t or d is 0)
+        if t > 0, d > 0 {
+            q.values.withUnsafeBufferPointer { pq in
+                k.values.withUnsafeBufferPointer { pk in
+                    v.values.withUnsafeBufferPointer { pv in
+                        probabilities.withUnsafeMutableBufferPointer { pp in
+                            out.withUnsafeMutableBufferPointer { po in
+                                Parallel.forEach(pairs, threads: threads) { e in
+                                    let (bi, base) = (e / heads, (e / heads) * t * width + (e % heads) * d)
+                                    let p = pp.baseAddress! + e * tt
+                                    BLAS.gemm(
+                                        m: t, n: t, k: d, a: pq.baseAddress! + base, lda: width, b: pk.baseAddress! + base, transposeB: true,
+                                        ldb: width, c: p)
+                                    if let allowed {
+                                        allowed.withUnsafeBufferPointer { sheaf_softmax_rows(p, p, t, t, scale, causal ? 1 : 0, $0.baseAddress! + bi * t) }
+                                    } else {
+                                        sheaf_softmax_rows(p, p, t, t, scale, causal ? 1 : 0, nil)
+                                    }
+                                    BLAS.gemm(m: t, n: d, k: t, a: p, b: pv.baseAddress! + base, ldb: width, c: po.baseAddress! + base, ldc: width)
+                                }
+                            }
                         }
-                        if !any {
-                            for j in 0..<t { y[o &+ j] = 1 / Float(t) }
-                            continue
-                        }
-                        var z: Float = 0
-                        for j in 0..<limit where keyMask.map({ $0[b &* t &+ j] }) ?? true {
-                            let w = expf(s[o &+ j] * scale - m)
-                            y[o &+ j] = w
-                            z += w
-                        }
-                        let inv = 1 / z
-                        for j in 0..<limit { y[o &+ j] *= inv }
                     }
                 }
             }
         }
-        return record(shape: scores.shape, values: out, inputs: [scores]) { [out] g in
-            // d scores = scale · y ⊙ (g − Σ_j g_j y_j), per row (masked entries have y = 0).
-            out.withUnsafeBufferPointer { y in
-                scores.accumulateGrad { ds in
-                    for row in 0..<(bh * t) {
-                        let o = row &* t
-                        var dot: Float = 0
-                        for j in 0..<t { dot += g[o &+ j] * y[o &+ j] }
-                        for j in 0..<t { ds[o &+ j] += scale * y[o &+ j] * (g[o &+ j] - dot) }
+        return record(shape: q.shape, values: out, inputs: [q, k, v]) { [probabilities] g in
+            guard t > 0, d > 0 else { return }
+            var dq = unfilledFloats(q.count), dk = unfilledFloats(q.count), dv = unfilledFloats(q.count)
+            q.values.withUnsafeBufferPointer { pq in
+                k.values.withUnsafeBufferPointer { pk in
+                    v.values.withUnsafeBufferPointer { pv in
+                        probabilities.withUnsafeBufferPointer { pp in
+                            dq.withUnsafeMutableBufferPointer { gq in
+                                dk.withUnsafeMutableBufferPointer { gk in
+                                    dv.withUnsafeMutableBufferPointer { gv in
+                                        Parallel.forEach(pairs, threads: threads) { e in
+                                            let base = (e / heads) * t * width + (e % heads) * d
+                                            let p = pp.baseAddress! + e * tt, go = g.baseAddress! + base
+                                            withUnsafeTemporaryAllocation(of: Float.self, capacity: tt) { ds in
+                                                let s = ds.baseAddress!
+                                                // dV = Pᵀ·dO
+                                                BLAS.gemm(m: t, n: d, k: t, a: p, transposeA: true, b: go, ldb: width, c: gv.baseAddress! + base, ldc: width)
+                                                // dP = dO·Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) / √d
+                                                BLAS.gemm(m: t, n: t, k: d, a: go, lda: width, b: pv.baseAddress! + base, transposeB: true, ldb: width, c: s)
+                                                sheaf_softmax_backward_rows(p, s, s, t, t, scale, 0)
+                                                // dQ = dS·K, dK = dSᵀ·Q
+                                                BLAS.gemm(m: t, n: d, k: t, a: s, b: pk.baseAddress! + base, ldb: width, c: gq.baseAddress! + base, ldc: width)
+                                                BLAS.gemm(
+                                                    m: t, n: d, k: t, a: s, transposeA: true, b: pq.baseAddress! + base, ldb: width,
+                                                    c: gk.baseAddress! + base, ldc: width)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
+            // Taking (or adding) whole arrays also covers q, k, v being the same tensor.
+            if q.requiresGrad { q.accumulateGrad(taking: dq, threads: threads) }
+            if k.requiresGrad { k.accumulateGrad(taking: dk, threads: threads) }
+            if v.requiresGrad { v.accumulateGrad(taking: dv, threads: threads) }
         }
     }
 }

@@ -2,8 +2,9 @@ extension Tape {
     /// The same values under another shape with the same count (a copy; the gradient passes through).
     public func reshape(_ a: Tensor, _ shape: [Int]) -> Tensor {
         precondition(Tensor.count(of: shape) == a.count, "reshape: \(a.shape) has \(a.count) values, \(shape) needs \(Tensor.count(of: shape))")
+        let threads = self.threads
         return record(shape: shape, values: a.values, inputs: [a]) { g in
-            a.accumulateGrad { da in for i in 0..<da.count { da[i] += g[i] } }
+            a.accumulateGrad(adding: g, threads: threads)
         }
     }
 

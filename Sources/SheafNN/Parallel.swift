@@ -26,6 +26,17 @@ package enum Parallel {
     }
 }
 
+extension Parallel {
+    /// Runs `body` over the chunks of `0..<count`: `chunk` items each (the last may be shorter).
+    /// The chunks depend only on `count` and `chunk`, never on `threads`, so an operation whose
+    /// chunks are computed independently gives the same bits on any number of threads.
+    package static func forEachChunk(_ count: Int, chunk: Int, threads: Int, _ body: (Range<Int>) -> Void) {
+        precondition(chunk > 0, "chunk size must be positive")
+        let chunks = (count + chunk - 1) / chunk
+        forEach(chunks, threads: threads) { c in body((c * chunk)..<min(count, (c + 1) * chunk)) }
+    }
+}
+
 /// Carries a value into a concurrent closure whose safety the caller has argued for.
 package struct UncheckedSendableBox<T>: @unchecked Sendable {
     package let value: T

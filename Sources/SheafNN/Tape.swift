@@ -1,3 +1,5 @@
+import Foundation
+
 /// Records operations for reverse-mode differentiation.
 ///
 /// Every operation is a method of a tape. When the tape is recording and an input requires a
@@ -9,6 +11,10 @@
 /// A tape keeps every recorded output alive until it is released or `reset()`: use one tape per
 /// training step. `Tape(recording: false)` runs the same operations for inference without
 /// keeping anything.
+///
+/// Operations, forward and backward, run on up to `threads` threads. Each splits its work into
+/// chunks that depend only on the shapes (row blocks, (sequence, head) pairs, runs of elements) and
+/// combines partial sums in a fixed order, so results are bit-identical on any number of threads.
 public final class Tape {
     struct Node {
         let output: Tensor
@@ -18,15 +24,24 @@ public final class Tape {
     /// Whether operations record nodes (when an input requires a gradient).
     public let isRecording: Bool
     private(set) var nodes: [Node] = []
+    /// The default thread count of tapes and optimizers: every core the process may use.
+    public static var defaultThreads: Int { ProcessInfo.processInfo.activeProcessorCount }
+
+    /// How many threads operations on this tape (and their backward passes) may use.
+    public let threads: Int
     /// SplitMix64 state for dropout masks.
     private var randomState: UInt64
 
     /// - Parameters:
     ///   - recording: false for inference (nothing is kept, no gradients).
     ///   - seed: seeds the dropout masks drawn on this tape.
-    public init(recording: Bool = true, seed: UInt64 = 0x5EAF) {
+    ///   - threads: threads per operation; by default every core the process may use. Pass 1 when
+    ///     the caller already runs several tapes at once.
+    public init(recording: Bool = true, seed: UInt64 = 0x5EAF, threads: Int = Tape.defaultThreads) {
+        precondition(threads >= 1, "a tape needs at least one thread")
         isRecording = recording
         randomState = seed
+        self.threads = threads
     }
 
     /// The next SplitMix64 value of the tape's generator.

@@ -1,3 +1,5 @@
+import CSheafKernels
+
 /// A float32 tensor: contiguous row-major values with a shape, and (for tensors that take part in
 /// training) the gradient of the last `Tape.backward` with respect to them.
 ///
@@ -78,6 +80,62 @@ public final class Tensor: @unchecked Sendable {
         }
     }
 
+    /// Adds a whole contribution computed elsewhere: a tensor without a gradient takes the array
+    /// itself (no copy); otherwise it is added element-wise.
+    func accumulateGrad(taking contribution: [Float], threads: Int) {
+        precondition(contribution.count == count, "gradient of \(contribution.count) values for shape \(shape)")
+        if grad == nil {
+            grad = contribution
+        } else {
+            contribution.withUnsafeBufferPointer { accumulateGrad(adding: $0, threads: threads) }
+        }
+    }
+
+    /// Adds `g` (count values) into the gradient; a tensor without one gets a copy of `g`.
+    func accumulateGrad(adding g: UnsafeBufferPointer<Float>, threads: Int) {
+        precondition(g.count == count, "gradient of \(g.count) values for shape \(shape)")
+        writeOrAccumulateGrad { dx, fresh in
+            Parallel.forEachChunk(count, chunk: Kernel.elementChunk, threads: threads) { r in
+                sheaf_axpy(1, g.baseAddress! + r.lowerBound, dx.baseAddress! + r.lowerBound, r.count, fresh ? 0 : 1)
+            }
+        }
+    }
+
+    /// Adds into the gradient a sum over chunks of `rows` rows (a reduction such as Xᵀ·dY or a
+    /// bias gradient). `body(rows, out, accumulate)` computes one chunk's sum into `out` (count
+    /// values; added into when `accumulate`, overwritten otherwise). With more than one chunk each
+    /// chunk writes its own partial sum and the partials are added in chunk order, so the result
+    /// does not depend on `threads`.
+    func accumulateGrad(
+        overRows rows: Int, chunk: Int, threads: Int,
+        _ body: (_ rows: Range<Int>, _ out: UnsafeMutablePointer<Float>, _ accumulate: Bool) -> Void
+    ) {
+        let chunks = (rows + chunk - 1) / chunk
+        if chunks <= 1 {
+            writeOrAccumulateGrad { g, fresh in
+                if rows == 0 {
+                    if fresh { g.initialize(repeating: 0) }
+                } else {
+                    body(0..<rows, g.baseAddress!, !fresh)
+                }
+            }
+            return
+        }
+        let size = count
+        var partials = unfilledFloats(chunks * size)
+        partials.withUnsafeMutableBufferPointer { p in
+            Parallel.forEachChunk(rows, chunk: chunk, threads: threads) { r in
+                body(r, p.baseAddress! + (r.lowerBound / chunk) * size, false)
+            }
+        }
+        partials.withUnsafeBufferPointer { p in
+            writeOrAccumulateGrad { g, fresh in
+                sheaf_axpy(1, p.baseAddress!, g.baseAddress!, size, fresh ? 0 : 1)
+                for c in 1..<chunks { sheaf_axpy(1, p.baseAddress! + c * size, g.baseAddress!, size, 1) }
+            }
+        }
+    }
+
     /// Replaces the values (same count), e.g. when loading weights or in an optimizer step.
     public func assign(_ newValues: [Float]) {
         precondition(newValues.count == count, "assign: \(newValues.count) values for shape \(shape)")
@@ -96,6 +154,26 @@ public final class Tensor: @unchecked Sendable {
 @inline(__always)
 func unfilledFloats(_ count: Int) -> [Float] {
     [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+}
+
+/// Work sizes for splitting operations into chunks. They depend on shapes only (never on the
+/// thread count), which is what keeps results identical on any number of threads.
+enum Kernel {
+    /// Elements per chunk of an element-wise operation (64 KiB of floats).
+    static let elementChunk = 16_384
+
+    /// Rows per chunk for a row-wise operation on rows of `width` values.
+    static func rowChunk(width: Int) -> Int { max(1, elementChunk / max(1, width)) }
+
+    /// Rows per `sgemm` call when an m × k by k × n product is split by rows: about 2²⁰
+    /// multiply-adds per call, in multiples of 16 rows.
+    static func gemmRowChunk(k: Int, n: Int) -> Int {
+        let rows = (1 << 20) / max(1, k * n)
+        return max(16, (rows + 15) / 16 * 16)
+    }
+
+    /// Rows per partial sum when a product reduces over rows (Xᵀ·dY): at least 256.
+    static func gemmReductionChunk(k: Int, n: Int) -> Int { max(256, gemmRowChunk(k: k, n: n)) }
 }
 
 extension Tensor: CustomStringConvertible {

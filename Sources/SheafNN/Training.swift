@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CSheafKernels
 
 /// AdamW (Loshchilov & Hutter): Adam moments with bias correction, and weight decay applied to the
 /// weights directly (decoupled), not through the gradient.
@@ -25,17 +26,24 @@ public final class AdamW {
     public let configuration: Configuration
     /// Every parameter, decayed ones first.
     public let parameters: [Tensor]
+    /// How many threads an update uses (each parameter is updated in fixed runs of values, so the
+    /// result does not depend on it).
+    public var threads: Int
     private let decays: [Bool]
     private var firstMoments: [[Float]]
     private var secondMoments: [[Float]]
     /// Steps taken so far.
     public private(set) var stepCount = 0
 
-    public init(decayed: [Tensor], undecayed: [Tensor] = [], configuration: Configuration = Configuration()) {
+    public init(
+        decayed: [Tensor], undecayed: [Tensor] = [], configuration: Configuration = Configuration(), threads: Int = Tape.defaultThreads
+    ) {
         let all = decayed + undecayed
         for p in all { precondition(p.requiresGrad, "AdamW: a parameter of shape \(p.shape) does not require a gradient") }
         precondition(Set(all.map(ObjectIdentifier.init)).count == all.count, "AdamW: a parameter is listed twice")
+        precondition(threads >= 1, "AdamW needs at least one thread")
         self.configuration = configuration
+        self.threads = threads
         parameters = all
         decays = decayed.map { _ in true } + undecayed.map { _ in false }
         firstMoments = all.map { [Float](repeating: 0, count: $0.count) }
@@ -49,24 +57,26 @@ public final class AdamW {
         let c = configuration
         let correction1 = 1 - powf(c.beta1, Float(stepCount))
         let correction2 = 1 - powf(c.beta2, Float(stepCount))
-        let (b1, b2, eps) = (c.beta1, c.beta2, c.epsilon)
         let (inv1, inv2) = (1 / correction1, 1 / correction2)
-        let zeros: [Float] = []
-        for (k, p) in parameters.enumerated() {
+        let threads = self.threads
+        for (k, p) in parameters.enumerated() where p.count > 0 {
             let decay = decays[k] ? c.weightDecay : 0
-            let grad = p.grad ?? zeros
-            let hasGrad = !grad.isEmpty
-            grad.withUnsafeBufferPointer { gp in
-                firstMoments[k].withUnsafeMutableBufferPointer { m in
-                    secondMoments[k].withUnsafeMutableBufferPointer { v in
-                        p.updateValues { w in
-                            for i in 0..<w.count {
-                                let g: Float = hasGrad ? gp[i] : 0
-                                m[i] = b1 * m[i] + (1 - b1) * g
-                                v[i] = b2 * v[i] + (1 - b2) * g * g
-                                let mHat = m[i] * inv1, vHat = v[i] * inv2
-                                w[i] -= learningRate * (mHat / (vHat.squareRoot() + eps) + decay * w[i])
+            firstMoments[k].withUnsafeMutableBufferPointer { m in
+                secondMoments[k].withUnsafeMutableBufferPointer { v in
+                    p.updateValues { w in
+                        func update(_ g: UnsafePointer<Float>?) {
+                            // Fixed runs of values, each updated alone: the same result on any thread count.
+                            Parallel.forEachChunk(w.count, chunk: Kernel.elementChunk, threads: threads) { r in
+                                let i = r.lowerBound
+                                sheaf_adamw(
+                                    w.baseAddress! + i, m.baseAddress! + i, v.baseAddress! + i, g.map { $0 + i }, r.count, learningRate,
+                                    c.beta1, c.beta2, inv1, inv2, c.epsilon, decay)
                             }
+                        }
+                        if let grad = p.grad {
+                            grad.withUnsafeBufferPointer { update($0.baseAddress!) }
+                        } else {
+                            update(nil)
                         }
                     }
                 }
@@ -88,7 +98,7 @@ public func clipGradientNorm(_ parameters: [Tensor], maxNorm: Float) -> Float {
     var total = 0.0
     for p in parameters {
         guard let g = p.grad else { continue }
-        for x in g { total += Double(x) * Double(x) }
+        if !g.isEmpty { total += g.withUnsafeBufferPointer { sheaf_sum_squares($0.baseAddress!, $0.count) } }
     }
     let norm = Float(total.squareRoot())
     if norm > maxNorm {

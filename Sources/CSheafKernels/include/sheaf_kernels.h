@@ -61,6 +61,52 @@ void sheaf_crc32c_force_isa(int isa);
 /// otherwise (and always 0 off glibc). Process-wide.
 int sheaf_retain_freed_buffers(void);
 
+
+// MARK: - SheafNN kernels (sheaf_nn.c)
+//
+// Each works on whole arrays or rows; callers split large arrays into chunks for threads. An element
+// (or row) never depends on how the array was split. `accumulate != 0` adds into the output,
+// otherwise the output is overwritten (and need not be initialised).
+
+/// y[i] = exp(x[i]) (about 1 ulp; x < −87.33 gives 0, x > 88 is treated as 88). y may be x.
+void sheaf_exp(const float *x, float *y, size_t n);
+/// y[i] = erf(x[i]) (within 5e-7 of libm's erff). y may be x.
+void sheaf_erf(const float *x, float *y, size_t n);
+/// GELU: cdf[i] = Φ(x[i]) = (1 + erf(x/√2)) / 2, y[i] = x[i] · cdf[i].
+void sheaf_gelu_forward(const float *x, float *y, float *cdf, size_t n);
+/// dx[i] (+)= g[i] · (cdf[i] + x[i] · φ(x[i])).
+void sheaf_gelu_backward(const float *x, const float *cdf, const float *g, float *dx, size_t n, int accumulate);
+/// Row-wise softmax of scale · scores over the allowed columns: column j of row r is allowed when
+/// key_allowed is NULL or key_allowed[j] != 0, and, when `causal`, j ≤ r. Others get 0; a row with no
+/// allowed column gets 1/cols everywhere. y may be scores.
+void sheaf_softmax_rows(const float *scores, float *y, size_t rows, size_t cols, float scale, int causal,
+                        const uint8_t *key_allowed);
+/// The softmax backward pass: dx (+)= scale · y ⊙ (g − Σ_j g_j y_j), per row.
+void sheaf_softmax_backward_rows(const float *y, const float *g, float *dx, size_t rows, size_t cols, float scale,
+                                 int accumulate);
+/// Layer norm of rows × d: xhat = (x − μ)·inv_std, y = xhat ⊙ γ + β; keeps xhat and inv_std (rows).
+void sheaf_layernorm_forward(const float *x, const float *gamma, const float *beta, float *y, float *xhat,
+                             float *inv_std, size_t rows, size_t d, float eps);
+/// Layer norm input gradient: dx (+)= inv_std/d · (d·ĝ − Σĝ − xhat · Σ(ĝ ⊙ xhat)), ĝ = g ⊙ γ.
+void sheaf_layernorm_backward(const float *g, const float *gamma, const float *xhat, const float *inv_std, float *dx,
+                              size_t rows, size_t d, int accumulate);
+/// out[j] += Σ_r a[r][j] · b[r][j] (b NULL: Σ_r a[r][j]), rows added in order.
+void sheaf_column_sums(const float *a, const float *b, size_t rows, size_t d, float *out);
+/// y[r][j] = a[r][j] + b[j]. y may be a.
+void sheaf_add_rows(const float *a, const float *b, float *y, size_t rows, size_t d);
+/// y[i] (+)= alpha · x[i].
+void sheaf_axpy(float alpha, const float *x, float *y, size_t n, int accumulate);
+/// One AdamW update of n weights in place (g NULL: a zero gradient): m ← β₁m + (1−β₁)g,
+/// v ← β₂v + (1−β₂)g², w ← w − lr · (m·inv_correction1 / (√(v·inv_correction2) + ε) + decay · w).
+void sheaf_adamw(float *w, float *m, float *v, const float *g, size_t n, float lr, float beta1, float beta2,
+                 float inv_correction1, float inv_correction2, float eps, float decay);
+/// Σ x[i]², accumulated in double.
+double sheaf_sum_squares(const float *x, size_t n);
+/// Which path the SheafNN kernels use now: 2 = AVX2+FMA, 1 = portable.
+int sheaf_nn_isa(void);
+/// Forces the portable path (1) or restores automatic selection (0), for tests. Process-wide.
+void sheaf_nn_force_isa(int isa);
+
 #ifdef __cplusplus
 }
 #endif
