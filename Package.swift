@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "SheafQuantizerTests", dependencies: ["SheafQuantizer", "SheafCodebook"]),
         .testTarget(name: "SheafFormatsTests", dependencies: ["SheafFormats"]),
         .testTarget(name: "SheafLinearAlgebraTests", dependencies: ["SheafLinearAlgebra"]),
-        .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats"]),
+        .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats", "CSheafKernels"]),
         .testTarget(name: "SheafTextTests", dependencies: ["SheafText", "SheafNN", "SheafFormats"]),
         .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook"]),
         .testTarget(name: "SheafCLITests", dependencies: ["SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafText"]),

@@ -279,6 +279,9 @@ def main():
                          "(rows in the same order): print the lowest and mean cosine and both speeds; "
                          "exit 1 when a cosine is below 0.9999")
     ap.add_argument("--sheaf-rate", type=float, help="texts/s of the run being compared (printed beside ours)")
+    ap.add_argument("--save-reference", metavar="NPY",
+                    help="with --compare: also write this reference's embeddings of the texts there (the test "
+                         "suite compares Sheaf with them on every MovieLens text)")
     a = ap.parse_args()
 
     if a.texts_only:
@@ -311,6 +314,9 @@ def main():
         t1 = time.time()
         ours = model.encode(texts, batch_size=a.batch_size)
         secs = time.time() - t1
+        if a.save_reference:
+            d, name = os.path.split(os.path.abspath(a.save_reference))
+            atomic_write(d, name, lambda f: np.save(f, ours))
         cos = (ours * theirs).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(theirs, axis=1))
         rate = len(texts) / secs
         line = (f"compare: {len(texts)} texts, cosine with the numpy reference: lowest {cos.min():.7f}, "

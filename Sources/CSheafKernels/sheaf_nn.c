@@ -357,10 +357,11 @@ INLINE double sum_squares_body(const float *x, size_t n) {
 // MARK: - Path selection and entry points
 
 static int sheaf_nn_detected = 0;
-static int sheaf_nn_forced = 0;
+// Per thread, so a test that forces the portable path does not change what concurrent work computes.
+static _Thread_local int sheaf_nn_forced = 0;
 
 int sheaf_nn_isa(void) {
-    const int forced = __atomic_load_n(&sheaf_nn_forced, __ATOMIC_RELAXED);
+    const int forced = sheaf_nn_forced;
     int d = __atomic_load_n(&sheaf_nn_detected, __ATOMIC_RELAXED);
     if (d == 0) {
 #if SHEAF_NN_X86
@@ -374,7 +375,7 @@ int sheaf_nn_isa(void) {
     return forced == 1 ? 1 : d;
 }
 
-void sheaf_nn_force_isa(int isa) { __atomic_store_n(&sheaf_nn_forced, isa == 1 ? 1 : 0, __ATOMIC_RELAXED); }
+void sheaf_nn_force_isa(int isa) { sheaf_nn_forced = isa == 1 ? 1 : 0; }
 
 #if SHEAF_NN_X86
 #define SHEAF_NN_AVX2 __attribute__((target("avx2,fma"), noinline))

@@ -8,11 +8,12 @@ extension Tape {
         product(x, w, bias: nil, transposeB: transposeB, op: "matmul")
     }
 
-    /// x · W + b, a fully connected layer: x is [..., k], W is [k, n], b is [n]; the result is
-    /// [..., n]. One operation instead of `add(matmul(x, W), b)`: the bias is written first and the
-    /// product added onto it, and the backward pass sums dY's columns for db.
-    public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor) -> Tensor {
-        product(x, w, bias: bias, transposeB: false, op: "linear")
+    /// x · W + b (or x · Wᵀ + b when `transposeB`, for weights stored [out, in] as PyTorch does), a
+    /// fully connected layer: x is [..., k], W is [k, n] ([n, k] transposed), b is [n]; the result
+    /// is [..., n]. One operation instead of `add(matmul(x, W), b)`: the bias is written first and
+    /// the product added onto it, and the backward pass sums dY's columns for db.
+    public func linear(_ x: Tensor, _ w: Tensor, bias: Tensor, transposeB: Bool = false) -> Tensor {
+        product(x, w, bias: bias, transposeB: transposeB, op: "linear")
     }
 
     /// The rows of x are split into fixed blocks (`Kernel.gemmRowChunk`), one `sgemm` each, run on
@@ -24,7 +25,7 @@ extension Tape {
         let (wk, n) = transposeB ? (w.shape[1], w.shape[0]) : (w.shape[0], w.shape[1])
         precondition(k == wk, "\(op): inner dimensions differ, x \(x.shape) · W \(w.shape)\(transposeB ? "ᵀ" : "")")
         if let bias { precondition(bias.shape == [n], "\(op): bias \(bias.shape) for \(n) outputs") }
-        let m = x.rows
+        let m = Tensor.count(of: Array(x.shape.dropLast()))  // not x.rows, which is 0 when k is
         let threads = self.threads
         let block = Kernel.gemmRowChunk(k: k, n: n)
         var out = unfilledFloats(m * n)

@@ -185,9 +185,9 @@ public final class BertEncoder: @unchecked Sendable {
     /// Unit-norm embeddings of `texts`, row i for texts[i] (count × dimension floats).
     ///
     /// Texts are tokenized, sorted by length and run in batches of up to `batchSize` (so padding
-    /// stays small), then put back in input order. Batches run on `threads` threads at once (each
-    /// forward pass is single-threaded, OpenBLAS included); results do not depend on the thread
-    /// count. `progress` is called with the number of texts done after each batch, from one thread
+    /// stays small), then put back in input order. Several batches run on `threads` threads at once
+    /// (each forward pass on one thread); a single batch runs its operations on `threads` threads.
+    /// Results do not depend on the thread count. `progress` is called with the number of texts done after each batch, from one thread
     /// at a time.
     public func embed(
         _ texts: [String], batchSize: Int = 32, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
@@ -202,9 +202,10 @@ public final class BertEncoder: @unchecked Sendable {
         let counter = ProgressCounter(progress)
         out.withUnsafeMutableBufferPointer { o in
             let base = UncheckedSendableBox(o.baseAddress!)
+            let perBatch = batches.count > 1 ? 1 : threads
             Parallel.forEach(batches.count, threads: threads) { b in
                 let rows = batches[b]
-                let result = forward(rows.map { encoded[$0] })
+                let result = forward(rows.map { encoded[$0] }, threads: perBatch)
                 // safe: every text index is in exactly one batch, so workers write disjoint rows.
                 for (k, r) in rows.enumerated() {
                     for j in 0..<h { base.value[r * h + j] = result.values[k * h + j] }
@@ -216,8 +217,8 @@ public final class BertEncoder: @unchecked Sendable {
     }
 
     /// Pooled, normalised embeddings [B, H] of token-id sequences (each at most maxLength long).
-    func forward(_ sequences: [[Int32]]) -> Tensor {
-        let t = Tape(recording: false)
+    func forward(_ sequences: [[Int32]], threads: Int = 1) -> Tensor {
+        let t = Tape(recording: false, threads: threads)
         let b = sequences.count
         let length = sequences.map(\.count).max() ?? 0
         let h = dimension, eps = configuration.layerNormEpsilon
@@ -232,14 +233,15 @@ public final class BertEncoder: @unchecked Sendable {
         var x = t.add(t.add(t.embedding(words, ids: ids), t.embedding(positions, ids: positionIDs)), typeZero)
         x = t.reshape(t.layerNorm(x, gamma: embeddingNorm, beta: embeddingNormBias, epsilon: eps), [b, length, h])
         for l in layers {
-            let q = t.add(t.matmul(x, l.query, transposeB: true), l.queryBias)
-            let k = t.add(t.matmul(x, l.key, transposeB: true), l.keyBias)
-            let v = t.add(t.matmul(x, l.value, transposeB: true), l.valueBias)
+            // PyTorch stores Linear weights [out, in]: x · Wᵀ + b.
+            let q = t.linear(x, l.query, bias: l.queryBias, transposeB: true)
+            let k = t.linear(x, l.key, bias: l.keyBias, transposeB: true)
+            let v = t.linear(x, l.value, bias: l.valueBias, transposeB: true)
             let context = t.attention(q, k, v, heads: configuration.heads, keyMask: mask)
-            let attended = t.add(t.matmul(context, l.output, transposeB: true), l.outputBias)
+            let attended = t.linear(context, l.output, bias: l.outputBias, transposeB: true)
             x = t.layerNorm(t.add(attended, x), gamma: l.attentionNorm, beta: l.attentionNormBias, epsilon: eps)
-            let inner = t.gelu(t.add(t.matmul(x, l.intermediate, transposeB: true), l.intermediateBias))
-            let down = t.add(t.matmul(inner, l.down, transposeB: true), l.downBias)
+            let inner = t.gelu(t.linear(x, l.intermediate, bias: l.intermediateBias, transposeB: true))
+            let down = t.linear(inner, l.down, bias: l.downBias, transposeB: true)
             x = t.layerNorm(t.add(down, x), gamma: l.outputNorm, beta: l.outputNormBias, epsilon: eps)
         }
         return t.l2Normalize(t.maskedMeanPool(x, mask: mask))

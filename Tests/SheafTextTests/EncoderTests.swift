@@ -39,17 +39,10 @@ import Testing
         return try NPYArray(contentsOf: output).floats(path: output)
     }
 
-    @Test func cosineAgainstTheNumpyReference() throws {
-        let texts = try Self.texts(limit: 200)
-        let encoder = try BertEncoder(modelDirectory: Fixtures.model)
-        #expect(encoder.dimension == 384)
-        var seen = 0
-        let mine = encoder.embed(texts, batchSize: 16) { seen = $0 }
-        #expect(seen == texts.count)
-        let theirs = try Self.reference(texts)
-        try #require(theirs.count == mine.count)
+    /// The lowest cosine between rows of `mine` and `theirs` (count × 384); also checks unit norm.
+    static func lowestCosine(_ mine: [Float], _ theirs: [Float], rows: Int) -> Float {
         var worst: Float = 1
-        for r in 0..<texts.count {
+        for r in 0..<rows {
             var dot: Float = 0, a: Float = 0, b: Float = 0
             for j in 0..<384 {
                 dot += mine[r * 384 + j] * theirs[r * 384 + j]
@@ -59,6 +52,35 @@ import Testing
             #expect(abs(a.squareRoot() - 1) <= 1e-4, "row \(r) is not unit-norm")
             worst = min(worst, dot / (a * b).squareRoot())
         }
+        return worst
+    }
+
+    /// Against the reference run now, on the tokenizer edge cases and the first MovieLens texts.
+    @Test func cosineAgainstTheNumpyReference() throws {
+        let texts = try Self.texts(limit: 40)
+        let encoder = try BertEncoder(modelDirectory: Fixtures.model)
+        #expect(encoder.dimension == 384)
+        var seen = 0
+        let mine = encoder.embed(texts, batchSize: 16) { seen = $0 }
+        #expect(seen == texts.count)
+        let theirs = try Self.reference(texts)
+        try #require(theirs.count == mine.count)
+        let worst = Self.lowestCosine(mine, theirs, rows: texts.count)
         #expect(worst >= 0.9999, "lowest cosine \(worst)")
+    }
+
+    /// Every MovieLens item text, against the reference embeddings `tools/demo` saved
+    /// (embed_items.py --compare --save-reference: the same script on the same texts; running it
+    /// here again would take minutes).
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Fixtures.savedReference)))
+    func cosineOnEveryMovieLensText() throws {
+        let texts = try Fixtures.movieLensTexts()
+        let reference = try NPYArray(contentsOf: Fixtures.savedReference)
+        try #require(reference.shape == [texts.count, 384], "\(Fixtures.savedReference) is not of the current item texts")
+        let theirs = try reference.floats(path: Fixtures.savedReference)
+        let mine = try BertEncoder(modelDirectory: Fixtures.model).embed(texts)
+        let worst = Self.lowestCosine(mine, theirs, rows: texts.count)
+        #expect(texts.count == 1_682)
+        #expect(worst >= 0.9999, "lowest cosine \(worst) over \(texts.count) texts")
     }
 }

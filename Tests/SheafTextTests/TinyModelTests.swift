@@ -46,6 +46,8 @@ final class TinyModel {
         let threaded = encoder.embed(texts, batchSize: 2, threads: 2) { reports.append($0) }
         let single = encoder.embed(texts, batchSize: 2, threads: 1)
         #expect(threaded == single)
+        // One batch: its operations run on the threads instead, with the same bits.
+        #expect(encoder.embed(texts, batchSize: 64, threads: 3) == encoder.embed(texts, batchSize: 64, threads: 1))
         #expect(reports.count == 3 && reports.last == texts.count && reports == reports.sorted())
     }
 

@@ -8,6 +8,8 @@ enum Fixtures {
         .deletingLastPathComponent().path
     static let model = root + "/data/minilm"
     static let itemTexts = root + "/data/ml-100k/item_texts.tsv"
+    /// The numpy reference's embeddings of every item text, saved by tools/demo.
+    static let savedReference = root + "/data/ml-100k/item_embeddings_reference.npy"
     static var modelPresent: Bool {
         ["vocab.txt", "tokenizer.json", "model.safetensors", "config.json"].allSatisfy {
             FileManager.default.fileExists(atPath: model + "/" + $0)

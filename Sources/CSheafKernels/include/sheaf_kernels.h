@@ -102,9 +102,10 @@ void sheaf_adamw(float *w, float *m, float *v, const float *g, size_t n, float l
                  float inv_correction1, float inv_correction2, float eps, float decay);
 /// Σ x[i]², accumulated in double.
 double sheaf_sum_squares(const float *x, size_t n);
-/// Which path the SheafNN kernels use now: 2 = AVX2+FMA, 1 = portable.
+/// Which path the SheafNN kernels use now on this thread: 2 = AVX2+FMA, 1 = portable.
 int sheaf_nn_isa(void);
-/// Forces the portable path (1) or restores automatic selection (0), for tests. Process-wide.
+/// Forces the portable path (1) or restores automatic selection (0) on the calling thread only,
+/// for tests.
 void sheaf_nn_force_isa(int isa);
 
 #ifdef __cplusplus
