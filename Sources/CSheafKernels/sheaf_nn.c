@@ -171,14 +171,31 @@ INLINE void softmax_rows_body(const float *s, float *y, size_t rows, size_t cols
         const size_t limit = causal ? (r + 1 < cols ? r + 1 : cols) : cols;
         float m = -INFINITY;
         int any = 0;
-        for (size_t j = 0; j < cols; j++) {
-            if (j < limit && (key_allowed == NULL || key_allowed[j])) {
-                const float v = sr[j] * scale;
-                yr[j] = v;
-                m = v > m ? v : m;
-                any = 1;
-            } else {
-                yr[j] = -INFINITY;
+        if (key_allowed == NULL) {
+            // Columns < limit are allowed: scale them, −∞ for the rest, vectorised.
+            f8 mv = splat(-INFINITY);
+            const f8 lanes = {0, 1, 2, 3, 4, 5, 6, 7};
+            size_t j = 0;
+            for (; j + 8 <= cols; j += 8) {
+                const i8 valid = (lanes + (float)j) < (float)limit;
+                const f8 v = (f8)(((i8)(load8(sr + j) * scale) & valid) | ((i8)splat(-INFINITY) & ~valid));
+                store8(yr + j, v);
+                mv = __builtin_elementwise_max(mv, v);
+            }
+            for (; j < cols; j++) yr[j] = j < limit ? sr[j] * scale : -INFINITY;
+            for (int l = 0; l < 8; l++) m = mv[l] > m ? mv[l] : m;
+            for (j = (cols / 8) * 8; j < limit; j++) m = yr[j] > m ? yr[j] : m;
+            any = limit > 0;
+        } else {
+            for (size_t j = 0; j < cols; j++) {
+                if (j < limit && key_allowed[j]) {
+                    const float v = sr[j] * scale;
+                    yr[j] = v;
+                    m = v > m ? v : m;
+                    any = 1;
+                } else {
+                    yr[j] = -INFINITY;
+                }
             }
         }
         if (!any) {
