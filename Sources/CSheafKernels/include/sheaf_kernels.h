@@ -68,7 +68,7 @@ int sheaf_retain_freed_buffers(void);
 // (or row) never depends on how the array was split. `accumulate != 0` adds into the output,
 // otherwise the output is overwritten (and need not be initialised).
 
-/// y[i] = exp(x[i]) (about 1 ulp; x < −87.33 gives 0, x > 88 is treated as 88). y may be x.
+/// y[i] = exp(x[i]) (within 2.5e-7 relative; x < −87.33 gives 0, x > 88 is treated as 88). y may be x.
 void sheaf_exp(const float *x, float *y, size_t n);
 /// y[i] = erf(x[i]) (within 5e-7 of libm's erff). y may be x.
 void sheaf_erf(const float *x, float *y, size_t n);
