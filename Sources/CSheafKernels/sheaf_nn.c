@@ -1,4 +1,5 @@
-// Element-wise and row-wise kernels for SheafNN: exp, erf, GELU, masked softmax, layer norm, AdamW.
+// Element-wise and row-wise kernels for SheafNN: exp, erf, GELU, SiLU, masked softmax, layer and RMS
+// norm, row products, AdamW.
 //
 // Every kernel body is written once, on 8-float vectors (clang's vector extensions), and compiled
 // twice: inside `target("avx2,fma")` functions (8 lanes, fused multiply-adds) and for the baseline
@@ -334,6 +335,90 @@ INLINE void axpy_body(float alpha, const float *x, float *y, size_t n, int accum
     for (; i < n; i++) y[i] = accumulate ? y[i] + alpha * x[i] : alpha * x[i];
 }
 
+// y[r][j] (+)= a[r][j] · b[j].
+INLINE void mul_rows_body(const float *a, const float *b, float *y, size_t rows, size_t d, int accumulate) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *ar = a + r * d;
+        float *yr = y + r * d;
+        size_t j = 0;
+        for (; j + 8 <= d; j += 8) {
+            const f8 v = load8(ar + j) * load8(b + j);
+            store8(yr + j, accumulate ? load8(yr + j) + v : v);
+        }
+        for (; j < d; j++) yr[j] = accumulate ? yr[j] + ar[j] * b[j] : ar[j] * b[j];
+    }
+}
+
+INLINE f8 sigmoid8(f8 x) { return 1.0f / (1.0f + exp8(-x)); }
+
+INLINE void silu_forward_body(const float *x, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const f8 v = load8(x + i);
+        store8(y + i, v * sigmoid8(v));
+    }
+    if (i < n) {
+        const f8 v = load_partial(x + i, n - i, 0);
+        store_partial(y + i, v * sigmoid8(v), n - i);
+    }
+}
+
+INLINE f8 silu_derivative(f8 v) {
+    const f8 s = sigmoid8(v);
+    return s * (1.0f + v * (1.0f - s));
+}
+
+INLINE void silu_backward_body(const float *x, const float *g, float *dx, size_t n, int accumulate) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const f8 d = load8(g + i) * silu_derivative(load8(x + i));
+        store8(dx + i, accumulate ? load8(dx + i) + d : d);
+    }
+    if (i < n) {
+        const size_t r = n - i;
+        const f8 d = load_partial(g + i, r, 0) * silu_derivative(load_partial(x + i, r, 0));
+        store_partial(dx + i, accumulate ? load_partial(dx + i, r, 0) + d : d, r);
+    }
+}
+
+INLINE void rmsnorm_forward_body(const float *x, const float *gamma, float *y, float *inv_rms, size_t rows, size_t d,
+                                 float eps) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * d;
+        float *yr = y + r * d;
+        const float inv = 1.0f / sqrtf(dot_row(xr, xr, d) / (float)d + eps);
+        inv_rms[r] = inv;
+        size_t j = 0;
+        for (; j + 8 <= d; j += 8) store8(yr + j, load8(xr + j) * inv * load8(gamma + j));
+        for (; j < d; j++) yr[j] = xr[j] * inv * gamma[j];
+    }
+}
+
+// x̂ = x·inv; dx (+)= inv · (ĝ − x̂ · mean(ĝ ⊙ x̂)), ĝ = g ⊙ γ.
+INLINE void rmsnorm_backward_body(const float *g, const float *gamma, const float *x, const float *inv_rms, float *dx,
+                                  size_t rows, size_t d, int accumulate) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *gr = g + r * d, *xr = x + r * d;
+        float *dr = dx + r * d;
+        const float inv = inv_rms[r];
+        f8 acc = splat(0);
+        size_t j = 0;
+        for (; j + 8 <= d; j += 8) acc += load8(gr + j) * load8(gamma + j) * load8(xr + j);
+        float s = hsum(acc);
+        for (; j < d; j++) s += gr[j] * gamma[j] * xr[j];
+        const float m = s * inv / (float)d;  // mean(ĝ ⊙ x̂)
+        j = 0;
+        for (; j + 8 <= d; j += 8) {
+            const f8 v = inv * (load8(gr + j) * load8(gamma + j) - load8(xr + j) * inv * m);
+            store8(dr + j, accumulate ? load8(dr + j) + v : v);
+        }
+        for (; j < d; j++) {
+            const float v = inv * (gr[j] * gamma[j] - xr[j] * inv * m);
+            dr[j] = accumulate ? dr[j] + v : v;
+        }
+    }
+}
+
 INLINE void adamw_body(float *w, float *m, float *v, const float *g, size_t n, float lr, float beta1, float beta2,
                        float inv_correction1, float inv_correction2, float eps, float decay) {
     size_t i = 0;
@@ -430,6 +515,17 @@ SHEAF_NN_VARIANTS(void, column_sums, (const float *a, const float *b, size_t row
                   (a, b, rows, d, out))
 SHEAF_NN_VARIANTS(void, add_rows, (const float *a, const float *b, float *y, size_t rows, size_t d), (a, b, y, rows, d))
 SHEAF_NN_VARIANTS(void, axpy, (float alpha, const float *x, float *y, size_t n, int acc), (alpha, x, y, n, acc))
+SHEAF_NN_VARIANTS(void, mul_rows, (const float *a, const float *b, float *y, size_t rows, size_t d, int acc),
+                  (a, b, y, rows, d, acc))
+SHEAF_NN_VARIANTS(void, silu_forward, (const float *x, float *y, size_t n), (x, y, n))
+SHEAF_NN_VARIANTS(void, silu_backward, (const float *x, const float *g, float *dx, size_t n, int acc), (x, g, dx, n, acc))
+SHEAF_NN_VARIANTS(void, rmsnorm_forward,
+                  (const float *x, const float *gamma, float *y, float *inv_rms, size_t rows, size_t d, float eps),
+                  (x, gamma, y, inv_rms, rows, d, eps))
+SHEAF_NN_VARIANTS(void, rmsnorm_backward,
+                  (const float *g, const float *gamma, const float *x, const float *inv_rms, float *dx, size_t rows,
+                   size_t d, int acc),
+                  (g, gamma, x, inv_rms, dx, rows, d, acc))
 SHEAF_NN_VARIANTS(void, adamw,
                   (float *w, float *m, float *v, const float *g, size_t n, float lr, float b1, float b2, float i1,
                    float i2, float eps, float decay),
@@ -472,3 +568,18 @@ void sheaf_adamw(float *w, float *m, float *v, const float *g, size_t n, float l
     SHEAF_NN_CALL(adamw, (w, m, v, g, n, lr, beta1, beta2, inv_correction1, inv_correction2, eps, decay));
 }
 double sheaf_sum_squares(const float *x, size_t n) { return SHEAF_NN_CALL(sum_squares, (x, n)); }
+void sheaf_mul_rows(const float *a, const float *b, float *y, size_t rows, size_t d, int accumulate) {
+    SHEAF_NN_CALL(mul_rows, (a, b, y, rows, d, accumulate));
+}
+void sheaf_silu_forward(const float *x, float *y, size_t n) { SHEAF_NN_CALL(silu_forward, (x, y, n)); }
+void sheaf_silu_backward(const float *x, const float *g, float *dx, size_t n, int accumulate) {
+    SHEAF_NN_CALL(silu_backward, (x, g, dx, n, accumulate));
+}
+void sheaf_rmsnorm_forward(const float *x, const float *gamma, float *y, float *inv_rms, size_t rows, size_t d,
+                           float eps) {
+    SHEAF_NN_CALL(rmsnorm_forward, (x, gamma, y, inv_rms, rows, d, eps));
+}
+void sheaf_rmsnorm_backward(const float *g, const float *gamma, const float *x, const float *inv_rms, float *dx,
+                            size_t rows, size_t d, int accumulate) {
+    SHEAF_NN_CALL(rmsnorm_backward, (g, gamma, x, inv_rms, dx, rows, d, accumulate));
+}

@@ -55,33 +55,48 @@ extension Tape {
     public func mul(_ a: Tensor, _ b: Tensor) -> Tensor {
         let rowwise = broadcastsOverRows(a, b, "mul")
         let n = a.count, d = b.count
-        let rows = rowwise ? a.rows : 1, width = rowwise ? d : n
-        var out = a.values
-        out.withUnsafeMutableBufferPointer { o in
-            b.values.withUnsafeBufferPointer { pb in
-                for r in 0..<rows {
-                    let base = r &* width
-                    for j in 0..<width { o[base &+ j] *= pb[j] }
+        let threads = self.threads
+        /// y (+)= x ⊙ b over chunks: rows of d against b's one row, or runs at the same offsets.
+        func timesB(
+            _ x: UnsafeBufferPointer<Float>, _ pb: UnsafeBufferPointer<Float>, _ y: UnsafeMutableBufferPointer<Float>, accumulate: Bool
+        ) {
+            if rowwise {
+                Parallel.forEachChunk(a.rows, chunk: Kernel.rowChunk(width: d), threads: threads) { r in
+                    let o = r.lowerBound * d
+                    sheaf_mul_rows(x.baseAddress! + o, pb.baseAddress!, y.baseAddress! + o, r.count, d, accumulate ? 1 : 0)
                 }
+            } else {
+                Parallel.forEachChunk(n, chunk: Kernel.elementChunk, threads: threads) { r in
+                    let i = r.lowerBound
+                    sheaf_mul_rows(x.baseAddress! + i, pb.baseAddress! + i, y.baseAddress! + i, 1, r.count, accumulate ? 1 : 0)
+                }
+            }
+        }
+        var out = unfilledFloats(n)
+        a.values.withUnsafeBufferPointer { pa in
+            b.values.withUnsafeBufferPointer { pb in
+                out.withUnsafeMutableBufferPointer { o in timesB(pa, pb, o, accumulate: false) }
             }
         }
         return record(shape: a.shape, values: out, inputs: [a, b]) { g in
             if a.requiresGrad {
                 b.values.withUnsafeBufferPointer { pb in
-                    a.accumulateGrad { da in
-                        for r in 0..<rows {
-                            let base = r &* width
-                            for j in 0..<width { da[base &+ j] += g[base &+ j] * pb[j] }
-                        }
-                    }
+                    a.writeOrAccumulateGrad { da, fresh in timesB(g, pb, da, accumulate: !fresh) }
                 }
             }
             if b.requiresGrad {
                 a.values.withUnsafeBufferPointer { pa in
-                    b.accumulateGrad { db in
-                        for r in 0..<rows {
-                            let base = r &* width
-                            for j in 0..<width { db[j] += g[base &+ j] * pa[base &+ j] }
+                    if rowwise {
+                        b.accumulateGrad(overRows: a.rows, chunk: Kernel.rowChunk(width: d) * 4, threads: threads) { r, db, accumulate in
+                            if !accumulate { db.initialize(repeating: 0, count: d) }
+                            sheaf_column_sums(g.baseAddress! + r.lowerBound * d, pa.baseAddress! + r.lowerBound * d, r.count, d, db)
+                        }
+                    } else {
+                        b.writeOrAccumulateGrad { db, fresh in
+                            Parallel.forEachChunk(n, chunk: Kernel.elementChunk, threads: threads) { r in
+                                let i = r.lowerBound
+                                sheaf_mul_rows(g.baseAddress! + i, pa.baseAddress! + i, db.baseAddress! + i, 1, r.count, fresh ? 0 : 1)
+                            }
                         }
                     }
                 }
@@ -91,18 +106,21 @@ extension Tape {
 
     /// s · a.
     public func scale(_ a: Tensor, _ s: Float) -> Tensor {
-        let out = a.values.map { $0 * s }
-        return record(shape: a.shape, values: out, inputs: [a]) { g in
-            a.accumulateGrad { da in for i in 0..<da.count { da[i] += s * g[i] } }
+        let n = a.count
+        let threads = self.threads
+        var out = unfilledFloats(n)
+        a.values.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { y in
+                Parallel.forEachChunk(n, chunk: Kernel.elementChunk, threads: threads) { r in
+                    sheaf_axpy(s, x.baseAddress! + r.lowerBound, y.baseAddress! + r.lowerBound, r.count, 0)
+                }
+            }
         }
-    }
-
-    /// Applies f element-wise; `derivative(x, f(x))` gives f′ for the backward pass.
-    private func unary(_ a: Tensor, _ f: (Float) -> Float, derivative: @escaping (Float, Float) -> Float) -> Tensor {
-        let out = a.values.map(f)
-        return record(shape: a.shape, values: out, inputs: [a]) { [out] g in
-            a.values.withUnsafeBufferPointer { x in
-                a.accumulateGrad { da in for i in 0..<da.count { da[i] += g[i] * derivative(x[i], out[i]) } }
+        return record(shape: a.shape, values: out, inputs: [a]) { g in
+            a.writeOrAccumulateGrad { da, fresh in
+                Parallel.forEachChunk(n, chunk: Kernel.elementChunk, threads: threads) { r in
+                    sheaf_axpy(s, g.baseAddress! + r.lowerBound, da.baseAddress! + r.lowerBound, r.count, fresh ? 0 : 1)
+                }
             }
         }
     }
@@ -142,9 +160,25 @@ extension Tape {
 
     /// SiLU: x · σ(x).
     public func silu(_ a: Tensor) -> Tensor {
-        unary(a, { x in x / (1 + expf(-x)) }) { x, _ in
-            let s = 1 / (1 + expf(-x))
-            return s * (1 + x * (1 - s))
+        let n = a.count
+        let threads = self.threads
+        var out = unfilledFloats(n)
+        a.values.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { y in
+                Parallel.forEachChunk(n, chunk: Kernel.elementChunk, threads: threads) { r in
+                    sheaf_silu_forward(x.baseAddress! + r.lowerBound, y.baseAddress! + r.lowerBound, r.count)
+                }
+            }
+        }
+        return record(shape: a.shape, values: out, inputs: [a]) { g in
+            a.values.withUnsafeBufferPointer { x in
+                a.writeOrAccumulateGrad { da, fresh in
+                    Parallel.forEachChunk(n, chunk: Kernel.elementChunk, threads: threads) { r in
+                        let i = r.lowerBound
+                        sheaf_silu_backward(x.baseAddress! + i, g.baseAddress! + i, da.baseAddress! + i, r.count, fresh ? 0 : 1)
+                    }
+                }
+            }
         }
     }
 

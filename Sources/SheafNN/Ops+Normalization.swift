@@ -96,35 +96,48 @@ extension Tape {
     public func rmsNorm(_ x: Tensor, gamma: Tensor, epsilon: Float = 1e-6) -> Tensor {
         let d = x.lastDimension, rows = x.rows
         precondition(gamma.shape == [d], "rmsNorm: γ \(gamma.shape) for x \(x.shape)")
+        let threads = self.threads
+        let chunk = Kernel.rowChunk(width: d)
         var out = unfilledFloats(x.count)
         var invRMS = unfilledFloats(rows)
         x.values.withUnsafeBufferPointer { px in
-            for r in 0..<rows {
-                let o = r * d
-                var ss: Float = 0
-                for j in 0..<d { ss += px[o + j] * px[o + j] }
-                let inv = 1 / (ss / Float(d) + epsilon).squareRoot()
-                invRMS[r] = inv
-                for j in 0..<d { out[o + j] = px[o + j] * inv * gamma.values[j] }
+            gamma.values.withUnsafeBufferPointer { pg in
+                out.withUnsafeMutableBufferPointer { y in
+                    invRMS.withUnsafeMutableBufferPointer { s in
+                        Parallel.forEachChunk(rows, chunk: chunk, threads: threads) { r in
+                            let o = r.lowerBound * d
+                            sheaf_rmsnorm_forward(
+                                px.baseAddress! + o, pg.baseAddress!, y.baseAddress! + o, s.baseAddress! + r.lowerBound, r.count, d, epsilon)
+                        }
+                    }
+                }
             }
         }
         return record(shape: x.shape, values: out, inputs: [x, gamma]) { [invRMS] g in
             x.values.withUnsafeBufferPointer { px in
-                if gamma.requiresGrad {
-                    gamma.accumulateGrad { dg in
-                        for i in 0..<(rows * d) { dg[i % d] += g[i] * px[i] * invRMS[i / d] }
+                invRMS.withUnsafeBufferPointer { s in
+                    if gamma.requiresGrad {
+                        // dγ[j] = Σ_r g[r][j] · x̂[r][j], x̂ = x · inv made per chunk.
+                        gamma.accumulateGrad(overRows: rows, chunk: chunk * 4, threads: threads) { r, dg, accumulate in
+                            if !accumulate { dg.initialize(repeating: 0, count: d) }
+                            var xhat = unfilledFloats(r.count * d)
+                            xhat.withUnsafeMutableBufferPointer { h in
+                                for (k, row) in r.enumerated() {
+                                    sheaf_axpy(s[row], px.baseAddress! + row * d, h.baseAddress! + k * d, d, 0)
+                                }
+                                sheaf_column_sums(g.baseAddress! + r.lowerBound * d, h.baseAddress!, r.count, d, dg)
+                            }
+                        }
                     }
-                }
-                if x.requiresGrad {
-                    // x̂ = x·inv; dx = inv · (ĝ − x̂ · mean(ĝ ⊙ x̂)), ĝ = g ⊙ γ.
-                    gamma.values.withUnsafeBufferPointer { gm in
-                        x.accumulateGrad { dx in
-                            for r in 0..<rows {
-                                let o = r * d, inv = invRMS[r]
-                                var s: Float = 0
-                                for j in 0..<d { s += g[o + j] * gm[j] * px[o + j] * inv }
-                                s /= Float(d)
-                                for j in 0..<d { dx[o + j] += inv * (g[o + j] * gm[j] - px[o + j] * inv * s) }
+                    if x.requiresGrad {
+                        gamma.values.withUnsafeBufferPointer { gm in
+                            x.writeOrAccumulateGrad { dx, fresh in
+                                Parallel.forEachChunk(rows, chunk: chunk, threads: threads) { r in
+                                    let o = r.lowerBound * d
+                                    sheaf_rmsnorm_backward(
+                                        g.baseAddress! + o, gm.baseAddress!, px.baseAddress! + o, s.baseAddress! + r.lowerBound,
+                                        dx.baseAddress! + o, r.count, d, fresh ? 0 : 1)
+                                }
                             }
                         }
                     }

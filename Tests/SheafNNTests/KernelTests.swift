@@ -196,4 +196,46 @@ import Testing
             }
         }
     }
+
+    @Test func siluRMSNormAndRowProducts() {
+        var rng = TestRNG(seed: 45)
+        onEachPath { path in
+            for d in Self.lengths {
+                let rows = 4, n = rows * d
+                let x = rng.floats(n, -8, 8), g = rng.floats(n), gamma = rng.floats(d, 0.5, 1.5), start = rng.floats(n)
+                // SiLU and its derivative.
+                var y = [Float](repeating: 0, count: n), dx = start
+                sheaf_silu_forward(x, &y, n)
+                sheaf_silu_backward(x, g, &dx, n, 1)
+                for i in 0..<n {
+                    let v = Double(x[i]), sig = 1 / (1 + exp(-v))
+                    #expect(abs(Double(y[i]) - v * sig) <= 2e-6, "\(path): silu(\(v))")
+                    let e = Double(start[i]) + Double(g[i]) * sig * (1 + v * (1 - sig))
+                    #expect(abs(Double(dx[i]) - e) <= 2e-6, "\(path): silu'(\(v))")
+                }
+                // RMS norm forward and input gradient.
+                var out = [Float](repeating: 0, count: n), inv = [Float](repeating: 0, count: rows), dn = out
+                sheaf_rmsnorm_forward(x, gamma, &out, &inv, rows, d, 1e-6)
+                sheaf_rmsnorm_backward(g, gamma, x, inv, &dn, rows, d, 0)
+                for r in 0..<rows {
+                    let row = (0..<d).map { Double(x[r * d + $0]) }
+                    let i = 1 / (row.map { $0 * $0 }.reduce(0, +) / Double(d) + 1e-6).squareRoot()
+                    #expect(abs(Double(inv[r]) - i) <= 1e-5 * i, "\(path): inverse RMS")
+                    let gh = (0..<d).map { Double(g[r * d + $0]) * Double(gamma[$0]) }
+                    let m = (0..<d).reduce(0.0) { $0 + gh[$1] * row[$1] * i } / Double(d)
+                    for j in 0..<d {
+                        #expect(abs(Double(out[r * d + j]) - row[j] * i * Double(gamma[j])) <= 2e-5 * max(1, row[j] * i), "\(path): rms norm")
+                        let e = i * (gh[j] - row[j] * i * m)
+                        #expect(abs(Double(dn[r * d + j]) - e) <= 2e-5 * max(1, abs(e)), "\(path): rms norm backward")
+                    }
+                }
+                // Row products, written and accumulated.
+                var p = [Float](repeating: 0, count: n), q = start
+                sheaf_mul_rows(x, gamma, &p, rows, d, 0)
+                sheaf_mul_rows(x, gamma, &q, rows, d, 1)
+                #expect((0..<n).allSatisfy { p[$0] == x[$0] * gamma[$0 % d] }, "\(path): row product")
+                #expect((0..<n).allSatisfy { abs(Double(q[$0]) - Double(start[$0]) - Double(x[$0]) * Double(gamma[$0 % d])) <= 1e-5 }, "\(path): accumulated row product")
+            }
+        }
+    }
 }

@@ -104,7 +104,7 @@ import Testing
     }
 
     /// A small transformer step (embedding, linear, fused attention, layer norm, GELU, residuals,
-    /// softmax, cross-entropy, AdamW), large enough that every operation splits into several
+    /// scale, SiLU, products, RMS norm, softmax, cross-entropy, AdamW), large enough that every operation splits into several
     /// chunks, run on 1, 2 and 3 threads: losses, gradients and updated weights are bit-identical.
     @Test func resultsDoNotDependOnTheThreadCount() {
         func run(threads: Int) -> (loss: Float, grads: [[Float]], weights: [[Float]]) {
@@ -126,7 +126,8 @@ import Testing
                 tape.linear(x, wq, bias: bq), tape.linear(x, wk, bias: bk), tape.linear(x, wv, bias: bv), heads: 4, keyMask: mask, causal: true)
             let h = tape.layerNorm(tape.add(x, a), gamma: gamma, beta: beta)
             let f = tape.add(h, tape.matmul(tape.gelu(tape.linear(h, w1, bias: c1)), w2))
-            let p = tape.softmax(tape.matmul(tape.reshape(f, [batch * length, width]), head))
+            let r = tape.rmsNorm(tape.mul(tape.silu(tape.scale(f, 0.5)), tape.add(f, gamma)), gamma: gamma)
+            let p = tape.softmax(tape.matmul(tape.reshape(r, [batch * length, width]), head))
             let loss = tape.crossEntropy(tape.dropout(p, probability: 0.1), targets: targets)
             tape.backward(loss)
             let grads = parameters.map { $0.grad! }

@@ -96,6 +96,18 @@ void sheaf_column_sums(const float *a, const float *b, size_t rows, size_t d, fl
 void sheaf_add_rows(const float *a, const float *b, float *y, size_t rows, size_t d);
 /// y[i] (+)= alpha · x[i].
 void sheaf_axpy(float alpha, const float *x, float *y, size_t n, int accumulate);
+/// y[r][j] (+)= a[r][j] · b[j] (b one row of d, repeated; rows = 1 multiplies two arrays).
+void sheaf_mul_rows(const float *a, const float *b, float *y, size_t rows, size_t d, int accumulate);
+/// SiLU: y[i] = x[i] · σ(x[i]).
+void sheaf_silu_forward(const float *x, float *y, size_t n);
+/// dx[i] (+)= g[i] · σ(x)(1 + x(1 − σ(x))).
+void sheaf_silu_backward(const float *x, const float *g, float *dx, size_t n, int accumulate);
+/// RMS norm of rows × d: y = x · inv_rms ⊙ γ, inv_rms = 1/√(mean(x²) + ε) kept per row.
+void sheaf_rmsnorm_forward(const float *x, const float *gamma, float *y, float *inv_rms, size_t rows, size_t d,
+                           float eps);
+/// RMS norm input gradient: dx (+)= inv · (ĝ − x̂ · mean(ĝ ⊙ x̂)), x̂ = x · inv, ĝ = g ⊙ γ.
+void sheaf_rmsnorm_backward(const float *g, const float *gamma, const float *x, const float *inv_rms, float *dx,
+                            size_t rows, size_t d, int accumulate);
 /// One AdamW update of n weights in place (g NULL: a zero gradient): m ← β₁m + (1−β₁)g,
 /// v ← β₂v + (1−β₂)g², w ← w − lr · (m·inv_correction1 / (√(v·inv_correction2) + ε) + decay · w).
 void sheaf_adamw(float *w, float *m, float *v, const float *g, size_t n, float lr, float beta1, float beta2,
