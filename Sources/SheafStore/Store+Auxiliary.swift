@@ -1,20 +1,18 @@
-import CLMDB
-
 /// A named table outside Sheaf's data model, keyed by 64-bit ids, holding raw bytes.
 /// Package-internal: the measurement tools keep baselines (raw float32 rows) in the same
 /// environment with it, so that both sides are read the same way.
 package struct AuxiliaryTable: Sendable {
-    let dbi: MDB_dbi
-    package let name: String
+    let table: Table<UInt64>
+    package var name: String { table.name }
 }
 
 extension Store {
     /// Opens (creating when writable) the auxiliary table `name` ("aux." is prefixed).
     package func auxiliaryTable(_ name: String) throws -> AuxiliaryTable {
-        guard let dbi = try env.openDatabases(["aux." + name], create: !isReadOnly)?.first else {
+        guard let handle = try env.openTableHandles(["aux." + name], create: !isReadOnly)?.first else {
             throw StoreError.invalidArgument("no auxiliary table \(name)")
         }
-        return AuxiliaryTable(dbi: dbi, name: name)
+        return AuxiliaryTable(table: Table(name: name, handle: handle))
     }
 }
 
@@ -22,22 +20,21 @@ extension ReadTransaction {
     /// Calls `body` with the bytes under `id`, or `nil`. The bytes point into the map: valid only
     /// until the end of the transaction.
     package func withAuxiliaryValue<R>(_ table: AuxiliaryTable, id: UInt64, _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
-        try body(try get(table.dbi, id: id))
+        try body(try bytes(table.table, id))
     }
 }
 
 extension WriteTransaction {
-    /// Stores raw bytes under `id`.
+    /// Stores raw bytes under `id`; `append` when ids ascend above every stored one (faster).
     package func putAuxiliaryValue(_ table: AuxiliaryTable, id: UInt64, _ bytes: UnsafeRawBufferPointer, append: Bool = false) throws {
-        try put(table.dbi, id: id, bytes, flags: append ? UInt32(MDB_APPEND) : 0)
+        try put(table.table, id, bytes, options: append ? .append : [])
     }
 }
 
 extension ReadTransaction {
     /// Bytes stored for `user`'s history (the sum of its segment values).
     public func historyStoredBytes(user: UInt64) throws -> Int {
-        checkLive()
-        return try withCursor(txn, store.tables.histories) { cursor in
+        try withCursor(store.tables.histories) { cursor in
             var total = 0
             try forEachSegment(cursor, user: user) { _, bytes in
                 total += bytes.count

@@ -1,4 +1,3 @@
-import CLMDB
 import Foundation
 import SheafCodebook
 
@@ -10,11 +9,8 @@ extension ReadTransaction {
     public func codebook(_ id: UInt16) throws -> Codebook? {
         if let c = store.codebookCache.withLock({ $0[id] }) { return c }
         if let c = localCodebooks[id] { return c }
-        guard let bytes = try get(store.tables.codebooks, id: UInt64(id)) else { return nil }
-        let c: Codebook
-        do { c = try CodebookRecord.decode(bytes).0 } catch {
-            throw StoreError.corruptRecord(table: "codebooks", key: "\(id)", reason: error.reason)
-        }
+        guard let c = try record(store.tables.codebooks, UInt64(id), { (b) throws(RecordFormatError) in try CodebookRecord.decode(b).0 })
+        else { return nil }
         guard c.id == id else {
             throw StoreError.corruptRecord(table: "codebooks", key: "\(id)", reason: "record names codebook \(c.id)")
         }
@@ -37,13 +33,12 @@ extension ReadTransaction {
 
     /// The ids of every stored codebook, ascending.
     public func codebookIDs() throws -> [UInt16] {
-        checkLive()
-        return try withCursor(txn, store.tables.codebooks) { cursor in
+        try withCursor(store.tables.codebooks) { cursor in
             var ids: [UInt16] = []
-            var entry = try cursor.get(MDB_FIRST)
+            var entry = try cursor.first()
             while let e = entry {
-                if let id = Keys.decodeID(e.key), id <= UInt64(UInt16.max) { ids.append(UInt16(id)) }
-                entry = try cursor.get(MDB_NEXT)
+                if let id = e.key, id <= UInt64(UInt16.max) { ids.append(UInt16(id)) }
+                entry = try cursor.next()
             }
             return ids
         }
@@ -73,7 +68,7 @@ extension WriteTransaction {
             guard existing.hasSameContent(as: codebook) else { throw StoreError.codebookExists(codebook.id) }
         } else {
             let bytes = CodebookRecord.encode(codebook, createdAt: Int64(Date().timeIntervalSince1970))
-            try bytes.withUnsafeBytes { try put(store.tables.codebooks, id: UInt64(codebook.id), $0) }
+            try put(store.tables.codebooks, UInt64(codebook.id), bytes)
             localCodebooks[codebook.id] = codebook
         }
         if activate { try setActiveCodebook(codebook.id) }

@@ -1,4 +1,3 @@
-import CLMDB
 import SheafCodebook
 
 /// Which behaviours of a history to read.
@@ -9,26 +8,6 @@ public enum HistorySelection: Sendable, Equatable {
     case last(Int)
     /// Behaviours with lower ≤ timestamp < upper.
     case timeRange(Range<Int64>)
-}
-
-/// A decoded history: the behaviours and their reconstructed item embeddings.
-public struct DecodedHistory: Sendable {
-    /// The behaviours, in time order.
-    public var history: History
-    /// history.count × D floats, row i the embedding of behaviour i's item.
-    public var embeddings: [Float]
-    /// Missing items and lookups of the decode.
-    public var report: DecodeReport
-}
-
-/// The decoded histories of several users, rows concatenated in user order.
-public struct HistoryBatch: Sendable {
-    /// One entry per requested user; `nil` when the user has no history.
-    public var histories: [History?]
-    /// users.count + 1 row offsets: user u's rows are rowOffsets[u]..<rowOffsets[u+1].
-    public var rowOffsets: [Int]
-    /// Missing items (rows are global rows of the batch) and lookups.
-    public var report: DecodeReport
 }
 
 // MARK: - Reading histories
@@ -49,8 +28,7 @@ extension ReadTransaction {
 
     /// Number of behaviours of `user` (0 when none), read from segment headers without decompressing.
     public func historyCount(user: UInt64) throws -> Int {
-        checkLive()
-        return try withCursor(txn, store.tables.histories) { cursor in
+        try withCursor(store.tables.histories) { cursor in
             var total = 0
             try forEachSegment(cursor, user: user) { seq, bytes in
                 total += try header(user: user, seq: seq, bytes).count
@@ -62,13 +40,12 @@ extension ReadTransaction {
 
     /// Number of users with a history (scans the first segment key of every user).
     public func userCount() throws -> Int {
-        checkLive()
-        return try withCursor(txn, store.tables.histories) { cursor in
+        try withCursor(store.tables.histories) { cursor in
             var users = 0
-            var entry = try cursor.get(MDB_FIRST)
+            var entry = try cursor.first()
             while let e = entry {
-                if let k = Keys.decodeSegment(e.key), k.segment == 0 { users += 1 }
-                entry = try cursor.get(MDB_NEXT)
+                if let k = e.key, k.segment == 0 { users += 1 }
+                entry = try cursor.next()
             }
             return users
         }
@@ -76,14 +53,13 @@ extension ReadTransaction {
 
     /// Calls `body` with every user id that has a history, ascending. Return `false` to stop.
     public func forEachUser(_ body: (UInt64) throws -> Bool) throws {
-        checkLive()
-        try withCursor(txn, store.tables.histories) { cursor in
-            var entry = try cursor.get(MDB_FIRST)
+        try withCursor(store.tables.histories) { cursor in
+            var entry = try cursor.first()
             while let e = entry {
-                if let k = Keys.decodeSegment(e.key), k.segment == 0 {
+                if let k = e.key, k.segment == 0 {
                     guard try body(k.user) else { return }
                 }
-                entry = try cursor.get(MDB_NEXT)
+                entry = try cursor.next()
             }
         }
     }
@@ -94,8 +70,7 @@ extension ReadTransaction {
     func loadSegments(user: UInt64, _ selection: HistorySelection) throws
         -> [(segment: HistorySegment, range: Range<Int>)]?
     {
-        checkLive()
-        return try withCursor(txn, store.tables.histories) { cursor in
+        try withCursor(store.tables.histories) { cursor in
             switch selection {
             case .all:
                 var parts: [(HistorySegment, Range<Int>)] = []
@@ -116,7 +91,7 @@ extension ReadTransaction {
                 while let (seq, bytes) = entry, covered < n {
                     covered += try header(user: user, seq: seq, bytes).count
                     chosen.append((seq, bytes))
-                    guard let prev = try cursor.get(MDB_PREV), let k = Keys.decodeSegment(prev.key), k.user == user
+                    guard let prev = try cursor.previous(), let k = prev.key, k.user == user
                     else { break }
                     entry = (k.segment, prev.value)
                 }
@@ -153,22 +128,20 @@ extension ReadTransaction {
     /// Visits `user`'s segments in order; `body` returns false to stop.
     /// The bytes point into the map: valid only until the end of the transaction.
     func forEachSegment(
-        _ cursor: Cursor, user: UInt64, _ body: (UInt32, UnsafeRawBufferPointer) throws -> Bool
+        _ cursor: Cursor<SegmentKey>, user: UInt64, _ body: (UInt32, UnsafeRawBufferPointer) throws -> Bool
     ) throws {
-        try Keys.segment(user: user, segment: 0) { key in
-            var entry = try cursor.get(MDB_SET_RANGE, key: key)
-            while let e = entry, let k = Keys.decodeSegment(e.key), k.user == user {
-                guard try body(k.segment, e.value) else { return }
-                entry = try cursor.get(MDB_NEXT)
-            }
+        var entry = try cursor.seek(atLeast: SegmentKey(user: user, segment: 0))
+        while let e = entry, let k = e.key, k.user == user {
+            guard try body(k.segment, e.value) else { return }
+            entry = try cursor.next()
         }
     }
 
     /// Positions `cursor` on `user`'s last segment.
-    func lastSegment(_ cursor: Cursor, user: UInt64) throws -> (UInt32, UnsafeRawBufferPointer)? {
-        let after = try Keys.segment(user: user, segment: UInt32.max) { try cursor.get(MDB_SET_RANGE, key: $0) }
-        let entry = after != nil ? try cursor.get(MDB_PREV) : try cursor.get(MDB_LAST)
-        guard let e = entry, let k = Keys.decodeSegment(e.key), k.user == user else { return nil }
+    func lastSegment(_ cursor: Cursor<SegmentKey>, user: UInt64) throws -> (UInt32, UnsafeRawBufferPointer)? {
+        let after = try cursor.seek(atLeast: SegmentKey(user: user, segment: UInt32.max))
+        let entry = after != nil ? try cursor.previous() : try cursor.last()
+        guard let e = entry, let k = e.key, k.user == user else { return nil }
         return (k.segment, e.value)
     }
 
@@ -180,7 +153,7 @@ extension ReadTransaction {
 
     func decodeSegment(user: UInt64, seq: UInt32, _ bytes: UnsafeRawBufferPointer) throws -> HistorySegment {
         let s: HistorySegment
-        do { s = try HistorySegment.decode(bytes, using: decompressor) } catch {
+        do { s = try HistorySegment.decode(bytes, using: decompressor, scratch: &segmentScratch) } catch {
             throw StoreError.corruptRecord(table: "histories", key: "\(user)/\(seq)", reason: "\(error)")
         }
         guard s.history.sideFeatureWidth == store.sideFeatureWidth else {
@@ -203,150 +176,6 @@ func partitionPoint<T>(_ a: [T], _ pred: (T) -> Bool) -> Int {
     return lo
 }
 
-// MARK: - Decoding histories
-
-extension ReadTransaction {
-    /// Reads `user`'s behaviours and rebuilds their item embeddings, or returns `nil` when the user has no history.
-    public func decodeHistory(
-        user: UInt64, _ selection: HistorySelection = .all, options: DecodeOptions = DecodeOptions()
-    ) throws -> DecodedHistory? {
-        var embeddings: [Float] = []
-        guard let (h, report) = try decodeHistory(user: user, selection, into: &embeddings, options: options) else {
-            return nil
-        }
-        return DecodedHistory(history: h, embeddings: embeddings, report: report)
-    }
-
-    /// Reads `user`'s behaviours and rebuilds their item embeddings into `embeddings`, which is resized to
-    /// count × D (reusing its capacity: pass the same array on every request to avoid allocation).
-    ///
-    /// Item codes come from the copies inside the history segments, so a history costs one range scan,
-    /// not one lookup per behaviour; behaviours without a usable copy fall back to the items table.
-    /// - Throws: `StoreError.missingItems` (unless zero-fill), `.codebookMismatch`, `.unknownCodebook`, `.corruptRecord`.
-    public func decodeHistory(
-        user: UInt64, _ selection: HistorySelection = .all, into embeddings: inout [Float],
-        options: DecodeOptions = DecodeOptions()
-    ) throws -> (History, DecodeReport)? {
-        guard let parts = try loadSegments(user: user, selection) else { return nil }
-        let n = parts.reduce(0) { $0 + $1.range.count }
-        resize(&embeddings, to: n * store.dimension)
-        var h = History(sideFeatureWidth: store.sideFeatureWidth)
-        h.reserveCapacity(n)
-        var report = DecodeReport()
-        try embeddings.withUnsafeMutableBufferPointer { out in
-            guard n > 0 else { return }
-            var sink = DecodeSink(output: out.baseAddress!, dimension: store.dimension, options: options)
-            var row = 0
-            for p in parts {
-                try decode(p.segment, p.range, firstRow: row, into: &sink, options: options, report: &report)
-                row += p.range.count
-            }
-            sink.flush()
-        }
-        for p in parts { h.append(contentsOf: p.segment.history, range: p.range) }
-        report.rows = n
-        try finish(report, options)
-        return (h, report)
-    }
-
-    /// Decodes the histories of many users in one transaction (as a ranking request needs), rows
-    /// concatenated in the order of `users` into `embeddings` (resized, capacity reused).
-    public func decodeHistories(
-        users: [UInt64], _ selection: HistorySelection = .all, into embeddings: inout [Float],
-        options: DecodeOptions = DecodeOptions()
-    ) throws -> HistoryBatch {
-        var all: [[(segment: HistorySegment, range: Range<Int>)]?] = []
-        all.reserveCapacity(users.count)
-        var offsets = [0]
-        for u in users {
-            let parts = try loadSegments(user: u, selection)
-            all.append(parts)
-            offsets.append(offsets.last! + (parts?.reduce(0) { $0 + $1.range.count } ?? 0))
-        }
-        let n = offsets.last!
-        resize(&embeddings, to: n * store.dimension)
-        var report = DecodeReport()
-        try embeddings.withUnsafeMutableBufferPointer { out in
-            guard n > 0 else { return }
-            var sink = DecodeSink(output: out.baseAddress!, dimension: store.dimension, options: options)
-            for (u, parts) in all.enumerated() {
-                var row = offsets[u]
-                for p in parts ?? [] {
-                    try decode(p.segment, p.range, firstRow: row, into: &sink, options: options, report: &report)
-                    row += p.range.count
-                }
-            }
-            sink.flush()
-        }
-        report.rows = n
-        try finish(report, options)
-        let histories: [History?] = all.map { parts in
-            parts.map { ps in
-                var h = History(sideFeatureWidth: store.sideFeatureWidth)
-                for p in ps { h.append(contentsOf: p.segment.history, range: p.range) }
-                return h
-            }
-        }
-        return HistoryBatch(histories: histories, rowOffsets: offsets, report: report)
-    }
-
-    /// Queues the rows of `range` of a segment: inline code runs go straight to the kernel,
-    /// the rest through the items table.
-    private func decode(
-        _ s: HistorySegment, _ range: Range<Int>, firstRow: Int, into sink: inout DecodeSink,
-        options: DecodeOptions, report: inout DecodeReport
-    ) throws {
-        var inline: Codebook?
-        if options.codeSource == .inline, s.codebookID != 0,
-            options.requiredCodebook == nil || options.requiredCodebook == s.codebookID
-        {
-            let cb = try requireCodebook(s.codebookID)
-            guard cb.bytesPerItem == s.codeSize else {
-                throw StoreError.corruptRecord(
-                    table: "histories", key: "segment with codebook \(cb.id)",
-                    reason: "inline codes are \(s.codeSize) bytes, codebook packs \(cb.bytesPerItem)")
-            }
-            inline = cb
-        }
-        guard let cb = inline else {
-            for i in range {
-                try decodeFromItemsTable(
-                    s.history.itemIDs[i], row: firstRow + i - range.lowerBound, into: &sink, options: options,
-                    report: &report)
-            }
-            return
-        }
-        let size = cb.bytesPerItem
-        try s.codes.withUnsafeBytes { codes in
-            var i = range.lowerBound
-            while i < range.upperBound {
-                if s.codePresent[i] {
-                    var j = i + 1
-                    while j < range.upperBound, s.codePresent[j] { j += 1 }
-                    sink.addBlock(
-                        row: firstRow + i - range.lowerBound, count: j - i, codebook: cb,
-                        packed: UnsafeRawBufferPointer(rebasing: codes[(i * size)..<(j * size)]))
-                    i = j
-                } else {
-                    try decodeFromItemsTable(
-                        s.history.itemIDs[i], row: firstRow + i - range.lowerBound, into: &sink, options: options,
-                        report: &report)
-                    i += 1
-                }
-            }
-        }
-    }
-}
-
-/// Resizes `a` to `n` elements, keeping its capacity (new elements are zero).
-func resize(_ a: inout [Float], to n: Int) {
-    if a.count > n {
-        a.removeLast(a.count - n)
-    } else if a.count < n {
-        a.append(contentsOf: repeatElement(0, count: n - a.count))
-    }
-}
-
 // MARK: - Appending
 
 extension ReadTransaction {
@@ -363,7 +192,7 @@ extension ReadTransaction {
     public func newBehaviors(_ behaviors: [Behavior], user: UInt64) throws -> [Behavior] {
         guard let minTimestamp = behaviors.lazy.map(\.timestamp).min() else { return [] }
         checkLive()
-        let latest: Int64? = try withCursor(txn, store.tables.histories) { cursor in
+        let latest: Int64? = try withCursor(store.tables.histories) { cursor in
             guard let (seq, bytes) = try lastSegment(cursor, user: user) else { return nil }
             return try header(user: user, seq: seq, bytes).lastTimestamp
         }
@@ -428,7 +257,7 @@ extension WriteTransaction {
         var pending = History(sideFeatureWidth: width)
         var carried: HistorySegment?  // the open tail, whose inline codes are reused
         var nextSeq: UInt32 = 0
-        let tail: (UInt32, HistorySegment?)? = try withCursor(txn, store.tables.histories) { cursor in
+        let tail: (UInt32, HistorySegment?)? = try withCursor(store.tables.histories) { cursor in
             guard let (seq, bytes) = try lastSegment(cursor, user: user) else { return nil }
             let h = try header(user: user, seq: seq, bytes)
             if h.lastTimestamp > sorted[0].timestamp {
@@ -454,9 +283,7 @@ extension WriteTransaction {
             let end = min(start + capacity, pending.count)
             let segment = try makeSegment(pending, start..<end, codebook: active, carried: carried)
             let bytes = try segment.encode(using: store.compressor!)
-            try Keys.segment(user: user, segment: nextSeq) { key in
-                try bytes.withUnsafeBytes { try put(store.tables.histories, key: key, $0) }
-            }
+            try put(store.tables.histories, SegmentKey(user: user, segment: nextSeq), bytes)
             nextSeq += 1
             start = end
         }
@@ -503,7 +330,7 @@ extension WriteTransaction {
                         present[i] = true
                         continue
                     }
-                    guard let bytes = try get(store.tables.items, id: id) else { continue }
+                    guard let bytes = try bytes(store.tables.items, id) else { continue }
                     let (itemCB, payload) = try parseItem(id, bytes)
                     guard itemCB.id == cb.id else { continue }
                     target.copyMemory(from: payload)
@@ -521,7 +348,7 @@ extension WriteTransaction {
     public func deleteHistory(user: UInt64) throws -> Int {
         var keys: [UInt32] = []
         var count = 0
-        try withCursor(txn, store.tables.histories) { cursor in
+        try withCursor(store.tables.histories) { cursor in
             try forEachSegment(cursor, user: user) { seq, bytes in
                 count += try header(user: user, seq: seq, bytes).count
                 keys.append(seq)
@@ -529,7 +356,7 @@ extension WriteTransaction {
             }
         }
         for seq in keys {
-            _ = try Keys.segment(user: user, segment: seq) { try delete(store.tables.histories, key: $0) }
+            _ = try delete(store.tables.histories, SegmentKey(user: user, segment: seq))
         }
         return count
     }

@@ -1,4 +1,3 @@
-import CLMDB
 import SheafCodebook
 
 // MARK: - Iterating items
@@ -6,12 +5,11 @@ import SheafCodebook
 extension ReadTransaction {
     /// Calls `body` with every item id that has a code, ascending from `start`. Return `false` to stop.
     public func forEachItem(from start: UInt64 = 0, _ body: (UInt64) throws -> Bool) throws {
-        checkLive()
-        try withCursor(txn, store.tables.items) { cursor in
-            var entry = try Keys.id(start) { try cursor.get(MDB_SET_RANGE, key: $0) }
+        try withCursor(store.tables.items) { cursor in
+            var entry = try cursor.seek(atLeast: start)
             while let e = entry {
-                if let id = Keys.decodeID(e.key) { guard try body(id) else { return } }
-                entry = try cursor.get(MDB_NEXT)
+                if let id = e.key { guard try body(id) else { return } }
+                entry = try cursor.next()
             }
         }
     }
@@ -70,16 +68,16 @@ extension ReadTransaction {
         checkLive()
         let active = try metadata().activeCodebook
         var perCodebook: [UInt16: Int] = [:]
-        try withCursor(txn, store.tables.items) { cursor in
-            var entry = try cursor.get(MDB_FIRST)
+        try withCursor(store.tables.items) { cursor in
+            var entry = try cursor.first()
             while let e = entry {
                 if let (cb, _) = try? ItemRecord.parse(e.value) { perCodebook[cb, default: 0] += 1 }
-                entry = try cursor.get(MDB_NEXT)
+                entry = try cursor.next()
             }
         }
         var users = 0, behaviors = 0, segments = 0, bytes = 0, maxBytes = 0, maxCount = 0
-        try withCursor(txn, store.tables.histories) { cursor in
-            var entry = try cursor.get(MDB_FIRST)
+        try withCursor(store.tables.histories) { cursor in
+            var entry = try cursor.first()
             var current: UInt64? = nil
             var userBytes = 0, userCount = 0
             func closeUser() {
@@ -87,7 +85,7 @@ extension ReadTransaction {
                 maxCount = max(maxCount, userCount)
             }
             while let e = entry {
-                if let k = Keys.decodeSegment(e.key) {
+                if let k = e.key {
                     if k.user != current {
                         if current != nil { closeUser() }
                         current = k.user
@@ -102,7 +100,7 @@ extension ReadTransaction {
                     userBytes += e.value.count
                     userCount += h.count
                 }
-                entry = try cursor.get(MDB_NEXT)
+                entry = try cursor.next()
             }
             if current != nil { closeUser() }
         }
@@ -117,7 +115,7 @@ extension ReadTransaction {
         return StoreStatistics(
             dimension: store.dimension, items: try itemCount(), titles: try titleCount(), users: users,
             behaviors: behaviors, segments: segments, historyBytes: bytes, maxHistoryBytes: maxBytes,
-            maxHistoryBehaviors: maxCount, profiles: try rawEntryCount(txn, store.tables.profiles), codebooks: usage)
+            maxHistoryBehaviors: maxCount, profiles: try entryCount(store.tables.profiles), codebooks: usage)
     }
 }
 
@@ -170,41 +168,43 @@ extension ReadTransaction {
         checkLive()
         var report = VerificationReport()
         func problem(_ t: String, _ k: String, _ r: String) { report.add(t, k, r, limit: problemLimit) }
-        func scan(_ name: String, _ dbi: MDB_dbi, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
+        func scan<K>(_ table: Table<K>, _ body: (TableEntry<K>) throws -> Void) throws {
             var n = 0
-            try withCursor(txn, dbi) { cursor in
-                var entry = try cursor.get(MDB_FIRST)
+            try withCursor(table) { cursor in
+                var entry = try cursor.first()
                 while let e = entry {
-                    try body(e.key, e.value)
+                    try body(e)
                     n += 1
-                    if n & 0xFFFF == 0 { progress?(name, n) }
-                    entry = try cursor.get(MDB_NEXT)
+                    if n & 0xFFFF == 0 { progress?(table.name, n) }
+                    entry = try cursor.next()
                 }
             }
-            report.checked[name] = n
-            progress?(name, n)
+            report.checked[table.name] = n
+            progress?(table.name, n)
         }
-        func keyText(_ key: UnsafeRawBufferPointer) -> String {
-            Keys.decodeID(key).map(String.init) ?? "0x" + key.map { String($0, radix: 16) }.joined()
+        func keyText<K>(_ entry: TableEntry<K>) -> String {
+            entry.key?.description ?? "0x" + entry.keyBytes.map { String($0, radix: 16) }.joined()
         }
 
         // meta
         var activeCodebook: UInt16 = 0
-        try scan("meta", store.tables.meta) { key, value in
+        try scan(store.tables.meta) { entry in
+            let value = entry.value
             do {
                 let m = try StoreMetadata.decode(value)
                 activeCodebook = m.activeCodebook
-                if m.dimension != store.dimension { problem("meta", keyText(key), "dimension \(m.dimension) ≠ \(store.dimension)") }
-            } catch { problem("meta", keyText(key), why(error)) }
+                if m.dimension != store.dimension { problem("meta", keyText(entry), "dimension \(m.dimension) ≠ \(store.dimension)") }
+            } catch { problem("meta", keyText(entry), why(error)) }
         }
 
         // codebooks
         var codebooks: [UInt16: Codebook] = [:]
-        try scan("codebooks", store.tables.codebooks) { key, value in
-            let k = keyText(key)
+        try scan(store.tables.codebooks) { entry in
+            let value = entry.value
+            let k = keyText(entry)
             do {
                 let c = try CodebookRecord.decode(value).0
-                guard Keys.decodeID(key) == UInt64(c.id) else { return problem("codebooks", k, "record names codebook \(c.id)") }
+                guard entry.key == UInt64(c.id) else { return problem("codebooks", k, "record names codebook \(c.id)") }
                 guard c.dimension == store.dimension else {
                     return problem("codebooks", k, "dimension \(c.dimension), the store holds \(store.dimension)")
                 }
@@ -218,9 +218,10 @@ extension ReadTransaction {
         // items
         var codes: [UInt32] = []
         var mags: [Float] = []
-        try scan("items", store.tables.items) { key, value in
-            let k = keyText(key)
-            guard Keys.decodeID(key) != nil else { return problem("items", k, "key is not 8 bytes") }
+        try scan(store.tables.items) { entry in
+            let value = entry.value
+            let k = keyText(entry)
+            guard entry.key != nil else { return problem("items", k, "key is not 8 bytes") }
             let parsed: (codebook: UInt16, payload: UnsafeRawBufferPointer)
             do { parsed = try ItemRecord.parse(value) } catch { return problem("items", k, why(error)) }
             guard let c = codebooks[parsed.codebook] else {
@@ -244,11 +245,11 @@ extension ReadTransaction {
         var expectedSeq: UInt32 = 0
         var lastTimestamp = Int64.min
         var previousWasOpen = false
-        var scratch: [UInt8] = []
         let capacity = store.historySegmentCapacity
-        try scan("histories", store.tables.histories) { key, value in
-            guard let (u, seq) = Keys.decodeSegment(key) else {
-                return problem("histories", keyText(key), "key is not 12 bytes (user, segment)")
+        try scan(store.tables.histories) { entry in
+            let value = entry.value
+            guard let (u, seq) = entry.key.map({ ($0.user, $0.segment) }) else {
+                return problem("histories", keyText(entry), "key is not 12 bytes (user, segment)")
             }
             let k = "\(u)/\(seq)"
             if u != user {
@@ -261,7 +262,7 @@ extension ReadTransaction {
             if previousWasOpen { problem("histories", k, "follows a segment that is not full (only the last may be open)") }
             expectedSeq = seq &+ 1
             let s: HistorySegment
-            do { s = try HistorySegment.decode(value, using: decompressor, scratch: &scratch) } catch {
+            do { s = try HistorySegment.decode(value, using: decompressor, scratch: &segmentScratch) } catch {
                 return problem("histories", k, "\(error)")
             }
             let h = s.history
@@ -286,12 +287,14 @@ extension ReadTransaction {
         }
 
         // profiles
-        try scan("profiles", store.tables.profiles) { key, value in
-            do { _ = try Profile.decode(value) } catch { problem("profiles", keyText(key), why(error)) }
+        try scan(store.tables.profiles) { entry in
+            let value = entry.value
+            do { _ = try Profile.decode(value) } catch { problem("profiles", keyText(entry), why(error)) }
         }
         // titles
-        try scan("titles", store.tables.titles) { key, value in
-            do { _ = try TitleRecord.decode(value) } catch { problem("titles", keyText(key), why(error)) }
+        try scan(store.tables.titles) { entry in
+            let value = entry.value
+            do { _ = try TitleRecord.decode(value) } catch { problem("titles", keyText(entry), why(error)) }
         }
         return report
     }

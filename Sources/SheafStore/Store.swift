@@ -1,4 +1,3 @@
-import CLMDB
 import Foundation
 import SheafCodebook
 import Synchronization
@@ -63,17 +62,32 @@ public final class Store: @unchecked Sendable {
     /// The history-segment compressor; used only inside write transactions, which are serialised.
     let compressor: ZstdCompressor?
 
+    /// The store's tables, with the layout of their keys. What their values hold is in `Records/`.
     struct Tables {
-        var meta: MDB_dbi
-        var codebooks: MDB_dbi
-        var items: MDB_dbi
-        var histories: MDB_dbi
-        var profiles: MDB_dbi
-        var titles: MDB_dbi
-        static let names = ["meta", "codebooks", "items", "histories", "profiles", "titles"]
-    }
+        /// The header (`StoreMetadata`) under key 0.
+        var meta: Table<UInt64>
+        /// `CodebookRecord`s by codebook id.
+        var codebooks: Table<UInt64>
+        /// `ItemRecord`s by item id.
+        var items: Table<UInt64>
+        /// `HistorySegment`s by (user, segment number).
+        var histories: Table<SegmentKey>
+        /// `ProfileRecord`s by user id.
+        var profiles: Table<UInt64>
+        /// `TitleRecord`s by item id.
+        var titles: Table<UInt64>
 
-    static let metaKey: UInt64 = 0
+        static let names = ["meta", "codebooks", "items", "histories", "profiles", "titles"]
+
+        /// Opens (or, with `create`, creates) every table; `nil` when one is missing.
+        static func open(in env: LMDBEnvironment, create: Bool) throws(LMDBError) -> Tables? {
+            guard let h = try env.openTableHandles(names, create: create) else { return nil }
+            return Tables(
+                meta: Table(name: names[0], handle: h[0]), codebooks: Table(name: names[1], handle: h[1]),
+                items: Table(name: names[2], handle: h[2]), histories: Table(name: names[3], handle: h[3]),
+                profiles: Table(name: names[4], handle: h[4]), titles: Table(name: names[5], handle: h[5]))
+        }
+    }
 
     /// Opens the store at `path`, creating it when allowed and missing.
     ///
@@ -111,11 +125,9 @@ public final class Store: @unchecked Sendable {
             configuration: .init(
                 mapSize: options.mapSize, maxMapSize: options.maxMapSize, maxReaders: options.maxReaders,
                 maxDatabases: 16, readOnly: options.readOnly, noSync: !options.durable))
-        guard let dbis = try env.openDatabases(Tables.names, create: !options.readOnly) else {
+        guard let tables = try Tables.open(in: env, create: !options.readOnly) else {
             throw StoreError.notAStore(path: path)
         }
-        let tables = Tables(meta: dbis[0], codebooks: dbis[1], items: dbis[2], histories: dbis[3], profiles: dbis[4],
-            titles: dbis[5])
 
         // Read, or on creation write, the header.
         let meta: StoreMetadata = try Self.loadOrCreateMetadata(
@@ -141,12 +153,10 @@ public final class Store: @unchecked Sendable {
     private static func loadOrCreateMetadata(
         env: LMDBEnvironment, tables: Tables, path: String, existed: Bool, dimension: Int?, options: StoreOptions
     ) throws -> StoreMetadata {
-        func read(_ txn: OpaquePointer) throws -> StoreMetadata? {
-            try Keys.id(metaKey) { (key) throws -> StoreMetadata? in
-                guard let bytes = try rawGet(txn, tables.meta, key) else { return nil }
-                do { return try StoreMetadata.decode(bytes) } catch let error as RecordFormatError {
-                    throw StoreError.corruptRecord(table: "meta", key: "0", reason: error.reason)
-                }
+        func read(_ txn: LMDBTransaction) throws -> StoreMetadata? {
+            guard let bytes = try txn.get(tables.meta, metaKey) else { return nil }
+            do { return try StoreMetadata.decode(bytes) } catch {
+                throw StoreError.corruptRecord(table: "meta", key: "0", reason: error.reason)
             }
         }
         if let meta = try env.withReadTransaction(read) { return meta }
@@ -156,10 +166,14 @@ public final class Store: @unchecked Sendable {
             schemaVersion: StoreMetadata.schemaVersion, dimension: dimension, activeCodebook: 0,
             sideFeatureWidth: options.sideFeatureWidth, historySegmentCapacity: options.historySegmentCapacity,
             createdAt: Int64(Date().timeIntervalSince1970))
-        try env.withWriteTransaction { txn, mapFull in
-            let bytes = meta.encode()
-            try Keys.id(metaKey) { key in
-                try bytes.withUnsafeBytes { try rawPut(txn, tables.meta, key, $0, flags: 0, mapFull: &mapFull) }
+        try storeErrors(maxMapSize: options.maxMapSize) {
+            try env.withWriteTransaction { txn, mapFull in
+                try meta.encode().withUnsafeBytes { bytes in
+                    do throws(LMDBError) { try txn.put(tables.meta, metaKey, bytes) } catch {
+                        if error == .mapFull { mapFull = true }
+                        throw error
+                    }
+                }
             }
         }
         return meta
@@ -175,7 +189,7 @@ public final class Store: @unchecked Sendable {
     /// Do not call `write` from inside `body`.
     public func read<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
         try env.withReadTransaction { txn in
-            let t = ReadTransaction(txn: txn, store: self)
+            let t = ReadTransaction(txn, store: self)
             defer { t.end() }
             return try body(t)
         }
@@ -188,17 +202,15 @@ public final class Store: @unchecked Sendable {
     /// - Throws: `StoreError.readOnly`, `.mapFull` (at `maxMapSize`), `.diskFull`, or what `body` throws.
     public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
         guard !isReadOnly else { throw StoreError.readOnly }
-        do {
-            return try env.withWriteTransaction { txn, mapFull in
-                let t = WriteTransaction(txn: txn, store: self)
+        return try storeErrors(maxMapSize: options.maxMapSize) {
+            try env.withWriteTransaction { txn, mapFull in
+                let t = WriteTransaction(txn, store: self)
                 defer {
                     mapFull = mapFull || t.hitMapFull
                     t.end()
                 }
                 return try body(t)
             }
-        } catch LMDBError.diskFull {
-            throw StoreError.diskFull
         }
     }
 
@@ -221,3 +233,12 @@ public final class Store: @unchecked Sendable {
     }
 }
 
+/// Runs a write and turns the environment's full-map and full-disk errors into the store's: the
+/// environment grows the map by itself, so a full map that escapes it is at `maxMapSize`.
+private func storeErrors<R>(maxMapSize: Int, _ body: () throws -> R) throws -> R {
+    do { return try body() } catch LMDBError.diskFull {
+        throw StoreError.diskFull
+    } catch LMDBError.mapFull {
+        throw StoreError.mapFull(limit: maxMapSize)
+    }
+}

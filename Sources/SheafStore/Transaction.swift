@@ -1,19 +1,21 @@
-import CLMDB
 import SheafCodebook
 
 /// A consistent read-only view of the store. Valid only inside the `Store.read` (or `write`)
 /// closure that received it: do not keep it, or any buffer it lends, after the closure returns.
 public class ReadTransaction {
-    let txn: OpaquePointer
+    let lmdb: LMDBTransaction
     /// The store this transaction reads.
     public let store: Store
     private var live = true
     private var _decompressor: ZstdDecompressor?
+    /// The decompressed payload of the segment being decoded: one buffer per transaction, reused by
+    /// every segment it reads.
+    var segmentScratch: [UInt8] = []
     /// Codebooks decoded in this transaction that may not be committed yet (write transactions only).
     var localCodebooks: [UInt16: Codebook] = [:]
 
-    init(txn: OpaquePointer, store: Store) {
-        self.txn = txn
+    init(_ lmdb: LMDBTransaction, store: Store) {
+        self.lmdb = lmdb
         self.store = store
     }
 
@@ -42,23 +44,45 @@ public class ReadTransaction {
     /// Whether this is a write transaction (whose uncommitted codebooks must not enter the shared cache).
     var isWrite: Bool { false }
 
-    // MARK: Raw access, for the table extensions
+    // MARK: Table access, for the table extensions
 
+    /// The bytes stored under `key`, or `nil`.
+    /// The bytes point into the map: valid only until the end of the transaction.
     @inline(__always)
-    func get(_ dbi: MDB_dbi, id: UInt64) throws(LMDBError) -> UnsafeRawBufferPointer? {
+    func bytes<K>(_ table: Table<K>, _ key: K) throws(LMDBError) -> UnsafeRawBufferPointer? {
         checkLive()
-        var be = id.bigEndian
-        return try withUnsafeBytes(of: &be) { (key) throws(LMDBError) in try rawGet(txn, dbi, key) }
+        return try lmdb.get(table, key)
+    }
+
+    /// The record under `key` parsed by `decode`, or `nil` when there is none.
+    /// - Throws: `StoreError.corruptRecord` naming the table and key when `decode` refuses the bytes.
+    func record<K, R>(
+        _ table: Table<K>, _ key: K, _ decode: (UnsafeRawBufferPointer) throws(RecordFormatError) -> R
+    ) throws -> R? {
+        guard let bytes = try bytes(table, key) else { return nil }
+        do { return try decode(bytes) } catch {
+            throw StoreError.corruptRecord(table: table.name, key: key.description, reason: error.reason)
+        }
+    }
+
+    /// Opens a cursor on `table` for the duration of `body`.
+    func withCursor<K, R>(_ table: Table<K>, _ body: (Cursor<K>) throws -> R) throws -> R {
+        checkLive()
+        return try lmdb.withCursor(table, body)
+    }
+
+    /// Number of records in `table`.
+    func entryCount<K>(_ table: Table<K>) throws -> Int {
+        checkLive()
+        return try lmdb.entryCount(table)
     }
 
     /// The store header as of this transaction.
     public func metadata() throws -> StoreMetadata {
-        guard let bytes = try get(store.tables.meta, id: Store.metaKey) else {
+        guard let meta = try record(store.tables.meta, metaKey, StoreMetadata.decode) else {
             throw StoreError.corruptRecord(table: "meta", key: "0", reason: "the header record is missing")
         }
-        do { return try StoreMetadata.decode(bytes) } catch {
-            throw StoreError.corruptRecord(table: "meta", key: "0", reason: error.reason)
-        }
+        return meta
     }
 }
 
@@ -71,35 +95,40 @@ public final class WriteTransaction: ReadTransaction {
 
     override var isWrite: Bool { true }
 
+    /// Stores `value` under `key`.
     @inline(__always)
-    func put(_ dbi: MDB_dbi, id: UInt64, _ value: UnsafeRawBufferPointer, flags: UInt32 = 0) throws(LMDBError) {
+    func put<K>(_ table: Table<K>, _ key: K, _ value: UnsafeRawBufferPointer, options: WriteOptions = []) throws(LMDBError) {
         checkLive()
-        var be = id.bigEndian
-        try withUnsafeBytes(of: &be) { (key) throws(LMDBError) in
-            try rawPut(txn, dbi, key, value, flags: flags, mapFull: &hitMapFull)
+        do { try lmdb.put(table, key, value, options: options) } catch {
+            if error == .mapFull { hitMapFull = true }
+            throw error
         }
     }
 
-    @inline(__always)
-    func put(_ dbi: MDB_dbi, key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, flags: UInt32 = 0) throws(LMDBError) {
-        checkLive()
-        try rawPut(txn, dbi, key, value, flags: flags, mapFull: &hitMapFull)
+    /// Stores `value` under `key`.
+    func put<K>(_ table: Table<K>, _ key: K, _ value: [UInt8], options: WriteOptions = []) throws {
+        try value.withUnsafeBytes { try put(table, key, $0, options: options) }
     }
 
-    func delete(_ dbi: MDB_dbi, id: UInt64) throws(LMDBError) -> Bool {
+    /// Deletes `key`; returns whether it existed.
+    func delete<K>(_ table: Table<K>, _ key: K) throws(LMDBError) -> Bool {
         checkLive()
-        var be = id.bigEndian
-        return try withUnsafeBytes(of: &be) { (key) throws(LMDBError) in
-            try rawDelete(txn, dbi, key, mapFull: &hitMapFull)
+        do { return try lmdb.delete(table, key) } catch {
+            if error == .mapFull { hitMapFull = true }
+            throw error
         }
-    }
-
-    func delete(_ dbi: MDB_dbi, key: UnsafeRawBufferPointer) throws(LMDBError) -> Bool {
-        checkLive()
-        return try rawDelete(txn, dbi, key, mapFull: &hitMapFull)
     }
 
     func putMetadata(_ meta: StoreMetadata) throws {
-        try meta.encode().withUnsafeBytes { try put(store.tables.meta, id: Store.metaKey, $0) }
+        try put(store.tables.meta, metaKey, meta.encode())
+    }
+
+    /// Whether `ids` strictly ascend and the first is above every key already in `table`, so that
+    /// they can be written with `WriteOptions.append`.
+    func idsAscendAboveLastKey(_ ids: [UInt64], table: Table<UInt64>) throws -> Bool {
+        guard let first = ids.first else { return false }
+        for i in 1..<max(1, ids.count) where ids[i] <= ids[i - 1] { return false }
+        guard let last = try withCursor(table, { try $0.last()?.key }) else { return true }
+        return first > last
     }
 }

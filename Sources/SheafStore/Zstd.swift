@@ -6,15 +6,15 @@
 import CZstd
 
 /// An error reported by libzstd (or a decompressed-size mismatch detected by the wrapper).
-public struct ZstdError: Error, Equatable, CustomStringConvertible {
+struct ZstdError: Error, Equatable, CustomStringConvertible {
     /// The zstd error code (`ZSTD_ErrorCode` of `zstd_errors.h`, for example 20 = corruption detected,
     /// 22 = checksum wrong, 72 = source size wrong), or `ZstdError.sizeMismatchCode` (-1) when the data
     /// decompressed fine but not to the expected number of bytes.
-    public let code: Int
+    let code: Int
     /// A human-readable message (`ZSTD_getErrorName` for zstd errors).
-    public let message: String
+    let message: String
 
-    public init(code: Int, message: String) {
+    init(code: Int, message: String) {
         self.code = code
         self.message = message
     }
@@ -29,28 +29,28 @@ public struct ZstdError: Error, Equatable, CustomStringConvertible {
     }
 
     /// Not a zstd code: the frame decompressed (or declares) a size other than the expected one.
-    public static let sizeMismatchCode = -1
+    static let sizeMismatchCode = -1
     /// `ZSTD_error_corruption_detected`.
-    public static let corruptionDetectedCode = 20
+    static let corruptionDetectedCode = 20
     /// `ZSTD_error_checksum_wrong`: the frame's content checksum does not match the decompressed data.
-    public static let checksumWrongCode = 22
+    static let checksumWrongCode = 22
     /// `ZSTD_error_dstSize_tooSmall`.
-    public static let dstSizeTooSmallCode = 70
+    static let dstSizeTooSmallCode = 70
     /// `ZSTD_error_srcSize_wrong`: for decompression, typically a truncated frame.
-    public static let srcSizeWrongCode = 72
+    static let srcSizeWrongCode = 72
 
     /// The content checksum of the frame did not match.
-    public var isChecksumError: Bool { code == Self.checksumWrongCode }
+    var isChecksumError: Bool { code == Self.checksumWrongCode }
     /// The input ended before the frame did (a truncated frame).
-    public var isTruncatedInput: Bool { code == Self.srcSizeWrongCode }
+    var isTruncatedInput: Bool { code == Self.srcSizeWrongCode }
     /// The frame holds a different number of bytes than expected.
-    public var isSizeMismatch: Bool { code == Self.sizeMismatchCode }
+    var isSizeMismatch: Bool { code == Self.sizeMismatchCode }
 
     static func sizeMismatch(expected: Int, actual: String) -> ZstdError {
         ZstdError(code: sizeMismatchCode, message: "decompressed size mismatch: expected \(expected) bytes, got \(actual)")
     }
 
-    public var description: String { "zstd error \(code): \(message)" }
+    var description: String { "zstd error \(code): \(message)" }
 }
 
 /// A zstd compression context (`ZSTD_CCtx`) with fixed parameters.
@@ -62,16 +62,16 @@ public struct ZstdError: Error, Equatable, CustomStringConvertible {
 /// that an owner (a store, a pool, a transaction) may hand an instance to another thread: a zstd
 /// context has no thread affinity, it only must not be used by two threads at once. Ensuring that
 /// exclusivity is the owner's job.
-public final class ZstdCompressor: @unchecked Sendable {
+final class ZstdCompressor: @unchecked Sendable {
     private let cctx: OpaquePointer
     /// The compression level (zstd levels, 1…22; 3 is zstd's default).
-    public let level: Int32
+    let level: Int32
     /// Whether frames carry a 32-bit content checksum.
-    public let checksum: Bool
+    let checksum: Bool
 
     /// Creates a context with the given level and checksum flag.
     /// Traps if zstd cannot allocate a context or rejects the parameters (a programming error).
-    public init(level: Int32 = 3, checksum: Bool = true) {
+    init(level: Int32 = 3, checksum: Bool = true) {
         guard let cctx = ZSTD_createCCtx() else { fatalError("ZSTD_createCCtx failed (out of memory)") }
         self.cctx = cctx
         self.level = level
@@ -85,11 +85,11 @@ public final class ZstdCompressor: @unchecked Sendable {
     deinit { ZSTD_freeCCtx(cctx) }
 
     /// The largest compressed size of `size` input bytes (`ZSTD_compressBound`).
-    public static func compressBound(_ size: Int) -> Int { ZSTD_compressBound(size) }
+    static func compressBound(_ size: Int) -> Int { ZSTD_compressBound(size) }
 
     /// Compresses `src` into one zstd frame (with content size, and checksum if enabled) appended to `out`.
     /// `out` keeps its existing contents; on error it is left as it was.
-    public func compress(_ src: UnsafeRawBufferPointer, appendingTo out: inout [UInt8]) throws(ZstdError) {
+    func compress(_ src: UnsafeRawBufferPointer, appendingTo out: inout [UInt8]) throws(ZstdError) {
         let bound = ZSTD_compressBound(src.count)
         if let e = ZstdError(result: bound) { throw e }  // source too large
         let start = out.count
@@ -113,11 +113,11 @@ public final class ZstdCompressor: @unchecked Sendable {
 /// that an owner (a store, a pool, a transaction) may hand an instance to another thread: a zstd
 /// context has no thread affinity, it only must not be used by two threads at once. Ensuring that
 /// exclusivity is the owner's job.
-public final class ZstdDecompressor: @unchecked Sendable {
+final class ZstdDecompressor: @unchecked Sendable {
     private let dctx: OpaquePointer
 
     /// Creates a context. Traps if zstd cannot allocate one (out of memory).
-    public init() {
+    init() {
         guard let dctx = ZSTD_createDCtx() else { fatalError("ZSTD_createDCtx failed (out of memory)") }
         self.dctx = dctx
     }
@@ -131,7 +131,7 @@ public final class ZstdDecompressor: @unchecked Sendable {
     /// fails its content checksum (`isChecksumError`), or does not decompress to exactly `expectedSize`
     /// bytes (`isSizeMismatch`). When the frame header declares its content size (Sheaf's frames always
     /// do), a mismatch is detected before `out` is resized. On error the contents of `out` are unspecified.
-    public func decompress(_ src: UnsafeRawBufferPointer, expectedSize: Int, into out: inout [UInt8]) throws(ZstdError) {
+    func decompress(_ src: UnsafeRawBufferPointer, expectedSize: Int, into out: inout [UInt8]) throws(ZstdError) {
         precondition(expectedSize >= 0, "expectedSize must not be negative")
         guard let base = src.baseAddress, !src.isEmpty else {
             throw ZstdError(code: ZstdError.srcSizeWrongCode, message: "empty input: no zstd frame")

@@ -211,7 +211,7 @@ import Testing
         try "1\tgood\n".write(toFile: s.file("t.tsv"), atomically: true, encoding: .utf8)
         try sheaf("items", "load", store, "--input", emb, "--titles", s.file("t.tsv"))
         let opened = try Store(path: store)
-        try opened.write { txn in try [UInt8]([1, 0xFF, 0xFE]).withUnsafeBytes { try txn.put(opened.tables.titles, id: 1, $0) } }
+        try opened.write { txn in try txn.put(opened.tables.titles, 1, [1, 0xFF, 0xFE]) }
         let out = CommandOutput(capture: true)
         #expect(throws: ExitCode(1)) {
             try CommandOutput.$current.withValue(out) {

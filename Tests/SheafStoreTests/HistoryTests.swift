@@ -17,9 +17,7 @@ func historyStore(_ dir: TempDirectory, capacity: Int = 5, width: Int = 0, dimen
 /// The raw bytes of one history segment.
 func segmentBytes(_ store: Store, user: UInt64, segment: UInt32) throws -> [UInt8]? {
     try store.read { (txn) throws in
-        try Keys.segment(user: user, segment: segment) { key in
-            try rawGet(txn.txn, store.tables.histories, key).map(Array.init)
-        }
+        try txn.bytes(store.tables.histories, SegmentKey(user: user, segment: segment)).map(Array.init)
     }
 }
 
@@ -149,7 +147,7 @@ func segmentBytes(_ store: Store, user: UInt64, segment: UInt32) throws -> [UInt
         var bytes = try #require(try segmentBytes(store, user: 7, segment: 0))
         bytes[bytes.count - 3] ^= 0x5A  // inside the zstd frame
         try store.write { (txn) throws in
-            try Keys.segment(user: 7, segment: 0) { key in try bytes.withUnsafeBytes { try txn.put(store.tables.histories, key: key, $0) } }
+            try txn.put(store.tables.histories, SegmentKey(user: 7, segment: 0), bytes)
         }
         #expect {
             _ = try store.read { try $0.history(user: 7) }
@@ -341,7 +339,7 @@ func segmentBytes(_ store: Store, user: UInt64, segment: UInt32) throws -> [UInt
             codes: [UInt8](repeating: 0, count: 8), codePresent: [true])
         let bytes = try segment.encode(using: ZstdCompressor())
         try store.write { (txn) throws in
-            try Keys.segment(user: 1, segment: 0) { key in try bytes.withUnsafeBytes { try txn.put(store.tables.histories, key: key, $0) } }
+            try txn.put(store.tables.histories, SegmentKey(user: 1, segment: 0), bytes)
         }
         #expect(try store.read { try $0.history(user: 1)?.itemIDs } == [1])
         #expect(throws: StoreError.unknownCodebook(9)) { try store.read { try $0.decodeHistory(user: 1) } }

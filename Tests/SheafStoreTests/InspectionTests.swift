@@ -1,4 +1,3 @@
-import CLMDB
 import Foundation
 import SheafCodebook
 import Testing
@@ -116,7 +115,7 @@ import Testing
     @Test func everyKindOfDamageIsNamed() throws {
         let (_, store) = try populated()
         let good = try store.read { txn in
-            let raw = try txn.get(store.tables.items, id: 3)
+            let raw = try txn.bytes(store.tables.items, 3)
             return Array(try #require(raw))
         }
         var badVersion = good
@@ -132,12 +131,10 @@ import Testing
         try plantRaw(store, table: \.titles, id: 1, bytes: [1, 0xFF, 0xFE])
         // A history segment with a flipped byte in its zstd frame.
         try store.write { txn in
-            try Keys.segment(user: 1, segment: 1) { key in
-                let raw = try withCursor(txn.txn, store.tables.histories) { try $0.get(MDB_SET, key: key).map { Array($0.value) } }
-                var bytes = try #require(raw)
-                bytes[bytes.count - 6] ^= 0xFF
-                try bytes.withUnsafeBytes { try txn.put(store.tables.histories, key: key, $0) }
-            }
+            let key = SegmentKey(user: 1, segment: 1)
+            var bytes = try #require(try txn.bytes(store.tables.histories, key).map(Array.init))
+            bytes[bytes.count - 6] ^= 0xFF
+            try txn.put(store.tables.histories, key, bytes)
         }
         let r = try store.read { try $0.verify() }
         #expect(!r.isClean)

@@ -66,10 +66,8 @@ func close(_ a: [Float], _ b: [Float], tolerance: Float = 1e-5) -> Bool {
 }
 
 /// Writes raw bytes under an id key, bypassing every check (to plant corrupt records).
-func plantRaw(_ store: Store, table: KeyPath<Store.Tables, UInt32>, id: UInt64, bytes: [UInt8]) throws {
-    try store.write { (txn) throws in
-        try bytes.withUnsafeBytes { try txn.put(store.tables[keyPath: table], id: id, $0) }
-    }
+func plantRaw(_ store: Store, table: KeyPath<Store.Tables, Table<UInt64>>, id: UInt64, bytes: [UInt8]) throws {
+    try store.write { (txn) throws in try txn.put(store.tables[keyPath: table], id, bytes) }
 }
 
 /// Random behaviours with increasing timestamps.

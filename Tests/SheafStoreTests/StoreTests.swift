@@ -42,7 +42,7 @@ import Testing
                 configuration: .init(
                     mapSize: 1 << 20, maxMapSize: 1 << 20, maxReaders: 8, maxDatabases: 2, readOnly: false,
                     noSync: true))
-            _ = try env.openDatabases(["other"], create: true)
+            _ = try env.openTableHandles(["other"], create: true)
         }
         #expect(throws: StoreError.notAStore(path: dir.path)) { try Store(path: dir.path, dimension: 4) }
     }

@@ -1,4 +1,4 @@
-import CLMDB
+internal import CLMDB
 import Foundation
 import Glibc
 import Synchronization
@@ -6,7 +6,9 @@ import Synchronization
 /// Owns one `MDB_env` and everything that must be coordinated around it: the pool of reusable
 /// read transactions, the lock that keeps readers out while the map is resized, and map growth.
 ///
-/// This is the only type that begins, commits, resets or aborts LMDB transactions.
+/// This is the only type that begins, commits, resets or aborts LMDB transactions. It throws only
+/// `LMDBError`s: at `maxMapSize` a full map is `LMDBError.mapFull`, a commit that failed on a full
+/// disk is `LMDBError.diskFull`; the store maps them to its own errors.
 final class LMDBEnvironment: @unchecked Sendable {
     // @unchecked Sendable: `handle` is only used through LMDB calls that are thread-safe for an
     // environment opened with MDB_NOTLS; mutable state lives in `Mutex`es or behind `mapLock`.
@@ -76,7 +78,7 @@ final class LMDBEnvironment: @unchecked Sendable {
 
     /// Runs `body` inside a read-only snapshot. The transaction comes from a pool of reset handles
     /// (`mdb_txn_renew`), so opening one per request costs about one reader-table update.
-    func withReadTransaction<R>(_ body: (OpaquePointer) throws -> R) throws -> R {
+    func withReadTransaction<R>(_ body: (LMDBTransaction) throws -> R) throws -> R {
         while true {
             mapLock.lockShared()
             let txn: OpaquePointer
@@ -95,7 +97,7 @@ final class LMDBEnvironment: @unchecked Sendable {
                 releaseReader(txn)
                 mapLock.unlock()
             }
-            return try body(txn)
+            return try body(LMDBTransaction(handle: txn))
         }
     }
 
@@ -135,11 +137,12 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// put or from the commit), the transaction is aborted, the map is grown, and `body` runs again,
     /// so `body` must have no effects outside the transaction.
     ///
-    /// - Parameter body: gets the raw `MDB_txn` and a flag it must set when an LMDB call returned
-    ///   `MDB_MAP_FULL`, so that growth happens even if the caller wrapped that error in another.
-    /// - Throws: `StoreError.mapFull` when the map cannot grow past `maxMapSize`; otherwise
-    ///   whatever `body` or the commit threw. The transaction is aborted on every throw.
-    func withWriteTransaction<R>(_ body: (OpaquePointer, inout Bool) throws -> R) throws -> R {
+    /// - Parameter body: gets the transaction and a flag it must set when an LMDB call threw
+    ///   `LMDBError.mapFull`, so that growth happens even if the caller wrapped that error in another.
+    /// - Throws: `LMDBError.mapFull` when the map cannot grow past `maxMapSize`, `LMDBError.diskFull`
+    ///   when the commit failed on a full disk; otherwise whatever `body` or the commit threw. The
+    ///   transaction is aborted on every throw.
+    func withWriteTransaction<R>(_ body: (LMDBTransaction, inout Bool) throws -> R) throws -> R {
         precondition(!configuration.readOnly, "write transaction on a read-only environment")
         writerLock.lock()
         defer { writerLock.unlock() }
@@ -152,7 +155,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
-    private func attemptWrite<R>(_ body: (OpaquePointer, inout Bool) throws -> R) throws -> WriteAttempt<R> {
+    private func attemptWrite<R>(_ body: (LMDBTransaction, inout Bool) throws -> R) throws -> WriteAttempt<R> {
         mapLock.lockShared()
         defer { mapLock.unlock() }
         var txnOut: OpaquePointer?
@@ -163,7 +166,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         var hitMapFull = false
         let result: R
         do {
-            result = try body(txn, &hitMapFull)
+            result = try body(LMDBTransaction(handle: txn), &hitMapFull)
         } catch {
             mdb_txn_abort(txn)
             if hitMapFull || LMDBError.mapFull ~= error { return .mapFull }
@@ -176,7 +179,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         // mdb_txn_commit frees the transaction whatever its outcome: never abort it after this.
         let commit = mdb_txn_commit(txn)
         if commit == MDB_MAP_FULL { return .mapFull }
-        if commit == EIO || commit == ENOSPC, diskIsFull() { throw StoreError.diskFull }
+        if commit == EIO || commit == ENOSPC, diskIsFull() { throw LMDBError.diskFull }
         try check(commit)
         return .committed(result)
     }
@@ -192,12 +195,13 @@ final class LMDBEnvironment: @unchecked Sendable {
     // MARK: - Map size
 
     /// Doubles the map (at least +64 MiB), up to `maxMapSize`.
-    private func growMap() throws {
+    /// - Throws: `LMDBError.mapFull` when the map is already at `maxMapSize`.
+    private func growMap() throws(LMDBError) {
         mapLock.lockExclusive()
         defer { mapLock.unlock() }
         let current = mapSize
         guard current < configuration.maxMapSize else {
-            throw StoreError.mapFull(limit: configuration.maxMapSize)
+            throw LMDBError.mapFull
         }
         let target = min(configuration.maxMapSize, max(current * 2, current + 64 << 20))
         try check(mdb_env_set_mapsize(handle, target))
@@ -205,7 +209,7 @@ final class LMDBEnvironment: @unchecked Sendable {
     }
 
     /// Adopts a map size set by another process (`MDB_MAP_RESIZED`).
-    private func adoptResizedMap() throws {
+    private func adoptResizedMap() throws(LMDBError) {
         mapLock.lockExclusive()
         defer { mapLock.unlock() }
         try check(mdb_env_set_mapsize(handle, 0))
@@ -266,12 +270,13 @@ final class ReadWriteLock: @unchecked Sendable {
 extension LMDBEnvironment {
     /// Opens named databases in one short transaction and commits it, so the handles are valid in
     /// every later transaction. With `create`, missing databases are created (write mode only).
-    /// - Returns: the handles in the order of `names`, or `nil` when one is missing and `create` is false.
-    func openDatabases(_ names: [String], create: Bool) throws(LMDBError) -> [MDB_dbi]? {
+    /// - Returns: the handles (for `Table(name:handle:)`) in the order of `names`, or `nil` when one is
+    ///   missing and `create` is false.
+    func openTableHandles(_ names: [String], create: Bool) throws(LMDBError) -> [UInt32]? {
         var txnOut: OpaquePointer?
         try check(mdb_txn_begin(handle, nil, configuration.readOnly ? UInt32(MDB_RDONLY) : 0, &txnOut))
         let txn = txnOut!
-        var handles: [MDB_dbi] = []
+        var handles: [UInt32] = []
         for name in names {
             var dbi: MDB_dbi = 0
             let rc = mdb_dbi_open(txn, name, create ? UInt32(MDB_CREATE) : 0, &dbi)

@@ -1,4 +1,4 @@
-import CLMDB
+internal import CLMDB
 import Glibc
 
 /// An error code returned by LMDB, with named constants so that `catch LMDBError.mapFull` works.
@@ -41,6 +41,7 @@ public struct LMDBError: Error, Equatable, Hashable, CustomStringConvertible {
 }
 
 /// Throws the `LMDBError` for a non-zero LMDB return code. Every `mdb_*` result goes through here.
+/// The wrapper throws nothing else: the store turns these into `StoreError`s where it means to.
 @inline(__always)
 func check(_ rc: Int32) throws(LMDBError) {
     if rc != 0 { throw LMDBError(code: rc) }

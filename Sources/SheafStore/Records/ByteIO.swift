@@ -1,4 +1,6 @@
-import CSheafKernels
+// The one byte codec of every record (meta, codebooks, items, history segments, profiles, titles):
+// little-endian fixed-width fields, LEB128 varints, float32 columns. Nothing is aligned.
+
 /// Appends little-endian fields to a byte array.
 struct ByteWriter {
     var bytes: [UInt8]
@@ -6,6 +8,14 @@ struct ByteWriter {
     init(capacity: Int = 64) {
         bytes = []
         bytes.reserveCapacity(capacity)
+    }
+
+    /// Runs `body` with a writer that appends to `out` (moved in and back out, not copied).
+    static func appending<R, E: Error>(to out: inout [UInt8], _ body: (inout ByteWriter) throws(E) -> R) throws(E) -> R {
+        var w = ByteWriter(capacity: 0)
+        swap(&w.bytes, &out)
+        defer { swap(&w.bytes, &out) }
+        return try body(&w)
     }
 
     mutating func u8(_ v: UInt8) { bytes.append(v) }
@@ -17,6 +27,29 @@ struct ByteWriter {
     mutating func f64(_ v: Double) { u64(v.bitPattern) }
     mutating func raw(_ b: UnsafeRawBufferPointer) { bytes.append(contentsOf: b) }
     mutating func raw(_ b: [UInt8]) { bytes.append(contentsOf: b) }
+    /// `n` zero bytes.
+    mutating func zeros(_ n: Int) { bytes.append(contentsOf: repeatElement(0, count: n)) }
+    /// An unsigned LEB128 varint: 7 bits per byte, least significant group first, high bit set on
+    /// every byte but the last (1 to 10 bytes).
+    @inline(__always)
+    mutating func varint(_ v: UInt64) {
+        if v < 0x80 { return bytes.append(UInt8(truncatingIfNeeded: v)) }
+        var buffer: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &buffer) { p in
+            var v = v
+            var n = 0
+            while v >= 0x80 {
+                p[n] = UInt8(truncatingIfNeeded: v) | 0x80  // safe: at most 9 bytes here, p holds 16
+                n += 1
+                v >>= 7
+            }
+            p[n] = UInt8(truncatingIfNeeded: v)
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[0...n]))
+        }
+    }
+    /// A signed value as a zigzag varint (`(v << 1) ^ (v >> 63)`: small magnitudes stay short).
+    @inline(__always)
+    mutating func zigzagVarint(_ v: Int64) { varint(zigzag(v)) }
     /// A length-prefixed (u16) UTF-8 string.
     mutating func string(_ s: String) {
         let utf8 = Array(s.utf8.prefix(Int(UInt16.max)))
@@ -35,8 +68,28 @@ struct ByteWriter {
 
 /// Why a record could not be parsed; the store turns it into `StoreError.corruptRecord` with the table and key.
 struct RecordFormatError: Error, Equatable {
+    /// Whether the bytes ended early or are complete but wrong.
+    enum Kind: Equatable {
+        /// The bytes end before a field does.
+        case truncated
+        /// The bytes are complete but inconsistent (bad version, field, size or checksum).
+        case invalid
+    }
+
+    let kind: Kind
     let reason: String
+
+    init(reason: String, kind: Kind = .invalid) {
+        self.kind = kind
+        self.reason = reason
+    }
 }
+
+@inline(__always)
+func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }
+
+@inline(__always)
+func unzigzag(_ u: UInt64) -> Int64 { Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1))) }
 
 /// Reads little-endian fields from bytes, throwing instead of reading past the end.
 struct ByteReader {
@@ -49,7 +102,8 @@ struct ByteReader {
 
     private mutating func take(_ n: Int, _ what: String) throws(RecordFormatError) -> UnsafeRawBufferPointer {
         guard n >= 0, n <= remaining else {
-            throw RecordFormatError(reason: "truncated: \(what) needs \(n) bytes at offset \(offset), \(remaining) left")
+            throw RecordFormatError(
+                reason: "truncated: \(what) needs \(n) bytes at offset \(offset), \(remaining) left", kind: .truncated)
         }
         defer { offset += n }
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
@@ -68,6 +122,7 @@ struct ByteReader {
     mutating func i64(_ what: String) throws(RecordFormatError) -> Int64 { Int64(bitPattern: try u64(what)) }
     mutating func f32(_ what: String) throws(RecordFormatError) -> Float { Float(bitPattern: try u32(what)) }
     mutating func f64(_ what: String) throws(RecordFormatError) -> Double { Double(bitPattern: try u64(what)) }
+    /// The next `n` bytes, borrowed from the reader's buffer.
     mutating func raw(_ n: Int, _ what: String) throws(RecordFormatError) -> UnsafeRawBufferPointer { try take(n, what) }
     mutating func string(_ what: String) throws(RecordFormatError) -> String {
         let n = Int(try u16(what))
@@ -84,56 +139,62 @@ struct ByteReader {
             count = n
         }
     }
+    /// Reads one unsigned LEB128 varint (at most 10 bytes, fitting 64 bits).
+    ///
+    /// Fast paths: a one-byte varint is returned at once; otherwise, with 8 bytes left, one unaligned
+    /// load covers any varint of up to 8 bytes (56 bits): its length is found from the first byte with
+    /// a clear high bit, and its 7-bit groups are packed together with three mask-and-shift steps.
+    /// Longer varints and the buffer's last bytes go through the byte-wise `varintSlow`, which also
+    /// reports errors.
+    @inline(__always)
+    mutating func varint(_ what: StaticString) throws(RecordFormatError) -> UInt64 {
+        if offset < bytes.count {
+            // safe: offset < bytes.count.
+            let b = bytes[offset]
+            if b < 0x80 {
+                offset &+= 1
+                return UInt64(b)
+            }
+        }
+        if bytes.count &- offset >= 8 {
+            // safe: offset + 8 ≤ bytes.count; loadUnaligned has no alignment requirement.
+            let w = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            let stops = ~w & 0x8080_8080_8080_8080
+            if stops != 0 {
+                offset &+= (stops.trailingZeroBitCount &>> 3) &+ 1
+                // Keep the varint's bytes (through the lowest stop bit), then their low 7 bits.
+                var x = w & (stops ^ (stops &- 1)) & 0x7F7F_7F7F_7F7F_7F7F
+                x = (x & 0x007F_007F_007F_007F) | ((x & 0x7F00_7F00_7F00_7F00) &>> 1)
+                x = (x & 0x0000_3FFF_0000_3FFF) | ((x & 0x3FFF_0000_3FFF_0000) &>> 2)
+                x = (x & 0x0000_0000_0FFF_FFFF) | ((x & 0x0FFF_FFFF_0000_0000) &>> 4)
+                return x
+            }
+        }
+        return try varintSlow(what)
+    }
+
+    @inline(never)
+    private mutating func varintSlow(_ what: StaticString) throws(RecordFormatError) -> UInt64 {
+        var result: UInt64 = 0
+        for k in 0..<10 {
+            guard offset < bytes.count else {
+                throw RecordFormatError(reason: "ends inside a \(what) varint", kind: .truncated)
+            }
+            let b = bytes[offset]
+            offset += 1
+            if k == 9, b > 1 { break }
+            result |= UInt64(b & 0x7f) << UInt64(7 * k)
+            if b < 0x80 { return result }
+        }
+        throw RecordFormatError(reason: "\(what) varint overflows 64 bits")
+    }
+
+    /// A zigzag varint as a signed value.
+    @inline(__always)
+    mutating func zigzagVarint(_ what: StaticString) throws(RecordFormatError) -> Int64 { unzigzag(try varint(what)) }
+
     /// Throws unless every byte was consumed.
     func expectEnd(_ what: String) throws(RecordFormatError) {
         guard remaining == 0 else { throw RecordFormatError(reason: "\(remaining) unexpected trailing bytes after \(what)") }
-    }
-}
-
-// MARK: - CRC-32C
-
-/// CRC-32C (Castagnoli), the checksum of codebook and profile records.
-enum CRC32C {
-    /// The checksum of `bytes`, continuing from `crc` (pass the previous result to chain buffers).
-    /// SSE4.2 `crc32` when the CPU has it (the C kernel checks at run time), a table otherwise.
-    static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
-        guard let base = bytes.baseAddress else { return crc }
-        return sheaf_crc32c(crc, base, bytes.count)
-    }
-
-    static func checksum(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { checksum($0) } }
-}
-
-// MARK: - Keys
-
-/// Keys are big-endian so that LMDB's default byte order sorts them numerically
-/// (and `MDB_APPEND` works for ascending ids). Item, user and codebook ids are 8-byte keys;
-/// history segments are 12-byte keys: user id then segment number.
-enum Keys {
-    @inline(__always)
-    static func id<R>(_ id: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        var be = id.bigEndian
-        return try withUnsafeBytes(of: &be) { try body($0) }
-    }
-
-    @inline(__always)
-    static func segment<R>(user: UInt64, segment: UInt32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        var key: (UInt64, UInt32) = (user.bigEndian, segment.bigEndian)
-        return try withUnsafeBytes(of: &key) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<12])) }
-    }
-
-    /// Reads an 8-byte id key.
-    static func decodeID(_ key: UnsafeRawBufferPointer) -> UInt64? {
-        guard key.count == 8 else { return nil }
-        return UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
-    }
-
-    /// Reads a 12-byte history segment key.
-    static func decodeSegment(_ key: UnsafeRawBufferPointer) -> (user: UInt64, segment: UInt32)? {
-        guard key.count == 12 else { return nil }
-        return (
-            UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)),
-            UInt32(bigEndian: key.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-        )
     }
 }

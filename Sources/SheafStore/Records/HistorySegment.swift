@@ -152,15 +152,20 @@ struct HistorySegment: Equatable {
         let version = bytes[0]
         guard version == formatVersion else { throw .unsupportedVersion(version) }
         guard bytes.count >= headerSize else { throw .truncated("header has \(bytes.count) of \(headerSize) bytes") }
-        let flags = bytes[1]
-        let codebookID = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
-        let codeSize = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt16.self)))
-        let width = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 6, as: UInt16.self)))
-        let count = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
-        let first = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 12, as: Int64.self))
-        let last = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 20, as: Int64.self))
-        let payloadSize = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 28, as: UInt32.self)))
-
+        // safe: the header's 32 bytes are present, so none of these reads throws.
+        var r = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[0..<headerSize]))
+        let fields: (flags: UInt8, codebookID: UInt16, codeSize: Int, width: Int, count: Int, first: Int64, last: Int64,
+            payloadSize: Int)
+        do {
+            _ = try r.u8("version")
+            fields = (
+                try r.u8("flags"), try r.u16("codebook id"), Int(try r.u16("code size")), Int(try r.u16("width")),
+                Int(try r.u32("count")), try r.i64("first timestamp"), try r.i64("last timestamp"),
+                Int(try r.u32("payload size")))
+        } catch {
+            throw .truncated(error.reason)
+        }
+        let (flags, codebookID, codeSize, width, count, first, last, payloadSize) = fields
         guard flags & ~hasCodesFlag == 0 else { throw .invalid("unknown flags \(flags)") }
         if flags & hasCodesFlag != 0 {
             guard codebookID != 0, codeSize != 0 else {
@@ -216,83 +221,70 @@ struct HistorySegment: Equatable {
         precondition(codes.count == n * cs, "codes must hold count × codeSize bytes")
         precondition(codePresent.count == (cs > 0 ? n : 0), "codePresent must hold one flag per behaviour")
 
-        let maxSize = Self.maxPayloadSize(count: n, width: w, codeSize: cs)
-        if scratch.count < maxSize {
-            scratch.append(contentsOf: repeatElement(0, count: maxSize - scratch.count))
-        }
-        let payloadSize = scratch.withUnsafeMutableBytes { buf in
-            let p = buf.baseAddress!
-            var pos = 0
-            // Timestamps.
+        // The payload, column by column, into `scratch` (its capacity is reused).
+        scratch.removeAll(keepingCapacity: true)
+        scratch.reserveCapacity(Self.maxPayloadSize(count: n, width: w, codeSize: cs))
+        ByteWriter.appending(to: &scratch) { p in
+            // Timestamps: the first, then non-negative deltas.
             h.timestamps.withUnsafeBufferPointer { ts in
-                putVarint(p, &pos, zigzag(ts[0]))
+                p.zigzagVarint(ts[0])
                 var prev = ts[0]
                 for i in 1..<n {
                     let t = ts[i]
                     precondition(t >= prev, "timestamps must be non-decreasing")
-                    putVarint(p, &pos, UInt64(bitPattern: t &- prev))
+                    p.varint(UInt64(bitPattern: t &- prev))
                     prev = t
                 }
             }
-            // Item ids.
+            // Item ids: wrapping differences from the previous id.
             h.itemIDs.withUnsafeBufferPointer { ids in
                 var prev: UInt64 = 0
                 for i in 0..<n {
-                    let id = ids[i]
-                    putVarint(p, &pos, zigzag(Int64(bitPattern: id &- prev)))
-                    prev = id
+                    p.zigzagVarint(Int64(bitPattern: ids[i] &- prev))
+                    prev = ids[i]
                 }
             }
             // Actions.
             h.actions.withUnsafeBufferPointer { acts in
-                for i in 0..<n { putVarint(p, &pos, UInt64(acts[i])) }
+                for i in 0..<n { p.varint(UInt64(acts[i])) }
             }
             // Labels and side features.
-            putFloats(p, &pos, h.labels)
-            if w > 0 { putFloats(p, &pos, h.sideFeatures) }
-            // Inline codes.
+            p.floats(h.labels)
+            if w > 0 { p.floats(h.sideFeatures) }
+            // Inline codes: the presence bitmap, then every code (zero bytes when absent).
             if cs > 0 {
-                let bitmapSize = (n + 7) / 8
-                (p + pos).initializeMemory(as: UInt8.self, repeating: 0, count: bitmapSize)
-                codePresent.withUnsafeBufferPointer { present in
-                    codes.withUnsafeBytes { src in
-                        for i in 0..<n where present[i] {
-                            p.storeBytes(
-                                of: p.load(fromByteOffset: pos + i / 8, as: UInt8.self) | UInt8(1 << (i % 8)),
-                                toByteOffset: pos + i / 8, as: UInt8.self)
+                var bitmap = [UInt8](repeating: 0, count: (n + 7) / 8)
+                for i in 0..<n where codePresent[i] { bitmap[i / 8] |= UInt8(1 << (i % 8)) }
+                p.raw(bitmap)
+                codes.withUnsafeBytes { src in
+                    for i in 0..<n {
+                        if codePresent[i] {
+                            p.raw(UnsafeRawBufferPointer(rebasing: src[(i * cs)..<((i + 1) * cs)]))
+                        } else {
+                            p.zeros(cs)
                         }
-                        pos += bitmapSize
-                        for i in 0..<n {
-                            let dst = p + pos + i * cs
-                            if present[i] {
-                                dst.copyMemory(from: src.baseAddress! + i * cs, byteCount: cs)
-                            } else {
-                                dst.initializeMemory(as: UInt8.self, repeating: 0, count: cs)
-                            }
-                        }
-                        pos += n * cs
                     }
                 }
             }
-            return pos
         }
+        let payloadSize = scratch.count
 
         let start = out.count
         out.reserveCapacity(start + Self.headerSize + ZstdCompressor.compressBound(payloadSize))
-        out.append(Self.formatVersion)
-        out.append(cs > 0 ? Self.hasCodesFlag : 0)
-        appendLE(codebookID, to: &out)
-        appendLE(UInt16(cs), to: &out)
-        appendLE(UInt16(w), to: &out)
-        appendLE(UInt32(n), to: &out)
-        appendLE(h.timestamps[0], to: &out)
-        appendLE(h.timestamps[n - 1], to: &out)
-        appendLE(UInt32(payloadSize), to: &out)
+        ByteWriter.appending(to: &out) { header in
+            header.u8(Self.formatVersion)
+            header.u8(cs > 0 ? Self.hasCodesFlag : 0)
+            header.u16(codebookID)
+            header.u16(UInt16(cs))
+            header.u16(UInt16(w))
+            header.u32(UInt32(n))
+            header.i64(h.timestamps[0])
+            header.i64(h.timestamps[n - 1])
+            header.u32(UInt32(payloadSize))
+        }
         assert(out.count - start == Self.headerSize)
         let compressed: Result<Void, ZstdError> = scratch.withUnsafeBytes { buf in
-            Result { () throws(ZstdError) in
-                try compressor.compress(UnsafeRawBufferPointer(rebasing: buf[0..<payloadSize]), appendingTo: &out)
-            }
+            Result { () throws(ZstdError) in try compressor.compress(buf, appendingTo: &out) }
         }
         if case .failure(let error) = compressed {
             out.removeLast(out.count - start)
@@ -327,98 +319,85 @@ struct HistorySegment: Equatable {
                 throw .compression(error.message)
             }
         }
-        let result: Result<HistorySegment, SegmentFormatError> = scratch.withUnsafeBytes { payload in
-            decodePayload(payload, header: header)
+        let result: Result<HistorySegment, RecordFormatError> = scratch.withUnsafeBytes { payload in
+            Result { () throws(RecordFormatError) in try decodePayload(payload, header: header) }
         }
-        return try result.get()
+        switch result {
+        case .success(let segment): return segment
+        case .failure(let e): throw e.kind == .truncated ? .truncated("payload: \(e.reason)") : .invalid(e.reason)
+        }
     }
 
     /// Decodes the columns of a decompressed payload of `header.payloadSize` bytes.
-    private static func decodePayload(
-        _ payload: UnsafeRawBufferPointer, header: Header
-    ) -> Result<HistorySegment, SegmentFormatError> {
+    private static func decodePayload(_ payload: UnsafeRawBufferPointer, header: Header) throws(RecordFormatError) -> HistorySegment {
         let n = header.count
         let w = header.sideFeatureWidth
         let cs = header.codeSize
-        var r = PayloadReader(payload)
+        var r = ByteReader(payload)
 
         // Timestamps.
-        let timestamps = [Int64](unsafeUninitializedCapacity: n) { buf, initialized in
-            var prev = unzigzag(r.varint("timestamp"))
+        let timestamps = try [Int64](unsafeUninitializedCapacity: n) { (buf, initialized) throws(RecordFormatError) in
+            var prev = try r.zigzagVarint("timestamp")
             buf[0] = prev
             for i in 1..<n {
-                let t = prev &+ Int64(bitPattern: r.varint("timestamp delta"))
-                if t < prev { r.fail(.invalid("timestamp delta at \(i) overflows Int64")) }
+                let t = prev &+ Int64(bitPattern: try r.varint("timestamp delta"))
+                guard t >= prev else { throw RecordFormatError(reason: "timestamp delta at \(i) overflows Int64") }
                 buf[i] = t
                 prev = t
             }
             initialized = n
         }
-        if let f = r.failure { return .failure(f) }
         guard timestamps[0] == header.firstTimestamp, timestamps[n - 1] == header.lastTimestamp else {
-            return .failure(.invalid(
+            throw RecordFormatError(reason:
                 "timestamps \(timestamps[0])…\(timestamps[n - 1]) do not match header "
-                    + "\(header.firstTimestamp)…\(header.lastTimestamp)"))
+                    + "\(header.firstTimestamp)…\(header.lastTimestamp)")
         }
 
         // Item ids.
-        let itemIDs = [UInt64](unsafeUninitializedCapacity: n) { buf, initialized in
+        let itemIDs = try [UInt64](unsafeUninitializedCapacity: n) { (buf, initialized) throws(RecordFormatError) in
             var prev: UInt64 = 0
             for i in 0..<n {
-                prev = prev &+ UInt64(bitPattern: unzigzag(r.varint("item id delta")))
+                prev = prev &+ UInt64(bitPattern: try r.zigzagVarint("item id delta"))
                 buf[i] = prev
             }
             initialized = n
         }
-        if let f = r.failure { return .failure(f) }
 
         // Actions.
-        let actions = [UInt16](unsafeUninitializedCapacity: n) { buf, initialized in
+        let actions = try [UInt16](unsafeUninitializedCapacity: n) { (buf, initialized) throws(RecordFormatError) in
             for i in 0..<n {
-                let a = r.varint("action")
-                if a > UInt64(UInt16.max) { r.fail(.invalid("action \(a) at \(i) does not fit in 16 bits")) }
+                let a = try r.varint("action")
+                guard a <= UInt64(UInt16.max) else { throw RecordFormatError(reason: "action \(a) at \(i) does not fit in 16 bits") }
                 buf[i] = UInt16(truncatingIfNeeded: a)
             }
             initialized = n
         }
-        if let f = r.failure { return .failure(f) }
 
         // Labels and side features.
-        guard let labelsAt = r.take(4 * n) else { return .failure(.truncated("payload ends inside labels")) }
-        let labels = readFloats(payload, at: labelsAt, count: n)
-        var sideFeatures: [Float] = []
-        if w > 0 {
-            guard let at = r.take(4 * n * w) else { return .failure(.truncated("payload ends inside side features")) }
-            sideFeatures = readFloats(payload, at: at, count: n * w)
-        }
+        let labels = try r.floats(n, "labels")
+        let sideFeatures = w > 0 ? try r.floats(n * w, "side features") : []
 
         // Inline codes.
         var codes: [UInt8] = []
         var codePresent: [Bool] = []
         if cs > 0 {
-            let bitmapSize = (n + 7) / 8
-            guard let bitmapAt = r.take(bitmapSize) else {
-                return .failure(.truncated("payload ends inside the code presence bitmap"))
-            }
-            guard let codesAt = r.take(n * cs) else { return .failure(.truncated("payload ends inside inline codes")) }
-            if n % 8 != 0, payload[bitmapAt + bitmapSize - 1] >> (n % 8) != 0 {
-                return .failure(.invalid("padding bits of the code presence bitmap are set"))
+            let bitmap = try r.raw((n + 7) / 8, "the code presence bitmap")
+            let inline = try r.raw(n * cs, "inline codes")
+            if n % 8 != 0, bitmap[bitmap.count - 1] >> (n % 8) != 0 {
+                throw RecordFormatError(reason: "padding bits of the code presence bitmap are set")
             }
             codePresent = [Bool](unsafeUninitializedCapacity: n) { buf, initialized in
-                for i in 0..<n { buf[i] = (payload[bitmapAt + i / 8] >> (i % 8)) & 1 != 0 }
+                for i in 0..<n { buf[i] = (bitmap[i / 8] >> (i % 8)) & 1 != 0 }
                 initialized = n
             }
-            codes = Array(UnsafeRawBufferPointer(rebasing: payload[codesAt..<(codesAt + n * cs)]))
+            codes = Array(inline)
             for i in 0..<n where !codePresent[i] {
-                if payload[(codesAt + i * cs)..<(codesAt + (i + 1) * cs)].contains(where: { $0 != 0 }) {
-                    return .failure(.invalid("absent inline code \(i) is not zero"))
+                if inline[(i * cs)..<((i + 1) * cs)].contains(where: { $0 != 0 }) {
+                    throw RecordFormatError(reason: "absent inline code \(i) is not zero")
                 }
             }
         }
-
-        guard r.pos == payload.count else {
-            return .failure(.invalid("\(payload.count - r.pos) unexpected bytes after the last column"))
-        }
+        try r.expectEnd("the last column")
 
         var history = History(sideFeatureWidth: w)
         history.itemIDs = itemIDs
@@ -426,134 +405,7 @@ struct HistorySegment: Equatable {
         history.actions = actions
         history.labels = labels
         history.sideFeatures = sideFeatures
-        return .success(HistorySegment(
-            history: history, codebookID: header.codebookID, codeSize: cs, codes: codes, codePresent: codePresent))
-    }
-}
-
-// MARK: - Byte helpers
-
-@inline(__always)
-private func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }
-
-@inline(__always)
-private func unzigzag(_ u: UInt64) -> Int64 { Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1))) }
-
-/// Writes `v` as a varint at `p + pos`, advancing `pos`. The caller guarantees 10 bytes of room.
-@inline(__always)
-private func putVarint(_ p: UnsafeMutableRawPointer, _ pos: inout Int, _ v: UInt64) {
-    var v = v
-    while v >= 0x80 {
-        p.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: pos, as: UInt8.self)
-        pos += 1
-        v >>= 7
-    }
-    p.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: pos, as: UInt8.self)
-    pos += 1
-}
-
-/// Writes `values` as little-endian float32 at `p + pos`, advancing `pos`.
-@inline(__always)
-private func putFloats(_ p: UnsafeMutableRawPointer, _ pos: inout Int, _ values: [Float]) {
-    values.withUnsafeBufferPointer { v in
-        for i in 0..<v.count {
-            p.storeBytes(of: v[i].bitPattern.littleEndian, toByteOffset: pos + 4 * i, as: UInt32.self)
-        }
-    }
-    pos += 4 * values.count
-}
-
-/// Reads `count` little-endian float32 starting at byte `offset` (already bounds-checked).
-@inline(__always)
-private func readFloats(_ bytes: UnsafeRawBufferPointer, at offset: Int, count: Int) -> [Float] {
-    [Float](unsafeUninitializedCapacity: count) { buf, initialized in
-        for i in 0..<count {
-            buf[i] = Float(
-                bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 4 * i, as: UInt32.self)))
-        }
-        initialized = count
-    }
-}
-
-@inline(__always)
-private func appendLE<T: FixedWidthInteger>(_ v: T, to out: inout [UInt8]) {
-    for k in 0..<(T.bitWidth / 8) { out.append(UInt8(truncatingIfNeeded: v >> (8 * k))) }
-}
-
-/// A bounds-checked cursor over a decompressed payload. Instead of throwing (which would not cross the
-/// array-initializing closures), the first error is recorded in `failure`, the cursor jumps to the end,
-/// and every later read yields 0; callers check `failure` after each column.
-private struct PayloadReader {
-    let bytes: UnsafeRawBufferPointer
-    var pos = 0
-    var failure: SegmentFormatError?
-
-    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
-
-    mutating func fail(_ error: SegmentFormatError) {
-        if failure == nil { failure = error }
-        pos = bytes.count
-    }
-
-    /// Reads one varint (at most 10 bytes, fitting 64 bits).
-    ///
-    /// Fast paths: a one-byte varint is returned at once; otherwise, with 8 bytes left, one unaligned load covers any varint of up to 8 bytes (56 bits);
-    /// its length is found from the first byte with a clear high bit, and its 7-bit groups are packed
-    /// together with three mask-and-shift steps. Longer varints and the payload's last bytes go
-    /// through the byte-wise `varintSlow`, which also reports errors.
-    @inline(__always)
-    mutating func varint(_ what: StaticString) -> UInt64 {
-        if pos < bytes.count {
-            // safe: pos < bytes.count.
-            let b = bytes[pos]
-            if b < 0x80 {
-                pos &+= 1
-                return UInt64(b)
-            }
-        }
-        if bytes.count &- pos >= 8 {
-            // safe: pos + 8 ≤ bytes.count; loadUnaligned has no alignment requirement.
-            let w = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: pos, as: UInt64.self))
-            let stops = ~w & 0x8080_8080_8080_8080
-            if stops != 0 {
-                pos &+= (stops.trailingZeroBitCount &>> 3) &+ 1
-                // Keep the varint's bytes (through the lowest stop bit), then their low 7 bits.
-                var x = w & (stops ^ (stops &- 1)) & 0x7F7F_7F7F_7F7F_7F7F
-                x = (x & 0x007F_007F_007F_007F) | ((x & 0x7F00_7F00_7F00_7F00) &>> 1)
-                x = (x & 0x0000_3FFF_0000_3FFF) | ((x & 0x3FFF_0000_3FFF_0000) &>> 2)
-                x = (x & 0x0000_0000_0FFF_FFFF) | ((x & 0x0FFF_FFFF_0000_0000) &>> 4)
-                return x
-            }
-        }
-        return varintSlow(what)
-    }
-
-    @inline(never)
-    private mutating func varintSlow(_ what: StaticString) -> UInt64 {
-        if failure != nil { return 0 }
-        var result: UInt64 = 0
-        for k in 0..<10 {
-            guard pos < bytes.count else {
-                fail(.truncated("payload ends inside a \(what) varint"))
-                return 0
-            }
-            let b = bytes[pos]
-            pos += 1
-            if k == 9, b > 1 {
-                fail(.invalid("\(what) varint overflows 64 bits"))
-                return 0
-            }
-            result |= UInt64(b & 0x7f) << UInt64(7 * k)
-            if b < 0x80 { return result }
-        }
-        fail(.invalid("\(what) varint overflows 64 bits"))  // unreachable: the 10th byte ends it
-        return 0
-    }
-
-    /// Skips `n` bytes and returns their offset, or nil (recording nothing) when fewer remain.
-    mutating func take(_ n: Int) -> Int? {
-        guard n <= bytes.count - pos else { return nil }
-        defer { pos += n }
-        return pos
+        return HistorySegment(
+            history: history, codebookID: header.codebookID, codeSize: cs, codes: codes, codePresent: codePresent)
     }
 }
