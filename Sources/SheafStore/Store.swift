@@ -27,7 +27,7 @@ public struct StoreOptions: Sendable {
     public init() {}
 }
 
-/// An open Sheaf store: one LMDB environment directory with the tables `meta`, `codebooks`,
+/// An open Sheaf store: one LMDB environment directory with the tables `meta`, `codebooks`, `titles`,
 /// `items`, `histories` and `profiles`.
 ///
 /// A `Store` is thread-safe. Reads run concurrently with each other and with one writer:

@@ -33,19 +33,12 @@ struct ByteWriter {
     /// every byte but the last (1 to 10 bytes).
     @inline(__always)
     mutating func varint(_ v: UInt64) {
-        if v < 0x80 { return bytes.append(UInt8(truncatingIfNeeded: v)) }
-        var buffer: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &buffer) { p in
-            var v = v
-            var n = 0
-            while v >= 0x80 {
-                p[n] = UInt8(truncatingIfNeeded: v) | 0x80  // safe: at most 9 bytes here, p holds 16
-                n += 1
-                v >>= 7
-            }
-            p[n] = UInt8(truncatingIfNeeded: v)
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[0...n]))
+        var v = v
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v &>>= 7
         }
+        bytes.append(UInt8(truncatingIfNeeded: v))
     }
     /// A signed value as a zigzag varint (`(v << 1) ^ (v >> 63)`: small magnitudes stay short).
     @inline(__always)

@@ -257,12 +257,17 @@ struct HistorySegment: Equatable {
                 for i in 0..<n where codePresent[i] { bitmap[i / 8] |= UInt8(1 << (i % 8)) }
                 p.raw(bitmap)
                 codes.withUnsafeBytes { src in
-                    for i in 0..<n {
+                    // Runs of present codes are copied at once; absent ones are zero bytes.
+                    var i = 0
+                    while i < n {
+                        var j = i
+                        while j < n, codePresent[j] == codePresent[i] { j += 1 }
                         if codePresent[i] {
-                            p.raw(UnsafeRawBufferPointer(rebasing: src[(i * cs)..<((i + 1) * cs)]))
+                            p.raw(UnsafeRawBufferPointer(rebasing: src[(i * cs)..<(j * cs)]))
                         } else {
-                            p.zeros(cs)
+                            p.zeros((j - i) * cs)
                         }
+                        i = j
                     }
                 }
             }
