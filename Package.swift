@@ -32,11 +32,14 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]),
 
         // MARK: - Hot kernels in C (AVX2/FMA with runtime dispatch, portable fallback)
-        .target(name: "CSheafKernels"),
+        /// Residual-codebook decode, half conversion and CRC-32C, for SheafCodebook and SheafStore.
+        .target(name: "CSheafDecode"),
+        /// SheafNN's element-wise and row-wise kernels and the allocator setting for training.
+        .target(name: "CSheafNN"),
 
         // MARK: - Sheaf modules
         /// Codebook model, bit-packed code layout and the SIMD decoder. Knows nothing of LMDB.
-        .target(name: "SheafCodebook", dependencies: ["CSheafKernels"]),
+        .target(name: "SheafCodebook", dependencies: ["CSheafDecode"]),
         /// Codebook training (balanced k-means), batched encoding and quality reports. Knows nothing of LMDB.
         .target(name: "SheafQuantizer", dependencies: ["SheafCodebook", "SheafLinearAlgebra"]),
         /// Readers and writers of the file formats users bring (.npy so far).
@@ -44,11 +47,11 @@ let package = Package(
         /// Thin owned wrapper over OpenBLAS.
         .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS"]),
         // Tensors, reverse-mode gradients and training on OpenBLAS; knows nothing of storage.
-        .target(name: "SheafNN", dependencies: ["SheafLinearAlgebra", "SheafFormats", "CSheafKernels"]),
+        .target(name: "SheafNN", dependencies: ["SheafLinearAlgebra", "SheafFormats", "CSheafNN"]),
         // Sheaf's item-text encoder: the WordPiece tokenizer and a pretrained BERT on SheafNN.
         .target(name: "SheafText", dependencies: ["SheafNN", "SheafFormats"]),
         /// The LMDB-backed store: typed tables, item codes, segmented histories, decode.
-        .target(name: "SheafStore", dependencies: ["CLMDB", "CZstd", "CSheafKernels", "SheafCodebook"]),
+        .target(name: "SheafStore", dependencies: ["CLMDB", "CZstd", "CSheafDecode", "SheafCodebook"]),
         /// The `sheaf` command line: subcommands, loaders, progress. A library so tests can run commands in-process.
         .target(
             name: "SheafCLI",
@@ -67,11 +70,11 @@ let package = Package(
             dependencies: ["SheafBench", "SheafCLI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafNN"]),
 
         // MARK: - Tests
-        .testTarget(name: "SheafCodebookTests", dependencies: ["SheafCodebook", "CSheafKernels"]),
+        .testTarget(name: "SheafCodebookTests", dependencies: ["SheafCodebook", "CSheafDecode"]),
         .testTarget(name: "SheafQuantizerTests", dependencies: ["SheafQuantizer", "SheafCodebook"]),
         .testTarget(name: "SheafFormatsTests", dependencies: ["SheafFormats"]),
         .testTarget(name: "SheafLinearAlgebraTests", dependencies: ["SheafLinearAlgebra"]),
-        .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats", "CSheafKernels"]),
+        .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats", "CSheafNN"]),
         .testTarget(name: "SheafTextTests", dependencies: ["SheafText", "SheafNN", "SheafFormats"]),
         .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook"]),
         .testTarget(name: "SheafCLITests", dependencies: ["SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafText"]),

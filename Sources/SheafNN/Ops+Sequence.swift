@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CSheafKernels
+import CSheafNN
 import SheafLinearAlgebra
 
 extension Tape {

@@ -1,4 +1,4 @@
-import CSheafKernels
+import CSheafNN
 import Foundation
 import SheafNN
 import Testing

@@ -1,4 +1,4 @@
-import CSheafKernels
+import CSheafDecode
 /// Appends little-endian fields to a byte array.
 struct ByteWriter {
     var bytes: [UInt8]
