@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SheafFormats
+import SheafRandom
 import SheafStore
 
 extension SheafCommand {
@@ -19,11 +20,7 @@ extension SheafCommand {
 public enum Sharding {
     /// The shard (0..<count) of `user`.
     public static func shard(of user: UInt64, count: Int) -> Int {
-        var z = user
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Int(z % UInt64(count))
+        Int(SplitMix64.mix(user) % UInt64(count))
     }
 }
 

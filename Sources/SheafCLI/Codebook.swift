@@ -3,6 +3,7 @@ import Foundation
 import SheafCodebook
 import SheafFormats
 import SheafQuantizer
+import SheafRandom
 import SheafStore
 
 extension SheafCommand {

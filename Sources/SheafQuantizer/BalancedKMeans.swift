@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import SheafCodebook
 import SheafLinearAlgebra
+import SheafRandom
 
 /// The outcome of clustering one level.
 struct Clustering {

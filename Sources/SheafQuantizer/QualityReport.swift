@@ -1,6 +1,7 @@
 import Foundation
 import SheafCodebook
 import SheafLinearAlgebra
+import SheafRandom
 
 /// How well decoded vectors ê stand in for the originals e. The definitions match
 /// `tools/faiss_compare.py`, so Sheaf and faiss are measured the same way.

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import SheafCodebook
 import SheafLinearAlgebra
+import SheafRandom
 
 /// What training did, level by level.
 public struct TrainingReport: Sendable, Codable, Equatable {

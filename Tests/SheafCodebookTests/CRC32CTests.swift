@@ -1,5 +1,5 @@
 import CSheafDecode
-import SheafCodebook
+import SheafRandom
 import Testing
 
 /// The C CRC-32C behind every record checksum: the SSE4.2 path against the portable table path,

@@ -1,5 +1,6 @@
 import CSheafDecode
 import SheafCodebook
+import SheafRandom
 import Testing
 
 /// A forced kernel path applies on the calling thread only, so these tests force it around

@@ -1,5 +1,6 @@
 import Foundation
 import SheafCodebook
+import SheafRandom
 
 extension SplitMix64 {
     /// `count` floats uniform in `range`.
