@@ -67,14 +67,7 @@ extension SheafCommand.BehaviorsCommand {
         @Option(help: "Load only users of shard k of n (k/n, 0 ≤ k < n), by a documented hash of the user id.")
         var shard: ShardArgument?
 
-        @Option(help: "Behaviours per write transaction (whole users).")
-        var chunkSize = 100_000
-
-        @Option(help: .hidden) var chunkDelayMs = 0
-
-        func validate() throws {
-            guard chunkSize >= 1 else { throw ValidationError("--chunk-size must be ≥ 1") }
-        }
+        @OptionGroup var chunks: LoadChunkOptions<BehaviorChunk>
 
         func run() throws {
             let store = try target.open()
@@ -135,7 +128,7 @@ extension SheafCommand.BehaviorsCommand {
             while start < order.count {
                 var end = start
                 var size = 0
-                while end < order.count, size < chunkSize || end == start {
+                while end < order.count, size < chunks.chunkSize || end == start {
                     size += users[order[end]]!.behaviors.count
                     end += 1
                 }
@@ -153,7 +146,7 @@ extension SheafCommand.BehaviorsCommand {
                 doneUsers += end - start
                 writing.advance(by: end - start)
                 start = end
-                if chunkDelayMs > 0 { usleep(UInt32(chunkDelayMs) * 1000) }
+                chunks.pauseAfterChunk()
             }
             writing.finish()
             let loaded = rows - otherShards
