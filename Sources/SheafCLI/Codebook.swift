@@ -76,12 +76,7 @@ extension SheafCommand.CodebookCommand {
             let take = sample == 0 ? n : min(n, sample)
             // Seeded sample of row numbers, ascending (sequential reads).
             var rng = SplitMix64(seed: seed)
-            var rows = Array(0..<n)
-            if take < n {
-                for i in 0..<take { rows.swapAt(i, i + Int(rng.next() % UInt64(n - i))) }
-                rows.removeLast(n - take)
-                rows.sort()
-            }
+            let rows = rng.sortedSample(take, of: n)
             let d = file.dimension
             var data = [Float](repeating: 0, count: take * d)
             let reading = target.progress("reading \(file.path)", total: take)

@@ -111,7 +111,7 @@ public struct QualityReport: Sendable, Codable, Equatable {
     static func sampleQueries(count n: Int, queries q: Int, seed: UInt64) -> [Int] {
         var rng = SplitMix64(seed: seed)
         var ids = Array(0..<n)
-        for i in 0..<q { ids.swapAt(i, i + Int(rng.next() % UInt64(n - i))) }
+        rng.partialShuffle(&ids, count: q)
         return Array(ids[0..<q])
     }
 

@@ -45,4 +45,26 @@ import Testing
             #expect(values.allSatisfy { range.contains($0) }, "\(range): \(values.min()!) … \(values.max()!)")
         }
     }
+
+    @Test func samplingWithoutReplacement() {
+        // Partial Fisher–Yates on the same generator (Python reference).
+        var a = SplitMix64(seed: 3)
+        var elements = Array(0..<10)
+        a.partialShuffle(&elements, count: 4)
+        #expect(elements == [3, 4, 0, 2, 1, 5, 6, 7, 8, 9])
+
+        var b = SplitMix64(seed: 9)
+        #expect(b.sortedSample(5, of: 20) == [0, 4, 5, 8, 9])
+
+        // Asking for every row draws nothing.
+        var c = SplitMix64(seed: 11)
+        #expect(c.sortedSample(7, of: 7) == Array(0..<7))
+        #expect(c.sortedSample(9, of: 7) == Array(0..<7))
+        #expect(c.state == 11)
+
+        var d = SplitMix64(seed: 12)
+        let sample = d.sortedSample(300, of: 1000)
+        #expect(sample.count == 300 && Set(sample).count == 300 && sample == sample.sorted())
+        #expect(sample.allSatisfy { (0..<1000).contains($0) })
+    }
 }
