@@ -4,6 +4,7 @@ import PackageDescription
 let package = Package(
     name: "Sheaf",
     products: [
+        .library(name: "SheafRandom", targets: ["SheafRandom"]),
         .library(name: "SheafStore", targets: ["SheafStore"]),
         .library(name: "SheafCodebook", targets: ["SheafCodebook"]),
         .library(name: "SheafQuantizer", targets: ["SheafQuantizer"]),
@@ -32,48 +33,59 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]),
 
         // MARK: - Hot kernels in C (AVX2/FMA with runtime dispatch, portable fallback)
-        .target(name: "CSheafKernels"),
+        /// Residual-codebook decode, half conversion and CRC-32C, for SheafCodebook and SheafStore.
+        .target(name: "CSheafDecode"),
+        /// SheafNN's element-wise and row-wise kernels and the allocator setting for training.
+        .target(name: "CSheafNN"),
 
         // MARK: - Sheaf modules
+        /// SplitMix64, the seeded generator behind training, sampling, synthetic data and tests.
+        .target(name: "SheafRandom"),
         /// Codebook model, bit-packed code layout and the SIMD decoder. Knows nothing of LMDB.
-        .target(name: "SheafCodebook", dependencies: ["CSheafKernels"]),
+        .target(name: "SheafCodebook", dependencies: ["CSheafDecode"]),
         /// Codebook training (balanced k-means), batched encoding and quality reports. Knows nothing of LMDB.
-        .target(name: "SheafQuantizer", dependencies: ["SheafCodebook", "SheafLinearAlgebra"]),
+        .target(name: "SheafQuantizer", dependencies: ["SheafCodebook", "SheafLinearAlgebra", "SheafRandom"]),
         /// Readers and writers of the file formats users bring (.npy so far).
         .target(name: "SheafFormats"),
         /// Thin owned wrapper over OpenBLAS.
         .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS"]),
         // Tensors, reverse-mode gradients and training on OpenBLAS; knows nothing of storage.
-        .target(name: "SheafNN", dependencies: ["SheafLinearAlgebra", "SheafFormats", "CSheafKernels"]),
+        .target(name: "SheafNN", dependencies: ["SheafLinearAlgebra", "SheafFormats", "SheafRandom", "CSheafNN"]),
         // Sheaf's item-text encoder: the WordPiece tokenizer and a pretrained BERT on SheafNN.
-        .target(name: "SheafText", dependencies: ["SheafNN", "SheafFormats"]),
+        .target(name: "SheafText", dependencies: ["SheafNN", "SheafFormats", "SheafRandom"]),
         /// The LMDB-backed store: typed tables, item codes, segmented histories, decode.
-        .target(name: "SheafStore", dependencies: ["CLMDB", "CZstd", "CSheafKernels", "SheafCodebook"]),
+        .target(name: "SheafStore", dependencies: ["CLMDB", "CZstd", "CSheafDecode", "SheafCodebook"]),
         /// The `sheaf` command line: subcommands, loaders, progress. A library so tests can run commands in-process.
         .target(
             name: "SheafCLI",
             dependencies: [
-                "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafText",
+                "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafText", "SheafRandom",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         /// The `sheaf` executable: `SheafCommand.main()`.
         .executableTarget(name: "sheaf", dependencies: ["SheafCLI"]),
         /// Benchmark workloads: synthetic clustered data, decode and store workloads, float32 baselines
         /// kept in the same LMDB, latency sampling. Used by `sheaf-measure` and by Benchmarks/.
-        .target(name: "SheafBench", dependencies: ["SheafStore", "SheafCodebook", "SheafQuantizer"]),
+        .target(name: "SheafBench", dependencies: ["SheafStore", "SheafCodebook", "SheafQuantizer", "SheafRandom"]),
         /// The measurements behind tools/bench-report (JSON out): decode, store, ingest, quantize.
         .executableTarget(
             name: "SheafMeasure",
-            dependencies: ["SheafBench", "SheafCLI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafNN"]),
+            dependencies: [
+                "SheafBench", "SheafCLI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafNN",
+                "SheafRandom",
+            ]),
 
         // MARK: - Tests
-        .testTarget(name: "SheafCodebookTests", dependencies: ["SheafCodebook", "CSheafKernels"]),
-        .testTarget(name: "SheafQuantizerTests", dependencies: ["SheafQuantizer", "SheafCodebook"]),
+        .testTarget(name: "SheafRandomTests", dependencies: ["SheafRandom"]),
+        .testTarget(name: "SheafCodebookTests", dependencies: ["SheafCodebook", "SheafRandom", "CSheafDecode"]),
+        .testTarget(name: "SheafQuantizerTests", dependencies: ["SheafQuantizer", "SheafCodebook", "SheafRandom"]),
         .testTarget(name: "SheafFormatsTests", dependencies: ["SheafFormats"]),
         .testTarget(name: "SheafLinearAlgebraTests", dependencies: ["SheafLinearAlgebra"]),
-        .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats", "CSheafKernels"]),
+        .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats", "SheafRandom", "CSheafNN"]),
         .testTarget(name: "SheafTextTests", dependencies: ["SheafText", "SheafNN", "SheafFormats"]),
-        .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook"]),
-        .testTarget(name: "SheafCLITests", dependencies: ["SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafText"]),
+        .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook", "SheafRandom"]),
+        .testTarget(
+            name: "SheafCLITests",
+            dependencies: ["SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafText", "SheafRandom"]),
     ]
 )

@@ -14,6 +14,7 @@ let sheafProducts: [Target.Dependency] = [
     .product(name: "SheafStore", package: "Sheaf"),
     .product(name: "SheafCodebook", package: "Sheaf"),
     .product(name: "SheafQuantizer", package: "Sheaf"),
+    .product(name: "SheafRandom", package: "Sheaf"),
 ]
 
 let package = Package(

@@ -20,6 +20,7 @@ import Foundation
 import SheafBench
 import SheafCodebook
 import SheafQuantizer
+import SheafRandom
 import SheafStore
 
 #if canImport(Glibc)

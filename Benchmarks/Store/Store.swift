@@ -25,6 +25,7 @@ import Benchmark
 import Foundation
 import SheafBench
 import SheafCodebook
+import SheafRandom
 import SheafStore
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import Dispatch
 import SheafCodebook
+import SheafRandom
 
 /// Deterministic synthetic embeddings: `clusters` random unit directions, and each row one of
 /// them plus isotropic noise. Row `i` depends only on (seed, i), so any range of rows can be

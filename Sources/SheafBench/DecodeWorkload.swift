@@ -1,4 +1,5 @@
 import SheafCodebook
+import SheafRandom
 
 /// One decode configuration: n × D reconstruction from L codes of K centroids with b-bit magnitudes.
 public struct DecodeConfiguration: Sendable, Codable, Hashable, CustomStringConvertible {

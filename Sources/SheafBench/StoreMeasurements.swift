@@ -1,4 +1,5 @@
 import SheafCodebook
+import SheafRandom
 import SheafStore
 
 /// Latency of fetching users' whole histories as embeddings, Sheaf beside its baselines, measured

@@ -1,6 +1,7 @@
 import Foundation
 import SheafCodebook
 import SheafQuantizer
+import SheafRandom
 import SheafStore
 
 /// How to build a synthetic store: clustered items, a trained codebook, and users' histories in

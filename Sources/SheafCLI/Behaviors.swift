@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SheafFormats
+import SheafRandom
 import SheafStore
 
 extension SheafCommand {
@@ -19,11 +20,7 @@ extension SheafCommand {
 public enum Sharding {
     /// The shard (0..<count) of `user`.
     public static func shard(of user: UInt64, count: Int) -> Int {
-        var z = user
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Int(z % UInt64(count))
+        Int(SplitMix64.mix(user) % UInt64(count))
     }
 }
 
@@ -70,14 +67,7 @@ extension SheafCommand.BehaviorsCommand {
         @Option(help: "Load only users of shard k of n (k/n, 0 ≤ k < n), by a documented hash of the user id.")
         var shard: ShardArgument?
 
-        @Option(help: "Behaviours per write transaction (whole users).")
-        var chunkSize = 100_000
-
-        @Option(help: .hidden) var chunkDelayMs = 0
-
-        func validate() throws {
-            guard chunkSize >= 1 else { throw ValidationError("--chunk-size must be ≥ 1") }
-        }
+        @OptionGroup var chunks: LoadChunkOptions<BehaviorChunk>
 
         func run() throws {
             let store = try target.open()
@@ -138,7 +128,7 @@ extension SheafCommand.BehaviorsCommand {
             while start < order.count {
                 var end = start
                 var size = 0
-                while end < order.count, size < chunkSize || end == start {
+                while end < order.count, size < chunks.chunkSize || end == start {
                     size += users[order[end]]!.behaviors.count
                     end += 1
                 }
@@ -156,7 +146,7 @@ extension SheafCommand.BehaviorsCommand {
                 doneUsers += end - start
                 writing.advance(by: end - start)
                 start = end
-                if chunkDelayMs > 0 { usleep(UInt32(chunkDelayMs) * 1000) }
+                chunks.pauseAfterChunk()
             }
             writing.finish()
             let loaded = rows - otherShards

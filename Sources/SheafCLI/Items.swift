@@ -37,13 +37,9 @@ extension SheafCommand.ItemsCommand {
         @Option(help: "Encode beam width (default: the codebook's, set at training).")
         var beam: Int?
 
-        @Option(help: "Rows encoded and committed per write transaction.")
-        var chunkSize = 16_384
-
-        @Option(help: .hidden) var chunkDelayMs = 0
+        @OptionGroup var chunks: LoadChunkOptions<ItemRowChunk>
 
         func validate() throws {
-            guard chunkSize >= 1 else { throw ValidationError("--chunk-size must be ≥ 1") }
             if let beam, !(1...64).contains(beam) { throw ValidationError("--beam must be in 1...64") }
         }
 
@@ -60,6 +56,7 @@ extension SheafCommand.ItemsCommand {
 
             // 1. Check every row before writing anything.
             let checking = target.progress("checking \(file.path)", total: n)
+            let chunkSize = chunks.chunkSize
             var buffer = [Float](repeating: 0, count: min(chunkSize, n) * d)
             var start = 0
             while start < n {
@@ -109,7 +106,7 @@ extension SheafCommand.ItemsCommand {
                 }
                 loading.advance(by: rows)
                 start = end
-                if chunkDelayMs > 0 { usleep(UInt32(chunkDelayMs) * 1000) }
+                chunks.pauseAfterChunk()
             }
             loading.finish()
             if !titleMap.isEmpty {

@@ -14,13 +14,8 @@ public final class NPYStreamWriter {
         self.path = path
         temporary = path + ".partial-\(getpid())"
         expectedFloats = rows * dimension
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(rows), \(dimension)), }"
-        let unpadded = 10 + header.utf8.count + 1
-        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
-        let n = header.utf8.count
-        var bytes: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, UInt8(n & 0xFF), UInt8(n >> 8)]
-        bytes += Array(header.utf8)
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)),
+        let header = NPYArray.header(dtype: "<f4", shape: [rows, dimension])
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(header)),
             let h = FileHandle(forWritingAtPath: temporary)
         else { throw FormatError.unreadable(path: path, reason: "cannot create the file") }
         handle = h

@@ -1,4 +1,4 @@
-import CSheafKernels
+import CSheafDecode
 
 // MARK: - Decode
 

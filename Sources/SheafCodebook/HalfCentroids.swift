@@ -1,4 +1,4 @@
-import CSheafKernels
+import CSheafDecode
 import Synchronization
 
 /// Which centroid table a decode reads.

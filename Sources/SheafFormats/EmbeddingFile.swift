@@ -132,10 +132,8 @@ public final class EmbeddingFile: @unchecked Sendable {
         var out = [UInt8]()
         out.reserveCapacity(values.count / dimension * (4 + 4 * dimension))
         for row in 0..<(values.count / dimension) {
-            withUnsafeBytes(of: Int32(dimension).littleEndian) { out.append(contentsOf: $0) }
-            for v in values[(row * dimension)..<((row + 1) * dimension)] {
-                withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) }
-            }
+            out.appendLittleEndian(Int32(dimension))
+            for v in values[(row * dimension)..<((row + 1) * dimension)] { out.appendLittleEndian(v) }
         }
         try write(out, to: path)
     }
@@ -148,11 +146,7 @@ public final class EmbeddingFile: @unchecked Sendable {
             precondition(t.shape.reduce(1, *) == t.values.count, "shape does not match the value count")
             let begin = body.count
             for v in t.values {
-                if t.float16 {
-                    withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { body.append(contentsOf: $0) }
-                } else {
-                    withUnsafeBytes(of: v.bitPattern.littleEndian) { body.append(contentsOf: $0) }
-                }
+                if t.float16 { body.appendLittleEndian(Float16(v).bitPattern) } else { body.appendLittleEndian(v) }
             }
             let name = t.name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
             let shape = t.shape.map(String.init).joined(separator: ",")
@@ -161,7 +155,7 @@ public final class EmbeddingFile: @unchecked Sendable {
         var header = "{" + entries.joined(separator: ",") + "}"
         header += String(repeating: " ", count: (8 - header.utf8.count % 8) % 8)
         var out = [UInt8]()
-        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { out.append(contentsOf: $0) }
+        out.appendLittleEndian(UInt64(header.utf8.count))
         out += Array(header.utf8)
         out += body
         try write(out, to: path)

@@ -82,10 +82,8 @@ public struct NPYArray: Sendable {
     /// - Throws: `FormatError.unsupportedDType` for other dtypes.
     public func floats(path: String = "") throws -> [Float] {
         switch dtype {
-        case "<f4":
-            return data.withUnsafeBytes { raw in (0..<count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) } }
-        case "<f2":
-            return data.withUnsafeBytes { raw in (0..<count).map { Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))) } }
+        case "<f4": return data.withUnsafeBytes { $0.littleEndianFloats(.float32, count: count) }
+        case "<f2": return data.withUnsafeBytes { $0.littleEndianFloats(.float16, count: count) }
         default:
             throw FormatError.unsupportedDType(path: path, dtype: dtype, expected: "<f4 or <f2")
         }
@@ -118,18 +116,21 @@ public struct NPYArray: Sendable {
         precondition(shape.reduce(1, *) == values.count, "shape does not match the value count")
         var body = [UInt8]()
         body.reserveCapacity(values.count * 4)
-        for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { body.append(contentsOf: $0) } }
+        for v in values { body.appendLittleEndian(v) }
         try write(dtype: "<f4", shape: shape, body: body, to: path)
     }
 
     /// Writes `values` as an `<i8` vector (ids must be below 2^63).
     public static func write(ids values: [UInt64], to path: String) throws {
         var body = [UInt8]()
-        for v in values { withUnsafeBytes(of: Int64(v).littleEndian) { body.append(contentsOf: $0) } }
+        for v in values { body.appendLittleEndian(Int64(v)) }
         try write(dtype: "<i8", shape: [values.count], body: body, to: path)
     }
 
-    private static func write(dtype: String, shape: [Int], body: [UInt8], to path: String) throws {
+    /// The bytes of a version-1 `.npy` header for a C-order array of `dtype` and `shape`, padded so
+    /// that the data, written right after it, starts on a 64-byte boundary. For writers that stream
+    /// the data themselves.
+    public static func header(dtype: String, shape: [Int]) -> [UInt8] {
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '\(dtype)', 'fortran_order': False, 'shape': \(shapeText), }"
         // Pad so that the data starts on a 64-byte boundary, ending the header with a newline.
@@ -139,7 +140,11 @@ public struct NPYArray: Sendable {
         let n = header.utf8.count
         out += [UInt8(n & 0xFF), UInt8(n >> 8)]
         out += Array(header.utf8)
-        out += body
+        return out
+    }
+
+    private static func write(dtype: String, shape: [Int], body: [UInt8], to path: String) throws {
+        let out = header(dtype: dtype, shape: shape) + body
         guard FileManager.default.createFile(atPath: path, contents: Data(out)) else {
             throw FormatError.unreadable(path: path, reason: "cannot write the file")
         }

@@ -146,24 +146,16 @@ public struct SafeTensors: Sendable {
             throw FormatError.tensorShapeMismatch(path: path, name: name, expected: expected, actual: e.shape)
         }
         let count = e.byteRange.count / e.dtype.byteSize
-        let values: [Float] = data.withUnsafeBytes { raw in
-            let base = raw.baseAddress! + e.byteRange.lowerBound
-            switch e.dtype {
-            case .F32:
-                return (0..<count).map { Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
-            case .F16:
-                return (0..<count).map { Float(Float16(bitPattern: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))) }
-            case .BF16:
-                return (0..<count).map { Float(bitPattern: UInt32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) << 16) }
-            case .F64:
-                return (0..<count).map { Float(Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))) }
-            default:
-                return []
-            }
-        }
-        guard [.F32, .F16, .BF16, .F64].contains(e.dtype) else {
+        let type: LittleEndianFloat
+        switch e.dtype {
+        case .F32: type = .float32
+        case .F16: type = .float16
+        case .BF16: type = .bfloat16
+        case .F64: type = .float64
+        default:
             throw FormatError.unsupportedDType(path: path, dtype: "\(e.dtype.rawValue) (tensor \(name))", expected: "F32, F16, BF16 or F64")
         }
+        let values = data.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[e.byteRange]).littleEndianFloats(type, count: count) }
         return (e.shape, values)
     }
 
@@ -187,10 +179,10 @@ public struct SafeTensors: Sendable {
         while (8 + json.count) % 8 != 0 { json.append(UInt8(ascii: " ")) }
         var out: [UInt8] = []
         out.reserveCapacity(8 + json.count + offset)
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
+        out.appendLittleEndian(UInt64(json.count))
         out += json
         for t in tensors {
-            for v in t.values { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+            for v in t.values { out.appendLittleEndian(v) }
         }
         let temporary = path + ".tmp-\(getpid())"
         guard FileManager.default.createFile(atPath: temporary, contents: Data(out)) else {

@@ -17,6 +17,7 @@ import SheafCLI
 import SheafCodebook
 import SheafFormats
 import SheafQuantizer
+import SheafRandom
 import SheafStore
 
 /// One line of the report: Sheaf's figure, the baseline's, and how many times better Sheaf is.

@@ -1,7 +1,7 @@
 import Foundation
 import SheafBench
-import SheafCodebook
 import SheafNN
+import SheafRandom
 
 // sheaf-measure nn-step: the time of one training step (forward, backward, AdamW) of a small causal
 // transformer over item sequences, the shape of the models the next issues train. The same model

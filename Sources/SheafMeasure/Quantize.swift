@@ -9,6 +9,7 @@ import Foundation
 import SheafCodebook
 import SheafFormats
 import SheafQuantizer
+import SheafRandom
 
 struct QuantizeRun: Codable {
     var name: String

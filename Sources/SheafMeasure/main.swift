@@ -13,6 +13,7 @@ import Foundation
 import SheafCodebook
 import SheafFormats
 import SheafQuantizer
+import SheafRandom
 import SheafStore
 
 struct Options {

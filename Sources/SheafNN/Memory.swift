@@ -1,4 +1,4 @@
-import CSheafKernels
+import CSheafNN
 
 /// Process-wide allocator settings for training loops.
 public enum Memory {

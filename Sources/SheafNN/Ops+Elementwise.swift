@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CSheafKernels
+import CSheafNN
 
 extension Tape {
     /// How `b` lines up with `a` in a binary operation: the same shape, or b's shape is a's last

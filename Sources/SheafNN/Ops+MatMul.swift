@@ -1,4 +1,4 @@
-import CSheafKernels
+import CSheafNN
 import SheafLinearAlgebra
 
 extension Tape {

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CSheafKernels
+import CSheafNN
 
 extension Tape {
     /// Softmax over the last dimension (max-subtracted, so large logits do not overflow).

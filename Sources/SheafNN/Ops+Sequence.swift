@@ -3,7 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CSheafKernels
+import CSheafNN
+import SheafRandom
 import SheafLinearAlgebra
 
 extension Tape {
@@ -74,7 +75,7 @@ extension Tape {
         guard probability > 0 else { return x }
         let keep = 1 / (1 - probability)
         let threshold = UInt64(Double(probability) * 0x1p53)
-        let factors = (0..<x.count).map { _ in (nextRandom() >> 11) < threshold ? Float(0) : keep }
+        let factors = (0..<x.count).map { _ in (random.next() >> 11) < threshold ? Float(0) : keep }
         var out = x.values
         for i in 0..<out.count { out[i] *= factors[i] }
         return record(shape: x.shape, values: out, inputs: [x]) { g in

@@ -1,4 +1,5 @@
 import Foundation
+import SheafRandom
 
 /// Records operations for reverse-mode differentiation.
 ///
@@ -29,8 +30,8 @@ public final class Tape {
 
     /// How many threads operations on this tape (and their backward passes) may use.
     public let threads: Int
-    /// SplitMix64 state for dropout masks.
-    private var randomState: UInt64
+    /// The generator of dropout masks (seeded at `init`).
+    var random: SplitMix64
 
     /// - Parameters:
     ///   - recording: false for inference (nothing is kept, no gradients).
@@ -40,17 +41,8 @@ public final class Tape {
     public init(recording: Bool = true, seed: UInt64 = 0x5EAF, threads: Int = Tape.defaultThreads) {
         precondition(threads >= 1, "a tape needs at least one thread")
         isRecording = recording
-        randomState = seed
+        random = SplitMix64(seed: seed)
         self.threads = threads
-    }
-
-    /// The next SplitMix64 value of the tape's generator.
-    func nextRandom() -> UInt64 {
-        randomState &+= 0x9E37_79B9_7F4A_7C15
-        var z = randomState
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 
     /// Number of nodes recorded.

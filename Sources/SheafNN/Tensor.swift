@@ -1,4 +1,4 @@
-import CSheafKernels
+import CSheafNN
 
 /// A float32 tensor: contiguous row-major values with a shape, and (for tensors that take part in
 /// training) the gradient of the last `Tape.backward` with respect to them.

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CSheafKernels
+import CSheafNN
 
 /// AdamW (Loshchilov & Hutter): Adam moments with bias correction, and weight decay applied to the
 /// weights directly (decoupled), not through the gradient.

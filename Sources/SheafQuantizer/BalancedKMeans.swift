@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import SheafCodebook
 import SheafLinearAlgebra
+import SheafRandom
 
 /// The outcome of clustering one level.
 struct Clustering {
@@ -39,9 +40,8 @@ enum BalancedKMeans {
         var centroids = [Float](repeating: 0, count: k * d)
         let usable = (0..<m).filter { norms2[$0] > 0 }
         var pool = usable
+        rng.partialShuffle(&pool, count: k)
         for j in 0..<k {
-            let pick = j + Int(rng.next() % UInt64(pool.count - j))
-            pool.swapAt(j, pick)
             let src = x + pool[j] * d
             for t in 0..<d { centroids[j * d + t] = src[t] }
         }

@@ -1,6 +1,7 @@
 import Foundation
 import SheafCodebook
 import SheafLinearAlgebra
+import SheafRandom
 
 /// How well decoded vectors ê stand in for the originals e. The definitions match
 /// `tools/faiss_compare.py`, so Sheaf and faiss are measured the same way.
@@ -110,7 +111,7 @@ public struct QualityReport: Sendable, Codable, Equatable {
     static func sampleQueries(count n: Int, queries q: Int, seed: UInt64) -> [Int] {
         var rng = SplitMix64(seed: seed)
         var ids = Array(0..<n)
-        for i in 0..<q { ids.swapAt(i, i + Int(rng.next() % UInt64(n - i))) }
+        rng.partialShuffle(&ids, count: q)
         return Array(ids[0..<q])
     }
 

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import SheafCodebook
 import SheafLinearAlgebra
+import SheafRandom
 
 /// What training did, level by level.
 public struct TrainingReport: Sendable, Codable, Equatable {
@@ -71,13 +72,8 @@ public struct CodebookTrainer: Sendable {
 
         // Sample (seeded, without replacement), then drop zero rows.
         var rng = SplitMix64(seed: cfg.seed)
-        var rows = Array(0..<count)
         let sampleSize = cfg.trainingSampleSize == 0 ? count : min(count, cfg.trainingSampleSize)
-        if sampleSize < count {
-            for i in 0..<sampleSize { rows.swapAt(i, i + Int(rng.next() % UInt64(count - i))) }
-            rows.removeLast(count - sampleSize)
-            rows.sort()
-        }
+        let rows = rng.sortedSample(sampleSize, of: count)
         var report = TrainingReport()
         report.sampledRows = rows.count
         var residual: [Float] = []

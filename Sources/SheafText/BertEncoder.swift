@@ -1,6 +1,7 @@
 import Foundation
 import SheafFormats
 import SheafNN
+import SheafRandom
 
 /// The fields of a BERT `config.json` the encoder uses.
 public struct BertConfiguration: Sendable, Equatable {
@@ -166,14 +167,8 @@ public final class BertEncoder: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try c.json.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
         try (tokens.joined(separator: "\n") + "\n").write(toFile: directory + "/vocab.txt", atomically: true, encoding: .utf8)
-        var state = seed
-        func next() -> Float {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return (Float((z ^ (z >> 31)) >> 40) / Float(1 << 24) - 0.5) * 0.2
-        }
+        var rng = SplitMix64(seed: seed)
+        func next() -> Float { (rng.nextFloat() - 0.5) * 0.2 }
         let tensors = weightShapes(c).map { w -> (name: String, shape: [Int], values: [Float]) in
             let n = w.shape.reduce(1, *)
             let isScale = w.name.hasSuffix("LayerNorm.weight")

@@ -3,6 +3,7 @@ import Foundation
 import SheafCLI
 import SheafCodebook
 import SheafFormats
+import SheafRandom
 import SheafStore
 
 /// A temporary directory per test, removed when released.

@@ -1,10 +1,10 @@
-import CSheafKernels
-import SheafCodebook
+import CSheafDecode
+import SheafRandom
 import Testing
 
 /// The C CRC-32C behind every record checksum: the SSE4.2 path against the portable table path,
-/// and both against published check values.
-@Suite(.serialized) struct CRC32CTests {
+/// and both against published check values. The portable path is forced on the calling thread only.
+@Suite struct CRC32CTests {
     func crc(_ bytes: [UInt8], continuing c: UInt32 = 0) -> UInt32 {
         bytes.withUnsafeBytes { sheaf_crc32c(c, $0.baseAddress, $0.count) }
     }
@@ -48,5 +48,15 @@ import Testing
             #expect(chained == fast)
         }
         #expect(sheaf_crc32c_isa() >= 1)
+    }
+
+    /// Forcing the portable path on one thread leaves other threads on the automatic one.
+    @Test func forcingStaysOnTheCallingThread() {
+        let automatic = sheaf_crc32c_isa()
+        portable {
+            #expect(sheaf_crc32c_isa() == 1)
+            #expect(isaOnAnotherThread { sheaf_crc32c_isa() } == automatic)
+        }
+        #expect(sheaf_crc32c_isa() == automatic)
     }
 }

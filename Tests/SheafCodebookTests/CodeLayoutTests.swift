@@ -1,4 +1,5 @@
 import SheafCodebook
+import SheafRandom
 import Testing
 
 @Suite struct CodeLayoutTests {

@@ -1,10 +1,11 @@
-import CSheafKernels
+import CSheafDecode
 import SheafCodebook
+import SheafRandom
 import Testing
 
-/// The kernel's forced path is process-wide, so the tests that force it run one at a time.
-@Suite(.serialized)
-struct DecodeKernelTests {
+/// A forced kernel path applies on the calling thread only, so these tests force it around
+/// synchronous work on their own thread and may run beside any other test.
+@Suite struct DecodeKernelTests {
     static let dimensions = [1, 3, 7, 8, 31, 33, 385]
     static let levelCounts = [1, 2, 3, 4, 8, 9, 16]
     static let codeCounts = [2, 16, 256]
@@ -26,6 +27,16 @@ struct DecodeKernelTests {
         sheaf_decode_force_isa(0)
         #expect(sheaf_decode_isa() == best)
         #expect(Codebook.decodeInstructionSet == (best == 2 ? "avx2+fma+f16c" : "portable"))
+    }
+
+    /// Forcing a path on one thread leaves other threads on the automatic one.
+    @Test func forcingStaysOnTheCallingThread() {
+        defer { sheaf_decode_force_isa(0) }
+        let best = Self.cpuHasAVX2 ? Int32(2) : 1
+        sheaf_decode_force_isa(1)
+        #expect(sheaf_decode_isa() == 1)
+        #expect(isaOnAnotherThread { sheaf_decode_isa() } == best)
+        #expect(sheaf_decode_isa() == 1)
     }
 
     /// Both kernel paths, streaming on and off, aligned and 4-byte-misaligned output, against the

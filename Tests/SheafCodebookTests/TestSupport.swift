@@ -1,6 +1,7 @@
+import Foundation
 import SheafCodebook
+import SheafRandom
 
-// SplitMix64 comes from SheafCodebook.
 extension SplitMix64 {
     /// `count` floats uniform in `range`.
     mutating func floats(_ count: Int, in range: ClosedRange<Float>) -> [Float] {
@@ -101,4 +102,18 @@ func termScale(_ cb: Codebook, codes: [UInt32], magnitudes: [Float], count: Int)
         }
     }
     return out
+}
+
+/// `body`'s result on a new thread (to see what a kernel's path selection gives there).
+func isaOnAnotherThread(_ body: @escaping @Sendable () -> Int32) -> Int32 {
+    // Unchecked: written before `signal()`, read after `wait()`.
+    final class Result: @unchecked Sendable { var value: Int32 = 0 }
+    let result = Result()
+    let done = DispatchSemaphore(value: 0)
+    Thread {
+        result.value = body()
+        done.signal()
+    }.start()
+    done.wait()
+    return result.value
 }

@@ -1,13 +1,14 @@
 import Foundation
 import SheafFormats
 import SheafNN
+import SheafRandom
 import Testing
 
 @Suite struct CheckpointTests {
     func path() -> String { NSTemporaryDirectory() + "sheaf-nn-\(UUID().uuidString).safetensors" }
 
     @Test func saveThenLoadIsExact() throws {
-        var rng = TestRNG(seed: 40)
+        var rng = SplitMix64(seed: 40)
         let w = rng.tensor([3, 4]), b = rng.tensor([4])
         let p = path()
         defer { try? FileManager.default.removeItem(atPath: p) }
@@ -22,7 +23,7 @@ import Testing
 
     /// A missing tensor or a wrong shape throws before anything is loaded.
     @Test func badCheckpointChangesNothing() throws {
-        var rng = TestRNG(seed: 41)
+        var rng = SplitMix64(seed: 41)
         let p = path()
         defer { try? FileManager.default.removeItem(atPath: p) }
         try Checkpoint.save([("w", rng.tensor([3, 4])), ("b", rng.tensor([5]))], to: p)

@@ -1,17 +1,9 @@
 import SheafNN
+import SheafRandom
 import Testing
 
-/// SplitMix64: fixed-seed random numbers for the tests.
-struct TestRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// Fixed-seed random numbers for the tests, on SheafRandom's SplitMix64.
+extension SplitMix64 {
     /// Uniform in [lower, upper).
     mutating func float(_ lower: Float = -1, _ upper: Float = 1) -> Float {
         lower + (upper - lower) * Float(next() >> 40) / Float(1 << 24)
@@ -43,7 +35,7 @@ func checkGradients(
     for input in inputs { input.zeroGrad() }
     let tape = Tape()
     let out = build(tape, inputs)
-    var rng = TestRNG(seed: seed)
+    var rng = SplitMix64(seed: seed)
     let weights = rng.floats(out.count)
     let loss = tape.sum(tape.mul(out, Tensor(shape: out.shape, values: weights)))
     tape.backward(loss)

@@ -1,4 +1,5 @@
 import SheafNN
+import SheafRandom
 import Testing
 
 /// Every operation's backward pass against central finite differences, on small random shapes.
@@ -9,7 +10,7 @@ import Testing
     }
 
     @Test func matmul() {
-        var rng = TestRNG(seed: 1)
+        var rng = SplitMix64(seed: 1)
         let x = rng.tensor([2, 3, 4]), w = rng.tensor([4, 5]), wt = rng.tensor([5, 4])
         expectGood(checkGradients([x, w]) { t, v in t.matmul(v[0], v[1]) }, "x·W", minimum: 44)
         expectGood(checkGradients([x, wt]) { t, v in t.matmul(v[0], v[1], transposeB: true) }, "x·Wᵀ", minimum: 44)
@@ -17,7 +18,7 @@ import Testing
 
     /// Both matmul gradients written fresh by the first use and accumulated by the second.
     @Test func matmulUsedTwice() {
-        var rng = TestRNG(seed: 8)
+        var rng = SplitMix64(seed: 8)
         let x = rng.tensor([3, 4]), w = rng.tensor([4, 4])
         expectGood(checkGradients([x, w]) { t, v in t.add(t.matmul(v[0], v[1]), t.matmul(v[0], v[1], transposeB: true)) }, "x·W + x·Wᵀ", minimum: 28)
         let a = rng.tensor([2, 3, 3])
@@ -25,14 +26,14 @@ import Testing
     }
 
     @Test func batchedMatmul() {
-        var rng = TestRNG(seed: 2)
+        var rng = SplitMix64(seed: 2)
         let a = rng.tensor([2, 3, 4]), b = rng.tensor([2, 4, 5]), bt = rng.tensor([2, 5, 4])
         expectGood(checkGradients([a, b]) { t, v in t.batchedMatmul(v[0], v[1]) }, "a·b", minimum: 64)
         expectGood(checkGradients([a, bt]) { t, v in t.batchedMatmul(v[0], v[1], transposeB: true) }, "a·bᵀ", minimum: 64)
     }
 
     @Test func addMulScale() {
-        var rng = TestRNG(seed: 3)
+        var rng = SplitMix64(seed: 3)
         let a = rng.tensor([3, 4]), b = rng.tensor([3, 4]), bias = rng.tensor([4])
         expectGood(checkGradients([a, b]) { t, v in t.add(v[0], v[1]) }, "a + b", minimum: 24)
         expectGood(checkGradients([a, bias]) { t, v in t.add(v[0], v[1]) }, "a + bias", minimum: 16)
@@ -43,7 +44,7 @@ import Testing
     }
 
     @Test func activations() {
-        var rng = TestRNG(seed: 4)
+        var rng = SplitMix64(seed: 4)
         let a = rng.tensor([3, 5], true, -3, 3)
         expectGood(checkGradients([a]) { t, v in t.gelu(v[0]) }, "gelu", minimum: 15)
         expectGood(checkGradients([a]) { t, v in t.silu(v[0]) }, "silu", minimum: 15)
@@ -51,14 +52,14 @@ import Testing
     }
 
     @Test func normalisations() {
-        var rng = TestRNG(seed: 5)
+        var rng = SplitMix64(seed: 5)
         let x = rng.tensor([3, 6], true, -2, 2), gamma = rng.tensor([6], true, 0.5, 1.5), beta = rng.tensor([6])
         expectGood(checkGradients([x, gamma, beta]) { t, v in t.layerNorm(v[0], gamma: v[1], beta: v[2]) }, "layerNorm", minimum: 30)
         expectGood(checkGradients([x, gamma]) { t, v in t.rmsNorm(v[0], gamma: v[1]) }, "rmsNorm", minimum: 24)
     }
 
     @Test func embeddingScatterAdd() {
-        var rng = TestRNG(seed: 6)
+        var rng = SplitMix64(seed: 6)
         let table = rng.tensor([5, 3])
         expectGood(checkGradients([table]) { t, v in t.embedding(v[0], ids: [4, 1, 4, 0, 4]) }, "embedding", minimum: 15)
         // Row 4 is used three times, row 2 never.
@@ -70,7 +71,7 @@ import Testing
 
     /// A tensor used twice gets the sum of both gradients: d/dx Σ (x ⊙ x + x) = 2x + 1.
     @Test func reuseAccumulates() {
-        var rng = TestRNG(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let x = rng.tensor([4])
         let tape = Tape()
         tape.backward(tape.sum(tape.add(tape.mul(x, x), x)))
@@ -82,7 +83,7 @@ import Testing
 /// Forward values against plain definitions.
 @Suite struct ForwardTests {
     @Test func matmulMatchesLoops() {
-        var rng = TestRNG(seed: 10)
+        var rng = SplitMix64(seed: 10)
         let x = rng.tensor([3, 4], false), w = rng.tensor([4, 2], false)
         let y = Tape().matmul(x, w)
         #expect(y.shape == [3, 2])
@@ -113,7 +114,7 @@ import Testing
     }
 
     @Test func inferenceTapeRecordsNothing() {
-        var rng = TestRNG(seed: 11)
+        var rng = SplitMix64(seed: 11)
         let w = rng.tensor([4, 4])
         let t = Tape(recording: false)
         let y = t.gelu(t.matmul(rng.tensor([2, 4], false), w))

@@ -1,5 +1,6 @@
 import Foundation
 import SheafNN
+import SheafRandom
 import Testing
 
 /// The fused and split operations: `linear`, products large enough to be split into row blocks,
@@ -11,7 +12,7 @@ import Testing
     }
 
     @Test func linearIsMatmulPlusBias() {
-        var rng = TestRNG(seed: 50)
+        var rng = SplitMix64(seed: 50)
         let x = rng.tensor([2, 3, 4]), w = rng.tensor([4, 5]), b = rng.tensor([5])
         expectGood(checkGradients([x, w, b]) { t, v in t.linear(v[0], v[1], bias: v[2]) }, "linear", minimum: 49)
         let t = Tape(recording: false)
@@ -26,7 +27,7 @@ import Testing
     /// m = 600 rows of k = n = 64: three `sgemm` row blocks forward and for dX, three partial sums
     /// for dW and db. Checked against Double loops.
     @Test func productsSplitIntoRowBlocks() {
-        var rng = TestRNG(seed: 51)
+        var rng = SplitMix64(seed: 51)
         let (m, k, n) = (600, 64, 64)
         let x = rng.tensor([m, k]), w = rng.tensor([k, n]), b = rng.tensor([n])
         let weights = Tensor(shape: [m, n], values: rng.floats(m * n))
@@ -70,7 +71,7 @@ import Testing
     /// Fused attention against a scalar computation from the definition, with padding and causal
     /// masks; and q = k = v (one tensor) gets the sum of all three gradients.
     @Test func fusedAttentionMatchesTheDefinition() {
-        var rng = TestRNG(seed: 52)
+        var rng = SplitMix64(seed: 52)
         let (b, t, heads, d) = (3, 5, 2, 3)
         let width = heads * d
         let q = rng.tensor([b, t, width]), k = rng.tensor([b, t, width]), v = rng.tensor([b, t, width])
@@ -108,7 +109,7 @@ import Testing
     /// chunks, run on 1, 2 and 3 threads: losses, gradients and updated weights are bit-identical.
     @Test func resultsDoNotDependOnTheThreadCount() {
         func run(threads: Int) -> (loss: Float, grads: [[Float]], weights: [[Float]]) {
-            var rng = TestRNG(seed: 53)
+            var rng = SplitMix64(seed: 53)
             let (batch, length, width, ffn, vocabulary) = (20, 30, 64, 256, 50)
             let table = rng.tensor([vocabulary, width], true, -0.5, 0.5)
             let wq = rng.tensor([width, width], true, -0.2, 0.2), wk = rng.tensor([width, width], true, -0.2, 0.2)

@@ -1,4 +1,5 @@
 import SheafNN
+import SheafRandom
 import Testing
 
 @Suite struct SequenceGradientTests {
@@ -8,7 +9,7 @@ import Testing
     }
 
     @Test func reshapeHeadsConcatSlice() {
-        var rng = TestRNG(seed: 20)
+        var rng = SplitMix64(seed: 20)
         let x = rng.tensor([2, 3, 4]), y = rng.tensor([2, 2, 4])
         expectGood(checkGradients([x]) { t, v in t.reshape(v[0], [6, 4]) }, "reshape", minimum: 24)
         expectGood(checkGradients([x]) { t, v in t.splitHeads(v[0], heads: 2) }, "splitHeads", minimum: 24)
@@ -26,7 +27,7 @@ import Testing
     }
 
     @Test func poolingNormalisationDropout() {
-        var rng = TestRNG(seed: 21)
+        var rng = SplitMix64(seed: 21)
         let x = rng.tensor([3, 4, 5])
         // The third sequence is all padding.
         let mask = [true, true, false, true, true, false, false, false, false, false, false, false]
@@ -50,7 +51,7 @@ import Testing
     }
 
     @Test func losses() {
-        var rng = TestRNG(seed: 22)
+        var rng = SplitMix64(seed: 22)
         let logits = rng.tensor([4, 5], true, -2, 2)
         expectGood(checkGradients([logits]) { t, v in t.crossEntropy(v[0], targets: [0, 4, 2, 2]) }, "crossEntropy", minimum: 20)
         let uniform = Tape(recording: false).crossEntropy(Tensor(zeros: [2, 5]), targets: [1, 3])
@@ -60,7 +61,7 @@ import Testing
     }
 
     @Test func attention() {
-        var rng = TestRNG(seed: 23)
+        var rng = SplitMix64(seed: 23)
         let (b, t, w) = (2, 4, 6)
         let q = rng.tensor([b, t, w]), k = rng.tensor([b, t, w]), v = rng.tensor([b, t, w])
         let mask = [true, true, true, true, true, true, false, false]

@@ -1,4 +1,5 @@
 import SheafNN
+import SheafRandom
 import Testing
 
 @Suite struct OptimizerTests {
@@ -58,7 +59,7 @@ import Testing
         var bq, bk, bv, bo, b1, b2, bc, g1, beta1, g2, beta2: Tensor
 
         init() {
-            var r = TestRNG(seed: 31)
+            var r = SplitMix64(seed: 31)
             func p(_ shape: [Int], _ s: Float = 0.5) -> Tensor { Tensor.parameter(shape: shape, values: r.floats(Tensor.count(of: shape), -s, s)) }
             func z(_ n: Int) -> Tensor { Tensor.parameter(shape: [n], values: [Float](repeating: 0, count: n)) }
             func one(_ n: Int) -> Tensor { Tensor.parameter(shape: [n], values: [Float](repeating: 1, count: n)) }

@@ -1,3 +1,4 @@
+import SheafRandom
 import Testing
 
 @testable import SheafStore
@@ -13,7 +14,7 @@ private enum IDMode {
 }
 
 private func makeHistory(
-    _ rng: inout TestRandom, count: Int, width: Int = 0, ids: IDMode = .realistic,
+    _ rng: inout SplitMix64, count: Int, width: Int = 0, ids: IDMode = .realistic,
     firstTimestamp: Int64 = 1_700_000_000, maxStep: Int = 3600, equalProbability: Double = 0.1
 ) -> History {
     var h = History(sideFeatureWidth: width)
@@ -43,7 +44,7 @@ private func makeHistory(
 
 /// A segment with codes for about 80% of the behaviours (absent codes are zero bytes).
 private func makeSegment(
-    _ rng: inout TestRandom, count: Int, width: Int = 0, codeSize: Int = 0, codebookID: UInt16 = 7,
+    _ rng: inout SplitMix64, count: Int, width: Int = 0, codeSize: Int = 0, codebookID: UInt16 = 7,
     ids: IDMode = .realistic
 ) -> HistorySegment {
     let h = makeHistory(&rng, count: count, width: width, ids: ids)
@@ -137,7 +138,7 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
 @Suite struct ZstdTests {
     @Test(arguments: [0, 1, 100, 4096, 200_000])
     func roundTrip(size: Int) throws {
-        var rng = TestRandom(seed: UInt64(size) &+ 11)
+        var rng = SplitMix64(seed: UInt64(size) &+ 11)
         // Half compressible (small alphabet), half random.
         let src = (0..<size).map { i in i < size / 2 ? UInt8(rng.int(in: 0..<4)) : UInt8(truncatingIfNeeded: rng.next()) }
         var out: [UInt8] = [9, 8, 7]
@@ -152,7 +153,7 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
     @Test func reuseAcrossCalls() throws {
         let c = ZstdCompressor(level: 1, checksum: false)
         let d = ZstdDecompressor()
-        var rng = TestRandom(seed: 5)
+        var rng = SplitMix64(seed: 5)
         var back: [UInt8] = []
         for n in [10, 1000, 3, 5000, 0] {
             let src = (0..<n).map { _ in UInt8(rng.int(in: 0..<16)) }
@@ -184,7 +185,7 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
     }
 
     @Test func corruptLiteralByteFailsChecksum() throws {
-        var rng = TestRandom(seed: 1)
+        var rng = SplitMix64(seed: 1)
         let src = (0..<4096).map { _ in UInt8(truncatingIfNeeded: rng.next()) }  // incompressible: a raw block
         var f = try frame(of: src)
         f[f.count / 2] ^= 0x40
@@ -198,7 +199,7 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
     /// A flipped bit either throws or (when it only touches bits the decoder ignores) still yields the
     /// original data: corrupt data is never returned.
     @Test func corruptBytesNeverYieldWrongData() throws {
-        var rng = TestRandom(seed: 2)
+        var rng = SplitMix64(seed: 2)
         let src = (0..<2000).map { i in UInt8(i % 7) &+ UInt8(rng.int(in: 0..<3)) }
         let f = try frame(of: src)
         let d = ZstdDecompressor()
@@ -279,7 +280,7 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
 
     @Test(arguments: configs)
     func randomRoundTrip(config: Config) throws {
-        var rng = TestRandom(seed: config.seed)
+        var rng = SplitMix64(seed: config.seed)
         let ids: IDMode = switch config.ids {
         case "nearZero": .nearZero
         case "nearMax": .nearMax
@@ -319,7 +320,7 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
     }
 
     @Test func negativeEqualAndExtremeTimestamps() throws {
-        var rng = TestRandom(seed: 7)
+        var rng = SplitMix64(seed: 7)
         for first: Int64 in [-1_000_000, -1, Int64.min, Int64.min + 5] {
             let s = HistorySegment(history: makeHistory(&rng, count: 50, firstTimestamp: first, equalProbability: 0.5))
             #expect(try decode(try encode(s)) == s)
@@ -351,7 +352,7 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
     /// Varints of every length from 1 to 10 bytes, in both varint columns, mostly with 8 or more
     /// payload bytes after them (the one-load fast path) and some at the column's end.
     @Test func varintsOfEveryLengthRoundTrip() throws {
-        var rng = TestRandom(seed: 31)
+        var rng = SplitMix64(seed: 31)
         for count in [1, 3, 500] {
             var t = Int64.min
             var behaviours: [Behavior] = []
@@ -382,7 +383,7 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
     }
 
     @Test func absentCodesAreZeroAndCodeAccessor() throws {
-        var rng = TestRandom(seed: 8)
+        var rng = SplitMix64(seed: 8)
         let s = makeSegment(&rng, count: 100, codeSize: 8)
         let back = try decode(try encode(s))
         #expect(back == s)
@@ -406,7 +407,7 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
     }
 
     @Test func scratchBuffersAreReusable() throws {
-        var rng = TestRandom(seed: 9)
+        var rng = SplitMix64(seed: 9)
         let c = ZstdCompressor()
         let d = ZstdDecompressor()
         var out: [UInt8] = []
@@ -435,7 +436,7 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
 
 @Suite struct HistorySegmentHeaderTests {
     @Test func everyHeaderFieldIsLaidOutAsDocumented() throws {
-        var rng = TestRandom(seed: 21)
+        var rng = SplitMix64(seed: 21)
         var s = makeSegment(&rng, count: 130, width: 2, codeSize: 5, codebookID: 0x1234)
         s.history.timestamps[0] = -0x0102_0304_0506_0708
         let bytes = try encode(s)
@@ -498,7 +499,7 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
     }
 
     @Test func readHeaderNeedsNoDecompression() throws {
-        var rng = TestRandom(seed: 22)
+        var rng = SplitMix64(seed: 22)
         let s = makeSegment(&rng, count: 64, width: 1, codeSize: 8)
         let bytes = try encode(s)
         let full = try header(bytes)
@@ -512,7 +513,7 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
     }
 
     @Test func flippedVersionByte() throws {
-        var rng = TestRandom(seed: 23)
+        var rng = SplitMix64(seed: 23)
         let bytes = try encode(makeSegment(&rng, count: 10))
         for v: UInt8 in [0, 2, 0x81, 0xFF] {
             var b = bytes
@@ -528,7 +529,7 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
     }
 
     @Test func tamperedHeaderFieldsAreInvalid() throws {
-        var rng = TestRandom(seed: 24)
+        var rng = SplitMix64(seed: 24)
         let bytes = try encode(makeSegment(&rng, count: 20, codeSize: 4))
         let plainBytes = try encode(makeSegment(&rng, count: 20))
         func tampered(_ base: [UInt8], _ edit: (inout [UInt8]) -> Void) -> SegmentFormatError? {
@@ -575,7 +576,7 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
 @Suite struct HistorySegmentRobustnessTests {
     @Test(arguments: [(0, 0), (2, 8)])
     func everyTruncationThrows(width: Int, codeSize: Int) throws {
-        var rng = TestRandom(seed: 31 + UInt64(codeSize))
+        var rng = SplitMix64(seed: 31 + UInt64(codeSize))
         let bytes = try encode(makeSegment(&rng, count: 128, width: width, codeSize: codeSize))
         let d = ZstdDecompressor()
         var kinds: [String: Int] = [:]
@@ -590,21 +591,21 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
     }
 
     @Test func corruptChecksumSurfacesAsCompressionError() throws {
-        var rng = TestRandom(seed: 32)
+        var rng = SplitMix64(seed: 32)
         var bytes = try encode(makeSegment(&rng, count: 128, codeSize: 8))
         bytes[bytes.count - 1] ^= 0xFF  // the frame's content checksum
         #expect(formatError { _ = try decode(bytes) }?.kind == "compression")
     }
 
     @Test func trailingBytesAfterTheFrame() throws {
-        var rng = TestRandom(seed: 33)
+        var rng = SplitMix64(seed: 33)
         let bytes = try encode(makeSegment(&rng, count: 12))
         #expect(formatError { _ = try decode(bytes + [0]) } != nil)
         #expect(formatError { _ = try decode(bytes + bytes[32...]) } != nil)
     }
 
     @Test func randomCorruptionNeverCrashes() throws {
-        var rng = TestRandom(seed: 34)
+        var rng = SplitMix64(seed: 34)
         let d = ZstdDecompressor()
         var failures = 0
         for round in 0..<300 {

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import SheafCodebook
+import SheafRandom
 import Testing
 
 @testable import SheafStore
@@ -27,7 +28,7 @@ func segmentBytes(_ store: Store, user: UInt64, segment: UInt32) throws -> [UInt
         let dir = TempDirectory()
         let store = try historyStore(dir, capacity: 5, width: width)
         var reference: [Behavior] = []
-        var rng = Seeded(21)
+        var rng = SplitMix64(seed: 21)
         var t: Int64 = -50  // negative timestamps are allowed
         for batch in 0..<12 {
             let n = [1, 3, 5, 7, 11, 2][batch % 6]

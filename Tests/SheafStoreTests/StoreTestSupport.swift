@@ -1,5 +1,6 @@
 import Foundation
 import SheafCodebook
+import SheafRandom
 @testable import SheafStore
 
 /// A fresh temporary store directory per test, removed when the value is released.
@@ -13,25 +14,12 @@ final class TempDirectory {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// Short spellings used by the store tests, on SheafCodebook's SplitMix64.
-typealias Seeded = SplitMix64
-
-extension SplitMix64 {
-    init(_ seed: UInt64) { self.init(seed: seed) }
-
-    /// Uniform in [lo, hi).
-    mutating func float(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * nextFloat() }
-
-    /// Uniform in 0..<n.
-    mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
 /// A random codebook of the given shape (cosine with magnitudes, or euclidean without).
 func makeCodebook(
     id: UInt16 = 1, dimension: Int, levels: Int = 3, codes: Int = 16, magnitudes: MagnitudeEncoding = .uint8,
     seed: UInt64 = 1
 ) throws -> Codebook {
-    var rng = Seeded(seed)
+    var rng = SplitMix64(seed: seed)
     let centroids = (0..<(levels * codes * dimension)).map { _ in rng.float(-1, 1) }
     let ranges = magnitudes == .uint8 ? (0..<levels).map { _ in MagnitudeRange(lower: 0, upper: 2) } : []
     return try Codebook(
@@ -42,7 +30,7 @@ func makeCodebook(
 
 /// Random codes (count × L) and magnitudes (count × L, or empty for `.none`) for `codebook`.
 func makeCodes(_ codebook: Codebook, count: Int, seed: UInt64) -> (codes: [UInt32], magnitudes: [Float]) {
-    var rng = Seeded(seed)
+    var rng = SplitMix64(seed: seed)
     let n = count * codebook.levels
     let codes = (0..<n).map { _ in UInt32(rng.int(codebook.codesPerLevel)) }
     let mags = codebook.magnitudeEncoding == .none ? [] : (0..<n).map { _ in rng.float(0.05, 1.95) }
@@ -72,7 +60,7 @@ func plantRaw(_ store: Store, table: KeyPath<Store.Tables, Table<UInt64>>, id: U
 
 /// Random behaviours with increasing timestamps.
 func makeBehaviors(count: Int, start: Int64, items: Int, width: Int = 0, seed: UInt64) -> [Behavior] {
-    var rng = Seeded(seed)
+    var rng = SplitMix64(seed: seed)
     var t = start
     return (0..<count).map { _ in
         t += Int64(rng.int(3))  // repeats allowed

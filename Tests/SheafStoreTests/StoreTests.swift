@@ -1,5 +1,6 @@
 import Foundation
 import SheafCodebook
+import SheafRandom
 import Testing
 
 @testable import SheafStore
@@ -364,7 +365,7 @@ import Testing
     @Test func profileRoundTripAndCorruption() throws {
         let dir = TempDirectory()
         let store = try Store(path: dir.path, dimension: 4)
-        var rng = Seeded(8)
+        var rng = SplitMix64(seed: 8)
         let blob = (0..<300).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         try store.write { try $0.putProfile(Profile(modelVersion: 42, bytes: blob), user: 1234) }
         #expect(try store.read { try $0.profile(user: 1234) } == Profile(modelVersion: 42, bytes: blob))

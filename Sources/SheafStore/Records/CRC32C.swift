@@ -1,4 +1,4 @@
-import CSheafKernels
+import CSheafDecode
 
 /// CRC-32C (Castagnoli), the checksum of codebook and profile records.
 enum CRC32C {

@@ -1,9 +1,13 @@
-import SheafCodebook
+import SheafRandom
 
-/// The fixed-seed generator of the store tests (SheafCodebook's SplitMix64) and its helpers.
-typealias TestRandom = SplitMix64
-
+/// Short spellings used by the store tests, on SheafRandom's SplitMix64 (their fixed-seed generator).
 extension SplitMix64 {
+    /// Uniform in [lo, hi).
+    mutating func float(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * nextFloat() }
+
+    /// Uniform in 0..<n.
+    mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+
     /// A uniform Int in `range` (must not be empty).
     mutating func int(in range: Range<Int>) -> Int { Int.random(in: range, using: &self) }
 

@@ -1,7 +1,7 @@
 // CRC-32C for record checksums: the SSE4.2 `crc32` instruction (8 bytes per instruction, three
 // cycles of latency) when the CPU has it, a byte-wise table otherwise. Both give identical results.
 
-#include "sheaf_kernels.h"
+#include "sheaf_decode.h"
 
 #include <string.h>
 
@@ -51,10 +51,11 @@ __attribute__((target("sse4.2"))) static uint32_t sse42_crc(uint32_t c, const un
 #endif
 
 static int sheaf_crc_detected = 0;  // 0 = unknown
-static int sheaf_crc_forced = 0;
+// Per thread, so a test that forces the portable path does not change what concurrent work computes.
+static _Thread_local int sheaf_crc_forced = 0;
 
 int sheaf_crc32c_isa(void) {
-    if (__atomic_load_n(&sheaf_crc_forced, __ATOMIC_RELAXED) == 1) return 1;
+    if (sheaf_crc_forced == 1) return 1;
     int d = __atomic_load_n(&sheaf_crc_detected, __ATOMIC_RELAXED);
     if (d == 0) {
 #if SHEAF_CRC_X86
@@ -68,7 +69,7 @@ int sheaf_crc32c_isa(void) {
     return d;
 }
 
-void sheaf_crc32c_force_isa(int isa) { __atomic_store_n(&sheaf_crc_forced, isa == 1 ? 1 : 0, __ATOMIC_RELAXED); }
+void sheaf_crc32c_force_isa(int isa) { sheaf_crc_forced = isa == 1 ? 1 : 0; }
 
 uint32_t sheaf_crc32c(uint32_t crc, const void *data, size_t n) {
     const unsigned char *p = (const unsigned char *)data;

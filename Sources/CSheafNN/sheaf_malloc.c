@@ -1,5 +1,5 @@
 // Allocator settings for training loops (see SheafNN.Memory.retainFreedBuffers).
-#include "sheaf_kernels.h"
+#include "sheaf_nn.h"
 
 #if defined(__GLIBC__)
 #include <malloc.h>

@@ -15,7 +15,7 @@
 // erf: the rational approximation Eigen and XLA use for float (odd degree-13 numerator over an even
 // degree-8 denominator, argument clamped to ±4); within 5e-7 of libm's erff (tested).
 
-#include "sheaf_kernels.h"
+#include "sheaf_nn.h"
 
 #include <math.h>
 #include <string.h>

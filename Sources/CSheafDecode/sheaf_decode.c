@@ -5,7 +5,7 @@
 // bounds this kernel (it reads L centroid rows per output row). The scale is folded into α, so
 // both element types share one loop.
 //
-// Two paths, chosen once at run time:
+// Two paths, chosen once at run time (tests can force one on their own thread):
 //  - AVX2+FMA+F16C: `target("avx2,fma,f16c")` functions with intrinsics. Each output row is produced in
 //    blocks of 32 floats held in four ymm accumulators across all levels (no read-modify-write
 //    of `out`), then 8-float blocks, then a masked tail for D % 8. While a row is computed the
@@ -16,7 +16,7 @@
 // differ in the last bits. Half centroids are widened exactly (vcvtph2ps, or `_Float16` in the
 // portable path), so the two element types differ only by the rounding of the table itself.
 
-#include "sheaf_kernels.h"
+#include "sheaf_decode.h"
 
 // The most levels a code tuple may have (the per-row pointer arrays are this long).
 #define SHEAF_MAX_LEVELS 16
@@ -41,8 +41,9 @@
 // 0 = not yet detected, otherwise the best path the CPU supports. Written once (benign if two
 // threads race: both store the same value), read with relaxed atomics.
 static int sheaf_detected_isa = 0;
-// 0 = automatic, 1 = portable, 2 = avx2.
-static int sheaf_forced_isa = 0;
+// 0 = automatic, 1 = portable, 2 = avx2. Per thread, so a test that forces a path does not change
+// what concurrent work computes.
+static _Thread_local int sheaf_forced_isa = 0;
 
 static int sheaf_detect_isa(void) {
     int d = __atomic_load_n(&sheaf_detected_isa, __ATOMIC_RELAXED);
@@ -59,14 +60,13 @@ static int sheaf_detect_isa(void) {
 
 int sheaf_decode_isa(void) {
     int best = sheaf_detect_isa();
-    int forced = __atomic_load_n(&sheaf_forced_isa, __ATOMIC_RELAXED);
-    if (forced == 1) return 1;
+    if (sheaf_forced_isa == 1) return 1;
     return best;  // automatic, or avx2 requested (granted only when supported)
 }
 
 void sheaf_decode_force_isa(int isa) {
     if (isa < 0 || isa > 2) isa = 0;
-    __atomic_store_n(&sheaf_forced_isa, isa, __ATOMIC_RELAXED);
+    sheaf_forced_isa = isa;
 }
 
 // MARK: - Portable path
