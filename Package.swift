@@ -12,7 +12,8 @@ let package = Package(
         .library(name: "SheafNN", targets: ["SheafNN"]),
         .library(name: "SheafText", targets: ["SheafText"]),
         /// Benchmark workloads and baselines, shared by `sheaf-measure` and the nested Benchmarks package.
-        .library(name: "SheafBench", targets: ["SheafBench"]),
+        /// Not API: the leading underscore says so (as swift-collections' `_RopeModule`); it changes with the benchmarks.
+        .library(name: "_SheafBench", targets: ["_SheafBench"]),
         .executable(name: "sheaf", targets: ["sheaf"]),
         .executable(name: "sheaf-measure", targets: ["SheafMeasure"]),
     ],
@@ -59,12 +60,12 @@ let package = Package(
         /// The `sheaf` executable: `SheafCommand.main()`.
         .executableTarget(name: "sheaf", dependencies: ["SheafCLI"]),
         /// Benchmark workloads: synthetic clustered data, decode and store workloads, float32 baselines
-        /// kept in the same LMDB, latency sampling. Used by `sheaf-measure` and by Benchmarks/.
-        .target(name: "SheafBench", dependencies: ["SheafStore", "SheafCodebook", "SheafQuantizer"]),
+        /// kept in the same LMDB, latency sampling. Used by `sheaf-measure` and by Benchmarks/; not API.
+        .target(name: "_SheafBench", dependencies: ["SheafStore", "SheafCodebook", "SheafQuantizer"]),
         /// The measurements behind tools/bench-report (JSON out): decode, store, ingest, quantize.
         .executableTarget(
             name: "SheafMeasure",
-            dependencies: ["SheafBench", "SheafCLI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafNN"]),
+            dependencies: ["_SheafBench", "SheafCLI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafNN"]),
 
         // MARK: - Tests
         .testTarget(name: "SheafCodebookTests", dependencies: ["SheafCodebook", "CSheafKernels"]),

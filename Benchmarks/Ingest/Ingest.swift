@@ -1,5 +1,5 @@
 // Ingest: items encoded and behaviours appended per second, beside float32 rows put into the same
-// kind of LMDB store (SheafBench.BaselineTables). Synthetic clustered rows (SheafBench.ClusteredVectors)
+// kind of LMDB store (_SheafBench.BaselineTables). Synthetic clustered rows (_SheafBench.ClusteredVectors)
 // at D = 384; codebook cosine L4 K256 with 8-bit magnitudes, trained in setup on 10,000 rows.
 //
 // Names, for --filter (a regular expression that must match the whole name):
@@ -17,7 +17,7 @@
 // without fsync (durable = false), Sheaf and float32 alike.
 import Benchmark
 import Foundation
-import SheafBench
+import _SheafBench
 import SheafCodebook
 import SheafQuantizer
 import SheafStore

@@ -1,5 +1,5 @@
 // Store: reads from an LMDB-backed Sheaf store, beside float32 baselines kept in the same LMDB
-// environment (SheafBench.BaselineTables), on one synthetic store (SheafBench.SyntheticStore):
+// environment (_SheafBench.BaselineTables), on one synthetic store (_SheafBench.SyntheticStore):
 // 50,000 clustered items at D = 384 (codebook cosine L4 K256, 8-bit magnitudes) and users with
 // histories of 100, 1,000 and 10,000 behaviours.
 //
@@ -23,7 +23,7 @@
 // by the next run. Set SHEAF_BENCH_STORE=DIR to build the store there once and keep it across runs.
 import Benchmark
 import Foundation
-import SheafBench
+import _SheafBench
 import SheafCodebook
 import SheafStore
 

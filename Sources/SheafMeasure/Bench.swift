@@ -12,7 +12,7 @@
 //
 // Progress lines go to stderr.
 import Foundation
-import SheafBench
+import _SheafBench
 import SheafCLI
 import SheafCodebook
 import SheafFormats

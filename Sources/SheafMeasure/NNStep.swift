@@ -1,5 +1,5 @@
 import Foundation
-import SheafBench
+import _SheafBench
 import SheafCodebook
 import SheafNN
 
