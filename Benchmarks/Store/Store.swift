@@ -87,12 +87,9 @@ enum SharedStore {
     /// The directory to delete when this process exits (when it owns the store: a standalone run).
     nonisolated(unsafe) static var removeAtExit: String?
 
-    static var storeOptions: StoreOptions {
-        var options = StoreOptions()
-        options.durable = false  // as SyntheticStore builds it
-        options.mapSize = 1 << 30
-        return options
-    }
+    static let directories = ProcessDirectories(prefix: prefix)
+    /// As SyntheticStore builds it.
+    static let storeOptions = StoreOptions.benchmark
 
     /// The store, built or opened on first use in this process.
     static func fixture() throws -> StoreFixture {
@@ -116,10 +113,9 @@ enum SharedStore {
             directory = d
             keep = true
         } else {
-            removeStaleStores()
+            directories.removeStale()
             // One store per run: BenchmarkTool is the parent of every benchmark process of a run.
-            let owner = startedByBenchmarkTool ? getppid() : getpid()
-            directory = temporaryDirectory() + prefix + "\(owner)"
+            directory = directories.path(owner: startedByBenchmarkTool ? getppid() : getpid())
         }
         let manifestPath = directory + "/" + manifestName
         if let data = fm.contents(atPath: manifestPath),
@@ -152,22 +148,6 @@ enum SharedStore {
         try JSONEncoder().encode(manifest).write(to: URL(fileURLWithPath: manifestPath))
         log("built in \(String(format: "%.1f", Double(monotonicNanoseconds() - started) / 1e9)) s")
         return StoreFixture(store: s.store, baselines: s.baselines, measuredUsers: s.measuredUsers, rawItemIDs: s.rawItemIDs)
-    }
-
-    static func temporaryDirectory() -> String {
-        let t = NSTemporaryDirectory()
-        return t.hasSuffix("/") ? t : t + "/"
-    }
-
-    /// Deletes stores of runs whose owning process is gone (runs that were killed before cleaning up).
-    static func removeStaleStores() {
-        let fm = FileManager.default
-        let tmp = temporaryDirectory()
-        guard let entries = try? fm.contentsOfDirectory(atPath: tmp) else { return }
-        for entry in entries where entry.hasPrefix(prefix) {
-            guard let pid = pid_t(entry.dropFirst(prefix.count)) else { continue }
-            if kill(pid, 0) == -1 && errno == ESRCH { try? fm.removeItem(atPath: tmp + entry) }
-        }
     }
 
     /// Starts a detached `sh` that deletes `directory` once process `pid` has exited. Its standard
@@ -294,17 +274,7 @@ final class HistoryReads: @unchecked Sendable {
             guard n == length, decoded.count == n * D else {
                 throw StoreBenchmarkError.check("user \(user): \(decoded.count / D) decoded rows, \(n) float32 rows, expected \(length)")
             }
-            var cosines = 0.0
-            for r in 0..<n {
-                var dot = 0.0, a = 0.0, b = 0.0
-                for t in 0..<D {
-                    let x = Double(decoded[r * D + t]), y = Double(raw.pointer[r * D + t])
-                    dot += x * y
-                    a += x * x
-                    b += y * y
-                }
-                cosines += dot / max(1e-30, (a * b).squareRoot())
-            }
+            let cosines = decoded.withUnsafeBufferPointer { rowCosineSum($0.baseAddress!, raw.pointer, rows: n, dimension: D) }
             guard cosines / Double(n) > 0.5 else {
                 throw StoreBenchmarkError.check("user \(user): decoded rows do not match the float32 rows (mean cosine \(cosines / Double(n)))")
             }
