@@ -62,10 +62,14 @@ let package = Package(
         /// Benchmark workloads: synthetic clustered data, decode and store workloads, float32 baselines
         /// kept in the same LMDB, latency sampling. Used by `sheaf-measure` and by Benchmarks/; not API.
         .target(name: "_SheafBench", dependencies: ["SheafStore", "SheafCodebook", "SheafQuantizer"]),
-        /// The measurements behind tools/bench-report (JSON out): decode, store, ingest, quantize.
+        /// `sheaf-measure`, one command with a subcommand per measurement: the `bench` suites of
+        /// tools/bench-report (JSON out), `quantize`, `history-fetch`, `nn-step`.
         .executableTarget(
             name: "SheafMeasure",
-            dependencies: ["_SheafBench", "SheafCLI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafNN"]),
+            dependencies: [
+                "_SheafBench", "SheafCLI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafNN",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
         // MARK: - Tests
         .testTarget(name: "SheafCodebookTests", dependencies: ["SheafCodebook", "CSheafKernels"]),
