@@ -80,5 +80,7 @@ let package = Package(
         .testTarget(name: "SheafTextTests", dependencies: ["SheafText", "SheafNN", "SheafFormats"]),
         .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook"]),
         .testTarget(name: "SheafCLITests", dependencies: ["SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafText"]),
+        .testTarget(
+            name: "SheafBenchTests", dependencies: ["_SheafBench", "SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafQuantizer"]),
     ]
 )
