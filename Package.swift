@@ -80,6 +80,10 @@ let package = Package(
         .testTarget(name: "SheafTextTests", dependencies: ["SheafText", "SheafNN", "SheafFormats"]),
         .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook"]),
         .testTarget(name: "SheafCLITests", dependencies: ["SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafText"]),
+        /// Tests that need what the package does not hold: Python with tools/requirements.txt (pip-installed into
+        /// tools/.venv on first use), the built sheaf-measure, the demo's data. Each is skipped, saying what is
+        /// missing, when it is not there. `tools/test` runs them after the unit tests; `tools/test --unit` does not.
+        .testTarget(name: "SheafIntegrationTests", dependencies: ["SheafFormats", "SheafText", "_SheafBench"]),
         .testTarget(
             name: "SheafBenchTests", dependencies: ["_SheafBench", "SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafQuantizer"]),
     ]
