@@ -13,7 +13,8 @@ let package = Package(
         .library(name: "SheafNN", targets: ["SheafNN"]),
         .library(name: "SheafText", targets: ["SheafText"]),
         /// Benchmark workloads and baselines, shared by `sheaf-measure` and the nested Benchmarks package.
-        .library(name: "SheafBench", targets: ["SheafBench"]),
+        /// Not API: the leading underscore says so (as swift-collections' `_RopeModule`); it changes with the benchmarks.
+        .library(name: "_SheafBench", targets: ["_SheafBench"]),
         .executable(name: "sheaf", targets: ["sheaf"]),
         .executable(name: "sheaf-measure", targets: ["SheafMeasure"]),
     ],
@@ -65,14 +66,16 @@ let package = Package(
         /// The `sheaf` executable: `SheafCommand.main()`.
         .executableTarget(name: "sheaf", dependencies: ["SheafCLI"]),
         /// Benchmark workloads: synthetic clustered data, decode and store workloads, float32 baselines
-        /// kept in the same LMDB, latency sampling. Used by `sheaf-measure` and by Benchmarks/.
-        .target(name: "SheafBench", dependencies: ["SheafStore", "SheafCodebook", "SheafQuantizer", "SheafRandom"]),
-        /// The measurements behind tools/bench-report (JSON out): decode, store, ingest, quantize.
+        /// kept in the same LMDB, latency sampling. Used by `sheaf-measure` and by Benchmarks/; not API.
+        .target(name: "_SheafBench", dependencies: ["SheafStore", "SheafCodebook", "SheafQuantizer", "SheafRandom"]),
+        /// `sheaf-measure`, one command with a subcommand per measurement: the `bench` suites of
+        /// tools/bench-report (JSON out), `quantize`, `history-fetch`, `nn-step`.
         .executableTarget(
             name: "SheafMeasure",
             dependencies: [
-                "SheafBench", "SheafCLI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafNN",
+                "_SheafBench", "SheafCLI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafNN",
                 "SheafRandom",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // MARK: - Tests
@@ -87,5 +90,13 @@ let package = Package(
         .testTarget(
             name: "SheafCLITests",
             dependencies: ["SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafText", "SheafRandom"]),
+        /// Tests that need what the package does not hold: Python with tools/requirements.txt (pip-installed into
+        /// tools/.venv on first use), the built sheaf-measure, the demo's data. Each is skipped, saying what is
+        /// missing, when it is not there. `tools/test` runs them after the unit tests; `tools/test --unit` does not.
+        .testTarget(name: "SheafIntegrationTests", dependencies: ["SheafFormats", "SheafText", "_SheafBench"]),
+        .testTarget(
+            name: "SheafBenchTests", dependencies: [
+                "_SheafBench", "SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafQuantizer", "SheafRandom",
+            ]),
     ]
 )

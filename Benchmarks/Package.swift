@@ -10,7 +10,7 @@ import PackageDescription
 
 let sheafProducts: [Target.Dependency] = [
     .product(name: "Benchmark", package: "benchmark"),
-    .product(name: "SheafBench", package: "Sheaf"),
+    .product(name: "_SheafBench", package: "Sheaf"),
     .product(name: "SheafStore", package: "Sheaf"),
     .product(name: "SheafCodebook", package: "Sheaf"),
     .product(name: "SheafQuantizer", package: "Sheaf"),

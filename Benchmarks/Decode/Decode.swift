@@ -1,4 +1,4 @@
-// Decode: n × D float32 reconstruction from packed codes (SheafBench.DecodeWorkload), beside a memcpy
+// Decode: n × D float32 reconstruction from packed codes (_SheafBench.DecodeWorkload), beside a memcpy
 // of the same output bytes.
 //
 // The grid is D ∈ {384, 2048} × K ∈ {256, 4096} × L ∈ {2, 3, 4} × magnitudes at 8/16/32 bits, each
@@ -18,7 +18,7 @@
 // each benchmark's setup closure, so only the benchmarks that run build anything; every benchmark
 // runs in a process of its own.
 import Benchmark
-import SheafBench
+import _SheafBench
 import SheafCodebook
 
 /// Float32 output bytes written per second, in MB (10^6 B), one sample per decode.

@@ -1,5 +1,5 @@
 // Ingest: items encoded and behaviours appended per second, beside float32 rows put into the same
-// kind of LMDB store (SheafBench.BaselineTables). Synthetic clustered rows (SheafBench.ClusteredVectors)
+// kind of LMDB store (_SheafBench.BaselineTables). Synthetic clustered rows (_SheafBench.ClusteredVectors)
 // at D = 384; codebook cosine L4 K256 with 8-bit magnitudes, trained in setup on 10,000 rows.
 //
 // Names, for --filter (a regular expression that must match the whole name):
@@ -17,7 +17,7 @@
 // without fsync (durable = false), Sheaf and float32 alike.
 import Benchmark
 import Foundation
-import SheafBench
+import _SheafBench
 import SheafCodebook
 import SheafQuantizer
 import SheafRandom
@@ -34,22 +34,10 @@ let dimension = 384
 let batch = 1_000
 /// Rows the codebook is trained on (rows 0..<trainingRows); encoded rows come after them.
 let trainingRows = 10_000
-let temporaryPrefix = "sheaf-benchmarks-ingest-"
+let temporaryStores = ProcessDirectories(prefix: "sheaf-benchmarks-ingest-")
 
 func trainCodebook(_ vectors: ClusteredVectors) throws -> Codebook {
-    var q = QuantizerConfiguration()
-    q.levels = 4
-    q.codesPerLevel = 256
-    q.metric = .cosine
-    q.magnitudeEncoding = .uint8
-    q.iterations = 8
-    q.trainingSampleSize = 0
-    q.threads = 2
-    q.seed = 1
-    let sample = vectors.rows(0..<trainingRows)
-    return try sample.withUnsafeBufferPointer {
-        try CodebookTrainer(configuration: q).train($0, count: trainingRows, dimension: dimension, id: 1).codebook
-    }
+    try CodebookTrainer(configuration: .benchmarkStore(iterations: 8)).train(rows: vectors.rows(0..<trainingRows), dimension: dimension)
 }
 
 /// A fresh store in a temporary directory named after this process (so that a later run deletes it
@@ -61,37 +49,17 @@ final class TemporaryStore: @unchecked Sendable {
     let baselines: BaselineTables
 
     init() throws {
-        Self.removeStale()
+        temporaryStores.removeStale()
         Self.made += 1
-        directory = Self.temporaryDirectory() + temporaryPrefix + "\(getpid())-\(Self.made)"
+        directory = temporaryStores.path(owner: getpid(), suffix: "\(Self.made)")
         try? FileManager.default.removeItem(atPath: directory)
-        var options = StoreOptions()
-        options.durable = false
-        options.mapSize = 1 << 30
-        store = try Store(path: directory, dimension: dimension, options: options)
+        store = try Store(path: directory, dimension: dimension, options: .benchmark)
         baselines = try BaselineTables(store: store)
-    }
-
-    static func temporaryDirectory() -> String {
-        let t = NSTemporaryDirectory()
-        return t.hasSuffix("/") ? t : t + "/"
     }
 
     /// Deletes this process's stores (at teardown, where the setup state is not reachable). The
     /// store stays open (the setup state keeps it) until the process exits; its files are unlinked.
-    static func removeOwn() { remove { $0 == getpid() } }
-
-    /// Deletes the stores of processes that no longer run.
-    static func removeStale() { remove { kill($0, 0) == -1 && errno == ESRCH } }
-
-    private static func remove(where owner: (pid_t) -> Bool) {
-        let tmp = temporaryDirectory()
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: tmp) else { return }
-        for entry in entries where entry.hasPrefix(temporaryPrefix) {
-            guard let pid = pid_t(entry.dropFirst(temporaryPrefix.count).prefix { $0 != "-" }), owner(pid) else { continue }
-            try? FileManager.default.removeItem(atPath: tmp + entry)
-        }
-    }
+    static func removeOwn() { temporaryStores.remove(owner: getpid()) }
 }
 
 /// Rows to encode (a few batches, cycled), the encoder, and output buffers.

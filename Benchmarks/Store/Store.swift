@@ -1,5 +1,5 @@
 // Store: reads from an LMDB-backed Sheaf store, beside float32 baselines kept in the same LMDB
-// environment (SheafBench.BaselineTables), on one synthetic store (SheafBench.SyntheticStore):
+// environment (_SheafBench.BaselineTables), on one synthetic store (_SheafBench.SyntheticStore):
 // 50,000 clustered items at D = 384 (codebook cosine L4 K256, 8-bit magnitudes) and users with
 // histories of 100, 1,000 and 10,000 behaviours.
 //
@@ -23,7 +23,7 @@
 // by the next run. Set SHEAF_BENCH_STORE=DIR to build the store there once and keep it across runs.
 import Benchmark
 import Foundation
-import SheafBench
+import _SheafBench
 import SheafCodebook
 import SheafRandom
 import SheafStore
@@ -88,12 +88,9 @@ enum SharedStore {
     /// The directory to delete when this process exits (when it owns the store: a standalone run).
     nonisolated(unsafe) static var removeAtExit: String?
 
-    static var storeOptions: StoreOptions {
-        var options = StoreOptions()
-        options.durable = false  // as SyntheticStore builds it
-        options.mapSize = 1 << 30
-        return options
-    }
+    static let directories = ProcessDirectories(prefix: prefix)
+    /// As SyntheticStore builds it.
+    static let storeOptions = StoreOptions.benchmark
 
     /// The store, built or opened on first use in this process.
     static func fixture() throws -> StoreFixture {
@@ -117,10 +114,9 @@ enum SharedStore {
             directory = d
             keep = true
         } else {
-            removeStaleStores()
+            directories.removeStale()
             // One store per run: BenchmarkTool is the parent of every benchmark process of a run.
-            let owner = startedByBenchmarkTool ? getppid() : getpid()
-            directory = temporaryDirectory() + prefix + "\(owner)"
+            directory = directories.path(owner: startedByBenchmarkTool ? getppid() : getpid())
         }
         let manifestPath = directory + "/" + manifestName
         if let data = fm.contents(atPath: manifestPath),
@@ -153,22 +149,6 @@ enum SharedStore {
         try JSONEncoder().encode(manifest).write(to: URL(fileURLWithPath: manifestPath))
         log("built in \(String(format: "%.1f", Double(monotonicNanoseconds() - started) / 1e9)) s")
         return StoreFixture(store: s.store, baselines: s.baselines, measuredUsers: s.measuredUsers, rawItemIDs: s.rawItemIDs)
-    }
-
-    static func temporaryDirectory() -> String {
-        let t = NSTemporaryDirectory()
-        return t.hasSuffix("/") ? t : t + "/"
-    }
-
-    /// Deletes stores of runs whose owning process is gone (runs that were killed before cleaning up).
-    static func removeStaleStores() {
-        let fm = FileManager.default
-        let tmp = temporaryDirectory()
-        guard let entries = try? fm.contentsOfDirectory(atPath: tmp) else { return }
-        for entry in entries where entry.hasPrefix(prefix) {
-            guard let pid = pid_t(entry.dropFirst(prefix.count)) else { continue }
-            if kill(pid, 0) == -1 && errno == ESRCH { try? fm.removeItem(atPath: tmp + entry) }
-        }
     }
 
     /// Starts a detached `sh` that deletes `directory` once process `pid` has exited. Its standard
@@ -295,17 +275,7 @@ final class HistoryReads: @unchecked Sendable {
             guard n == length, decoded.count == n * D else {
                 throw StoreBenchmarkError.check("user \(user): \(decoded.count / D) decoded rows, \(n) float32 rows, expected \(length)")
             }
-            var cosines = 0.0
-            for r in 0..<n {
-                var dot = 0.0, a = 0.0, b = 0.0
-                for t in 0..<D {
-                    let x = Double(decoded[r * D + t]), y = Double(raw.pointer[r * D + t])
-                    dot += x * y
-                    a += x * x
-                    b += y * y
-                }
-                cosines += dot / max(1e-30, (a * b).squareRoot())
-            }
+            let cosines = decoded.withUnsafeBufferPointer { rowCosineSum($0.baseAddress!, raw.pointer, rows: n, dimension: D) }
             guard cosines / Double(n) > 0.5 else {
                 throw StoreBenchmarkError.check("user \(user): decoded rows do not match the float32 rows (mean cosine \(cosines / Double(n)))")
             }

@@ -1,16 +1,65 @@
+import ArgumentParser
 import Foundation
-import SheafBench
+import SheafCodebook
 import SheafNN
 import SheafRandom
+import _SheafBench
 
-// sheaf-measure nn-step: the time of one training step (forward, backward, AdamW) of a small causal
-// transformer over item sequences, the shape of the models the next issues train. The same model
-// and data sizes are in tools/torch_step.py, for PyTorch on CPU with the same thread count.
-//
-//   batch 32 × sequence 64, item table 10,000 × 64, 2 post-LN layers of width 64, 4 heads,
-//   feed-forward 256 (GELU), causal mask; loss: InfoNCE (temperature 0.1) between each sequence's
-//   last output and its next item's embedding, in-batch negatives.
+extension SheafMeasure {
+    /// The time of one training step (forward, backward, AdamW) of a small causal transformer over
+    /// item sequences, the shape of the models the next issues train. The same model and data sizes
+    /// are in tools/torch_step.py, for PyTorch on CPU with the same thread count (tools/nn-step-compare
+    /// runs both):
+    ///
+    ///   batch 32 × sequence 64, item table 10,000 × 64, 2 post-LN layers of width 64, 4 heads,
+    ///   feed-forward 256 (GELU), causal mask; loss: InfoNCE (temperature 0.1) between each sequence's
+    ///   last output and its next item's embedding, in-batch negatives.
+    ///
+    /// Prints a summary line, then a JSON line (median_ms, min_ms, steps, threads).
+    struct NNStep: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "nn-step", abstract: "The time of one training step of a small causal transformer (see tools/nn-step-compare).")
 
+        @Option(help: "Measured steps (after 3 warm-up steps).")
+        var steps = 20
+        @Option(help: "Threads of the tape's operations and the optimizer.")
+        var threads = 1
+        @Flag(help: "Use plain malloc for activations instead of Memory.retainFreedBuffers().")
+        var plainMalloc = false
+
+        func run() throws {
+            // Without it, fresh pages for every activation dominate the step (see Memory.retainFreedBuffers).
+            if !plainMalloc { Memory.retainFreedBuffers() }
+            let model = TransformerStepModel(seed: 1)
+            let optimizer = AdamW(decayed: model.matrices, undecayed: model.vectors, threads: threads)
+            var rng = SplitMix64(seed: 2)
+            var times: [Double] = []
+            var losses: [Float] = []
+            for step in 0..<(steps + 3) {
+                let sequences = (0..<(model.batch * model.length)).map { _ in Int(rng.next() % UInt64(model.items)) }
+                let next = (0..<model.batch).map { _ in Int(rng.next() % UInt64(model.items)) }
+                let t0 = monotonicNanoseconds()
+                let tape = Tape(seed: UInt64(step), threads: threads)
+                let loss = model.loss(tape, sequences: sequences, next: next)
+                optimizer.zeroGrad()
+                tape.backward(loss)
+                clipGradientNorm(optimizer.parameters, maxNorm: 1)
+                optimizer.step(learningRate: 1e-3)
+                let t1 = monotonicNanoseconds()
+                if step >= 3 { times.append(Double(t1 - t0) / 1e6) }
+                losses.append(loss.scalar)
+            }
+            times.sort()
+            let median = quantile(ofSorted: times, 0.5)  // the upper median: times[times.count / 2]
+            print(String(format: "nn-step: %d thread(s), median %.2f ms per step (min %.2f), %d steps after 3 warm-up; loss %.3f -> %.3f", threads, median, times[0], times.count, losses[0], losses.last!))
+            print("{\"median_ms\": \(median), \"min_ms\": \(times[0]), \"steps\": \(times.count), \"threads\": \(threads)}")
+        }
+    }
+}
+
+// MARK: - The model
+
+/// The measured model: parameters as flat tensors, and the loss of one batch.
 struct TransformerStepModel {
     let items = 10_000, width = 64, heads = 4, ffn = 256, layers = 2, length = 64, batch = 32
     var table: Tensor
@@ -54,34 +103,4 @@ struct TransformerStepModel {
         let targets = t.embedding(table, ids: next)
         return t.infoNCE(queries: t.l2Normalize(last), keys: t.l2Normalize(targets), temperature: 0.1)
     }
-}
-
-func nnStep(_ arguments: [String]) throws {
-    let steps = arguments.firstIndex(of: "--steps").map { Int(arguments[$0 + 1])! } ?? 20
-    let threads = arguments.firstIndex(of: "--threads").map { Int(arguments[$0 + 1])! } ?? 1
-    // Without it, fresh pages for every activation dominate the step (see Memory.retainFreedBuffers).
-    if !arguments.contains("--plain-malloc") { Memory.retainFreedBuffers() }
-    let model = TransformerStepModel(seed: 1)
-    let optimizer = AdamW(decayed: model.matrices, undecayed: model.vectors, threads: threads)
-    var rng = SplitMix64(seed: 2)
-    var times: [Double] = []
-    var losses: [Float] = []
-    for step in 0..<(steps + 3) {
-        let sequences = (0..<(model.batch * model.length)).map { _ in Int(rng.next() % UInt64(model.items)) }
-        let next = (0..<model.batch).map { _ in Int(rng.next() % UInt64(model.items)) }
-        let t0 = monotonicNanoseconds()
-        let tape = Tape(seed: UInt64(step), threads: threads)
-        let loss = model.loss(tape, sequences: sequences, next: next)
-        optimizer.zeroGrad()
-        tape.backward(loss)
-        clipGradientNorm(optimizer.parameters, maxNorm: 1)
-        optimizer.step(learningRate: 1e-3)
-        let t1 = monotonicNanoseconds()
-        if step >= 3 { times.append(Double(t1 - t0) / 1e6) }
-        losses.append(loss.scalar)
-    }
-    times.sort()
-    let median = times[times.count / 2]
-    print(String(format: "nn-step: %d thread(s), median %.2f ms per step (min %.2f), %d steps after 3 warm-up; loss %.3f -> %.3f", threads, median, times[0], times.count, losses[0], losses.last!))
-    print("{\"median_ms\": \(median), \"min_ms\": \(times[0]), \"steps\": \(times.count), \"threads\": \(threads)}")
 }

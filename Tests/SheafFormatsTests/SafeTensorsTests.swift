@@ -3,9 +3,6 @@ import SheafFormats
 import Testing
 
 @Suite struct SafeTensorsTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
-
     func failure(_ bytes: [UInt8], _ body: (SafeTensors) throws -> Void = { _ in }) -> FormatError? {
         let file = TemporaryFile(".safetensors", bytes: bytes)
         defer { file.remove() }
@@ -49,64 +46,6 @@ import Testing
         let n = bytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
         #expect((8 + n) % 8 == 0)
         #expect(bytes.count == 8 + n + 4 * (6 + 6 + 1))
-    }
-
-    /// The Python `safetensors` package reads what Sheaf writes, and Sheaf reads what it writes back
-    /// (F32 exactly, plus F16, BF16 and F64 tensors it adds).
-    @Test func pythonInterop() throws {
-        let env = Process()
-        env.executableURL = URL(fileURLWithPath: "/bin/bash")
-        env.arguments = [Self.root + "/tools/python-env"]
-        let out = Pipe()
-        env.standardOutput = out
-        env.standardError = FileHandle.nullDevice
-        try env.run()
-        let python = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        env.waitUntilExit()
-        try #require(env.terminationStatus == 0, "tools/python-env failed")
-
-        let mine = TemporaryFile(".safetensors"), theirs = TemporaryFile(".safetensors")
-        defer {
-            mine.remove()
-            theirs.remove()
-        }
-        let w: [Float] = (0..<12).map { Float($0) * 0.25 - 1 }
-        try SafeTensors.write([("w", [3, 4], w), ("b", [4], [1, -1, 0.5, 3])], metadata: ["by": "sheaf"], to: mine.path)
-        let script = """
-            import sys, numpy as np
-            from safetensors import safe_open
-            from safetensors.numpy import load_file, save_file
-            t = load_file(sys.argv[1])
-            with safe_open(sys.argv[1], "np") as f: meta = f.metadata()
-            assert meta == {"by": "sheaf"}, meta
-            assert t["w"].dtype == np.float32 and t["w"].shape == (3, 4), (t["w"].dtype, t["w"].shape)
-            assert np.array_equal(t["w"].ravel(), np.arange(12, dtype=np.float32) * 0.25 - 1)
-            assert np.array_equal(t["b"], np.array([1, -1, 0.5, 3], dtype=np.float32))
-            t["w16"] = t["w"].astype(np.float16)
-            t["w64"] = t["w"].astype(np.float64)
-            t["ids"] = np.arange(5, dtype=np.int64)
-            save_file(t, sys.argv[2], metadata={"by": "python"})
-            """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = ["-c", script, mine.path, theirs.path]
-        let err = Pipe()
-        p.standardError = err
-        try p.run()
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "python: \(stderr)")
-
-        let r = try SafeTensors.read(path: theirs.path)
-        #expect(r.metadata == ["by": "python"])
-        #expect(try r.floats("w", shape: [3, 4]).values == w)
-        #expect(try r.floats("w16").values == w, "these values are exact in float16")
-        #expect(try r.floats("w64").values == w)
-        #expect(r.entry("ids")?.dtype == .I64)
-        #expect(throws: FormatError.unsupportedDType(path: theirs.path, dtype: "I64 (tensor ids)", expected: "F32, F16, BF16 or F64")) {
-            try r.floats("ids")
-        }
     }
 
     @Test func bfloat16IsTheHighHalf() throws {

@@ -69,17 +69,8 @@ public enum StoreMeasurements {
                 _ = try txn.decodeHistory(user: u, into: &decoded)
                 let n = try baselines.readHistory(txn, user: u, into: raw.pointer, capacity: raw.count)
                 precondition(n * D == decoded.count, "raw and Sheaf histories of user \(u) differ in length")
-                for r in 0..<n {
-                    var dot = 0.0, a = 0.0, b = 0.0
-                    for t in 0..<D {
-                        let x = Double(decoded[r * D + t]), y = Double(raw.pointer[r * D + t])
-                        dot += x * y
-                        a += x * x
-                        b += y * y
-                    }
-                    cosSum += (a > 0 && b > 0) ? dot / (a.squareRoot() * b.squareRoot()) : 0
-                    cosCount += 1
-                }
+                cosSum += decoded.withUnsafeBufferPointer { rowCosineSum($0.baseAddress!, raw.pointer, rows: n, dimension: D) }
+                cosCount += n
             }
         }
 

@@ -91,3 +91,49 @@ public struct ClusteredVectors: Sendable {
         }
     }
 }
+
+// MARK: - Chunks
+
+extension ClusteredVectors {
+    /// Generates rows `rows` in order, at most `chunkBytes` of float32 at a time, and hands each
+    /// chunk (its rows × dimension floats) to `body`: how a large set is written out (to an `.npy`
+    /// stream, say) without being held at once.
+    public func forEachChunk(
+        of rows: Range<Int>, chunkBytes: Int = 32 << 20, _ body: (UnsafeBufferPointer<Float>) throws -> Void
+    ) rethrows {
+        let chunk = max(1, chunkBytes / (dimension * 4))
+        var start = rows.lowerBound
+        while start < rows.upperBound {
+            let part = self.rows(start..<min(rows.upperBound, start + chunk))
+            try part.withUnsafeBufferPointer(body)
+            start += chunk
+        }
+    }
+}
+
+// MARK: - The uniform generator of `sheaf-measure quantize --synthetic`
+
+extension ClusteredVectors {
+    /// `count` unit rows around 1,000 centres whose coordinates are uniform in [-0.5, 0.5), each
+    /// row a centre plus uniform noise of ±0.175 per coordinate, then normalised; drawn in one
+    /// stream from `seed`. The codebook speed table in the README was measured on these rows, so
+    /// `sheaf-measure quantize --synthetic` keeps them (speed only, never a quality result).
+    public static func uniformClusters(count n: Int, dimension d: Int, seed: UInt64) -> [Float] {
+        var rng = SplitMix64(seed: seed)
+        let clusters = 1000
+        let centers = (0..<(clusters * d)).map { _ in rng.nextFloat() - 0.5 }
+        var out = [Float](repeating: 0, count: n * d)
+        for i in 0..<n {
+            let c = Int(rng.next() % UInt64(clusters))
+            var norm: Float = 0
+            for t in 0..<d {
+                let v = centers[c * d + t] + 0.35 * (rng.nextFloat() - 0.5)
+                out[i * d + t] = v
+                norm += v * v
+            }
+            let inv = 1 / norm.squareRoot()
+            for t in 0..<d { out[i * d + t] *= inv }
+        }
+        return out
+    }
+}

@@ -5,38 +5,29 @@ import Testing
 /// Python lmdb reader, the faiss side by side and the renderer) on tiny sizes, to prove it works.
 /// Its numbers are not looked at, only that every section is there and self-consistent.
 @Suite struct BenchReportTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
-
-    /// The built sheaf-measure, next to the test bundle (`swift build --build-tests` builds it).
-    func measureBinary() throws -> String {
+    /// The built sheaf-measure, next to the test bundle (`swift build --build-tests` builds it), or nil.
+    static let measureBinary: String? = {
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for _ in 0..<4 {
             let candidate = dir.appendingPathComponent("sheaf-measure").path
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
             dir = dir.deletingLastPathComponent()
         }
-        let fallback = Self.root + "/.build/debug/sheaf-measure"
-        #expect(FileManager.default.isExecutableFile(atPath: fallback), "sheaf-measure is not built")
-        return fallback
-    }
+        let fallback = repositoryRoot + "/.build/debug/sheaf-measure"
+        return FileManager.default.isExecutableFile(atPath: fallback) ? fallback : nil
+    }()
 
-    @Test func quickReportHasEverySectionAndConsistentRatios() throws {
-        let scratch = Scratch()
-        let out = scratch.file("report")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [Self.root + "/tools/bench-report", "--quick", "--out", out]
+    @Test(
+        .enabled(if: measureBinary != nil, "needs sheaf-measure built (`swift build --build-tests` builds it; tools/test does)"),
+        .enabled(if: PythonEnvironment.canImport("numpy", "faiss", "lmdb"), PythonEnvironment.missing("numpy", "faiss-cpu", "lmdb")))
+    func quickReportHasEverySectionAndConsistentRatios() throws {
+        let scratch = TemporaryPath()
+        let out = scratch.path + "/report"
+        let binary = try #require(Self.measureBinary)
         var env = ProcessInfo.processInfo.environment
-        env["SHEAF_MEASURE"] = try measureBinary()
-        p.environment = env
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "bench-report failed:\n\(stderr.suffix(3000))")
+        env["SHEAF_MEASURE"] = binary
+        let run = try #require(runProcess("/bin/bash", [repositoryRoot + "/tools/bench-report", "--quick", "--out", out], environment: env))
+        try #require(run.status == 0, "bench-report failed:\n\(run.stderr.suffix(3000))")
 
         let data = try Data(contentsOf: URL(fileURLWithPath: out + "/report.json"))
         let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])

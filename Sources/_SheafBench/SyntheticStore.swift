@@ -89,10 +89,7 @@ public final class SyntheticStore: @unchecked Sendable {
     public init(directory: String, configuration c: SyntheticStoreConfiguration, progress: (String) -> Void = { _ in }) throws {
         configuration = c
         vectors = ClusteredVectors(dimension: c.dimension, clusters: c.clusters, seed: c.seed)
-        var options = StoreOptions()
-        options.durable = false  // a benchmark store; loads of real data keep the default
-        options.mapSize = 1 << 30
-        store = try Store(path: directory, dimension: c.dimension, options: options)
+        store = try Store(path: directory, dimension: c.dimension, options: .benchmark)
         baselines = try BaselineTables(store: store)
         try train(progress)
         try loadItems(progress)
@@ -103,19 +100,11 @@ public final class SyntheticStore: @unchecked Sendable {
         let c = configuration
         let n = min(c.items, c.trainingRows)
         let sample = vectors.rows(0..<n, threads: c.threads)
-        var q = QuantizerConfiguration()
-        q.levels = c.levels
-        q.codesPerLevel = c.codesPerLevel
-        q.metric = .cosine
-        q.magnitudeEncoding = c.magnitudeEncoding
-        q.iterations = c.trainingIterations
-        q.trainingSampleSize = 0
-        q.threads = c.threads
-        q.seed = c.seed
+        let q = QuantizerConfiguration.benchmarkStore(
+            levels: c.levels, codesPerLevel: c.codesPerLevel, magnitudeEncoding: c.magnitudeEncoding,
+            iterations: c.trainingIterations, threads: c.threads, seed: c.seed)
         let t0 = monotonicNanoseconds()
-        let (codebook, _) = try sample.withUnsafeBufferPointer {
-            try CodebookTrainer(configuration: q).train($0, count: n, dimension: c.dimension, id: 1)
-        }
+        let codebook = try CodebookTrainer(configuration: q).train(rows: sample, dimension: c.dimension)
         timings.trainSeconds = Double(monotonicNanoseconds() - t0) / 1e9
         timings.trainingRows = n
         timings.bytesPerItem = codebook.bytesPerItem

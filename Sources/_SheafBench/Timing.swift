@@ -8,20 +8,27 @@ public func monotonicNanoseconds() -> UInt64 { DispatchTime.now().uptimeNanoseco
 @inline(never)
 public func blackHole<T>(_ value: T) { withExtendedLifetime(value) {} }
 
+/// The p-th quantile (0...1) of `sorted` (ascending), by nearest rank: the element at index
+/// (count − 1) × p, rounded by `rule` (`.towardZero` takes the lower neighbour); 0 when empty.
+public func quantile(
+    ofSorted sorted: [Double], _ p: Double, rounding rule: FloatingPointRoundingRule = .toNearestOrAwayFromZero
+) -> Double {
+    guard !sorted.isEmpty else { return 0 }
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded(rule)))]
+}
+
 /// Latency samples of one path, in microseconds.
 public struct LatencySamples: Sendable {
     public private(set) var microseconds: [Double] = []
+    /// How `quantile(_:)` rounds a fractional rank (see `quantile(ofSorted:_:rounding:)`).
+    public let rounding: FloatingPointRoundingRule
 
-    public init() {}
+    public init(rounding: FloatingPointRoundingRule = .toNearestOrAwayFromZero) { self.rounding = rounding }
 
     public mutating func add(nanoseconds: UInt64) { microseconds.append(Double(nanoseconds) / 1000) }
 
     /// The p-th quantile (0...1), nearest rank on the sorted samples; 0 when empty.
-    public func quantile(_ p: Double) -> Double {
-        guard !microseconds.isEmpty else { return 0 }
-        let s = microseconds.sorted()
-        return s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]
-    }
+    public func quantile(_ p: Double) -> Double { _SheafBench.quantile(ofSorted: microseconds.sorted(), p, rounding: rounding) }
 
     public var p50: Double { quantile(0.5) }
     public var p99: Double { quantile(0.99) }

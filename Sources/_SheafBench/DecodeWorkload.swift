@@ -66,27 +66,12 @@ public final class DecodeWorkload: @unchecked Sendable {
         self.configuration = configuration
         let D = configuration.dimension, L = configuration.levels, K = configuration.codesPerLevel
         var rng = SplitMix64(seed: seed)
-        var centroids = [Float](repeating: 0, count: L * K * D)
-        centroids.withUnsafeMutableBufferPointer { c in
-            for r in 0..<(L * K) {
-                var norm: Float = 0
-                for d in 0..<D {
-                    let v = rng.nextFloat() - 0.5
-                    c[r * D + d] = v
-                    norm += v * v
-                }
-                let inv = 1 / norm.squareRoot()
-                for d in 0..<D { c[r * D + d] *= inv }
-            }
-        }
-        let ranges = (0..<L).map { l in MagnitudeRange(lower: 0, upper: l == 0 ? 1.2 : 0.6) }
-        let codebook = try Codebook(
-            id: 1, dimension: D, levels: L, codesPerLevel: K, metric: .cosine,
-            magnitudeEncoding: configuration.magnitudeEncoding,
-            magnitudeRanges: configuration.magnitudeBits == 8 ? ranges : [], centroids: centroids)
+        let random = try RandomCodebook(
+            dimension: D, levels: L, codesPerLevel: K, magnitudeEncoding: configuration.magnitudeEncoding,
+            magnitudeUppers: (0..<L).map { $0 == 0 ? 1.2 : 0.6 }, rng: &rng)
+        let codebook = random.codebook
         let n = configuration.rows
-        let codes = (0..<(n * L)).map { _ in UInt32(rng.next() % UInt64(K)) }
-        let mags = (0..<(n * L)).map { i in ranges[i % L].upper * rng.nextFloat() }
+        let (codes, mags) = random.codes(count: n, rng: &rng)
         var bytes = [UInt8](repeating: 0, count: n * codebook.bytesPerItem)
         try codes.withUnsafeBufferPointer { c in
             try mags.withUnsafeBufferPointer { m in
