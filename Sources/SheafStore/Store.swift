@@ -72,7 +72,7 @@ public final class Store: @unchecked Sendable {
         var items: Table<UInt64>
         /// `HistorySegment`s by (user, segment number).
         var histories: Table<SegmentKey>
-        /// `ProfileRecord`s by user id.
+        /// `Profile` records by user id.
         var profiles: Table<UInt64>
         /// `TitleRecord`s by item id.
         var titles: Table<UInt64>
