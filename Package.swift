@@ -33,6 +33,9 @@ let package = Package(
             name: "COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
 
+        /// CPUID: the instruction-set extensions that decide which OpenBLAS kernels can run.
+        .target(name: "CSheafCPU"),
+
         // MARK: - Hot kernels in C (AVX2/FMA with runtime dispatch, portable fallback)
         /// Residual-codebook decode, half conversion and CRC-32C, for SheafCodebook and SheafStore.
         .target(name: "CSheafDecode"),
@@ -49,7 +52,7 @@ let package = Package(
         /// Readers and writers of the file formats users bring (.npy so far).
         .target(name: "SheafFormats"),
         /// Thin owned wrapper over OpenBLAS.
-        .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS"]),
+        .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS", "CSheafCPU"]),
         // Tensors, reverse-mode gradients and training on OpenBLAS; knows nothing of storage.
         .target(name: "SheafNN", dependencies: ["SheafLinearAlgebra", "SheafFormats", "SheafRandom", "CSheafNN"]),
         // Sheaf's item-text encoder: the WordPiece tokenizer and a pretrained BERT on SheafNN.
@@ -61,10 +64,10 @@ let package = Package(
             name: "SheafCLI",
             dependencies: [
                 "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafText", "SheafRandom",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "SheafLinearAlgebra", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        /// The `sheaf` executable: `SheafCommand.main()`.
-        .executableTarget(name: "sheaf", dependencies: ["SheafCLI"]),
+        /// The `sheaf` executable: `OpenBLASCore.selectBestCore()`, then `SheafCommand.main()`.
+        .executableTarget(name: "sheaf", dependencies: ["SheafCLI", "SheafLinearAlgebra"]),
         /// Benchmark workloads: synthetic clustered data, decode and store workloads, float32 baselines
         /// kept in the same LMDB, latency sampling. Used by `sheaf-measure` and by Benchmarks/; not API.
         .target(name: "_SheafBench", dependencies: ["SheafStore", "SheafCodebook", "SheafQuantizer", "SheafRandom"]),
@@ -74,7 +77,7 @@ let package = Package(
             name: "SheafMeasure",
             dependencies: [
                 "_SheafBench", "SheafCLI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafNN",
-                "SheafRandom",
+                "SheafRandom", "SheafLinearAlgebra",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -89,7 +92,9 @@ let package = Package(
         .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook", "SheafRandom"]),
         .testTarget(
             name: "SheafCLITests",
-            dependencies: ["SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafText", "SheafRandom"]),
+            dependencies: [
+                "SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafText", "SheafRandom", "SheafLinearAlgebra",
+            ]),
         /// Tests that need what the package does not hold: Python with tools/requirements.txt (pip-installed into
         /// tools/.venv on first use), the built sheaf-measure, the demo's data. Each is skipped, saying what is
         /// missing, when it is not there. `tools/test` runs them after the unit tests; `tools/test --unit` does not.

@@ -20,7 +20,7 @@ public struct SheafCommand: ParsableCommand {
         version: "0.4.0",
         subcommands: [
             Init.self, CodebookCommand.self, ItemsCommand.self, BehaviorsCommand.self, HistoryCommand.self,
-            Stats.self, Verify.self, Embed.self,
+            Stats.self, Verify.self, Embed.self, Doctor.self,
         ])
 
     public init() {}

@@ -1,4 +1,5 @@
 import COpenBLAS
+import Foundation
 
 /// The OpenBLAS calls Sheaf uses. This is the only file that calls `cblas_*` or `openblas_*`.
 ///
@@ -6,8 +7,19 @@ import COpenBLAS
 /// of its own, so BLAS threads never nest inside Sheaf's, and no call changes the process-wide thread
 /// count while another runs (which made results depend on timing).
 public enum BLAS {
-    /// Sets OpenBLAS to one thread, exactly once (a thread-safe lazy global).
-    private static let singleThreaded: Void = openblas_set_num_threads(1)
+    /// Sets OpenBLAS to one thread, exactly once (a thread-safe lazy global), and warns once when
+    /// OpenBLAS runs generic kernels on a CPU that has faster ones (`OpenBLASCore.warnIfGeneric`).
+    private static let singleThreaded: Void = {
+        openblas_set_num_threads(1)
+        OpenBLASCore.warnIfGeneric()
+    }()
+
+    /// The kernel set ("core") OpenBLAS chose when it loaded, e.g. "Haswell", "SkylakeX" or the generic
+    /// "Prescott" (`openblas_get_corename`). Set `OPENBLAS_CORETYPE` before the process starts to change it.
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+
+    /// OpenBLAS's build description (`openblas_get_config`): version, DYNAMIC_ARCH, the core, thread limit.
+    public static var configuration: String { String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces) }
 
     /// The number of OpenBLAS threads as OpenBLAS itself reports it, without configuring it first:
     /// 1 once any Sheaf BLAS call has run, OpenBLAS's own default (the core count) before.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SheafLinearAlgebra
 
 /// `sheaf-measure`: the measurements behind tools/bench-report, tools/nn-step-compare,
 /// tools/quantizer-report and the README's figures. Results go to stdout (or the files named by
@@ -15,6 +16,12 @@ struct SheafMeasure: ParsableCommand {
             tools/bench-report runs the `bench` suites and renders the report.
             """,
         subcommands: [Bench.self, Quantize.self, HistoryFetch.self, NNStep.self])
+
+    /// First the best OpenBLAS core for this CPU (may re-execute the process once), then the command.
+    static func main() {
+        OpenBLASCore.selectBestCore()
+        main(nil)
+    }
 }
 
 /// A progress line on stderr.

@@ -1,5 +1,6 @@
 import Foundation
 import SheafFormats
+import SheafLinearAlgebra
 import SheafStore
 import Testing
 
@@ -27,11 +28,12 @@ struct Run {
     var stderr: String
 }
 
-/// Runs the binary to completion.
-func runBinary(_ args: [String]) throws -> Run {
+/// Runs the binary to completion (in `environment`, or this process's).
+func runBinary(_ args: [String], environment: [String: String]? = nil) throws -> Run {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try sheafBinary())
     p.arguments = args
+    if let environment { p.environment = environment }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err
@@ -143,5 +145,52 @@ func readOnlyStore(_ path: String) throws -> Store {
         #expect(try runBinary(["items", "export", store, "--output", s.file("a.npy")]).status == 0)
         #expect(try runBinary(["items", "export", clean, "--output", s.file("b.npy")]).status == 0)
         #expect(try NPYArray(contentsOf: s.file("a.npy")).floats() == NPYArray(contentsOf: s.file("b.npy")).floats())
+    }
+}
+
+/// The OpenBLAS core selection in the real `sheaf` binary: re-execution, the self-check, the fallback
+/// and a user's own `OPENBLAS_CORETYPE`. The runs fake the detected core (`SHEAF_TEST_BLAS_CORE`) and
+/// the CPU features (`SHEAF_TEST_CPU_FEATURES`, only ever to a subset of this CPU's).
+@Suite struct CoreSelectionProcessTests {
+    /// A machine whose environment sets OPENBLAS_CORETYPE (some do, for kernels that compute wrong
+    /// results there) must keep it, so only the user-setting test runs there.
+    static let environmentSetsCore = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil
+    static let hasAVX2 = CPUFeatures.current.avx2 && CPUFeatures.current.fma
+
+    func doctor(_ extra: [String: String]) throws -> (MachineReport, stderr: String) {
+        var env = ProcessInfo.processInfo.environment
+        for k in env.keys where k.hasPrefix("SHEAF_") { env[k] = nil }
+        env.merge(extra) { _, new in new }
+        let run = try runBinary(["doctor", "--json"], environment: env)
+        try #require(run.status == 0, "\(run.stderr)")
+        struct Output: Decodable { var machine: MachineReport; var selfCheckPassed: Bool }
+        let out = try JSONDecoder().decode(Output.self, from: Data(run.stdout.utf8))
+        #expect(out.selfCheckPassed)
+        return (out.machine, run.stderr)
+    }
+
+    @Test(.enabled(if: !environmentSetsCore && hasAVX2, "needs AVX2+FMA and no OPENBLAS_CORETYPE in the environment"))
+    func aGenericCoreIsReplacedAfterTheSelfCheck() throws {
+        let (m, stderr) = try doctor(["SHEAF_TEST_BLAS_CORE": "Prescott", "SHEAF_TEST_CPU_FEATURES": "avx2,fma"])
+        #expect(m.blasCore == "Haswell")
+        #expect(m.blasCoreSelection.hasPrefix("Haswell, chosen by Sheaf (OpenBLAS chose the generic Prescott; self-check passed"))
+        #expect(stderr.isEmpty)
+    }
+
+    @Test(.enabled(if: !environmentSetsCore && hasAVX2, "needs AVX2+FMA and no OPENBLAS_CORETYPE in the environment"))
+    func aFailingCoreFallsBackAndSaysSo() throws {
+        let (m, stderr) = try doctor([
+            "SHEAF_TEST_BLAS_CORE": "Prescott", "SHEAF_TEST_CPU_FEATURES": "avx2,fma", "SHEAF_TEST_BLAS_FAILING_CORES": "Haswell",
+        ])
+        #expect(m.blasCoreSelection.contains("every faster core failed the self-check: Haswell"))
+        #expect(stderr.contains("failed Sheaf's sgemm self-check"))
+    }
+
+    @Test(.enabled(if: hasAVX2, "needs AVX2+FMA"))
+    func aUsersSettingIsRespectedAndWarnedAbout() throws {
+        let (m, stderr) = try doctor(["OPENBLAS_CORETYPE": "Prescott", "SHEAF_TEST_BLAS_CORE": "Prescott"])
+        #expect(m.blasCore == "Prescott")
+        #expect(m.blasCoreSelection == "Prescott, set by OPENBLAS_CORETYPE")
+        #expect(stderr.contains("OPENBLAS_CORETYPE=Prescott makes OpenBLAS run its generic Prescott kernels"))
     }
 }
