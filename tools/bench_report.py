@@ -178,6 +178,7 @@ def main():
     ap.add_argument("--python", type=int, default=1)
     a = ap.parse_args()
     rows, notes, suites = [], [], []
+    sheaf_machine = None
     for path in sorted(glob.glob(os.path.join(a.raw, "*.json"))):
         base = os.path.basename(path)
         if base.endswith("-probe.json") or base.endswith("-sheaf.json"):
@@ -193,10 +194,18 @@ def main():
         with open(path) as f:
             s = json.load(f)
         rows += s["rows"]
+        if s.get("machine"):
+            sheaf_machine = s["machine"]
         suites.append(dict(suite=s["suite"], dataset=s["dataset"], file=base, details=s.get("details", {})))
         notes += [f"{s['suite']} ({s['dataset']}): {n}" for n in s.get("notes", [])]
     g = goals(rows, a.mode)
     m = machine()
+    if sheaf_machine:
+        # What the measuring process ran: the OpenBLAS core (and how it was chosen) and the CPU's features.
+        m["blas_core"] = sheaf_machine.get("blasCoreSelection", "")
+        m["blas_configuration"] = sheaf_machine.get("blasConfiguration", "")
+        m["cpu_features"] = sheaf_machine.get("cpuFeatures", "")
+        m["decode_kernel"] = sheaf_machine.get("decodeKernel", "")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     report = dict(mode=a.mode, command=a.command, generated=now, machine=m, suites=suites, goals=g, rows=rows, notes=notes)
     with open(os.path.join(a.out, "report.json"), "w") as f:
@@ -209,6 +218,8 @@ def main():
     md += [f"`{a.command}` — {now}, commit {m['commit']}.", "",
            f"Machine: {m['cpu']}, {m['cpus']} CPUs, L2 {m['l2']}, L3 {m['l3']}, {m['memory_gib']} GiB; "
            f"Linux {m['kernel']}; {m['swift']}.", "",
+           f"Kernels: OpenBLAS core {m.get('blas_core', '?')}; CPU features {m.get('cpu_features', '?')}; "
+           f"decode kernel {m.get('decode_kernel', '?')}.", "",
            "Each row: Sheaf's figure, a baseline measured in the same run, and Sheaf's advantage "
            "(sheaf ÷ baseline when higher is better, baseline ÷ sheaf when lower is better).", ""]
     for s in suites:

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SheafCLI
 
 extension SheafMeasure {
     /// The measurements behind tools/bench-report. Each suite writes one JSON file of rows, every
@@ -76,6 +77,8 @@ struct SuiteResult: Codable {
     var rows: [ReportRow]
     var notes: [String]
     var details: [String: String]
+    /// The CPU, the OpenBLAS core and how it was chosen, the decode kernel: beside every figure.
+    var machine = MachineReport.current
 }
 
 func writeJSON<T: Encodable>(_ value: T, to path: String) throws {

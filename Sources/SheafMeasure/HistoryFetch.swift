@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SheafCLI
 import SheafCodebook
 import SheafRandom
 import _SheafBench
@@ -140,16 +141,19 @@ extension SheafMeasure {
                 ("raw float32 rows, get per behaviour", rawRows), ("raw float32 history blob, one get", rawBlob),
                 ("memcpy of the output bytes", copy),
             ]
+            let machine = MachineReport.current
             if json {
                 var obj: [String: Any] = [
                     "dimension": D, "levels": levels, "codes": codes, "magnitudes": "uint8", "length": length,
                     "users": users, "items": items, "reps": reps, "decode_isa": Codebook.decodeInstructionSet,
                     "output_bytes": outBytes, "stored_bytes_per_history": perHistory,
+                    "blas_core": machine.blasCoreSelection, "cpu": machine.cpu, "cpu_features": machine.cpuFeatures,
                 ]
                 for (name, s) in rows { obj[name] = ["p50_us": s.p50, "p99_us": s.p99] }
                 let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
+                print("machine: \(machine.summary)")
                 print("history fetch + decode: \(length) behaviours, D=\(D), L=\(levels), K=\(codes), 8-bit magnitudes, kernel \(Codebook.decodeInstructionSet)")
                 print("output \(outBytes) B per history; stored \(Int(perHistory)) B per history (\(String(format: "%.1f", Double(outBytes) / perHistory))× fewer bytes fetched than float32)")
                 print("| path | p50 µs | p99 µs | p50 vs sheaf |")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SheafCLI
 import SheafCodebook
 import SheafNN
 import SheafRandom
@@ -52,7 +53,9 @@ extension SheafMeasure {
             times.sort()
             let median = quantile(ofSorted: times, 0.5)  // the upper median: times[times.count / 2]
             print(String(format: "nn-step: %d thread(s), median %.2f ms per step (min %.2f), %d steps after 3 warm-up; loss %.3f -> %.3f", threads, median, times[0], times.count, losses[0], losses.last!))
-            print("{\"median_ms\": \(median), \"min_ms\": \(times[0]), \"steps\": \(times.count), \"threads\": \(threads)}")
+            let m = MachineReport.current
+            let extra = try JSONSerialization.data(withJSONObject: ["blas_core": m.blasCoreSelection, "cpu": m.cpu])
+            print("{\"median_ms\": \(median), \"min_ms\": \(times[0]), \"steps\": \(times.count), \"threads\": \(threads), \"machine\": \(String(decoding: extra, as: UTF8.self))}")
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SheafCLI
 import SheafCodebook
 import SheafFormats
 import SheafQuantizer
@@ -258,4 +259,7 @@ struct QuantizeRun: Codable {
     var train_rows: Int
     var train_fraction: Double?
     var eval_indices: [Int]?
+    /// The OpenBLAS core and how it was chosen (training and encoding are sgemm-bound).
+    var blas_core = MachineReport.current.blasCoreSelection
+    var cpu = MachineReport.current.cpu
 }

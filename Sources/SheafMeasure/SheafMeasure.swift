@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SheafCLI
 import SheafLinearAlgebra
 
 /// `sheaf-measure`: the measurements behind tools/bench-report, tools/nn-step-compare,
@@ -20,6 +21,7 @@ struct SheafMeasure: ParsableCommand {
     /// First the best OpenBLAS core for this CPU (may re-execute the process once), then the command.
     static func main() {
         OpenBLASCore.selectBestCore()
+        log("machine: \(MachineReport.current.summary)")
         main(nil)
     }
 }
