@@ -39,6 +39,9 @@ extension SheafCommand.ItemsCommand {
 
         @OptionGroup var chunks: LoadChunkOptions<ItemRowChunk>
 
+        @Flag(help: "Print the time of every stage (reading, checking, encoding, packing, puts, commits) on stderr.")
+        var timings = false
+
         func validate() throws {
             if let beam, !(1...64).contains(beam) { throw ValidationError("--beam must be in 1...64") }
         }
@@ -54,6 +57,7 @@ extension SheafCommand.ItemsCommand {
             let titleMap = try titles.map { try readTitles($0) } ?? [:]
             let d = file.dimension
 
+            var stages = StageTimes()
             // 1. Check every row before writing anything.
             let checking = target.progress("checking \(file.path)", total: n)
             let chunkSize = chunks.chunkSize
@@ -62,8 +66,10 @@ extension SheafCommand.ItemsCommand {
             while start < n {
                 let end = min(n, start + chunkSize)
                 try buffer.withUnsafeMutableBufferPointer { b in
-                    try file.read(rows: start..<end, into: b.baseAddress!)
-                    try checkRows(b.baseAddress!, rows: Array(start..<end), dimension: d, path: file.path, metric: codebook.metric)
+                    try stages.time("read input (check pass)") { try file.read(rows: start..<end, into: b.baseAddress!) }
+                    try stages.time("check rows (finite, non-zero)") {
+                        try checkRows(b.baseAddress!, rows: Array(start..<end), dimension: d, path: file.path, metric: codebook.metric)
+                    }
                 }
                 checking.advance(by: end - start)
                 start = end
@@ -81,24 +87,35 @@ extension SheafCommand.ItemsCommand {
                 let end = min(n, start + chunkSize)
                 let rows = end - start
                 try buffer.withUnsafeMutableBufferPointer { b in
-                    try file.read(rows: start..<end, into: b.baseAddress!)
-                    try codes.withUnsafeMutableBufferPointer { c in
-                        try mags.withUnsafeMutableBufferPointer { m in
-                            try encoder.encode(
-                                UnsafeBufferPointer(rebasing: b[0..<(rows * d)]), count: rows, codes: c.baseAddress!,
-                                magnitudes: m.baseAddress!)
+                    try stages.time("read input (encode pass)") { try file.read(rows: start..<end, into: b.baseAddress!) }
+                    try stages.time("encode (residual search, \(codebook.levels) levels × K=\(codebook.codesPerLevel))") {
+                        try codes.withUnsafeMutableBufferPointer { c in
+                            try mags.withUnsafeMutableBufferPointer { m in
+                                try encoder.encode(
+                                    UnsafeBufferPointer(rebasing: b[0..<(rows * d)]), count: rows, codes: c.baseAddress!,
+                                    magnitudes: m.baseAddress!)
+                            }
                         }
                     }
                 }
                 let chunkIDs = Array(itemIDs[start..<end])
                 let L = codebook.levels
                 do {
-                    try store.write { txn in
-                        try txn.putItems(
+                    let packed = try stages.time("check codes, quantize magnitudes, bit-pack") {
+                        try Store.packItems(
                             ids: chunkIDs, codes: Array(codes[0..<(rows * L)]),
                             magnitudes: codebook.magnitudeEncoding == .none ? [] : Array(mags[0..<(rows * L)]),
-                            codebook: codebook.id)
+                            codebook: codebook)
                     }
+                    var inside: UInt64 = 0
+                    let writeStart = StageTimes.now()
+                    try store.write { txn in
+                        let t0 = StageTimes.now()
+                        try txn.putPackedItems(ids: chunkIDs, packed: packed, codebook: codebook)
+                        inside = StageTimes.now() - t0
+                    }
+                    stages.add("LMDB puts", nanoseconds: inside)
+                    stages.add("LMDB commit (\(store.isDurable ? "durable: fsync" : "not durable"))", nanoseconds: StageTimes.now() - writeStart - inside)
                 } catch {
                     throw CLIError(
                         "\(error)\n\(thousands(start)) of \(thousands(n)) items were stored before this failure; "
@@ -111,8 +128,11 @@ extension SheafCommand.ItemsCommand {
             loading.finish()
             if !titleMap.isEmpty {
                 let sorted = titleMap.keys.sorted()
-                try store.write { try $0.putTitles(ids: sorted, titles: sorted.map { titleMap[$0]! }) }
+                try stages.time("titles (puts and commit)") {
+                    try store.write { try $0.putTitles(ids: sorted, titles: sorted.map { titleMap[$0]! }) }
+                }
             }
+            if timings { note(stages.table(items: n)) }
             let seconds = loading.elapsed
             say("stored \(thousands(n)) items with codebook \(codebook.id) (\(codebook.bytesPerItem) bytes each, \(thousands(Int(Double(n) / max(seconds, 1e-9))))/s)"
                 + (titleMap.isEmpty ? "" : ", \(thousands(titleMap.count)) titles"))

@@ -83,27 +83,15 @@ extension ReadTransaction {
 
 // MARK: - Writing items
 
-extension WriteTransaction {
-    /// Stores the codes of a batch of items, replacing any earlier codes of the same ids.
+extension Store {
+    /// Checks and packs the codes of a batch of items for `codebook`: the first half of
+    /// `WriteTransaction.putItems` (code range, finite magnitudes, magnitude quantization, bit packing),
+    /// which needs no transaction.
     ///
-    /// The whole batch is checked before anything is written. When `ids` ascend and all lie above the
-    /// largest stored id, records are appended with `MDB_APPEND` (no B-tree search).
-    ///
-    /// - Parameters:
-    ///   - ids: count item ids.
-    ///   - codes: count × L codes, each < K.
-    ///   - magnitudes: count × L projection magnitudes α (euclidean codebooks: empty, or count × L values that are ignored).
-    ///   - codebook: the codebook the codes belong to; `nil` means the active codebook.
-    /// - Throws: `StoreError.noActiveCodebook`, `.unknownCodebook`, `.invalidArgument` (shape),
-    ///   `.invalidItemCodes` naming the first bad item. Nothing is written when it throws.
-    public func putItems(ids: [UInt64], codes: [UInt32], magnitudes: [Float], codebook: UInt16? = nil) throws {
-        let cb: Codebook
-        if let codebook {
-            cb = try requireCodebook(codebook)
-        } else {
-            guard let active = try activeCodebook() else { throw StoreError.noActiveCodebook }
-            cb = active
-        }
+    /// - Parameters: as `putItems`.
+    /// - Returns: count × `codebook.bytesPerItem` bytes, for `putPackedItems`.
+    /// - Throws: `StoreError.invalidArgument` (shape), `.invalidItemCodes` naming the first bad item.
+    public static func packItems(ids: [UInt64], codes: [UInt32], magnitudes: [Float], codebook cb: Codebook) throws -> [UInt8] {
         let n = ids.count
         let L = cb.levels
         guard codes.count == n * L else {
@@ -127,20 +115,52 @@ extension WriteTransaction {
                 }
             }
         }
-        let size = cb.bytesPerItem
-        var packed = [UInt8](repeating: 0, count: n * size)
+        var packed = [UInt8](repeating: 0, count: n * cb.bytesPerItem)
         try codes.withUnsafeBufferPointer { c in
             try magnitudes.withUnsafeBufferPointer { m in
                 try packed.withUnsafeMutableBytes { try cb.pack(codes: c, magnitudes: m, count: n, into: $0) }
             }
         }
+        return packed
+    }
+}
+
+extension WriteTransaction {
+    /// Stores the codes of a batch of items, replacing any earlier codes of the same ids.
+    ///
+    /// The whole batch is checked before anything is written. When `ids` ascend and all lie above the
+    /// largest stored id, records are appended with `MDB_APPEND` (no B-tree search).
+    ///
+    /// - Parameters:
+    ///   - ids: count item ids.
+    ///   - codes: count × L codes, each < K.
+    ///   - magnitudes: count × L projection magnitudes α (euclidean codebooks: empty, or count × L values that are ignored).
+    ///   - codebook: the codebook the codes belong to; `nil` means the active codebook.
+    /// - Throws: `StoreError.noActiveCodebook`, `.unknownCodebook`, `.invalidArgument` (shape),
+    ///   `.invalidItemCodes` naming the first bad item. Nothing is written when it throws.
+    public func putItems(ids: [UInt64], codes: [UInt32], magnitudes: [Float], codebook: UInt16? = nil) throws {
+        let cb: Codebook
+        if let codebook {
+            cb = try requireCodebook(codebook)
+        } else {
+            guard let active = try activeCodebook() else { throw StoreError.noActiveCodebook }
+            cb = active
+        }
+        let packed = try Store.packItems(ids: ids, codes: codes, magnitudes: magnitudes, codebook: cb)
         try putPackedItems(ids: ids, packed: packed, codebook: cb)
     }
 
-    /// Stores already-packed codes (count × `bytesPerItem` bytes) of `codebook`.
-    func putPackedItems(ids: [UInt64], packed: [UInt8], codebook cb: Codebook) throws {
+    /// Stores codes packed by `Store.packItems` (count × `bytesPerItem` bytes of `codebook`), replacing
+    /// earlier codes of the same ids: the second half of `putItems`, for loaders that time or
+    /// parallelise packing apart from the transaction.
+    /// - Throws: `StoreError.unknownCodebook` when `codebook` is not stored (or differs from the stored
+    ///   one), `.invalidArgument` when the sizes do not match. Nothing is written when it throws.
+    public func putPackedItems(ids: [UInt64], packed: [UInt8], codebook cb: Codebook) throws {
         let size = cb.bytesPerItem
-        precondition(packed.count == ids.count * size)
+        guard let stored = try codebook(cb.id), stored.hasSameContent(as: cb) else { throw StoreError.unknownCodebook(cb.id) }
+        guard packed.count == ids.count * size else {
+            throw StoreError.invalidArgument("packed codes are \(packed.count) bytes, expected \(ids.count) × \(size)")
+        }
         let options: WriteOptions = try idsAscendAboveLastKey(ids, table: store.tables.items) ? .append : []
         var record = ItemRecord.template(codebook: cb.id, payloadSize: size)
         try packed.withUnsafeBytes { src in

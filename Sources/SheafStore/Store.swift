@@ -214,6 +214,9 @@ public final class Store: @unchecked Sendable {
         }
     }
 
+    /// Whether commits fsync (`StoreOptions.durable`).
+    public var isDurable: Bool { options.durable }
+
     /// The current map size in bytes (it grows on demand).
     public var mapSize: Int { env.mapSize }
     /// How many times this process grew the map.

@@ -9,6 +9,26 @@ import Testing
 @testable import SheafCLI
 
 @Suite struct ItemCommandTests {
+    /// `--timings` prints every stage of the load, and the stages add up to the total.
+    @Test func loadTimingsNameEveryStage() throws {
+        let s = Scratch()
+        let (store, emb) = try preparedStore(s, items: 200)
+        try "1\tOne\n".write(toFile: s.file("titles.tsv"), atomically: true, encoding: .utf8)
+        let load = try sheaf("items", "load", store, "--input", emb, "--titles", s.file("titles.tsv"), "--chunk-size", "64", "--timings")
+        let lines = load.standardError.split(separator: "\n").map(String.init)
+        let stages = [
+            "read input (check pass)", "check rows (finite, non-zero)", "read input (encode pass)",
+            "encode (residual search, 2 levels × K=16)", "check codes, quantize magnitudes, bit-pack", "LMDB puts",
+            "LMDB commit (durable: fsync)", "titles (puts and commit)", "total",
+        ]
+        #expect(lines.count == stages.count)
+        for (line, stage) in zip(lines, stages) { #expect(line.hasPrefix(stage), "\(line)") }
+        func seconds(_ line: String) -> Double { Double(line.dropFirst(stages.map(\.count).max()!).split(separator: " ")[0])! }
+        let parts = lines.dropLast().map(seconds).reduce(0, +)
+        #expect(abs(parts - seconds(lines.last!)) < 0.01)
+        #expect(load.standardOutput.contains("stored 200 items"))
+    }
+
     @Test func trainLoadExportRoundTrip() throws {
         let s = Scratch()
         let (store, emb) = try preparedStore(s, items: 300)
