@@ -19,11 +19,21 @@ public struct ResidualEncoder: Sendable {
     public var beamWidth: Int
     /// Threads to encode on.
     public var threads: Int
+    /// Greedy encoding scores only a shortlist of centroids exactly (`ShortlistConfiguration`);
+    /// `nil` scores every centroid (exhaustive). Beam search is always exhaustive.
+    public let shortlist: ShortlistConfiguration?
+    private let plan: EncodePlan
+    private let shortlistPlan: ShortlistPlan?
 
-    public init(codebook: Codebook, beamWidth: Int = 1, threads: Int = 2) {
+    /// - Parameter shortlist: see `shortlist`; building its tables costs one D × D × K sgemm per level.
+    public init(codebook: Codebook, beamWidth: Int = 1, threads: Int = 2, shortlist: ShortlistConfiguration? = nil) {
         self.codebook = codebook
         self.beamWidth = max(1, beamWidth)
         self.threads = max(1, threads)
+        self.shortlist = shortlist
+        let plan = EncodePlan(codebook: codebook)
+        self.plan = plan
+        shortlistPlan = shortlist.map { ShortlistPlan(plan: plan, configuration: $0) }
     }
 
     /// Encodes `count` rows.
@@ -47,12 +57,17 @@ public struct ResidualEncoder: Sendable {
             }
         }
         guard count > 0 else { return }
-        let plan = EncodePlan(codebook: codebook)
+        let plan = plan
+        let shortlistPlan = shortlistPlan
         let base = data.baseAddress!
         let beam = beamWidth
         let blockRows = beam == 1 ? max(16, min(512, (4 << 20) / codebook.codesPerLevel)) : 32
         ParallelBlocks.run(count: count, blockRows: blockRows, threads: threads, scratchPerRow: 0) { rows, _ in
-            if beam == 1 {
+            if beam == 1, let shortlistPlan {
+                plan.greedyShortlist(
+                    base + rows.lowerBound * d, rows: rows.count, shortlist: shortlistPlan,
+                    codes: codes + rows.lowerBound * plan.L, magnitudes: magnitudes + rows.lowerBound * plan.L)
+            } else if beam == 1 {
                 plan.greedy(base + rows.lowerBound * d, rows: rows.count, codes: codes + rows.lowerBound * plan.L,
                             magnitudes: magnitudes + rows.lowerBound * plan.L, residualNorms: nil)
             } else {
