@@ -14,7 +14,7 @@ extension SheafMeasure {
     struct EncodeShortlist: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "encode-shortlist",
-            abstract: "Shortlist encoding (rank:candidates) against exhaustive greedy: speed, identical codes, cosine, recall@10.")
+            abstract: "Shortlist encoding (groups:probes) against exhaustive greedy: speed, identical codes, cosine, recall@10.")
 
         @Option(help: "A store whose active codebook encodes (cosine or euclidean).")
         var store: String
@@ -22,8 +22,8 @@ extension SheafMeasure {
         var input: String
         @Option(help: "Only the first N rows.")
         var rows: Int?
-        @Option(help: ArgumentHelp("Shortlists to try, comma-separated rank:candidates.", valueName: "R:M,..."))
-        var configs = "32:32,64:16,64:32,64:64,96:32,128:32"
+        @Option(help: ArgumentHelp("Shortlists to try, comma-separated groups:probes.", valueName: "G:P,..."))
+        var configs = "64:4,64:8,64:16,128:8,128:16"
         @Option(help: "Timed runs of each encoder (the best counts).")
         var runs = 3
         @Option(help: "Encoding threads.")
@@ -35,8 +35,8 @@ extension SheafMeasure {
 
         struct Result: Codable {
             var name: String
-            var rank: Int?
-            var candidates: Int?
+            var groups: Int?
+            var probes: Int?
             var items_per_s: Double
             var speedup: Double
             var identical_rows: Double
@@ -61,15 +61,15 @@ extension SheafMeasure {
 
             let shortlists: [ShortlistConfiguration] = try configs.split(separator: ",").map { spec in
                 let p = spec.split(separator: ":").compactMap { Int($0) }
-                guard p.count == 2, p[0] > 0, p[1] > 0 else { throw MeasureError("bad shortlist '\(spec)': want rank:candidates") }
-                return ShortlistConfiguration(rank: p[0], candidates: p[1])
+                guard p.count == 2, p[0] > 0, p[1] > 0 else { throw MeasureError("bad shortlist '\(spec)': want groups:probes") }
+                return ShortlistConfiguration(groups: p[0], probes: p[1])
             }
             var encoders: [(String, ShortlistConfiguration?, ResidualEncoder, Double)] = []
             encoders.append(("exhaustive", nil, ResidualEncoder(codebook: codebook, threads: threads), 0))
             for c in shortlists {
                 let t0 = nowNanoseconds()
                 let e = ResidualEncoder(codebook: codebook, threads: threads, shortlist: c)
-                encoders.append(("shortlist \(c.rank):\(c.candidates)", c, e, Double(nowNanoseconds() - t0) / 1e9))
+                encoders.append(("shortlist \(c.groups):\(c.probes)", c, e, Double(nowNanoseconds() - t0) / 1e9))
             }
             // Interleaved timed runs.
             var best = [Double](repeating: .infinity, count: encoders.count)
@@ -107,7 +107,7 @@ extension SheafMeasure {
                 var change: Double?
                 if let r = quality.recallAt10, let r0 = exhaustiveRecall { change = r - r0 }
                 let result = Result(
-                    name: e.0, rank: e.1?.rank, candidates: e.1?.candidates, items_per_s: Double(n) / best[k],
+                    name: e.0, groups: e.1?.groups, probes: e.1?.probes, items_per_s: Double(n) / best[k],
                     speedup: best[0] / best[k], identical_rows: Double(same) / Double(n), mean_cosine: quality.meanCosine,
                     recall_at_10: quality.recallAt10, recall_at_10_change: change, build_seconds: e.3)
                 results.append(result)

@@ -2,184 +2,231 @@ import SheafCodebook
 import SheafLinearAlgebra
 import SheafRandom
 
-/// Greedy encoding without scoring every centroid exactly: each level's centroids are also kept
-/// projected onto their top `rank` principal directions (a D × rank orthonormal basis Q_l from
-/// subspace iteration on C_lᵀC_l), every centroid is scored in that small space (one sgemm of
-/// rows × K × rank instead of rows × K × D), and only the best `candidates` of those approximate
-/// scores are scored exactly in D dimensions.
+/// Greedy cosine encoding without scoring every centroid: each level's K centroid directions are
+/// grouped (sign-invariant spherical k-means, since the cosine objective |r·c|/‖c‖ does not care about
+/// sign), a residual is scored against the group directions, and only the centroids of its best
+/// `probes` groups are scored exactly. Rows that probe the same group are scored together with one
+/// sgemm, as an inverted-file index batches its lists.
 ///
-/// The choice among the candidates is exact, so a row's code differs from exhaustive greedy only
-/// when its exhaustive best is not among the candidates: `ShortlistConfiguration` says how many are
-/// needed for a given agreement (measured, not assumed: `sheaf-measure encode-shortlist`).
+/// The choice among the probed centroids is exact, so a row's code differs from exhaustive greedy only
+/// when its exhaustive best lies in a group it did not probe. How often that happens depends on the
+/// data: `sheaf-measure encode-shortlist` measures it (identical rows, recall@10, speed).
 public struct ShortlistConfiguration: Sendable, Equatable {
-    /// Dimensions of the projection the approximate scores use (more: closer scores, more sgemm work).
-    public var rank: Int
-    /// Centroids per level scored exactly (more: exhaustive's choice found more often, more dot products).
-    public var candidates: Int
+    /// Groups per level (more: smaller groups, less exact scoring, a larger coarse search).
+    public var groups: Int
+    /// Groups scored exactly per row and level (more: exhaustive's choice found more often, more work).
+    public var probes: Int
 
-    public init(rank: Int = 64, candidates: Int = 32) {
-        self.rank = rank
-        self.candidates = candidates
+    public init(groups: Int = 64, probes: Int = 8) {
+        self.groups = groups
+        self.probes = probes
     }
 }
 
 /// The per-codebook tables of shortlist encoding.
 struct ShortlistPlan: @unchecked Sendable {
     // @unchecked Sendable: immutable after init; the arrays are only read.
-    let rank: Int
-    let candidates: Int
-    /// L × D × rank: level l's basis Q_l, row-major (D rows of `rank`).
-    let bases: [Float]
-    /// L × K × rank: C_l · Q_l.
-    let projected: [Float]
+    let groups: Int
+    let probes: Int
+    /// L × groups × D unit group directions.
+    let directions: [Float]
+    /// Per level, groups + 1 offsets into `members`.
+    let offsets: [[Int]]
+    /// Per level, centroid indices ordered by group.
+    let members: [[Int]]
+    /// Per level, the centroids in `members` order (K × D), so that a group's are one contiguous block.
+    let grouped: [[Float]]
 
     init(plan: EncodePlan, configuration: ShortlistConfiguration) {
         let (L, K, D) = (plan.L, plan.K, plan.D)
-        let r = max(1, min(configuration.rank, D))
-        rank = r
-        candidates = max(1, min(configuration.candidates, K))
-        var bases = [Float](repeating: 0, count: L * D * r)
-        var projected = [Float](repeating: 0, count: L * K * r)
+        let g = max(1, min(configuration.groups, K))
+        groups = g
+        probes = max(1, min(configuration.probes, g))
+        var directions = [Float](repeating: 0, count: L * g * D)
+        var offsets: [[Int]] = []
+        var members: [[Int]] = []
+        var grouped: [[Float]] = []
         plan.codebook.centroids.withUnsafeBufferPointer { c in
             for l in 0..<L {
                 let cl = c.baseAddress! + l * K * D
-                let q = Self.principalBasis(cl, rows: K, dimension: D, rank: r, seed: UInt64(l + 1))
-                bases.withUnsafeMutableBufferPointer { b in
-                    (b.baseAddress! + l * D * r).update(from: q, count: D * r)
+                let (dirs, assignment) = Self.axialKMeans(cl, count: K, dimension: D, groups: g, seed: UInt64(l + 1))
+                directions.replaceSubrange((l * g * D)..<((l + 1) * g * D), with: dirs)
+                var order = Array(0..<K)
+                order.sort { (assignment[$0], $0) < (assignment[$1], $1) }
+                var off = [Int](repeating: 0, count: g + 1)
+                for j in 0..<K { off[assignment[j] + 1] += 1 }
+                for k in 0..<g { off[k + 1] += off[k] }
+                var block = [Float](repeating: 0, count: K * D)
+                for (p, j) in order.enumerated() {
+                    for t in 0..<D { block[p * D + t] = cl[j * D + t] }
                 }
-                q.withUnsafeBufferPointer { qb in
-                    projected.withUnsafeMutableBufferPointer { p in
-                        BLAS.gemm(m: K, n: r, k: D, a: cl, b: qb.baseAddress!, c: p.baseAddress! + l * K * r)
+                offsets.append(off)
+                members.append(order)
+                grouped.append(block)
+            }
+        }
+        self.directions = directions
+        self.offsets = offsets
+        self.members = members
+        self.grouped = grouped
+    }
+
+    /// Sign-invariant spherical k-means of `count` directions: each is assigned to the group direction
+    /// g maximising |u·g|, and g becomes the normalised Σ sign(u·g)·u of its members. Seeded, 12
+    /// iterations; an empty group takes the direction worst served by its group.
+    static func axialKMeans(
+        _ x: UnsafePointer<Float>, count n: Int, dimension d: Int, groups g: Int, seed: UInt64
+    ) -> (directions: [Float], assignment: [Int]) {
+        var unit = [Float](repeating: 0, count: n * d)
+        for i in 0..<n {
+            var s: Float = 0
+            for t in 0..<d { s += x[i * d + t] * x[i * d + t] }
+            let inv = s > 0 ? 1 / s.squareRoot() : 0
+            for t in 0..<d { unit[i * d + t] = x[i * d + t] * inv }
+        }
+        var rng = SplitMix64(seed: seed &* 0xA5A5_5A5A_1234_5678)
+        var dirs = [Float](repeating: 0, count: g * d)
+        for (k, i) in rng.sortedSample(g, of: n).enumerated() {
+            for t in 0..<d { dirs[k * d + t] = unit[i * d + t] }
+        }
+        var assignment = [Int](repeating: 0, count: n)
+        var scores = [Float](repeating: 0, count: n * g)
+        for _ in 0..<12 {
+            unit.withUnsafeBufferPointer { u in
+                dirs.withUnsafeBufferPointer { dd in
+                    scores.withUnsafeMutableBufferPointer { s in
+                        BLAS.gemm(m: n, n: g, k: d, a: u.baseAddress!, b: dd.baseAddress!, transposeB: true, c: s.baseAddress!)
                     }
                 }
             }
-        }
-        self.bases = bases
-        self.projected = projected
-    }
-
-    /// An orthonormal D × rank basis of the top principal directions of `rows` × D points (uncentred:
-    /// the directions of largest ‖X q‖), by subspace iteration on XᵀX from a seeded random start.
-    static func principalBasis(_ x: UnsafePointer<Float>, rows: Int, dimension d: Int, rank r: Int, seed: UInt64) -> [Float] {
-        var gram = [Float](repeating: 0, count: d * d)
-        gram.withUnsafeMutableBufferPointer { g in
-            BLAS.gemm(m: d, n: d, k: rows, a: x, transposeA: true, b: x, c: g.baseAddress!)
-        }
-        var rng = SplitMix64(seed: seed &* 0x9E37_79B9)
-        var q = (0..<(d * r)).map { _ in rng.float(in: -1...1) }
-        var z = [Float](repeating: 0, count: d * r)
-        orthonormalizeColumns(&q, rows: d, columns: r)
-        for _ in 0..<8 {
-            gram.withUnsafeBufferPointer { g in
-                q.withUnsafeBufferPointer { qb in
-                    z.withUnsafeMutableBufferPointer { zb in
-                        BLAS.gemm(m: d, n: r, k: d, a: g.baseAddress!, b: qb.baseAddress!, c: zb.baseAddress!)
-                    }
+            var fit = [Float](repeating: 0, count: n)
+            for i in 0..<n {
+                var best = 0
+                var bv: Float = -1
+                for k in 0..<g where abs(scores[i * g + k]) > bv {
+                    bv = abs(scores[i * g + k])
+                    best = k
                 }
+                assignment[i] = best
+                fit[i] = bv
             }
-            swap(&q, &z)
-            orthonormalizeColumns(&q, rows: d, columns: r)
-        }
-        return q
-    }
-
-    /// Modified Gram–Schmidt on the columns of a rows × columns row-major matrix, in double precision.
-    /// A column that vanishes (linearly dependent) becomes zero.
-    static func orthonormalizeColumns(_ a: inout [Float], rows: Int, columns: Int) {
-        var col = [[Double]](repeating: [], count: columns)
-        for j in 0..<columns { col[j] = (0..<rows).map { Double(a[$0 * columns + j]) } }
-        for j in 0..<columns {
-            for k in 0..<j {
-                var dot = 0.0
-                for i in 0..<rows { dot += col[j][i] * col[k][i] }
-                for i in 0..<rows { col[j][i] -= dot * col[k][i] }
+            var sums = [Float](repeating: 0, count: g * d)
+            var sizes = [Int](repeating: 0, count: g)
+            for i in 0..<n {
+                let k = assignment[i]
+                let sign: Float = scores[i * g + k] < 0 ? -1 : 1
+                sizes[k] += 1
+                for t in 0..<d { sums[k * d + t] += sign * unit[i * d + t] }
             }
-            var norm = 0.0
-            for i in 0..<rows { norm += col[j][i] * col[j][i] }
-            norm = norm.squareRoot()
-            for i in 0..<rows { col[j][i] = norm > 1e-12 ? col[j][i] / norm : 0 }
+            for k in 0..<g {
+                if sizes[k] == 0 {
+                    // Reseed with the direction its group serves worst.
+                    let worst = (0..<n).min { fit[$0] < fit[$1] }!
+                    fit[worst] = 2
+                    for t in 0..<d { sums[k * d + t] = unit[worst * d + t] }
+                }
+                var s: Float = 0
+                for t in 0..<d { s += sums[k * d + t] * sums[k * d + t] }
+                let inv = s > 0 ? 1 / s.squareRoot() : 0
+                for t in 0..<d { dirs[k * d + t] = sums[k * d + t] * inv }
+            }
         }
-        for j in 0..<columns { for i in 0..<rows { a[i * columns + j] = Float(col[j][i]) } }
+        return (dirs, assignment)
     }
 }
 
 extension EncodePlan {
-    /// Greedy encode of `rows` rows through `shortlist`: per level, approximate scores of every centroid
-    /// in the projected space, then exact scores of the best `candidates`, the best of which is chosen
-    /// exactly as `greedy` chooses (same objective, same magnitude quantization).
+    /// Greedy cosine encode of `rows` rows through `shortlist` (see `ShortlistPlan`): the chosen code,
+    /// its magnitude and the residual update are exactly `greedy`'s for the centroids probed.
     func greedyShortlist(
         _ x: UnsafePointer<Float>, rows: Int, shortlist s: ShortlistPlan, codes: UnsafeMutablePointer<UInt32>,
         magnitudes: UnsafeMutablePointer<Float>
     ) {
-        let r = s.rank, m = s.candidates
-        let residual = UnsafeMutablePointer<Float>.allocate(capacity: rows * D)
-        defer { residual.deallocate() }
-        residual.update(from: x, count: rows * D)
-        let reduced = UnsafeMutablePointer<Float>.allocate(capacity: rows * r)
-        defer { reduced.deallocate() }
-        let approx = UnsafeMutablePointer<Float>.allocate(capacity: rows * K)
-        defer { approx.deallocate() }
-        let candidate = UnsafeMutablePointer<Int>.allocate(capacity: m)
-        defer { candidate.deallocate() }
-        let candidateValue = UnsafeMutablePointer<Float>.allocate(capacity: m)
-        defer { candidateValue.deallocate() }
-        codebook.centroids.withUnsafeBufferPointer { c in
-          norms2.withUnsafeBufferPointer { cn in
-            inverseNorms2.withUnsafeBufferPointer { icn in
-              s.bases.withUnsafeBufferPointer { qb in
-                s.projected.withUnsafeBufferPointer { pb in
-                  for l in 0..<L {
-                    let cl = c.baseAddress! + l * K * D
-                    let nl = cn.baseAddress! + l * K
-                    let il = icn.baseAddress! + l * K
-                    BLAS.gemm(m: rows, n: r, k: D, a: residual, b: qb.baseAddress! + l * D * r, c: reduced)
-                    BLAS.gemm(m: rows, n: K, k: r, a: reduced, b: pb.baseAddress! + l * K * r, transposeB: true, c: approx)
-                    for i in 0..<rows {
-                        // The m best approximate values, best first (insertion into a short sorted list).
-                        let a = approx + i &* K
-                        var filled = 0
-                        for j in 0..<K {
-                            // safe: j < K; a holds K scores, nl and il K norms each.
-                            let v = isCosine ? a[j] * a[j] * il[j] : 2 * a[j] - nl[j]
-                            if filled == m && v <= candidateValue[m - 1] { continue }
-                            var p = filled < m ? filled : m - 1
-                            while p > 0 && candidateValue[p - 1] < v {
-                                candidateValue[p] = candidateValue[p - 1]
-                                candidate[p] = candidate[p - 1]
-                                p -= 1
-                            }
-                            candidateValue[p] = v
-                            candidate[p] = j
-                            if filled < m { filled += 1 }
-                        }
-                        // Exact scores of the candidates; ties go to the lower index, as in `greedy`.
-                        let row = residual + i &* D
-                        var bj = K
-                        var bv = -Float.infinity
-                        var bs: Float = 0
-                        for q in 0..<filled {
-                            let j = candidate[q]
-                            let cen = cl + j &* D
-                            var dot: Float = 0
-                            for t in 0..<D { dot += row[t] * cen[t] }
-                            let value = isCosine ? dot * dot * il[j] : 2 * dot - nl[j]
-                            if value > bv || (value == bv && j < bj) {
-                                bv = value
-                                bj = j
-                                bs = dot
-                            }
-                        }
-                        let alpha = isCosine ? codebook.quantizedMagnitude(bs * il[bj], level: l) : 1
-                        codes[i * L + l] = UInt32(bj)
-                        magnitudes[i * L + l] = alpha
-                        let cen = cl + bj &* D
-                        for t in 0..<D { row[t] -= alpha * cen[t] }
+        let g = s.groups, p = s.probes
+        var residual = Array(UnsafeBufferPointer(start: x, count: rows * D))
+        var coarse = [Float](repeating: 0, count: rows * g)
+        var probeList = [Int](repeating: 0, count: rows * p)
+        var bestValue = [Float](repeating: 0, count: rows)
+        var bestCode = [Int](repeating: 0, count: rows)
+        var bestDot = [Float](repeating: 0, count: rows)
+        var gathered = [Float](repeating: 0, count: rows * D)
+        var rowsOf = [[Int]](repeating: [], count: g)
+        var scores: [Float] = []
+        var top = [(Float, Int)](repeating: (0, 0), count: p)
+        for l in 0..<L {
+            let il = l * K
+            // 1. Coarse scores and each row's best `p` groups.
+            residual.withUnsafeBufferPointer { r in
+                s.directions.withUnsafeBufferPointer { dd in
+                    coarse.withUnsafeMutableBufferPointer { cs in
+                        BLAS.gemm(m: rows, n: g, k: D, a: r.baseAddress!, b: dd.baseAddress! + l * g * D, transposeB: true, c: cs.baseAddress!)
                     }
-                  }
                 }
-              }
             }
-          }
+            for k in 0..<g { rowsOf[k].removeAll(keepingCapacity: true) }
+            for i in 0..<rows {
+                var filled = 0
+                for k in 0..<g {
+                    let v = abs(coarse[i * g + k])
+                    if filled == p && v <= top[p - 1].0 { continue }
+                    var q = filled < p ? filled : p - 1
+                    while q > 0 && top[q - 1].0 < v {
+                        top[q] = top[q - 1]
+                        q -= 1
+                    }
+                    top[q] = (v, k)
+                    if filled < p { filled += 1 }
+                }
+                for q in 0..<p {
+                    probeList[i * p + q] = top[q].1
+                    rowsOf[top[q].1].append(i)
+                }
+                bestValue[i] = -.infinity
+                bestCode[i] = K
+            }
+            // 2. Exact scores, group by group: the rows probing a group against its centroids.
+            let offsets = s.offsets[l], members = s.members[l]
+            s.grouped[l].withUnsafeBufferPointer { block in
+                for k in 0..<g where !rowsOf[k].isEmpty && offsets[k + 1] > offsets[k] {
+                    let list = rowsOf[k]
+                    let size = offsets[k + 1] - offsets[k]
+                    for (a, i) in list.enumerated() {
+                        for t in 0..<D { gathered[a * D + t] = residual[i * D + t] }
+                    }
+                    if scores.count < list.count * size { scores = [Float](repeating: 0, count: list.count * size) }
+                    gathered.withUnsafeBufferPointer { gb in
+                        scores.withUnsafeMutableBufferPointer { sb in
+                            BLAS.gemm(
+                                m: list.count, n: size, k: D, a: gb.baseAddress!, b: block.baseAddress! + offsets[k] * D,
+                                transposeB: true, c: sb.baseAddress!)
+                        }
+                    }
+                    for (a, i) in list.enumerated() {
+                        for q in 0..<size {
+                            let j = members[offsets[k] + q]
+                            let dot = scores[a * size + q]
+                            let value = dot * dot * inverseNorms2[il + j]
+                            // Ties go to the lower index, as in `greedy`.
+                            if value > bestValue[i] || (value == bestValue[i] && j < bestCode[i]) {
+                                bestValue[i] = value
+                                bestCode[i] = j
+                                bestDot[i] = dot
+                            }
+                        }
+                    }
+                }
+            }
+            // 3. Codes, magnitudes and residuals.
+            codebook.centroids.withUnsafeBufferPointer { c in
+                for i in 0..<rows {
+                    let j = bestCode[i]
+                    let alpha = codebook.quantizedMagnitude(bestDot[i] * inverseNorms2[il + j], level: l)
+                    codes[i * L + l] = UInt32(j)
+                    magnitudes[i * L + l] = alpha
+                    let cen = c.baseAddress! + (l * K + j) * D
+                    for t in 0..<D { residual[i * D + t] -= alpha * cen[t] }
+                }
+            }
         }
     }
 }

@@ -19,13 +19,14 @@ public struct ResidualEncoder: Sendable {
     public var beamWidth: Int
     /// Threads to encode on.
     public var threads: Int
-    /// Greedy encoding scores only a shortlist of centroids exactly (`ShortlistConfiguration`);
-    /// `nil` scores every centroid (exhaustive). Beam search is always exhaustive.
+    /// Greedy cosine encoding scores only the centroids of the groups a residual probes
+    /// (`ShortlistConfiguration`); `nil` scores every centroid (exhaustive). Beam search and euclidean
+    /// codebooks are always exhaustive.
     public let shortlist: ShortlistConfiguration?
     private let plan: EncodePlan
     private let shortlistPlan: ShortlistPlan?
 
-    /// - Parameter shortlist: see `shortlist`; building its tables costs one D × D × K sgemm per level.
+    /// - Parameter shortlist: see `shortlist`; building its tables costs a small k-means over each level's centroids.
     public init(codebook: Codebook, beamWidth: Int = 1, threads: Int = 2, shortlist: ShortlistConfiguration? = nil) {
         self.codebook = codebook
         self.beamWidth = max(1, beamWidth)
@@ -33,7 +34,7 @@ public struct ResidualEncoder: Sendable {
         self.shortlist = shortlist
         let plan = EncodePlan(codebook: codebook)
         self.plan = plan
-        shortlistPlan = shortlist.map { ShortlistPlan(plan: plan, configuration: $0) }
+        shortlistPlan = codebook.metric == .cosine ? shortlist.map { ShortlistPlan(plan: plan, configuration: $0) } : nil
     }
 
     /// Encodes `count` rows.
