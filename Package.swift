@@ -35,6 +35,8 @@ let package = Package(
 
         /// CPUID: the instruction-set extensions that decide which OpenBLAS kernels can run.
         .target(name: "CSheafCPU"),
+        /// Encoding's approximate scores: int8 rows against packed int8 centroids (AVX-512 VNNI or portable).
+        .target(name: "CSheafEncode"),
 
         // MARK: - Hot kernels in C (AVX2/FMA with runtime dispatch, portable fallback)
         /// Residual-codebook decode, half conversion and CRC-32C, for SheafCodebook and SheafStore.
@@ -48,7 +50,7 @@ let package = Package(
         /// Codebook model, bit-packed code layout and the SIMD decoder. Knows nothing of LMDB.
         .target(name: "SheafCodebook", dependencies: ["CSheafDecode"]),
         /// Codebook training (balanced k-means), batched encoding and quality reports. Knows nothing of LMDB.
-        .target(name: "SheafQuantizer", dependencies: ["SheafCodebook", "SheafLinearAlgebra", "SheafRandom"]),
+        .target(name: "SheafQuantizer", dependencies: ["SheafCodebook", "SheafLinearAlgebra", "SheafRandom", "CSheafEncode"]),
         /// Readers and writers of the file formats users bring (.npy so far).
         .target(name: "SheafFormats"),
         /// Thin owned wrapper over OpenBLAS.
@@ -84,7 +86,7 @@ let package = Package(
         // MARK: - Tests
         .testTarget(name: "SheafRandomTests", dependencies: ["SheafRandom"]),
         .testTarget(name: "SheafCodebookTests", dependencies: ["SheafCodebook", "SheafRandom", "CSheafDecode"]),
-        .testTarget(name: "SheafQuantizerTests", dependencies: ["SheafQuantizer", "SheafCodebook", "SheafRandom"]),
+        .testTarget(name: "SheafQuantizerTests", dependencies: ["SheafQuantizer", "SheafCodebook", "SheafRandom", "CSheafEncode"]),
         .testTarget(name: "SheafFormatsTests", dependencies: ["SheafFormats"]),
         .testTarget(name: "SheafLinearAlgebraTests", dependencies: ["SheafLinearAlgebra"]),
         .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats", "SheafRandom", "CSheafNN"]),

@@ -37,6 +37,19 @@ extension SheafCommand.ItemsCommand {
         @Option(help: "Encode beam width (default: the codebook's, set at training).")
         var beam: Int?
 
+        /// How greedy encoding searches each level.
+        enum SearchChoice: String, ExpressibleByArgument, CaseIterable {
+            case auto, exhaustive, shortlist
+        }
+
+        @Option(help: ArgumentHelp(
+            "Greedy search: shortlist (int8 scores of every centroid, then the best --candidates scored exactly), exhaustive, or auto (shortlist with AVX-512 VNNI and K ≥ 1024).",
+            valueName: "auto|exhaustive|shortlist"))
+        var search: SearchChoice = .auto
+
+        @Option(help: "Centroids per level scored exactly by the shortlist search.")
+        var candidates = 4
+
         @OptionGroup var chunks: LoadChunkOptions<ItemRowChunk>
 
         @Flag(help: "Print the time of every stage (reading, checking, encoding, packing, puts, commits) on stderr.")
@@ -44,6 +57,7 @@ extension SheafCommand.ItemsCommand {
 
         func validate() throws {
             if let beam, !(1...64).contains(beam) { throw ValidationError("--beam must be in 1...64") }
+            guard (1...256).contains(candidates) else { throw ValidationError("--candidates must be in 1...256") }
         }
 
         func run() throws {
@@ -78,7 +92,13 @@ extension SheafCommand.ItemsCommand {
 
             // 2. Encode and commit chunk by chunk.
             let width = beam ?? Int(codebook.trainingStats["encode_beam_width"] ?? 1)
-            let encoder = ResidualEncoder(codebook: codebook, beamWidth: width)
+            let searchMethod: EncodeSearch =
+                switch search {
+                case .auto: EncodeSearch.automatic(codesPerLevel: codebook.codesPerLevel) == .exhaustive ? .exhaustive : .int8Shortlist(candidates: candidates)
+                case .exhaustive: .exhaustive
+                case .shortlist: .int8Shortlist(candidates: candidates)
+                }
+            let encoder = ResidualEncoder(codebook: codebook, beamWidth: width, search: searchMethod)
             let loading = target.progress("encoding \(file.path)", total: n)
             var codes = [UInt32](repeating: 0, count: min(chunkSize, n) * codebook.levels)
             var mags = [Float](repeating: 0, count: codes.count)
@@ -88,7 +108,7 @@ extension SheafCommand.ItemsCommand {
                 let rows = end - start
                 try buffer.withUnsafeMutableBufferPointer { b in
                     try stages.time("read input (encode pass)") { try file.read(rows: start..<end, into: b.baseAddress!) }
-                    try stages.time("encode (residual search, \(codebook.levels) levels × K=\(codebook.codesPerLevel))") {
+                    try stages.time("encode (\(width > 1 ? "beam \(width)" : searchMethod.description), \(codebook.levels) levels × K=\(codebook.codesPerLevel))") {
                         try codes.withUnsafeMutableBufferPointer { c in
                             try mags.withUnsafeMutableBufferPointer { m in
                                 try encoder.encode(
@@ -134,7 +154,7 @@ extension SheafCommand.ItemsCommand {
             }
             if timings { note(stages.table(items: n)) }
             let seconds = loading.elapsed
-            say("stored \(thousands(n)) items with codebook \(codebook.id) (\(codebook.bytesPerItem) bytes each, \(thousands(Int(Double(n) / max(seconds, 1e-9))))/s)"
+            say("stored \(thousands(n)) items with codebook \(codebook.id) (\(codebook.bytesPerItem) bytes each, \(thousands(Int(Double(n) / max(seconds, 1e-9))))/s, \(width > 1 ? "beam \(width)" : searchMethod.description) search)"
                 + (titleMap.isEmpty ? "" : ", \(thousands(titleMap.count)) titles"))
         }
     }

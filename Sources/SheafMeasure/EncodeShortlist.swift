@@ -7,14 +7,14 @@ import SheafQuantizer
 import SheafStore
 
 extension SheafMeasure {
-    /// Shortlist encoding against exhaustive greedy encoding, with the codebook a store holds, on rows
+    /// The int8 shortlist search (`EncodeSearch.int8Shortlist`) against exhaustive greedy encoding, with the codebook a store holds, on rows
     /// of a file (held-out rows, for a quality figure): items/s of each, interleaved, best of `--runs`;
     /// the share of rows whose whole code tuple equals exhaustive's; mean cosine and recall@10 of the
     /// decoded rows.
     struct EncodeShortlist: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "encode-shortlist",
-            abstract: "Shortlist encoding (groups:probes) against exhaustive greedy: speed, identical codes, cosine, recall@10.")
+            abstract: "The int8 shortlist search against exhaustive greedy encoding: speed, identical codes, cosine, recall@10.")
 
         @Option(help: "A store whose active codebook encodes (cosine or euclidean).")
         var store: String
@@ -22,8 +22,8 @@ extension SheafMeasure {
         var input: String
         @Option(help: "Only the first N rows.")
         var rows: Int?
-        @Option(help: ArgumentHelp("Shortlists to try, comma-separated groups:probes.", valueName: "G:P,..."))
-        var configs = "64:4,64:8,64:16,128:8,128:16"
+        @Option(help: ArgumentHelp("Shortlist sizes to try (candidates rescored exactly), comma-separated.", valueName: "M,..."))
+        var candidates = "2,4,8"
         @Option(help: "Timed runs of each encoder (the best counts).")
         var runs = 3
         @Option(help: "Encoding threads.")
@@ -35,8 +35,7 @@ extension SheafMeasure {
 
         struct Result: Codable {
             var name: String
-            var groups: Int?
-            var probes: Int?
+            var candidates: Int?
             var items_per_s: Double
             var speedup: Double
             var identical_rows: Double
@@ -57,19 +56,18 @@ extension SheafMeasure {
             guard d == codebook.dimension else { throw MeasureError("\(input) is \(d)-d, the codebook \(codebook.dimension)-d") }
             var data = [Float](repeating: 0, count: n * d)
             try data.withUnsafeMutableBufferPointer { try file.read(rows: 0..<n, into: $0.baseAddress!) }
-            log("encode-shortlist: \(n) rows × \(d), codebook L\(codebook.levels) K\(codebook.codesPerLevel) \(codebook.metric), \(threads) thread(s)")
+            log("encode-shortlist: int8 kernel \(EncodeSearch.automatic(codesPerLevel: 4096) == .exhaustive ? "portable (no AVX-512 VNNI)" : "AVX-512 VNNI"); \(n) rows × \(d), codebook L\(codebook.levels) K\(codebook.codesPerLevel) \(codebook.metric), \(threads) thread(s)")
 
-            let shortlists: [ShortlistConfiguration] = try configs.split(separator: ",").map { spec in
-                let p = spec.split(separator: ":").compactMap { Int($0) }
-                guard p.count == 2, p[0] > 0, p[1] > 0 else { throw MeasureError("bad shortlist '\(spec)': want groups:probes") }
-                return ShortlistConfiguration(groups: p[0], probes: p[1])
+            let sizes = try candidates.split(separator: ",").map { spec in
+                guard let m = Int(spec), m > 0 else { throw MeasureError("bad shortlist size '\(spec)'") }
+                return m
             }
-            var encoders: [(String, ShortlistConfiguration?, ResidualEncoder, Double)] = []
+            var encoders: [(String, Int?, ResidualEncoder, Double)] = []
             encoders.append(("exhaustive", nil, ResidualEncoder(codebook: codebook, threads: threads), 0))
-            for c in shortlists {
+            for m in sizes {
                 let t0 = nowNanoseconds()
-                let e = ResidualEncoder(codebook: codebook, threads: threads, shortlist: c)
-                encoders.append(("shortlist \(c.groups):\(c.probes)", c, e, Double(nowNanoseconds() - t0) / 1e9))
+                let e = ResidualEncoder(codebook: codebook, threads: threads, search: .int8Shortlist(candidates: m))
+                encoders.append(("int8 shortlist of \(m)", m, e, Double(nowNanoseconds() - t0) / 1e9))
             }
             // Interleaved timed runs.
             var best = [Double](repeating: .infinity, count: encoders.count)
@@ -91,9 +89,9 @@ extension SheafMeasure {
                 var same = 0
                 for i in 0..<n where outputs[k][(i * L)..<((i + 1) * L)] == outputs[0][(i * L)..<((i + 1) * L)] { same += 1 }
                 var decoded = [Float](repeating: 0, count: n * d)
-                try outputs[k].withUnsafeBufferPointer { c in
-                    try magnitudes[k].withUnsafeBufferPointer { m in
-                        try decoded.withUnsafeMutableBufferPointer { out in
+                outputs[k].withUnsafeBufferPointer { c in
+                    magnitudes[k].withUnsafeBufferPointer { m in
+                        decoded.withUnsafeMutableBufferPointer { out in
                             codebook.decode(codes: c.baseAddress!, magnitudes: m.baseAddress!, count: n, into: out.baseAddress!)
                         }
                     }
@@ -107,7 +105,7 @@ extension SheafMeasure {
                 var change: Double?
                 if let r = quality.recallAt10, let r0 = exhaustiveRecall { change = r - r0 }
                 let result = Result(
-                    name: e.0, groups: e.1?.groups, probes: e.1?.probes, items_per_s: Double(n) / best[k],
+                    name: e.0, candidates: e.1, items_per_s: Double(n) / best[k],
                     speedup: best[0] / best[k], identical_rows: Double(same) / Double(n), mean_cosine: quality.meanCosine,
                     recall_at_10: quality.recallAt10, recall_at_10_change: change, build_seconds: e.3)
                 results.append(result)

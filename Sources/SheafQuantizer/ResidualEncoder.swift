@@ -19,22 +19,21 @@ public struct ResidualEncoder: Sendable {
     public var beamWidth: Int
     /// Threads to encode on.
     public var threads: Int
-    /// Greedy cosine encoding scores only the centroids of the groups a residual probes
-    /// (`ShortlistConfiguration`); `nil` scores every centroid (exhaustive). Beam search and euclidean
-    /// codebooks are always exhaustive.
-    public let shortlist: ShortlistConfiguration?
+    /// How greedy encoding (beam width 1) finds each level's centroid; beam search is always exhaustive.
+    public let search: EncodeSearch
     private let plan: EncodePlan
-    private let shortlistPlan: ShortlistPlan?
+    private let int8Plan: Int8ShortlistPlan?
 
-    /// - Parameter shortlist: see `shortlist`; building its tables costs a small k-means over each level's centroids.
-    public init(codebook: Codebook, beamWidth: Int = 1, threads: Int = 2, shortlist: ShortlistConfiguration? = nil) {
+    /// - Parameter search: `.exhaustive` (the default) or `.int8Shortlist`, whose int8 tables cost
+    ///   L × K × D bytes and one pass over the centroids to build.
+    public init(codebook: Codebook, beamWidth: Int = 1, threads: Int = 2, search: EncodeSearch = .exhaustive) {
         self.codebook = codebook
         self.beamWidth = max(1, beamWidth)
         self.threads = max(1, threads)
-        self.shortlist = shortlist
+        self.search = search
         let plan = EncodePlan(codebook: codebook)
         self.plan = plan
-        shortlistPlan = codebook.metric == .cosine ? shortlist.map { ShortlistPlan(plan: plan, configuration: $0) } : nil
+        if case .int8Shortlist(let m) = search { int8Plan = Int8ShortlistPlan(plan: plan, candidates: m) } else { int8Plan = nil }
     }
 
     /// Encodes `count` rows.
@@ -59,14 +58,14 @@ public struct ResidualEncoder: Sendable {
         }
         guard count > 0 else { return }
         let plan = plan
-        let shortlistPlan = shortlistPlan
+        let int8Plan = int8Plan
         let base = data.baseAddress!
         let beam = beamWidth
         let blockRows = beam == 1 ? max(16, min(512, (4 << 20) / codebook.codesPerLevel)) : 32
         ParallelBlocks.run(count: count, blockRows: blockRows, threads: threads, scratchPerRow: 0) { rows, _ in
-            if beam == 1, let shortlistPlan {
-                plan.greedyShortlist(
-                    base + rows.lowerBound * d, rows: rows.count, shortlist: shortlistPlan,
+            if beam == 1, let int8Plan {
+                plan.greedyInt8(
+                    base + rows.lowerBound * d, rows: rows.count, shortlist: int8Plan,
                     codes: codes + rows.lowerBound * plan.L, magnitudes: magnitudes + rows.lowerBound * plan.L)
             } else if beam == 1 {
                 plan.greedy(base + rows.lowerBound * d, rows: rows.count, codes: codes + rows.lowerBound * plan.L,

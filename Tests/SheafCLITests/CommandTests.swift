@@ -18,7 +18,7 @@ import Testing
         let lines = load.standardError.split(separator: "\n").map(String.init)
         let stages = [
             "read input (check pass)", "check rows (finite, non-zero)", "read input (encode pass)",
-            "encode (residual search, 2 levels × K=16)", "check codes, quantize magnitudes, bit-pack", "LMDB puts",
+            "encode (exhaustive, 2 levels × K=16)", "check codes, quantize magnitudes, bit-pack", "LMDB puts",
             "LMDB commit (durable: fsync)", "titles (puts and commit)", "total",
         ]
         #expect(lines.count == stages.count)

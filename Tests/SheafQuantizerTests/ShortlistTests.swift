@@ -1,45 +1,136 @@
+import CSheafEncode
 import SheafCodebook
 import SheafRandom
 import Testing
 
 @testable import SheafQuantizer
 
-@Suite struct ShortlistTests {
-    /// Sign-invariant k-means finds planted axes: points along ±a_k (with a little noise) fall into
-    /// one group per axis whatever their sign, and every group direction is a unit vector.
-    @Test func axialKMeansGroupsBothSignsOfAnAxis() {
-        let (n, d, g) = (240, 12, 4)
-        var rng = SplitMix64(seed: 3)
-        var axes = [Float](repeating: 0, count: g * d)
-        for k in 0..<g { axes[k * d + 2 * k] = 1 }  // orthogonal axes
-        var x = [Float](repeating: 0, count: n * d)
-        for i in 0..<n {
-            let k = i % g
-            let sign: Float = i % 8 < 4 ? 1 : -1
-            for t in 0..<d { x[i * d + t] = sign * axes[k * d + t] * rng.float(in: 0.5...2) + 0.05 * rng.float(in: -1...1) }
-        }
-        let (dirs, assignment) = x.withUnsafeBufferPointer {
-            ShortlistPlan.axialKMeans($0.baseAddress!, count: n, dimension: d, groups: g, seed: 1)
-        }
-        for k in 0..<g {
-            let norm = (0..<d).reduce(Float(0)) { $0 + dirs[k * d + $1] * dirs[k * d + $1] }
-            #expect(abs(norm - 1) < 1e-4)
-        }
-        for axis in 0..<g {
-            let groups = Set((0..<n).filter { $0 % g == axis }.map { assignment[$0] })
-            #expect(groups.count == 1, "axis \(axis) split over groups \(groups)")
-        }
-        #expect(Set(assignment).count == g)
+/// The int8 shortlist search: its C kernels (each path against a scalar reference, and the two paths
+/// against each other on the calling thread) and the encoder built on them.
+@Suite struct Int8KernelTests {
+    /// Runs `body` on the automatic path and on the forced portable one.
+    func bothPaths<R>(_ body: () -> R) -> (automatic: R, portable: R) {
+        sheaf_encode_force_isa(0)
+        let a = body()
+        sheaf_encode_force_isa(1)
+        defer { sheaf_encode_force_isa(0) }
+        return (a, body())
     }
 
-    /// Probing every group scores every centroid: exhaustive greedy's codes (up to the rounding of a
-    /// differently blocked sgemm, which may flip exact ties) and no worse residual on any row.
-    @Test func probingEveryGroupMatchesExhaustive() throws {
+    func random(_ n: Int, _ rng: inout SplitMix64) -> [Float] { (0..<n).map { _ in rng.float(in: -1...1) } }
+
+    /// Quantization: the scale is max|x|/127, values round to nearest, padding holds 128 (zero).
+    @Test func quantizeRows() {
+        let x: [Float] = [0.5, -1, 0.25, 0, 0, 0, 0, 0]
+        var out = [UInt8](repeating: 0, count: 2 * 4)
+        var scales = [Float](repeating: -1, count: 2)
+        sheaf_quantize_rows_u8(x, 2, 3, 4, &out, &scales)
+        #expect(scales == [1 / 127, 0])
+        let expected: [UInt8] = [192, 1, 160, 128, 128, 128, 128, 128]  // 128 + 64 (63.5 rounds to even), 128 − 127, 128 + 32
+        #expect(out == expected)
+    }
+
+    /// The int8 dot products equal an integer reference exactly (same float expression), on both paths,
+    /// for shapes that exercise every tail (rows not a multiple of 4, columns of 16 × 4, depth of 4).
+    @Test(arguments: [(1, 1, 1), (3, 17, 5), (4, 64, 32), (5, 70, 130), (9, 100, 384), (8, 129, 7)])
+    func dotMatchesIntegerReference(rows: Int, cols: Int, d: Int) {
+        var rng = SplitMix64(seed: UInt64(rows * 1000 + cols * 10 + d))
+        let x = random(rows * d, &rng), c = random(cols * d, &rng)
+        let dp = sheaf_i8_padded_depth(d)
+        var a = [UInt8](repeating: 0, count: rows * dp), aScales = [Float](repeating: 0, count: rows)
+        sheaf_quantize_rows_u8(x, rows, d, dp, &a, &aScales)
+        var packed = [Int8](repeating: 0, count: sheaf_i8_packed_size(cols, d))
+        var bScales = [Float](repeating: 0, count: cols), sums = [Int32](repeating: 0, count: cols)
+        sheaf_pack_i8(c, cols, d, &packed, &bScales, &sums)
+        // Reference: unpack q_b from the column's own quantization (scale and rounding as the kernel does).
+        var reference = [Float](repeating: 0, count: rows * cols)
+        for j in 0..<cols {
+            let row = Array(c[(j * d)..<((j + 1) * d)])
+            let m = row.map(abs).max()!
+            let inv: Float = m > 0 ? 127 / m : 0
+            let qb = row.map { Int32(max(-127, min(127, ($0 * inv).rounded(.toNearestOrEven)))) }
+            #expect(sums[j] == qb.reduce(0, +))
+            for i in 0..<rows {
+                var acc: Int32 = 0
+                for t in 0..<d { acc += (Int32(a[i * dp + t]) - 128) * qb[t] }
+                reference[i * cols + j] = aScales[i] * bScales[j] * Float(acc)
+            }
+        }
+        let (fast, portable) = bothPaths { () -> [Float] in
+            var out = [Float](repeating: .nan, count: rows * cols)
+            sheaf_dot_u8i8(a, aScales, rows, packed, bScales, sums, cols, d, &out)
+            return out
+        }
+        #expect(fast == reference)
+        #expect(portable == reference)
+    }
+
+    /// The candidates are the m largest objective values, best first, ties to the lower index, on both paths.
+    @Test(arguments: [1, 4, 16])
+    func topCandidatesMatchASort(m: Int) {
+        var rng = SplitMix64(seed: UInt64(m))
+        let k = 203
+        var s = random(k, &rng)
+        s[50] = s[7]  // a tie
+        let w = (0..<k).map { _ in rng.float(in: 0.5...2) }
+        for cosine in [true, false] {
+            let v = (0..<k).map { cosine ? s[$0] * s[$0] * w[$0] : 2 * s[$0] - w[$0] }
+            let expected = (0..<k).sorted { v[$0] > v[$1] || (v[$0] == v[$1] && $0 < $1) }.prefix(m).map(Int32.init)
+            let (fast, portable) = bothPaths { () -> [Int32] in
+                var idx = [Int32](repeating: -1, count: m), val = [Float](repeating: 0, count: m)
+                let n = sheaf_top_candidates(s, w, cosine ? 1 : 0, k, m, &idx, &val)
+                return Array(idx.prefix(n))
+            }
+            #expect(fast == Array(expected), "cosine \(cosine)")
+            #expect(portable == Array(expected), "cosine \(cosine)")
+        }
+    }
+
+    /// Exact rescoring equals a double-precision dot within float rounding, on both paths.
+    @Test func rescoringMatchesDoubleReference() {
+        var rng = SplitMix64(seed: 77)
+        let (n, d) = (40, 131)
+        let rows = random(n * d, &rng), x = random(d, &rng)
+        let idx: [Int32] = [3, 39, 0, 17, 17]
+        let (fast, portable) = bothPaths { () -> [Float] in
+            var out = [Float](repeating: 0, count: idx.count)
+            sheaf_dot_rows_f32(x, rows, idx, idx.count, d, &out)
+            return out
+        }
+        for (q, j) in idx.enumerated() {
+            var ref = 0.0, mag = 0.0
+            for t in 0..<d {
+                ref += Double(x[t]) * Double(rows[Int(j) * d + t])
+                mag += abs(Double(x[t]) * Double(rows[Int(j) * d + t]))
+            }
+            #expect(abs(Double(fast[q]) - ref) <= 1e-6 * mag + 1e-7)
+            #expect(abs(Double(portable[q]) - ref) <= 1e-6 * mag + 1e-7)
+        }
+    }
+
+    /// Forcing the portable path stays on the calling thread.
+    @Test func forcingStaysOnTheCallingThread() async {
+        sheaf_encode_force_isa(1)
+        defer { sheaf_encode_force_isa(0) }
+        #expect(sheaf_encode_isa() == 1)
+        let other = await Task.detached { sheaf_encode_isa() }.value
+        #expect(other == 2 || other == 1)
+        sheaf_encode_force_isa(0)
+        #expect(sheaf_encode_isa() == other)
+    }
+}
+
+@Suite struct Int8ShortlistEncoderTests {
+    /// With every centroid a candidate the search is exhaustive in effect: exhaustive's codes (up to the
+    /// rounding of a differently ordered dot product, which may flip exact ties) and no row's final
+    /// residual energy differs beyond rounding, for both metrics.
+    @Test(arguments: [Metric.cosine, .euclidean])
+    func everyCandidateMatchesExhaustive(_ metric: Metric) throws {
         let d = 24, n = 500
         let data = clusteredData(count: n, dimension: d, seed: 21)
-        let (cb, _) = try train(data, count: n, dimension: d, config(.cosine, k: 32, magnitudes: .uint8))
+        let (cb, _) = try train(data, count: n, dimension: d, config(metric, k: 32, magnitudes: .uint8))
         let exhaustive = try ResidualEncoder(codebook: cb).encode(data, count: n)
-        let full = try ResidualEncoder(codebook: cb, shortlist: ShortlistConfiguration(groups: 4, probes: 4)).encode(data, count: n)
+        let full = try ResidualEncoder(codebook: cb, search: .int8Shortlist(candidates: 32)).encode(data, count: n)
         var same = 0
         for i in 0..<n {
             let range = (i * 3)..<(i * 3 + 3)
@@ -47,31 +138,33 @@ import Testing
             let row = data[(i * d)..<((i + 1) * d)]
             let e = norm2(residuals(row, codes: exhaustive.codes[range], mags: exhaustive.magnitudes[range], cb)[3])
             let s = norm2(residuals(row, codes: full.codes[range], mags: full.magnitudes[range], cb)[3])
-            #expect(abs(e - s) <= 1e-3 * (norm2(Array(row)) + 1e-6), "row \(i): \(s) vs \(e)")
+            #expect(abs(e - s) <= 1e-3 * (norm2(Array(row)) + 1e-6), "\(metric) row \(i): \(s) vs \(e)")
         }
-        #expect(same >= n * 99 / 100, "\(same) of \(n) rows")
+        #expect(same >= n * 99 / 100, "\(metric): \(same) of \(n) rows")
     }
 
-    /// Euclidean codebooks ignore the shortlist (exhaustive, identical codes).
-    @Test func euclideanIsAlwaysExhaustive() throws {
-        let d = 16, n = 300
-        let data = clusteredData(count: n, dimension: d, seed: 4)
-        let (cb, _) = try train(data, count: n, dimension: d, config(.euclidean, k: 32))
-        let a = try ResidualEncoder(codebook: cb).encode(data, count: n)
-        let b = try ResidualEncoder(codebook: cb, shortlist: ShortlistConfiguration(groups: 8, probes: 1)).encode(data, count: n)
-        #expect(a.codes == b.codes)
-    }
-
-    /// A single probe still produces valid codes for every row, and most rows agree with exhaustive.
-    @Test func oneProbeStaysValid() throws {
+    /// A short list still finds exhaustive's choice on nearly every row of clustered data, on both paths
+    /// of the kernels, and always produces valid codes.
+    @Test func fourCandidatesAgreeWithExhaustive() throws {
         let d = 32, n = 400
         let data = clusteredData(count: n, dimension: d, seed: 8)
         let (cb, _) = try train(data, count: n, dimension: d, config(.cosine, k: 64, magnitudes: .uint8))
-        let short = try ResidualEncoder(codebook: cb, shortlist: ShortlistConfiguration(groups: 8, probes: 1)).encode(data, count: n)
-        #expect(short.codes.allSatisfy { $0 < 64 })
-        #expect(short.magnitudes.allSatisfy { $0.isFinite })
-        try short.codes.withUnsafeBufferPointer { c in
-            try short.magnitudes.withUnsafeBufferPointer { m in try cb.validate(codes: c, magnitudes: m, count: n) }
+        let exhaustive = try ResidualEncoder(codebook: cb, threads: 1).encode(data, count: n)
+        for forced in [Int32(0), 1] {
+            sheaf_encode_force_isa(forced)
+            defer { sheaf_encode_force_isa(0) }
+            let short = try ResidualEncoder(codebook: cb, threads: 1, search: .shortlist).encode(data, count: n)
+            var same = 0
+            for i in 0..<n where exhaustive.codes[(i * 3)..<(i * 3 + 3)] == short.codes[(i * 3)..<(i * 3 + 3)] { same += 1 }
+            #expect(same >= n * 95 / 100, "forced \(forced): \(same) of \(n) rows")
+            try short.codes.withUnsafeBufferPointer { c in
+                try short.magnitudes.withUnsafeBufferPointer { m in try cb.validate(codes: c, magnitudes: m, count: n) }
+            }
         }
+    }
+
+    @Test func automaticChoosesTheShortlistOnlyWhereItPays() {
+        #expect(EncodeSearch.automatic(codesPerLevel: 256) == .exhaustive)
+        #expect(EncodeSearch.automatic(codesPerLevel: 4096) == (sheaf_encode_isa() == 2 ? .shortlist : .exhaustive))
     }
 }

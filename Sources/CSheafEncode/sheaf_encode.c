@@ -1,0 +1,250 @@
+#include "sheaf_encode.h"
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define SHEAF_X86 1
+#endif
+
+static int sheaf_encode_detected = 0;
+static _Thread_local int sheaf_encode_forced = 0;
+
+int sheaf_encode_isa(void) {
+    if (sheaf_encode_forced == 1) return 1;
+    int d = __atomic_load_n(&sheaf_encode_detected, __ATOMIC_RELAXED);
+    if (d == 0) {
+#ifdef SHEAF_X86
+        __builtin_cpu_init();
+        d = (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vnni")) ? 2 : 1;
+#else
+        d = 1;
+#endif
+        __atomic_store_n(&sheaf_encode_detected, d, __ATOMIC_RELAXED);
+    }
+    return d;
+}
+
+void sheaf_encode_force_isa(int isa) { sheaf_encode_forced = isa == 1 ? 1 : 0; }
+
+size_t sheaf_i8_padded_depth(size_t d) { return (d + 3) & ~(size_t)3; }
+size_t sheaf_i8_packed_size(size_t cols, size_t d) { return ((cols + 15) / 16) * 16 * sheaf_i8_padded_depth(d); }
+
+static inline int8_t quantize_one(float v, float inv) {
+    long q = lrintf(v * inv);
+    return (int8_t)(q > 127 ? 127 : (q < -127 ? -127 : q));
+}
+
+static float row_scale(const float *r, size_t d, float *inv) {
+    float m = 0;
+    for (size_t t = 0; t < d; t++) { float a = fabsf(r[t]); m = a > m ? a : m; }
+    *inv = m > 0 ? 127.0f / m : 0;
+    return m / 127.0f;
+}
+
+void sheaf_quantize_rows_u8(const float *x, size_t rows, size_t d, size_t padded_d, uint8_t *out, float *scales) {
+    for (size_t i = 0; i < rows; i++) {
+        float inv;
+        scales[i] = row_scale(x + i * d, d, &inv);
+        for (size_t t = 0; t < d; t++) out[i * padded_d + t] = (uint8_t)(quantize_one(x[i * d + t], inv) + 128);
+        for (size_t t = d; t < padded_d; t++) out[i * padded_d + t] = 128;
+    }
+}
+
+void sheaf_pack_i8(const float *b, size_t cols, size_t d, int8_t *packed, float *scales, int32_t *col_sums) {
+    size_t dp = sheaf_i8_padded_depth(d);
+    memset(packed, 0, sheaf_i8_packed_size(cols, d));
+    for (size_t j = 0; j < cols; j++) {
+        float inv;
+        scales[j] = row_scale(b + j * d, d, &inv);
+        int32_t sum = 0;
+        size_t group = j / 16, lane = j % 16;
+        for (size_t t = 0; t < d; t++) {
+            int8_t q = quantize_one(b[j * d + t], inv);
+            sum += q;
+            packed[(group * (dp / 4) + t / 4) * 64 + lane * 4 + (t % 4)] = q;
+        }
+        col_sums[j] = sum;
+    }
+}
+
+/// Column j's int8 value at depth t in the packed layout.
+static inline int8_t packed_at(const int8_t *packed, size_t dp, size_t j, size_t t) {
+    return packed[((j / 16) * (dp / 4) + t / 4) * 64 + (j % 16) * 4 + (t % 4)];
+}
+
+static void dot_portable(const uint8_t *a, const float *as, size_t rows, const int8_t *packed, const float *bs,
+                         const int32_t *sums, size_t cols, size_t d, float *out) {
+    size_t dp = sheaf_i8_padded_depth(d);
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < cols; j++) {
+            int32_t acc = 0;
+            for (size_t t = 0; t < dp; t++) acc += (int32_t)a[i * dp + t] * (int32_t)packed_at(packed, dp, j, t);
+            out[i * cols + j] = as[i] * bs[j] * (float)(acc - 128 * sums[j]);
+        }
+}
+
+#ifdef SHEAF_X86
+#define SHEAF_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+/// Stores one 16-column accumulator: out = a_scale · b_scale · (acc − 128 · col_sum), `n` ≤ 16 columns.
+SHEAF_VNNI static inline void store16(float *out, __m512i acc, float a_scale, const float *bs, const int32_t *sums,
+                                      size_t n) {
+    __mmask16 m = (__mmask16)(n >= 16 ? 0xFFFF : ((1u << n) - 1));
+    __m512i s = _mm512_maskz_loadu_epi32(m, sums);
+    __m512 b = _mm512_maskz_loadu_ps(m, bs);
+    __m512i dot = _mm512_sub_epi32(acc, _mm512_slli_epi32(s, 7));
+    __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(a_scale), b), _mm512_cvtepi32_ps(dot));
+    _mm512_mask_storeu_ps(out, m, v);
+}
+
+/// rows × (groups of 16 columns), R ≤ 4 rows and G ≤ 4 groups per tile, accumulators in registers.
+SHEAF_VNNI static void dot_vnni(const uint8_t *a, const float *as, size_t rows, const int8_t *packed,
+                                const float *bs, const int32_t *sums, size_t cols, size_t d, float *out) {
+    size_t dp = sheaf_i8_padded_depth(d), steps = dp / 4, groups = (cols + 15) / 16;
+    // Columns outside, rows inside: a tile of 64 packed columns (64 × padded_d bytes, 24 KiB at
+    // d = 384) stays in L1 while every row passes, instead of the whole packed matrix streaming from
+    // L3 once per 4 rows.
+    for (size_t g0 = 0; g0 < groups; g0 += 4) {
+        size_t G = groups - g0 < 4 ? groups - g0 : 4;
+        for (size_t i0 = 0; i0 < rows; i0 += 4) {
+            size_t R = rows - i0 < 4 ? rows - i0 : 4;
+            __m512i acc[4][4];
+            for (size_t r = 0; r < 4; r++)
+                for (size_t g = 0; g < 4; g++) acc[r][g] = _mm512_setzero_si512();
+            const int8_t *pb = packed + g0 * steps * 64;
+            if (R == 4 && G == 4) {
+                const uint8_t *a0 = a + i0 * dp, *a1 = a0 + dp, *a2 = a1 + dp, *a3 = a2 + dp;
+                for (size_t s = 0; s < steps; s++) {
+                    __m512i b0 = _mm512_loadu_si512(pb + (0 * steps + s) * 64);
+                    __m512i b1 = _mm512_loadu_si512(pb + (1 * steps + s) * 64);
+                    __m512i b2 = _mm512_loadu_si512(pb + (2 * steps + s) * 64);
+                    __m512i b3 = _mm512_loadu_si512(pb + (3 * steps + s) * 64);
+                    int32_t w;
+                    memcpy(&w, a0 + 4 * s, 4); __m512i x0 = _mm512_set1_epi32(w);
+                    memcpy(&w, a1 + 4 * s, 4); __m512i x1 = _mm512_set1_epi32(w);
+                    memcpy(&w, a2 + 4 * s, 4); __m512i x2 = _mm512_set1_epi32(w);
+                    memcpy(&w, a3 + 4 * s, 4); __m512i x3 = _mm512_set1_epi32(w);
+                    acc[0][0] = _mm512_dpbusd_epi32(acc[0][0], x0, b0); acc[0][1] = _mm512_dpbusd_epi32(acc[0][1], x0, b1);
+                    acc[0][2] = _mm512_dpbusd_epi32(acc[0][2], x0, b2); acc[0][3] = _mm512_dpbusd_epi32(acc[0][3], x0, b3);
+                    acc[1][0] = _mm512_dpbusd_epi32(acc[1][0], x1, b0); acc[1][1] = _mm512_dpbusd_epi32(acc[1][1], x1, b1);
+                    acc[1][2] = _mm512_dpbusd_epi32(acc[1][2], x1, b2); acc[1][3] = _mm512_dpbusd_epi32(acc[1][3], x1, b3);
+                    acc[2][0] = _mm512_dpbusd_epi32(acc[2][0], x2, b0); acc[2][1] = _mm512_dpbusd_epi32(acc[2][1], x2, b1);
+                    acc[2][2] = _mm512_dpbusd_epi32(acc[2][2], x2, b2); acc[2][3] = _mm512_dpbusd_epi32(acc[2][3], x2, b3);
+                    acc[3][0] = _mm512_dpbusd_epi32(acc[3][0], x3, b0); acc[3][1] = _mm512_dpbusd_epi32(acc[3][1], x3, b1);
+                    acc[3][2] = _mm512_dpbusd_epi32(acc[3][2], x3, b2); acc[3][3] = _mm512_dpbusd_epi32(acc[3][3], x3, b3);
+                }
+            } else {
+                for (size_t s = 0; s < steps; s++)
+                    for (size_t g = 0; g < G; g++) {
+                        __m512i bv = _mm512_loadu_si512(pb + (g * steps + s) * 64);
+                        for (size_t r = 0; r < R; r++) {
+                            int32_t w;
+                            memcpy(&w, a + (i0 + r) * dp + 4 * s, 4);
+                            acc[r][g] = _mm512_dpbusd_epi32(acc[r][g], _mm512_set1_epi32(w), bv);
+                        }
+                    }
+            }
+            for (size_t r = 0; r < R; r++)
+                for (size_t g = 0; g < G; g++) {
+                    size_t j = (g0 + g) * 16;
+                    size_t n = cols - j < 16 ? cols - j : 16;
+                    store16(out + (i0 + r) * cols + j, acc[r][g], as[i0 + r], bs + j, sums + j, n);
+                }
+        }
+    }
+}
+#endif
+
+/// Inserts (v, j) into the sorted list of `*filled` ≤ m best (ties keep the earlier index first).
+static inline void insert_candidate(float v, int32_t j, size_t m, size_t *filled, int32_t *idx, float *val) {
+    if (*filled == m && !(v > val[m - 1])) return;
+    size_t p = *filled < m ? *filled : m - 1;
+    while (p > 0 && val[p - 1] < v) { val[p] = val[p - 1]; idx[p] = idx[p - 1]; p--; }
+    val[p] = v;
+    idx[p] = j;
+    if (*filled < m) (*filled)++;
+}
+
+static size_t top_portable(const float *s, const float *w, int cosine, size_t k, size_t m, int32_t *idx, float *val) {
+    size_t filled = 0;
+    for (size_t j = 0; j < k; j++) {
+        float v = cosine ? s[j] * s[j] * w[j] : 2 * s[j] - w[j];
+        insert_candidate(v, (int32_t)j, m, &filled, idx, val);
+    }
+    return filled;
+}
+
+#ifdef SHEAF_X86
+/// 16 values at a time; only lanes above the current m-th best are inserted (in index order).
+SHEAF_VNNI static size_t top_avx512(const float *s, const float *w, int cosine, size_t k, size_t m, int32_t *idx,
+                                    float *val) {
+    size_t filled = 0, j = 0;
+    float lanes[16];
+    for (; j + 16 <= k; j += 16) {
+        __m512 a = _mm512_loadu_ps(s + j), b = _mm512_loadu_ps(w + j);
+        __m512 v = cosine ? _mm512_mul_ps(_mm512_mul_ps(a, a), b) : _mm512_sub_ps(_mm512_add_ps(a, a), b);
+        __mmask16 hit = filled < m ? 0xFFFF : _mm512_cmp_ps_mask(v, _mm512_set1_ps(val[m - 1]), _CMP_GT_OQ);
+        if (!hit) continue;
+        _mm512_storeu_ps(lanes, v);
+        for (int q = 0; q < 16; q++)
+            if (hit & (1u << q)) insert_candidate(lanes[q], (int32_t)(j + q), m, &filled, idx, val);
+    }
+    for (; j < k; j++) {
+        float v = cosine ? s[j] * s[j] * w[j] : 2 * s[j] - w[j];
+        insert_candidate(v, (int32_t)j, m, &filled, idx, val);
+    }
+    return filled;
+}
+#endif
+
+static float dot_f32_portable(const float *x, const float *y, size_t d) {
+    float part[16] = {0};
+    size_t t = 0;
+    for (; t + 16 <= d; t += 16)
+        for (int q = 0; q < 16; q++) part[q] += x[t + q] * y[t + q];
+    float sum = 0;
+    for (int q = 0; q < 16; q++) sum += part[q];
+    for (; t < d; t++) sum += x[t] * y[t];
+    return sum;
+}
+
+#ifdef SHEAF_X86
+SHEAF_VNNI static void dot_rows_avx512(const float *x, const float *rows, const int32_t *idx, size_t m, size_t d,
+                                       float *out) {
+    size_t d16 = d & ~(size_t)15;
+    for (size_t q = 0; q < m; q++) {
+        const float *y = rows + (size_t)idx[q] * d;
+        __m512 acc = _mm512_setzero_ps();
+        for (size_t t = 0; t < d16; t += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + t), _mm512_loadu_ps(y + t), acc);
+        float sum = _mm512_reduce_add_ps(acc);
+        for (size_t t = d16; t < d; t++) sum += x[t] * y[t];
+        out[q] = sum;
+    }
+}
+#endif
+
+void sheaf_dot_rows_f32(const float *x, const float *rows, const int32_t *idx, size_t m, size_t d, float *out) {
+#ifdef SHEAF_X86
+    if (sheaf_encode_isa() == 2) { dot_rows_avx512(x, rows, idx, m, d, out); return; }
+#endif
+    for (size_t q = 0; q < m; q++) out[q] = dot_f32_portable(x, rows + (size_t)idx[q] * d, d);
+}
+
+size_t sheaf_top_candidates(const float *s, const float *w, int cosine, size_t k, size_t m, int32_t *idx,
+                            float *val) {
+    if (m == 0) return 0;
+#ifdef SHEAF_X86
+    if (sheaf_encode_isa() == 2) return top_avx512(s, w, cosine, k, m, idx, val);
+#endif
+    return top_portable(s, w, cosine, k, m, idx, val);
+}
+
+void sheaf_dot_u8i8(const uint8_t *a, const float *as, size_t rows, const int8_t *packed, const float *bs,
+                    const int32_t *sums, size_t cols, size_t d, float *out) {
+#ifdef SHEAF_X86
+    if (sheaf_encode_isa() == 2) { dot_vnni(a, as, rows, packed, bs, sums, cols, d, out); return; }
+#endif
+    dot_portable(a, as, rows, packed, bs, sums, cols, d, out);
+}
