@@ -28,6 +28,16 @@ int sheaf_encode_isa(void) {
 
 void sheaf_encode_force_isa(int isa) { sheaf_encode_forced = isa == 1 ? 1 : 0; }
 
+/// Inserts (v, j) into the sorted list of `*filled` ≤ m best (ties keep the earlier index first).
+static inline void insert_candidate(float v, int32_t j, size_t m, size_t *filled, int32_t *idx, float *val) {
+    if (*filled == m && !(v > val[m - 1])) return;
+    size_t p = *filled < m ? *filled : m - 1;
+    while (p > 0 && val[p - 1] < v) { val[p] = val[p - 1]; idx[p] = idx[p - 1]; p--; }
+    val[p] = v;
+    idx[p] = j;
+    if (*filled < m) (*filled)++;
+}
+
 size_t sheaf_i8_padded_depth(size_t d) { return (d + 3) & ~(size_t)3; }
 size_t sheaf_i8_packed_size(size_t cols, size_t d) { return ((cols + 15) / 16) * 16 * sheaf_i8_padded_depth(d); }
 
@@ -88,20 +98,55 @@ static void dot_portable(const uint8_t *a, const float *as, size_t rows, const i
 #ifdef SHEAF_X86
 #define SHEAF_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
-/// Stores one 16-column accumulator: out = a_scale · b_scale · (acc − 128 · col_sum), `n` ≤ 16 columns.
-SHEAF_VNNI static inline void store16(float *out, __m512i acc, float a_scale, const float *bs, const int32_t *sums,
-                                      size_t n) {
+/// The scores of one 16-column accumulator: a_scale · b_scale · (acc − 128 · col_sum), `n` ≤ 16 columns
+/// (lanes past n are 0).
+SHEAF_VNNI static inline __m512 score16(__m512i acc, float a_scale, const float *bs, const int32_t *sums, size_t n) {
     __mmask16 m = (__mmask16)(n >= 16 ? 0xFFFF : ((1u << n) - 1));
     __m512i s = _mm512_maskz_loadu_epi32(m, sums);
     __m512 b = _mm512_maskz_loadu_ps(m, bs);
     __m512i dot = _mm512_sub_epi32(acc, _mm512_slli_epi32(s, 7));
-    __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(a_scale), b), _mm512_cvtepi32_ps(dot));
-    _mm512_mask_storeu_ps(out, m, v);
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(a_scale), b), _mm512_cvtepi32_ps(dot));
+}
+
+/// Stores one 16-column accumulator's scores, `n` ≤ 16 columns.
+SHEAF_VNNI static inline void store16(float *out, __m512i acc, float a_scale, const float *bs, const int32_t *sums,
+                                      size_t n) {
+    __mmask16 m = (__mmask16)(n >= 16 ? 0xFFFF : ((1u << n) - 1));
+    _mm512_mask_storeu_ps(out, m, score16(acc, a_scale, bs, sums, n));
+}
+
+/// Per-row candidate lists of the fused shortlist (NULL for plain dot products).
+typedef struct {
+    const float *w;
+    int cosine;
+    size_t m;
+    int32_t *idx;   /* rows × m */
+    float *val;     /* rows × m */
+    size_t *filled; /* rows */
+} sheaf_selection;
+
+/// Converts 16 scores of one row to objective values and inserts those above the row's current m-th
+/// best, in column order (so ties keep the lower index, as `top_portable` does).
+SHEAF_VNNI static inline void select16(__m512 score, size_t j, size_t n, size_t row, sheaf_selection *sel) {
+    __mmask16 valid = (__mmask16)(n >= 16 ? 0xFFFF : ((1u << n) - 1));
+    __m512 w = _mm512_maskz_loadu_ps(valid, sel->w + j);
+    __m512 v = sel->cosine ? _mm512_mul_ps(_mm512_mul_ps(score, score), w) : _mm512_sub_ps(_mm512_add_ps(score, score), w);
+    size_t m = sel->m, *filled = sel->filled + row;
+    int32_t *idx = sel->idx + row * m;
+    float *val = sel->val + row * m;
+    __mmask16 hit = *filled < m ? valid : (__mmask16)(valid & _mm512_cmp_ps_mask(v, _mm512_set1_ps(val[m - 1]), _CMP_GT_OQ));
+    if (!hit) return;
+    float lanes[16];
+    _mm512_storeu_ps(lanes, v);
+    for (int q = 0; q < 16; q++)
+        if (hit & (1u << q)) insert_candidate(lanes[q], (int32_t)(j + q), m, filled, idx, val);
 }
 
 /// rows × (groups of 16 columns), R ≤ 4 rows and G ≤ 4 groups per tile, accumulators in registers.
+/// Writes `out` (rows × cols), or, with `sel`, keeps only each row's best candidates.
 SHEAF_VNNI static void dot_vnni(const uint8_t *a, const float *as, size_t rows, const int8_t *packed,
-                                const float *bs, const int32_t *sums, size_t cols, size_t d, float *out) {
+                                const float *bs, const int32_t *sums, size_t cols, size_t d, float *out,
+                                sheaf_selection *sel) {
     size_t dp = sheaf_i8_padded_depth(d), steps = dp / 4, groups = (cols + 15) / 16;
     // Columns outside, rows inside: a tile of 64 packed columns (64 × padded_d bytes, 24 KiB at
     // d = 384) stays in L1 while every row passes, instead of the whole packed matrix streaming from
@@ -150,22 +195,13 @@ SHEAF_VNNI static void dot_vnni(const uint8_t *a, const float *as, size_t rows, 
                 for (size_t g = 0; g < G; g++) {
                     size_t j = (g0 + g) * 16;
                     size_t n = cols - j < 16 ? cols - j : 16;
-                    store16(out + (i0 + r) * cols + j, acc[r][g], as[i0 + r], bs + j, sums + j, n);
+                    if (sel) select16(score16(acc[r][g], as[i0 + r], bs + j, sums + j, n), j, n, i0 + r, sel);
+                    else store16(out + (i0 + r) * cols + j, acc[r][g], as[i0 + r], bs + j, sums + j, n);
                 }
         }
     }
 }
 #endif
-
-/// Inserts (v, j) into the sorted list of `*filled` ≤ m best (ties keep the earlier index first).
-static inline void insert_candidate(float v, int32_t j, size_t m, size_t *filled, int32_t *idx, float *val) {
-    if (*filled == m && !(v > val[m - 1])) return;
-    size_t p = *filled < m ? *filled : m - 1;
-    while (p > 0 && val[p - 1] < v) { val[p] = val[p - 1]; idx[p] = idx[p - 1]; p--; }
-    val[p] = v;
-    idx[p] = j;
-    if (*filled < m) (*filled)++;
-}
 
 static size_t top_portable(const float *s, const float *w, int cosine, size_t k, size_t m, int32_t *idx, float *val) {
     size_t filled = 0;
@@ -244,7 +280,28 @@ size_t sheaf_top_candidates(const float *s, const float *w, int cosine, size_t k
 void sheaf_dot_u8i8(const uint8_t *a, const float *as, size_t rows, const int8_t *packed, const float *bs,
                     const int32_t *sums, size_t cols, size_t d, float *out) {
 #ifdef SHEAF_X86
-    if (sheaf_encode_isa() == 2) { dot_vnni(a, as, rows, packed, bs, sums, cols, d, out); return; }
+    if (sheaf_encode_isa() == 2) { dot_vnni(a, as, rows, packed, bs, sums, cols, d, out, NULL); return; }
 #endif
     dot_portable(a, as, rows, packed, bs, sums, cols, d, out);
+}
+
+size_t sheaf_shortlist_u8i8(const uint8_t *a, const float *as, size_t rows, const int8_t *packed, const float *bs,
+                            const int32_t *sums, const float *w, int cosine, size_t cols, size_t d, size_t m,
+                            float *scratch, int32_t *indices, float *values, size_t *counts) {
+    size_t mm = m < cols ? m : cols;
+    for (size_t i = 0; i < rows; i++) counts[i] = 0;
+    if (mm == 0) return 0;
+#ifdef SHEAF_X86
+    if (sheaf_encode_isa() == 2) {
+        sheaf_selection sel = {w, cosine, mm, indices, values, counts};
+        dot_vnni(a, as, rows, packed, bs, sums, cols, d, NULL, &sel);
+        return mm;
+    }
+#endif
+    // Portable: a row of scores at a time, then the same selection.
+    for (size_t i = 0; i < rows; i++) {
+        dot_portable(a + i * sheaf_i8_padded_depth(d), as + i, 1, packed, bs, sums, cols, d, scratch);
+        counts[i] = top_portable(scratch, w, cosine, cols, mm, indices + i * mm, values + i * mm);
+    }
+    return mm;
 }

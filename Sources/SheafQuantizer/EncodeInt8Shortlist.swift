@@ -79,12 +79,14 @@ extension EncodePlan {
         defer { quantized.deallocate() }
         let rowScales = UnsafeMutablePointer<Float>.allocate(capacity: rows)
         defer { rowScales.deallocate() }
-        let approx = UnsafeMutablePointer<Float>.allocate(capacity: rows * K)
-        defer { approx.deallocate() }
-        let candidate = UnsafeMutablePointer<Int32>.allocate(capacity: m)
-        defer { candidate.deallocate() }
-        let candidateValue = UnsafeMutablePointer<Float>.allocate(capacity: m)
-        defer { candidateValue.deallocate() }
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: K)
+        defer { scratch.deallocate() }
+        let candidates = UnsafeMutablePointer<Int32>.allocate(capacity: rows * m)
+        defer { candidates.deallocate() }
+        let candidateValues = UnsafeMutablePointer<Float>.allocate(capacity: rows * m)
+        defer { candidateValues.deallocate() }
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: rows)
+        defer { counts.deallocate() }
         let exact = UnsafeMutablePointer<Float>.allocate(capacity: m)
         defer { exact.deallocate() }
         codebook.centroids.withUnsafeBufferPointer { c in
@@ -95,16 +97,19 @@ extension EncodePlan {
                 let nl = cn.baseAddress! + l * K
                 let il = icn.baseAddress! + l * K
                 sheaf_quantize_rows_u8(residual, rows, D, dp, quantized, rowScales)
+                // Int8 scores of every centroid, keeping each row's m best (fused: no rows × K buffer).
                 s.packed[l].withUnsafeBufferPointer { p in
                     s.scales[l].withUnsafeBufferPointer { sc in
                         s.sums[l].withUnsafeBufferPointer { sm in
-                            sheaf_dot_u8i8(quantized, rowScales, rows, p.baseAddress!, sc.baseAddress!, sm.baseAddress!, K, D, approx)
+                            _ = sheaf_shortlist_u8i8(
+                                quantized, rowScales, rows, p.baseAddress!, sc.baseAddress!, sm.baseAddress!,
+                                isCosine ? il : nl, isCosine ? 1 : 0, K, D, m, scratch, candidates, candidateValues, counts)
                         }
                     }
                 }
                 for i in 0..<rows {
-                    // The m best approximate values, best first (C kernel: vectorised threshold test).
-                    let filled = sheaf_top_candidates(approx + i &* K, isCosine ? il : nl, isCosine ? 1 : 0, K, m, candidate, candidateValue)
+                    let filled = counts[i]
+                    let candidate = candidates + i &* m
                     // Exact scores of the candidates; ties go to the lower index, as in `greedy`.
                     let row = residual + i &* D
                     var bj = K

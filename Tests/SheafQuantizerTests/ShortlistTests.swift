@@ -86,6 +86,44 @@ import Testing
         }
     }
 
+    /// The fused kernel keeps exactly what dot products followed by `sheaf_top_candidates` keep, row by
+    /// row, on both paths (shapes with row and column tails; m above and below the column count).
+    @Test(arguments: [(5, 70, 130, 4), (9, 200, 384, 2), (3, 17, 5, 32), (4, 64, 32, 1)])
+    func fusedShortlistEqualsDotThenSelect(rows: Int, cols: Int, d: Int, m: Int) {
+        var rng = SplitMix64(seed: UInt64(rows + cols + d + m))
+        let x = random(rows * d, &rng), c = random(cols * d, &rng)
+        let w = (0..<cols).map { _ in rng.float(in: 0.5...2) }
+        let dp = sheaf_i8_padded_depth(d)
+        var a = [UInt8](repeating: 0, count: rows * dp), aScales = [Float](repeating: 0, count: rows)
+        sheaf_quantize_rows_u8(x, rows, d, dp, &a, &aScales)
+        var packed = [Int8](repeating: 0, count: sheaf_i8_packed_size(cols, d))
+        var bScales = [Float](repeating: 0, count: cols), sums = [Int32](repeating: 0, count: cols)
+        sheaf_pack_i8(c, cols, d, &packed, &bScales, &sums)
+        let mm = min(m, cols)
+        for cosine in [Int32(1), 0] {
+            sheaf_encode_force_isa(1)
+            var scores = [Float](repeating: 0, count: rows * cols)
+            sheaf_dot_u8i8(a, aScales, rows, packed, bScales, sums, cols, d, &scores)
+            var expected: [[Int32]] = []
+            for i in 0..<rows {
+                var idx = [Int32](repeating: -1, count: mm), val = [Float](repeating: 0, count: mm)
+                let n = Array(scores[(i * cols)..<((i + 1) * cols)]).withUnsafeBufferPointer {
+                    sheaf_top_candidates($0.baseAddress!, w, cosine, cols, mm, &idx, &val)
+                }
+                expected.append(Array(idx.prefix(n)))
+            }
+            sheaf_encode_force_isa(0)
+            let (fast, portable) = bothPaths { () -> [[Int32]] in
+                var idx = [Int32](repeating: -1, count: rows * mm), val = [Float](repeating: 0, count: rows * mm)
+                var counts = [Int](repeating: -1, count: rows), scratch = [Float](repeating: 0, count: cols)
+                _ = sheaf_shortlist_u8i8(a, aScales, rows, packed, bScales, sums, w, cosine, cols, d, m, &scratch, &idx, &val, &counts)
+                return (0..<rows).map { Array(idx[($0 * mm)..<($0 * mm + counts[$0])]) }
+            }
+            #expect(fast == expected, "cosine \(cosine)")
+            #expect(portable == expected, "cosine \(cosine)")
+        }
+    }
+
     /// Exact rescoring equals a double-precision dot within float rounding, on both paths.
     @Test func rescoringMatchesDoubleReference() {
         var rng = SplitMix64(seed: 77)

@@ -42,6 +42,14 @@ size_t sheaf_top_candidates(const float *s, const float *w, int cosine, size_t k
 /// shortlist. AVX-512 with FMA (16 partial sums) or portable (16 partial sums, unfused): equal within rounding.
 void sheaf_dot_rows_f32(const float *x, const float *rows, const int32_t *indices, size_t m, size_t d, float *out);
 
+/// `sheaf_dot_u8i8` and `sheaf_top_candidates` fused: each row's best min(m, cols) columns by the greedy
+/// objective, without materialising rows × cols scores (the AVX-512 path selects each 4 × 64 tile while
+/// it is in registers). indices, values: rows × min(m, cols), best first; counts[i]: how many row i has.
+/// scratch: cols floats (the portable path's row of scores). Same results on both paths.
+size_t sheaf_shortlist_u8i8(const uint8_t *a, const float *a_scales, size_t rows, const int8_t *packed,
+                            const float *b_scales, const int32_t *col_sums, const float *w, int cosine, size_t cols,
+                            size_t d, size_t m, float *scratch, int32_t *indices, float *values, size_t *counts);
+
 /// Which path `sheaf_dot_u8i8` uses on this thread: 2 = AVX-512 VNNI, 1 = portable.
 int sheaf_encode_isa(void);
 /// Forces the portable path (1) or restores automatic selection (0) on the calling thread only, for tests.
