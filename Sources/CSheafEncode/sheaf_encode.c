@@ -41,9 +41,13 @@ static inline void insert_candidate(float v, int32_t j, size_t m, size_t *filled
 size_t sheaf_i8_padded_depth(size_t d) { return (d + 3) & ~(size_t)3; }
 size_t sheaf_i8_packed_size(size_t cols, size_t d) { return ((cols + 15) / 16) * 16 * sheaf_i8_padded_depth(d); }
 
+/// round-to-nearest-even of v · inv, clamped to −127…127. |v · inv| ≤ 127 by the choice of scale (plus
+/// rounding), far below 2²², so adding and subtracting 1.5 · 2²³ rounds exactly as rintf does (the C
+/// target is compiled without fast-math, so the two additions are not folded), without a libm call.
 static inline int8_t quantize_one(float v, float inv) {
-    long q = lrintf(v * inv);
-    return (int8_t)(q > 127 ? 127 : (q < -127 ? -127 : q));
+    float r = (v * inv + 12582912.0f) - 12582912.0f;
+    r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
+    return (int8_t)(int)r;
 }
 
 static float row_scale(const float *r, size_t d, float *inv) {
