@@ -126,11 +126,8 @@ extension EncodePlan {
                             bs = dot
                         }
                     }
-                    let alpha = isCosine ? codebook.quantizedMagnitude(bs * il[bj], level: l) : 1
-                    codes[i * L + l] = UInt32(bj)
-                    magnitudes[i * L + l] = alpha
-                    let cen = cl + bj &* D
-                    for t in 0..<D { row[t] -= alpha * cen[t] }
+                    choose(bj, dot: bs, level: l, row: i, residual: row, centroids: cl, inverseNorms2: il,
+                           codes: codes, magnitudes: magnitudes)
                 }
               }
             }

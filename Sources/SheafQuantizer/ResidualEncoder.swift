@@ -146,12 +146,8 @@ struct EncodePlan: @unchecked Sendable {
                                 bj = j
                             }
                         }
-                        let alpha = isCosine ? codebook.quantizedMagnitude(s[bj] * il[bj], level: l) : 1
-                        codes[i * L + l] = UInt32(bj)
-                        magnitudes[i * L + l] = alpha
-                        let row = residual + i &* D
-                        let cen = cl + bj &* D
-                        for t in 0..<D { row[t] -= alpha * cen[t] }
+                        choose(bj, dot: s[bj], level: l, row: i, residual: residual + i &* D, centroids: cl,
+                               inverseNorms2: il, codes: codes, magnitudes: magnitudes)
                     }
                 }
               }
@@ -165,6 +161,22 @@ struct EncodePlan: @unchecked Sendable {
                 residualNorms[i] = e
             }
         }
+    }
+
+    /// Records centroid `j` of level `l` as row `i`'s choice (its dot product with the residual is
+    /// `dot`): the stored magnitude (quantized as the codebook stores it; 1 for euclidean), the code, and
+    /// the residual update e' = e − α̂·c. Every greedy search ends a level with this.
+    @inline(__always)
+    func choose(
+        _ j: Int, dot: Float, level l: Int, row i: Int, residual row: UnsafeMutablePointer<Float>,
+        centroids cl: UnsafePointer<Float>, inverseNorms2 il: UnsafePointer<Float>,
+        codes: UnsafeMutablePointer<UInt32>, magnitudes: UnsafeMutablePointer<Float>
+    ) {
+        let alpha = isCosine ? codebook.quantizedMagnitude(dot * il[j], level: l) : 1
+        codes[i * L + l] = UInt32(j)
+        magnitudes[i * L + l] = alpha
+        let cen = cl + j &* D
+        for t in 0..<D { row[t] -= alpha * cen[t] }
     }
 
     /// Beam-search encode of `rows` rows with `width` beams, keeping greedy's tuple when it is better.
