@@ -1,3 +1,4 @@
+import Foundation
 import CSheafEncode
 import SheafCodebook
 import SheafRandom
@@ -19,6 +20,27 @@ import Testing
 
     func random(_ n: Int, _ rng: inout SplitMix64) -> [Float] { (0..<n).map { _ in rng.float(in: -1...1) } }
 
+    /// Random rows × d residuals and cols × d centroids, quantized and packed as the encoder does.
+    struct Quantized {
+        var c: [Float]
+        var dp: Int
+        var a: [UInt8], aScales: [Float]
+        var packed: [Int8], bScales: [Float], sums: [Int32]
+
+        init(rows: Int, cols: Int, d: Int, _ rng: inout SplitMix64) {
+            let x = (0..<(rows * d)).map { _ in rng.float(in: -1...1) }
+            c = (0..<(cols * d)).map { _ in rng.float(in: -1...1) }
+            dp = sheaf_i8_padded_depth(d)
+            a = [UInt8](repeating: 0, count: rows * dp)
+            aScales = [Float](repeating: 0, count: rows)
+            sheaf_quantize_rows_u8(x, rows, d, dp, &a, &aScales)
+            packed = [Int8](repeating: 0, count: sheaf_i8_packed_size(cols, d))
+            bScales = [Float](repeating: 0, count: cols)
+            sums = [Int32](repeating: 0, count: cols)
+            sheaf_pack_i8(c, cols, d, &packed, &bScales, &sums)
+        }
+    }
+
     /// Quantization: the scale is max|x|/127, values round to nearest, padding holds 128 (zero).
     @Test func quantizeRows() {
         let x: [Float] = [0.5, -1, 0.25, 0, 0, 0, 0, 0]
@@ -35,13 +57,8 @@ import Testing
     @Test(arguments: [(1, 1, 1), (3, 17, 5), (4, 64, 32), (5, 70, 130), (9, 100, 384), (8, 129, 7)])
     func dotMatchesIntegerReference(rows: Int, cols: Int, d: Int) {
         var rng = SplitMix64(seed: UInt64(rows * 1000 + cols * 10 + d))
-        let x = random(rows * d, &rng), c = random(cols * d, &rng)
-        let dp = sheaf_i8_padded_depth(d)
-        var a = [UInt8](repeating: 0, count: rows * dp), aScales = [Float](repeating: 0, count: rows)
-        sheaf_quantize_rows_u8(x, rows, d, dp, &a, &aScales)
-        var packed = [Int8](repeating: 0, count: sheaf_i8_packed_size(cols, d))
-        var bScales = [Float](repeating: 0, count: cols), sums = [Int32](repeating: 0, count: cols)
-        sheaf_pack_i8(c, cols, d, &packed, &bScales, &sums)
+        let q = Quantized(rows: rows, cols: cols, d: d, &rng)
+        let (c, dp, a, aScales, packed, bScales, sums) = (q.c, q.dp, q.a, q.aScales, q.packed, q.bScales, q.sums)
         // Reference: unpack q_b from the column's own quantization (scale and rounding as the kernel does).
         var reference = [Float](repeating: 0, count: rows * cols)
         for j in 0..<cols {
@@ -91,14 +108,9 @@ import Testing
     @Test(arguments: [(5, 70, 130, 4), (9, 200, 384, 2), (3, 17, 5, 32), (4, 64, 32, 1)])
     func fusedShortlistEqualsDotThenSelect(rows: Int, cols: Int, d: Int, m: Int) {
         var rng = SplitMix64(seed: UInt64(rows + cols + d + m))
-        let x = random(rows * d, &rng), c = random(cols * d, &rng)
+        let q = Quantized(rows: rows, cols: cols, d: d, &rng)
+        let (a, aScales, packed, bScales, sums) = (q.a, q.aScales, q.packed, q.bScales, q.sums)
         let w = (0..<cols).map { _ in rng.float(in: 0.5...2) }
-        let dp = sheaf_i8_padded_depth(d)
-        var a = [UInt8](repeating: 0, count: rows * dp), aScales = [Float](repeating: 0, count: rows)
-        sheaf_quantize_rows_u8(x, rows, d, dp, &a, &aScales)
-        var packed = [Int8](repeating: 0, count: sheaf_i8_packed_size(cols, d))
-        var bScales = [Float](repeating: 0, count: cols), sums = [Int32](repeating: 0, count: cols)
-        sheaf_pack_i8(c, cols, d, &packed, &bScales, &sums)
         let mm = min(m, cols)
         for cosine in [Int32(1), 0] {
             sheaf_encode_force_isa(1)
@@ -146,15 +158,22 @@ import Testing
         }
     }
 
-    /// Forcing the portable path stays on the calling thread.
-    @Test func forcingStaysOnTheCallingThread() async {
+    /// Forcing the portable path stays on the calling thread: a new thread still sees the automatic path.
+    /// (Synchronous on purpose: across an `await` the task may resume on another thread.)
+    @Test func forcingStaysOnTheCallingThread() {
+        let automatic = sheaf_encode_isa()
         sheaf_encode_force_isa(1)
         defer { sheaf_encode_force_isa(0) }
         #expect(sheaf_encode_isa() == 1)
-        let other = await Task.detached { sheaf_encode_isa() }.value
-        #expect(other == 2 || other == 1)
-        sheaf_encode_force_isa(0)
-        #expect(sheaf_encode_isa() == other)
+        final class Box: @unchecked Sendable { var value: Int32 = 0 }  // written before signal(), read after wait()
+        let box = Box(), done = DispatchSemaphore(value: 0)
+        Thread {
+            box.value = sheaf_encode_isa()
+            done.signal()
+        }.start()
+        done.wait()
+        #expect(box.value == automatic)
+        #expect(sheaf_encode_isa() == 1)
     }
 }
 
@@ -181,8 +200,10 @@ import Testing
         #expect(same >= n * 99 / 100, "\(metric): \(same) of \(n) rows")
     }
 
-    /// A short list still finds exhaustive's choice on nearly every row of clustered data, on both paths
-    /// of the kernels, and always produces valid codes.
+    /// A short list still finds exhaustive's choice on nearly every row of clustered data and always
+    /// produces valid codes, with the automatic kernels and with the portable ones forced on the calling
+    /// thread (one encoding thread: libdispatch runs a single `concurrentPerform` iteration there; the
+    /// kernel tests above check the portable path directly either way).
     @Test func fourCandidatesAgreeWithExhaustive() throws {
         let d = 32, n = 400
         let data = clusteredData(count: n, dimension: d, seed: 8)
