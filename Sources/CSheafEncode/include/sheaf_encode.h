@@ -27,6 +27,8 @@ size_t sheaf_i8_packed_size(size_t cols, size_t d);
 void sheaf_pack_i8(const float *b, size_t cols, size_t d, int8_t *packed, float *scales, int32_t *col_sums);
 
 /// out[i][j] = a_scales[i] · b_scales[j] · Σ_t q_a[i][t] · q_b[j][t], for rows × cols.
+/// Accumulates in int32: |Σ (q_a + 128) · q_b| ≤ d · 255 · 127, which fits for d ≤ 66,000 (Sheaf's
+/// dimensions are at most 65,536).
 /// a: rows × padded_d from `sheaf_quantize_rows_u8`; packed, b_scales, col_sums from `sheaf_pack_i8`.
 /// AVX-512 VNNI when the CPU has it (checked at run time), portable otherwise.
 void sheaf_dot_u8i8(const uint8_t *a, const float *a_scales, size_t rows, const int8_t *packed,
