@@ -94,7 +94,7 @@ extension SheafCommand.ItemsCommand {
             let width = beam ?? Int(codebook.trainingStats["encode_beam_width"] ?? 1)
             let searchMethod: EncodeSearch =
                 switch search {
-                case .auto: EncodeSearch.automatic(codesPerLevel: codebook.codesPerLevel) == .exhaustive ? .exhaustive : .int8Shortlist(candidates: candidates)
+                case .auto: EncodeSearch.automatic(codesPerLevel: codebook.codesPerLevel, candidates: candidates)
                 case .exhaustive: .exhaustive
                 case .shortlist: .int8Shortlist(candidates: candidates)
                 }

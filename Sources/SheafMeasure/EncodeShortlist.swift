@@ -56,7 +56,7 @@ extension SheafMeasure {
             guard d == codebook.dimension else { throw MeasureError("\(input) is \(d)-d, the codebook \(codebook.dimension)-d") }
             var data = [Float](repeating: 0, count: n * d)
             try data.withUnsafeMutableBufferPointer { try file.read(rows: 0..<n, into: $0.baseAddress!) }
-            log("encode-shortlist: int8 kernel \(EncodeSearch.automatic(codesPerLevel: 4096) == .exhaustive ? "portable (no AVX-512 VNNI)" : "AVX-512 VNNI"); \(n) rows × \(d), codebook L\(codebook.levels) K\(codebook.codesPerLevel) \(codebook.metric), \(threads) thread(s)")
+            log("encode-shortlist: int8 kernel \(EncodeSearch.hasFastInt8Scores ? "AVX-512 VNNI" : "portable (no AVX-512 VNNI)"); \(n) rows × \(d), codebook L\(codebook.levels) K\(codebook.codesPerLevel) \(codebook.metric), \(threads) thread(s)")
 
             let sizes = try candidates.split(separator: ",").map { spec in
                 guard let m = Int(spec), m > 0 else { throw MeasureError("bad shortlist size '\(spec)'") }

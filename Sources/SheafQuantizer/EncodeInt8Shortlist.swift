@@ -15,11 +15,13 @@ public enum EncodeSearch: Sendable, Equatable, CustomStringConvertible {
     /// The default shortlist: 4 candidates.
     public static let shortlist = EncodeSearch.int8Shortlist(candidates: 4)
 
-    /// The int8 shortlist where it pays: a CPU with AVX-512 VNNI (elsewhere the int8 scores would run
-    /// on a portable path slower than sgemm) and K ≥ 1024 (at small K exhaustive scoring is cheap, and
-    /// the shortlist was measured at K = 4096 only); exhaustive otherwise.
-    public static func automatic(codesPerLevel k: Int) -> EncodeSearch {
-        sheaf_encode_isa() == 2 && k >= 1024 ? .shortlist : .exhaustive
+    /// Whether the int8 scores run on AVX-512 VNNI here (otherwise on a portable path slower than sgemm).
+    public static var hasFastInt8Scores: Bool { sheaf_encode_isa() == 2 }
+
+    /// The int8 shortlist of `candidates` where it pays: with `hasFastInt8Scores` and K ≥ 1024 (at small
+    /// K exhaustive scoring is cheap, and the shortlist was measured at K = 4096 only); exhaustive otherwise.
+    public static func automatic(codesPerLevel k: Int, candidates: Int = 4) -> EncodeSearch {
+        hasFastInt8Scores && k >= 1024 ? .int8Shortlist(candidates: candidates) : .exhaustive
     }
 
     public var description: String {
@@ -119,7 +121,7 @@ extension EncodePlan {
                     for q in 0..<filled {
                         let j = Int(candidate[q])
                         let dot = exact[q]
-                        let value = isCosine ? dot * dot * il[j] : 2 * dot - nl[j]
+                        let value = objective(dot, j, inverseNorms2: il, norms2: nl)
                         if value > bv || (value == bv && j < bj) {
                             bv = value
                             bj = j

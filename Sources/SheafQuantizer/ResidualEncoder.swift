@@ -140,7 +140,7 @@ struct EncodePlan: @unchecked Sendable {
                         var bv = -Float.infinity
                         for j in 0..<K {
                             // safe: j < K; s holds K scores, nl and il K norms each.
-                            let value = isCosine ? s[j] * s[j] * il[j] : 2 * s[j] - nl[j]
+                            let value = objective(s[j], j, inverseNorms2: il, norms2: nl)
                             if value > bv {
                                 bv = value
                                 bj = j
@@ -161,6 +161,14 @@ struct EncodePlan: @unchecked Sendable {
                 residualNorms[i] = e
             }
         }
+    }
+
+    /// The greedy objective of centroid `j` whose dot product with the residual is `dot`: the residual
+    /// energy its choice removes, up to terms that do not depend on j — (r·c)²/‖c‖² for cosine
+    /// codebooks, 2 r·c − ‖c‖² for euclidean ones. (The int8 kernels in CSheafEncode compute the same.)
+    @inline(__always)
+    func objective(_ dot: Float, _ j: Int, inverseNorms2 il: UnsafePointer<Float>, norms2 nl: UnsafePointer<Float>) -> Float {
+        isCosine ? dot * dot * il[j] : 2 * dot - nl[j]
     }
 
     /// Records centroid `j` of level `l` as row `i`'s choice (its dot product with the residual is
