@@ -168,12 +168,7 @@ public final class Store: @unchecked Sendable {
             createdAt: Int64(Date().timeIntervalSince1970))
         try storeErrors(maxMapSize: options.maxMapSize) {
             try env.withWriteTransaction { txn, mapFull in
-                try meta.encode().withUnsafeBytes { bytes in
-                    do throws(LMDBError) { try txn.put(tables.meta, metaKey, bytes) } catch {
-                        if error == .mapFull { mapFull = true }
-                        throw error
-                    }
-                }
+                try meta.encode().withUnsafeBytes { try txn.put(tables.meta, metaKey, $0, mapFull: &mapFull) }
             }
         }
         return meta

@@ -99,10 +99,7 @@ public final class WriteTransaction: ReadTransaction {
     @inline(__always)
     func put<K>(_ table: Table<K>, _ key: K, _ value: UnsafeRawBufferPointer, options: WriteOptions = []) throws(LMDBError) {
         checkLive()
-        do { try lmdb.put(table, key, value, options: options) } catch {
-            if error == .mapFull { hitMapFull = true }
-            throw error
-        }
+        try lmdb.put(table, key, value, options: options, mapFull: &hitMapFull)
     }
 
     /// Stores `value` under `key`.
@@ -113,10 +110,7 @@ public final class WriteTransaction: ReadTransaction {
     /// Deletes `key`; returns whether it existed.
     func delete<K>(_ table: Table<K>, _ key: K) throws(LMDBError) -> Bool {
         checkLive()
-        do { return try lmdb.delete(table, key) } catch {
-            if error == .mapFull { hitMapFull = true }
-            throw error
-        }
+        return try lmdb.delete(table, key, mapFull: &hitMapFull)
     }
 
     func putMetadata(_ meta: StoreMetadata) throws {

@@ -63,23 +63,30 @@ struct LMDBTransaction {
     }
 
     /// Stores `value` under `key`, replacing any value there. Write transactions only.
+    /// - Parameter mapFull: set when LMDB reports a full map, the flag `LMDBEnvironment.withWriteTransaction`
+    ///   hands its body, so that the map grows even if the caller wraps the error.
     /// - Throws: `LMDBError.mapFull` when the map has no room (the environment grows it and runs the
     ///   transaction again), `.keyExist` for an `.append` key not above the last one.
     @inline(__always)
-    func put<K>(_ table: Table<K>, _ key: K, _ value: UnsafeRawBufferPointer, options: WriteOptions = []) throws(LMDBError) {
+    func put<K>(
+        _ table: Table<K>, _ key: K, _ value: UnsafeRawBufferPointer, options: WriteOptions = [], mapFull: inout Bool
+    ) throws(LMDBError) {
         try key.withKeyBytes { (k) throws(LMDBError) in
             var kv = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
             var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
-            try check(mdb_put(handle, table.handle, &kv, &v, options.rawValue))
+            let rc = mdb_put(handle, table.handle, &kv, &v, options.rawValue)
+            if rc == MDB_MAP_FULL { mapFull = true }
+            try check(rc)
         }
     }
 
-    /// Deletes `key`; returns whether it existed. Write transactions only.
-    func delete<K>(_ table: Table<K>, _ key: K) throws(LMDBError) -> Bool {
+    /// Deletes `key`; returns whether it existed. Write transactions only; `mapFull` as for `put`.
+    func delete<K>(_ table: Table<K>, _ key: K, mapFull: inout Bool) throws(LMDBError) -> Bool {
         try key.withKeyBytes { (k) throws(LMDBError) in
             var kv = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
             let rc = mdb_del(handle, table.handle, &kv, nil)
             if rc == MDB_NOTFOUND { return false }
+            if rc == MDB_MAP_FULL { mapFull = true }
             try check(rc)
             return true
         }
