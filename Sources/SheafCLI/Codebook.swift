@@ -45,12 +45,19 @@ extension SheafCommand.CodebookCommand {
         var iterations = 20
         @Option(help: "Balance: no cluster holds more than this × N/K training rows (≥ 1).")
         var balanceTolerance = 1.5
+        @Option(help: ArgumentHelp(
+            "k-means scoring: shortlist (int8 scores of every centroid, then the best --candidates scored exactly), exhaustive, or auto (shortlist with AVX-512 VNNI and K ≥ 1024).",
+            valueName: "auto|exhaustive|shortlist"))
+        var search: SearchArgument = .auto
+        @Option(help: "Centroids per training point scored exactly by the shortlist search (≥ 2).")
+        var candidates = QuantizerConfiguration.trainingShortlist
         @Flag(name: .shortAndLong, help: "Print the time and objective of every k-means iteration on stderr.")
         var verbose = false
 
         func validate() throws {
             guard [8, 16, 32].contains(magnitudeBits) else { throw ValidationError("--magnitude-bits must be 8, 16 or 32") }
             guard sample >= 0 else { throw ValidationError("--sample must be ≥ 0") }
+            guard (2...256).contains(candidates) else { throw ValidationError("--candidates must be in 2...256") }
         }
 
         var configuration: QuantizerConfiguration {
@@ -64,6 +71,7 @@ extension SheafCommand.CodebookCommand {
             c.beamWidth = beam
             c.iterations = iterations
             c.balanceTolerance = balanceTolerance
+            c.trainingSearch = search.search(codesPerLevel: codes, candidates: candidates)
             return c
         }
 
@@ -105,7 +113,7 @@ extension SheafCommand.CodebookCommand {
             }
             let id = codebook.id
             say("codebook \(id): \(config.metric) L=\(config.levels) K=\(config.codesPerLevel) magnitudes=\(codebook.magnitudeEncoding), \(codebook.bytesPerItem) bytes/item (float32: \(d * 4), \(String(format: "%.1f", Double(d * 4) / Double(codebook.bytesPerItem)))×)")
-            say("trained on \(thousands(report.sampledRows - report.skippedZeroRows)) of \(thousands(n)) rows in \(String(format: "%.1f", report.seconds)) s (\(report.skippedZeroRows) zero rows skipped)")
+            say("trained on \(thousands(report.sampledRows - report.skippedZeroRows)) of \(thousands(n)) rows in \(String(format: "%.1f", report.seconds)) s, \(config.effectiveTrainingSearch) scoring (\(report.skippedZeroRows) zero rows skipped)")
             for (l, level) in report.levels.enumerated() {
                 say("  level \(l + 1): residual energy \(String(format: "%.4f", level.residualEnergy)), max/mean cluster \(String(format: "%.2f", level.maxOverMeanClusterSize)), \(level.iterations) iterations, \(String(format: "%.1f", level.seconds)) s")
             }

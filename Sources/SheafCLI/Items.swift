@@ -37,15 +37,10 @@ extension SheafCommand.ItemsCommand {
         @Option(help: "Encode beam width (default: the codebook's, set at training).")
         var beam: Int?
 
-        /// How greedy encoding searches each level.
-        enum SearchChoice: String, ExpressibleByArgument, CaseIterable {
-            case auto, exhaustive, shortlist
-        }
-
         @Option(help: ArgumentHelp(
             "Greedy search: shortlist (int8 scores of every centroid, then the best --candidates scored exactly), exhaustive, or auto (shortlist with AVX-512 VNNI and K ≥ 1024).",
             valueName: "auto|exhaustive|shortlist"))
-        var search: SearchChoice = .auto
+        var search: SearchArgument = .auto
 
         @Option(help: "Centroids per level scored exactly by the shortlist search.")
         var candidates = 4
@@ -92,12 +87,7 @@ extension SheafCommand.ItemsCommand {
 
             // 2. Encode and commit chunk by chunk.
             let width = beam ?? Int(codebook.trainingStats["encode_beam_width"] ?? 1)
-            let searchMethod: EncodeSearch =
-                switch search {
-                case .auto: EncodeSearch.automatic(codesPerLevel: codebook.codesPerLevel, candidates: candidates)
-                case .exhaustive: .exhaustive
-                case .shortlist: .int8Shortlist(candidates: candidates)
-                }
+            let searchMethod = search.search(codesPerLevel: codebook.codesPerLevel, candidates: candidates)
             let encoder = ResidualEncoder(codebook: codebook, beamWidth: width, search: searchMethod)
             let loading = target.progress("encoding \(file.path)", total: n)
             var codes = [UInt32](repeating: 0, count: min(chunkSize, n) * codebook.levels)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SheafQuantizer
 
 /// The chunk options shared by `items load` and `behaviors load`: how much one write transaction
 /// commits (`--chunk-size`, defaulted per command by `Chunk`) and a hidden pause after each commit
@@ -36,4 +37,18 @@ enum ItemRowChunk: LoadChunk {
 enum BehaviorChunk: LoadChunk {
     static let defaultSize = 100_000
     static let help = "Behaviours per write transaction (whole users)."
+}
+
+/// `--search auto|exhaustive|shortlist`: how encoding (and k-means) scores each level's centroids.
+enum SearchArgument: String, ExpressibleByArgument, CaseIterable {
+    case auto, exhaustive, shortlist
+
+    /// The search this choice means for a codebook of K codes per level.
+    func search(codesPerLevel k: Int, candidates: Int) -> EncodeSearch {
+        switch self {
+        case .auto: EncodeSearch.automatic(codesPerLevel: k, candidates: candidates)
+        case .exhaustive: .exhaustive
+        case .shortlist: .int8Shortlist(candidates: candidates)
+        }
+    }
 }

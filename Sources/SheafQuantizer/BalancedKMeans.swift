@@ -1,3 +1,4 @@
+import CSheafEncode
 import Dispatch
 import Foundation
 import SheafCodebook
@@ -25,13 +26,17 @@ struct Clustering {
 /// - Balance: every point lists its best few centroids; points are then placed greedily, the ones that
 ///   would lose most by missing their first choice (largest regret) first, into the best centroid
 ///   that still has room under a capacity of ⌈tolerance · N/K⌉.
+/// - Scores: exhaustive (one float32 sgemm of N × K × D per iteration), or an int8 shortlist: int8 scores of
+///   every centroid (AVX-512 VNNI), then the best `shortlist` scored exactly in float32; the candidates
+///   and regrets come from those exact scores.
 enum BalancedKMeans {
-    /// Candidates kept per point for the capacity-constrained assignment.
+    /// Candidates kept per point for the capacity-constrained assignment (exhaustive scoring).
     static let candidates = 8
 
     static func run(
         points x: UnsafePointer<Float>, count m: Int, dimension d: Int, k: Int, metric: Metric, iterations: Int,
-        tolerance: Double, seed: UInt64, threads: Int, level: Int, progress: ((String) -> Void)?
+        tolerance: Double, seed: UInt64, threads: Int, level: Int, int8: Int8Points? = nil,
+        progress: ((String) -> Void)?
     ) -> Clustering {
         var rng = SplitMix64(seed: seed &+ UInt64(level) &* 0x9E37_79B9)
         let norms2 = rowNorms2(x, count: m, dimension: d)
@@ -48,7 +53,7 @@ enum BalancedKMeans {
         if metric == .cosine { normaliseRows(&centroids, count: k, dimension: d) }
 
         let capacity = max(1, Int((tolerance * Double(m) / Double(k)).rounded(.up)))
-        let M = min(k, candidates)
+        let M = min(k, int8?.candidates ?? candidates)
         var topIndex = [Int32](repeating: 0, count: m * M)
         var topScore = [Float](repeating: 0, count: m * M)
         var regret = [Float](repeating: 0, count: m)
@@ -62,19 +67,25 @@ enum BalancedKMeans {
             let started = DispatchTime.now().uptimeNanoseconds
             let cn = rowNorms2(centroids, count: k, dimension: d)
             // 1. Each point's best M candidates (signed scores) and its regret.
-            centroids.withUnsafeBufferPointer { c in
-                topIndex.withUnsafeMutableBufferPointer { ti in
-                    topScore.withUnsafeMutableBufferPointer { ts in
-                        regret.withUnsafeMutableBufferPointer { rg in
-                            let tiB = ti.baseAddress!, tsB = ts.baseAddress!, rgB = rg.baseAddress!
-                            ParallelBlocks.run(count: m, blockRows: blockRows(k), threads: threads, scratchPerRow: k) { rows, scores in
-                                BLAS.gemm(
-                                    m: rows.count, n: k, k: d, a: x + rows.lowerBound * d, b: c.baseAddress!,
-                                    transposeB: true, c: scores)
-                                for (r, i) in rows.enumerated() {
-                                    selectTop(
-                                        scores + r * k, k: k, m: M, metric: metric, centroidNorms2: cn,
-                                        index: tiB + i * M, score: tsB + i * M, regret: rgB + i)
+            if let int8 {
+                int8.shortlist(
+                    centroids: centroids, norms2: cn, k: k, metric: metric, keep: M, threads: threads, index: &topIndex,
+                    score: &topScore, regret: &regret)
+            } else {
+                centroids.withUnsafeBufferPointer { c in
+                    topIndex.withUnsafeMutableBufferPointer { ti in
+                        topScore.withUnsafeMutableBufferPointer { ts in
+                            regret.withUnsafeMutableBufferPointer { rg in
+                                let tiB = ti.baseAddress!, tsB = ts.baseAddress!, rgB = rg.baseAddress!
+                                ParallelBlocks.run(count: m, blockRows: blockRows(k), threads: threads, scratchPerRow: k) { rows, scores in
+                                    BLAS.gemm(
+                                        m: rows.count, n: k, k: d, a: x + rows.lowerBound * d, b: c.baseAddress!,
+                                        transposeB: true, c: scores)
+                                    for (r, i) in rows.enumerated() {
+                                        selectTop(
+                                            scores + r * k, k: k, m: M, metric: metric, centroidNorms2: cn,
+                                            index: tiB + i * M, score: tsB + i * M, regret: rgB + i)
+                                    }
                                 }
                             }
                         }
@@ -86,6 +97,17 @@ enum BalancedKMeans {
             for j in 0..<k { sizes[j] = 0 }
             var changed = 0
             var captured = 0.0
+            // Points whose listed candidates are all full wait, in order, for one batch scoring all K.
+            var deferred: [Int] = []
+            func place(_ i: Int, _ chosen: Int, _ score: Float) {
+                if assignment[i] != Int32(chosen) { changed += 1 }
+                assignment[i] = Int32(chosen)
+                assignedScore[i] = score
+                sizes[chosen] += 1
+                captured += metric == .cosine
+                    ? Double(score) * Double(score) / Double(max(cn[chosen], .leastNormalMagnitude))
+                    : Double(2 * score - cn[chosen])
+            }
             for i in order {
                 var chosen = -1
                 var score: Float = 0
@@ -97,19 +119,11 @@ enum BalancedKMeans {
                         break
                     }
                 }
-                if chosen < 0 {
-                    (chosen, score) = bestWithRoom(
-                        x + i * d, centroids: centroids, k: k, dimension: d, metric: metric, norms2: cn, sizes: sizes,
-                        capacity: capacity)
-                }
-                if assignment[i] != Int32(chosen) { changed += 1 }
-                assignment[i] = Int32(chosen)
-                assignedScore[i] = score
-                sizes[chosen] += 1
-                captured += metric == .cosine
-                    ? Double(score) * Double(score) / Double(max(cn[chosen], .leastNormalMagnitude))
-                    : Double(2 * score - cn[chosen])
+                if chosen < 0 { deferred.append(i) } else { place(i, chosen, score) }
             }
+            placeDeferred(
+                deferred, points: x, dimension: d, centroids: centroids, k: k, metric: metric, norms2: cn, sizes: sizes,
+                capacity: capacity, place: place)
             residual = totalEnergy > 0 ? max(0, 1 - captured / totalEnergy) : 0
             ran = iteration + 1
             // 3. Update.
@@ -187,25 +201,178 @@ enum BalancedKMeans {
         }
     }
 
-    /// The best centroid with room, scanning all K (rare: when every listed candidate is full).
-    static func bestWithRoom(
-        _ row: UnsafePointer<Float>, centroids: [Float], k: Int, dimension d: Int, metric: Metric, norms2 cn: [Float],
-        sizes: [Int], capacity: Int
-    ) -> (Int, Float) {
-        var best = -1
-        var bestValue = -Float.infinity
-        var bestScore: Float = 0
-        for j in 0..<k where sizes[j] < capacity {
-            var s: Float = 0
-            for t in 0..<d { s += row[t] * centroids[j * d + t] }
-            let value = metric == .cosine ? abs(s) : 2 * s - cn[j]
-            if value > bestValue {
-                best = j
-                bestValue = value
-                bestScore = s
+    /// Places the points none of whose candidates had room, in their (regret) order, each into the best
+    /// centroid that still has room, from exact scores of all K computed in batches.
+    static func placeDeferred(
+        _ deferred: [Int], points x: UnsafePointer<Float>, dimension d: Int, centroids: [Float], k: Int, metric: Metric,
+        norms2 cn: [Float], sizes initial: [Int], capacity: Int, place: (Int, Int, Float) -> Void
+    ) {
+        guard !deferred.isEmpty else { return }
+        var sizes = initial
+        let batch = blockRows(k)
+        let rows = UnsafeMutablePointer<Float>.allocate(capacity: batch * d)
+        defer { rows.deallocate() }
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: batch * k)
+        defer { scores.deallocate() }
+        var start = 0
+        while start < deferred.count {
+            let end = min(deferred.count, start + batch)
+            for (r, i) in deferred[start..<end].enumerated() { (rows + r * d).update(from: x + i * d, count: d) }
+            centroids.withUnsafeBufferPointer { c in
+                BLAS.gemm(m: end - start, n: k, k: d, a: rows, b: c.baseAddress!, transposeB: true, c: scores)
+            }
+            for (r, i) in deferred[start..<end].enumerated() {
+                let s = scores + r * k
+                var best = -1
+                var bestValue = -Float.infinity
+                for j in 0..<k where sizes[j] < capacity {
+                    let value = metric == .cosine ? abs(s[j]) : 2 * s[j] - cn[j]
+                    if value > bestValue {
+                        best = j
+                        bestValue = value
+                    }
+                }
+                sizes[best] += 1
+                place(i, best, s[best])
+            }
+            start = end
+        }
+    }
+}
+
+/// The training points of one level quantized to int8 once, for the shortlist scoring of every iteration.
+struct Int8Points: @unchecked Sendable {
+    // @unchecked Sendable: filled in init, then only read (concurrently, by disjoint row blocks).
+    let x: UnsafePointer<Float>
+    let count: Int
+    let dimension: Int
+    let paddedDepth: Int
+    let quantized: [UInt8]
+    let scales: [Float]
+    /// Centroids per point the shortlist keeps (scored exactly).
+    let candidates: Int
+
+    init(_ x: UnsafePointer<Float>, count: Int, dimension d: Int, candidates: Int) {
+        self.x = x
+        self.candidates = candidates
+        self.count = count
+        dimension = d
+        paddedDepth = sheaf_i8_padded_depth(d)
+        var q = [UInt8](repeating: 0, count: count * paddedDepth)
+        var s = [Float](repeating: 0, count: count)
+        sheaf_quantize_rows_u8(x, count, d, paddedDepth, &q, &s)
+        quantized = q
+        scales = s
+    }
+
+    /// Each point's best `keep` centroids by exact score among its int8 shortlist of `keep`, best first
+    /// (ties: lower index), their signed exact scores, and the regret (best − second best value).
+    func shortlist(
+        centroids: [Float], norms2 cn: [Float], k: Int, metric: Metric, keep M: Int, threads: Int,
+        index: inout [Int32], score: inout [Float], regret: inout [Float]
+    ) {
+        let d = dimension, dp = paddedDepth
+        var packed = [Int8](repeating: 0, count: sheaf_i8_packed_size(k, d))
+        var bScales = [Float](repeating: 0, count: k)
+        var sums = [Int32](repeating: 0, count: k)
+        sheaf_pack_i8(centroids, k, d, &packed, &bScales, &sums)
+        let cosine = metric == .cosine
+        // The kernel's objective: s²·w (cosine, w = 1/‖c‖²) or 2s − w (euclidean, w = ‖c‖²).
+        let w = cosine ? cn.map { $0 > 0 ? 1 / $0 : 0 } : cn
+        let blockRows = 256
+        centroids.withUnsafeBufferPointer { c in
+          packed.withUnsafeBufferPointer { p in
+            bScales.withUnsafeBufferPointer { bs in
+              sums.withUnsafeBufferPointer { sm in
+                w.withUnsafeBufferPointer { wp in
+                  quantized.withUnsafeBufferPointer { q in
+                    scales.withUnsafeBufferPointer { qs in
+                      index.withUnsafeMutableBufferPointer { ti in
+                        score.withUnsafeMutableBufferPointer { ts in
+                          regret.withUnsafeMutableBufferPointer { rg in
+                            let tiB = ti.baseAddress!, tsB = ts.baseAddress!, rgB = rg.baseAddress!
+                            ParallelBlocks.run(count: count, blockRows: blockRows, threads: threads, scratchPerRow: 0) { rows, _ in
+                                Self.block(
+                                    rows: rows, x: x, d: d, q: q.baseAddress! + rows.lowerBound * dp, qs: qs.baseAddress! + rows.lowerBound,
+                                    packed: p.baseAddress!, bScales: bs.baseAddress!, sums: sm.baseAddress!, w: wp.baseAddress!,
+                                    cosine: cosine, norms2: cn, centroids: c.baseAddress!, k: k, keep: M, index: tiB, score: tsB,
+                                    regret: rgB)
+                            }
+                          }
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+    }
+
+    private static func block(
+        rows: Range<Int>, x: UnsafePointer<Float>, d: Int, q: UnsafePointer<UInt8>, qs: UnsafePointer<Float>,
+        packed: UnsafePointer<Int8>, bScales: UnsafePointer<Float>, sums: UnsafePointer<Int32>, w: UnsafePointer<Float>,
+        cosine: Bool, norms2 cn: [Float], centroids: UnsafePointer<Float>, k: Int, keep M: Int,
+        index: UnsafeMutablePointer<Int32>, score: UnsafeMutablePointer<Float>, regret: UnsafeMutablePointer<Float>
+    ) {
+        let n = rows.count
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: k)
+        defer { scratch.deallocate() }
+        let values = UnsafeMutablePointer<Float>.allocate(capacity: n * M)
+        defer { values.deallocate() }
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: n)
+        defer { counts.deallocate() }
+        let exact = UnsafeMutablePointer<Float>.allocate(capacity: M)
+        defer { exact.deallocate() }
+        let order = UnsafeMutablePointer<Int>.allocate(capacity: M)
+        defer { order.deallocate() }
+        let sortedIndex = UnsafeMutablePointer<Int32>.allocate(capacity: M)
+        defer { sortedIndex.deallocate() }
+        let sortedScore = UnsafeMutablePointer<Float>.allocate(capacity: M)
+        defer { sortedScore.deallocate() }
+        let lo = rows.lowerBound
+        // The shortlist lands straight in the point's slots of `index`, then is re-sorted by exact value.
+        _ = sheaf_shortlist_u8i8(
+            q, qs, n, packed, bScales, sums, w, cosine ? 1 : 0, k, d, M, scratch, index + lo * M, values, counts)
+        cn.withUnsafeBufferPointer { cnp in
+            for r in 0..<n {
+                let i = lo + r
+                let ti = index + i * M, ts = score + i * M
+                let filled = counts[r]
+                sheaf_dot_rows_f32(x + i * d, centroids, ti, filled, d, exact)
+                func value(_ t: Int) -> Float {
+                    cosine ? abs(exact[t]) : 2 * exact[t] - cnp[Int(ti[t])]
+                }
+                // Insertion sort of ≤ M candidates by exact value, ties to the lower index.
+                for t in 0..<filled { order[t] = t }
+                for a in 1..<max(1, filled) {
+                    let o = order[a]
+                    let (vo, jo) = (value(o), ti[o])
+                    var b = a
+                    while b > 0 {
+                        let p = order[b - 1]
+                        let vp = value(p)
+                        if vp > vo || (vp == vo && ti[p] < jo) { break }
+                        order[b] = p
+                        b -= 1
+                    }
+                    order[b] = o
+                }
+                let v0 = filled > 0 ? value(order[0]) : 0
+                let v1 = filled > 1 ? value(order[1]) : v0
+                for t in 0..<filled {
+                    sortedIndex[t] = ti[order[t]]
+                    sortedScore[t] = exact[order[t]]
+                }
+                // (filled == M: M ≤ k; the guard keeps a short list safe all the same.)
+                for t in 0..<M {
+                    ti[t] = sortedIndex[min(t, max(0, filled - 1))]
+                    ts[t] = sortedScore[min(t, max(0, filled - 1))]
+                }
+                regret[i] = v0 - v1
             }
         }
-        return (best, bestScore)
     }
 }
 

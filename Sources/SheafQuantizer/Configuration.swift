@@ -21,6 +21,11 @@ public struct QuantizerConfiguration: Sendable, Equatable {
     public var balanceTolerance: Double = 1.5
     /// Encode beam width (1 = greedy). Wider: searches more code tuples for a lower error, B× slower encoding.
     public var beamWidth: Int = 1
+    /// How k-means scores every centroid for every training point. nil (automatic): the int8 shortlist of
+    /// `trainingShortlist` where `EncodeSearch.automatic` picks one (AVX-512 VNNI, K ≥ 1024), exhaustive
+    /// otherwise. The shortlist gives different (not worse) centroids than exhaustive scoring, so the same
+    /// seed gives the same codebook only on machines that make the same choice.
+    public var trainingSearch: EncodeSearch? = nil
     /// Threads used to train and encode (row blocks; OpenBLAS itself runs single-threaded). More: faster, up to the cores.
     public var threads: Int = 2
     /// Fraction of extreme magnitudes left outside the learnt 8-bit range (split between both tails).
@@ -51,8 +56,19 @@ public struct QuantizerConfiguration: Sendable, Equatable {
         guard trainingSampleSize >= 0 else { throw fail("training sample size must be ≥ 0") }
         guard balanceTolerance >= 1 else { throw fail("balance tolerance must be ≥ 1") }
         guard (1...64).contains(beamWidth) else { throw fail("beam width must be in 1...64") }
+        if case .int8Shortlist(let m)? = trainingSearch, m < 2 {
+            throw fail("the training shortlist needs at least 2 candidates (the best and the runner-up)")
+        }
         guard (1...64).contains(threads) else { throw fail("threads must be in 1...64") }
         guard magnitudeClipFraction >= 0, magnitudeClipFraction < 0.5 else { throw fail("magnitude clip fraction must be in [0, 0.5)") }
+    }
+
+    /// Candidates per point of the automatic training shortlist.
+    public static let trainingShortlist = 8
+
+    /// The training search this configuration resolves to on this machine.
+    public var effectiveTrainingSearch: EncodeSearch {
+        trainingSearch ?? EncodeSearch.automatic(codesPerLevel: codesPerLevel, candidates: Self.trainingShortlist)
     }
 
     /// The magnitude encoding the codebook will use.

@@ -90,28 +90,31 @@ public struct CodebookTrainer: Sendable {
         guard m >= k else { throw QuantizerError.notEnoughTrainingData(count: m, needed: k) }
         let totalEnergy = rowNorms2(residual, count: m, dimension: d).reduce(0.0) { $0 + Double($1) }
 
+        let shortlist: Int? = if case .int8Shortlist(let c) = cfg.effectiveTrainingSearch { min(k, c) } else { nil }
         var centroids: [Float] = []
         var ranges: [MagnitudeRange] = []
         var best = [UInt32](repeating: 0, count: m)
         var alpha = [Float](repeating: 0, count: m)
         for level in 0..<cfg.levels {
             let levelStart = DispatchTime.now().uptimeNanoseconds
-            let clustering = residual.withUnsafeBufferPointer {
-                BalancedKMeans.run(
-                    points: $0.baseAddress!, count: m, dimension: d, k: k, metric: cfg.metric,
+            // Cluster, then find the residuals as encoding will leave them: free (unbalanced) best centroid,
+            // stored magnitude. With the int8 shortlist, the level's points are quantized once for both.
+            let (clustering, step) = residual.withUnsafeBufferPointer { r in
+                let points = r.baseAddress!
+                let int8 = shortlist.map { Int8Points(points, count: m, dimension: d, candidates: $0) }
+                let clustering = BalancedKMeans.run(
+                    points: points, count: m, dimension: d, k: k, metric: cfg.metric,
                     iterations: cfg.iterations, tolerance: cfg.balanceTolerance, seed: cfg.seed, threads: cfg.threads,
-                    level: level, progress: progress)
-            }
-            let levelCentroids = clustering.centroids
-            // Residuals as encoding will leave them: free (unbalanced) best centroid, stored magnitude.
-            let step = LevelStep(centroids: levelCentroids, k: k, dimension: d, metric: cfg.metric)
-            residual.withUnsafeMutableBufferPointer { r in
+                    level: level, int8: int8, progress: progress)
+                let step = LevelStep(centroids: clustering.centroids, k: k, dimension: d, metric: cfg.metric)
                 best.withUnsafeMutableBufferPointer { b in
                     alpha.withUnsafeMutableBufferPointer { a in
-                        step.assign(r.baseAddress!, count: m, best: b.baseAddress!, alpha: a.baseAddress!, threads: cfg.threads)
+                        step.assign(points, count: m, best: b.baseAddress!, alpha: a.baseAddress!, threads: cfg.threads, int8: int8)
                     }
                 }
+                return (clustering, step)
             }
+            let levelCentroids = clustering.centroids
             var range: MagnitudeRange?
             if cfg.effectiveMagnitudeEncoding == .uint8 {
                 range = magnitudeRange(alpha, clip: cfg.magnitudeClipFraction)
@@ -144,6 +147,7 @@ public struct CodebookTrainer: Sendable {
             "training_rows": Double(m), "skipped_zero_rows": Double(report.skippedZeroRows),
             "training_seconds": report.seconds, "seed": Double(cfg.seed), "balance_tolerance": cfg.balanceTolerance,
             "encode_beam_width": Double(cfg.beamWidth),
+            "training_int8_shortlist": Double(shortlist ?? 0),
         ]
         for (l, lv) in report.levels.enumerated() {
             stats["level\(l + 1)_residual_energy"] = lv.residualEnergy
@@ -207,10 +211,27 @@ struct LevelStep {
 
     /// For each of `count` rows of `r`: the centroid that removes the most energy, and its raw magnitude
     /// (cosine: α = r·c/‖c‖²; euclidean: 1).
+    /// With `int8` (the int8 copy of the same `count` rows), the best is taken among each row's int8 shortlist,
+    /// scored exactly.
     func assign(
         _ r: UnsafePointer<Float>, count: Int, best: UnsafeMutablePointer<UInt32>, alpha: UnsafeMutablePointer<Float>,
-        threads: Int
+        threads: Int, int8: Int8Points? = nil
     ) {
+        if let int8 {
+            let M = min(k, int8.candidates)
+            var index = [Int32](repeating: 0, count: count * M)
+            var score = [Float](repeating: 0, count: count * M)
+            var regret = [Float](repeating: 0, count: count)
+            int8.shortlist(
+                centroids: centroids, norms2: norms2, k: k, metric: metric, keep: M, threads: threads, index: &index,
+                score: &score, regret: &regret)
+            for i in 0..<count {
+                let j = Int(index[i * M])
+                best[i] = UInt32(j)
+                alpha[i] = metric == .cosine ? score[i * M] / max(norms2[j], .leastNormalMagnitude) : 1
+            }
+            return
+        }
         let d = dimension
         let k = self.k
         let metric = self.metric

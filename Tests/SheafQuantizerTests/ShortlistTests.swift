@@ -227,3 +227,63 @@ import Testing
         #expect(EncodeSearch.automatic(codesPerLevel: 4096) == (sheaf_encode_isa() == 2 ? .shortlist : .exhaustive))
     }
 }
+
+/// k-means scored through the int8 shortlist (`QuantizerConfiguration.trainingSearch`).
+@Suite struct Int8ShortlistTrainingTests {
+    let n = 2000, d = 24
+
+    func trained(_ metric: Metric, _ search: EncodeSearch, threads: Int = 2) throws -> (Codebook, TrainingReport) {
+        let data = clusteredData(count: n, dimension: d, clusters: 40, seed: 31)
+        var c = config(metric, k: 64, magnitudes: .uint8)
+        c.balanceTolerance = 1.2  // tight enough that some points find all their candidates full
+        c.trainingSearch = search
+        c.threads = threads
+        return try train(data, count: n, dimension: d, c)
+    }
+
+    /// The shortlist fits the training data as well as exhaustive scoring (within 2% of its residual
+    /// energy at every level), keeps the balance bound, and says in the codebook how it was trained.
+    @Test(arguments: [Metric.cosine, .euclidean])
+    func fitsAsWellAsExhaustive(_ metric: Metric) throws {
+        let (exhaustive, e) = try trained(metric, .exhaustive)
+        let (short, s) = try trained(metric, .int8Shortlist(candidates: 8))
+        for (l, (el, sl)) in zip(e.levels, s.levels).enumerated() {
+            #expect(sl.residualEnergy <= el.residualEnergy * 1.02 + 1e-4, "\(metric) level \(l + 1): \(sl) vs \(el)")
+            #expect(sl.maxOverMeanClusterSize <= 1.2 + 64.0 / Double(n), "\(metric) level \(l + 1): \(sl)")
+        }
+        #expect(exhaustive.trainingStats["training_int8_shortlist"] == 0)
+        #expect(short.trainingStats["training_int8_shortlist"] == 8)
+    }
+
+    /// Rows are scored independently, so one or two threads give the same codebook. The portable kernels
+    /// (forced on the calling thread: one thread) give the same int8 shortlists but round the exact rescoring
+    /// differently (16 partial sums unfused against fused), which may flip near-ties: their codebook
+    /// fits as well, within 1% of the residual energy at every level.
+    @Test func sameCodebookWithAnyThreadCountAndAsGoodOnThePortablePath() throws {
+        let (two, twoReport) = try trained(.cosine, .shortlist, threads: 2)
+        let (one, _) = try trained(.cosine, .shortlist, threads: 1)
+        #expect(two.hasSameContent(as: one))
+        sheaf_encode_force_isa(1)
+        defer { sheaf_encode_force_isa(0) }
+        let (_, portable) = try trained(.cosine, .shortlist, threads: 1)
+        for (a, b) in zip(twoReport.levels, portable.levels) {
+            #expect(abs(a.residualEnergy - b.residualEnergy) <= 0.01 * a.residualEnergy, "\(a) vs \(b)")
+        }
+    }
+
+    @Test func aShortlistNeedsTwoCandidates() {
+        var c = config(k: 64)
+        c.trainingSearch = .int8Shortlist(candidates: 1)
+        #expect(throws: QuantizerError.invalidConfiguration(
+            "the training shortlist needs at least 2 candidates (the best and the runner-up)")) { try c.validate() }
+    }
+
+    @Test func automaticTrainingSearchFollowsTheEncoder() {
+        var c = QuantizerConfiguration()
+        #expect(c.effectiveTrainingSearch == .exhaustive)  // K = 256
+        c.codesPerLevel = 4096
+        #expect(c.effectiveTrainingSearch == (sheaf_encode_isa() == 2 ? .int8Shortlist(candidates: 8) : .exhaustive))
+        c.trainingSearch = .exhaustive
+        #expect(c.effectiveTrainingSearch == .exhaustive)
+    }
+}
