@@ -206,6 +206,7 @@ def main():
         m["blas_configuration"] = sheaf_machine.get("blasConfiguration", "")
         m["cpu_features"] = sheaf_machine.get("cpuFeatures", "")
         m["decode_kernel"] = sheaf_machine.get("decodeKernel", "")
+        m["encode_kernel"] = sheaf_machine.get("encodeKernel", "")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     report = dict(mode=a.mode, command=a.command, generated=now, machine=m, suites=suites, goals=g, rows=rows, notes=notes)
     with open(os.path.join(a.out, "report.json"), "w") as f:
@@ -219,7 +220,7 @@ def main():
            f"Machine: {m['cpu']}, {m['cpus']} CPUs, L2 {m['l2']}, L3 {m['l3']}, {m['memory_gib']} GiB; "
            f"Linux {m['kernel']}; {m['swift']}.", "",
            f"Kernels: OpenBLAS core {m.get('blas_core', '?')}; CPU features {m.get('cpu_features', '?')}; "
-           f"decode kernel {m.get('decode_kernel', '?')}.", "",
+           f"decode kernel {m.get('decode_kernel', '?')}; int8 encode kernel {m.get('encode_kernel', '?')}.", "",
            "Each row: Sheaf's figure, a baseline measured in the same run, and Sheaf's advantage "
            "(sheaf ÷ baseline when higher is better, baseline ÷ sheaf when lower is better).", ""]
     for s in suites:

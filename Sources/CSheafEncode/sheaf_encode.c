@@ -44,8 +44,11 @@ size_t sheaf_i8_packed_size(size_t cols, size_t d) { return ((cols + 15) / 16) *
 /// round-to-nearest-even of v · inv, clamped to −127…127. |v · inv| ≤ 127 by the choice of scale (plus
 /// rounding), far below 2²², so adding and subtracting 1.5 · 2²³ rounds exactly as rintf does (the C
 /// target is compiled without fast-math, so the two additions are not folded), without a libm call.
+/// The product is its own statement: C may fuse `v * inv + c` in one expression into an FMA where the
+/// target has one (the AVX-512 functions inline this), which would round differently.
 static inline int8_t quantize_one(float v, float inv) {
-    float r = (v * inv + 12582912.0f) - 12582912.0f;
+    float p = v * inv;
+    float r = (p + 12582912.0f) - 12582912.0f;
     r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
     return (int8_t)(int)r;
 }
@@ -57,7 +60,14 @@ static float row_scale(const float *r, size_t d, float *inv) {
     return m / 127.0f;
 }
 
+#ifdef SHEAF_X86
+static void quantize_rows_avx512(const float *x, size_t rows, size_t d, size_t padded_d, uint8_t *out, float *scales);
+#endif
+
 void sheaf_quantize_rows_u8(const float *x, size_t rows, size_t d, size_t padded_d, uint8_t *out, float *scales) {
+#ifdef SHEAF_X86
+    if (sheaf_encode_isa() == 2) { quantize_rows_avx512(x, rows, d, padded_d, out, scales); return; }
+#endif
     for (size_t i = 0; i < rows; i++) {
         float inv;
         scales[i] = row_scale(x + i * d, d, &inv);
@@ -66,7 +76,14 @@ void sheaf_quantize_rows_u8(const float *x, size_t rows, size_t d, size_t padded
     }
 }
 
+#ifdef SHEAF_X86
+static void pack_i8_avx512(const float *b, size_t cols, size_t d, int8_t *packed, float *scales, int32_t *col_sums);
+#endif
+
 void sheaf_pack_i8(const float *b, size_t cols, size_t d, int8_t *packed, float *scales, int32_t *col_sums) {
+#ifdef SHEAF_X86
+    if (sheaf_encode_isa() == 2) { pack_i8_avx512(b, cols, d, packed, scales, col_sums); return; }
+#endif
     size_t dp = sheaf_i8_padded_depth(d);
     memset(packed, 0, sheaf_i8_packed_size(cols, d));
     for (size_t j = 0; j < cols; j++) {
@@ -142,47 +159,100 @@ SHEAF_VNNI static inline void select16(__m512 score, size_t j, size_t n, size_t 
     if (!hit) return;
     float lanes[16];
     _mm512_storeu_ps(lanes, v);
-    for (int q = 0; q < 16; q++)
-        if (hit & (1u << q)) insert_candidate(lanes[q], (int32_t)(j + q), m, filled, idx, val);
+    // Only the lanes that passed, lowest first (insert_candidate re-checks against the rising m-th best).
+    for (unsigned bits = hit; bits; bits &= bits - 1) {
+        int q = __builtin_ctz(bits);
+        insert_candidate(lanes[q], (int32_t)(j + (size_t)q), m, filled, idx, val);
+    }
 }
 
-/// rows × (groups of 16 columns), R ≤ 4 rows and G ≤ 4 groups per tile, accumulators in registers.
-/// Writes `out` (rows × cols), or, with `sel`, keeps only each row's best candidates.
+/// The objective of 16 scores: s²·w (cosine) or 2s − w (euclidean), as `select16` computes it.
+SHEAF_VNNI static inline __m512 objective16(__m512 score, __m512 w, int cosine) {
+    return cosine ? _mm512_mul_ps(_mm512_mul_ps(score, score), w) : _mm512_sub_ps(_mm512_add_ps(score, score), w);
+}
+
+/// `select16` over a whole tile of R rows × 64 full columns (j0 … j0 + 63 < cols): the same scores,
+/// objective values and insertions in the same (column) order, but the 4 groups of a row are compared
+/// with its current m-th best at once, so a row none of whose 64 values qualifies (the usual case once
+/// the lists have filled) costs one comparison instead of four branches.
+SHEAF_VNNI static void select_tile(__m512i acc[][4], size_t R, size_t i0, size_t j0, const float *as, const float *bs,
+                                   const int32_t *sums, sheaf_selection *sel) {
+    __m512 b[4], w[4];
+    __m512i s7[4];
+    for (int g = 0; g < 4; g++) {
+        b[g] = _mm512_loadu_ps(bs + j0 + 16 * (size_t)g);
+        s7[g] = _mm512_slli_epi32(_mm512_loadu_si512(sums + j0 + 16 * (size_t)g), 7);
+        w[g] = _mm512_loadu_ps(sel->w + j0 + 16 * (size_t)g);
+    }
+    size_t m = sel->m;
+    for (size_t r = 0; r < R; r++) {
+        size_t row = i0 + r, *filled = sel->filled + row;
+        int32_t *idx = sel->idx + row * m;
+        float *val = sel->val + row * m;
+        __m512 a = _mm512_set1_ps(as[row]);
+        __m512 v[4];
+        for (int g = 0; g < 4; g++) {
+            // The score exactly as score16 computes it: (a_scale · b_scale) · (float)(acc − 128 · sum).
+            __m512 score = _mm512_mul_ps(_mm512_mul_ps(a, b[g]), _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][g], s7[g])));
+            v[g] = objective16(score, w[g], sel->cosine);
+        }
+        if (*filled == m) {
+            __m512 top = _mm512_max_ps(_mm512_max_ps(v[0], v[1]), _mm512_max_ps(v[2], v[3]));
+            if (!_mm512_cmp_ps_mask(top, _mm512_set1_ps(val[m - 1]), _CMP_GT_OQ)) continue;
+        }
+        for (int g = 0; g < 4; g++) {
+            __mmask16 hit = *filled < m ? (__mmask16)0xFFFF
+                                        : _mm512_cmp_ps_mask(v[g], _mm512_set1_ps(val[m - 1]), _CMP_GT_OQ);
+            if (!hit) continue;
+            float lanes[16];
+            _mm512_storeu_ps(lanes, v[g]);
+            for (unsigned bits = hit; bits; bits &= bits - 1) {
+                int q = __builtin_ctz(bits);
+                insert_candidate(lanes[q], (int32_t)(j0 + 16 * (size_t)g + (size_t)q), m, filled, idx, val);
+            }
+        }
+    }
+}
+
+/// Rows per tile: 6 rows × 4 groups of 16 columns = 24 accumulators, plus 4 column vectors and a row
+/// broadcast, fit the 32 AVX-512 registers. Each step then issues 24 `vpdpbusd` for 4 + 6 loads; 4 rows
+/// (16 per 8 loads) ran about 25% slower here (Ice Lake server: two `vpdpbusd` per cycle), 7 spills.
+#define SHEAF_TILE_ROWS 6
+
+/// rows × (groups of 16 columns), R ≤ SHEAF_TILE_ROWS rows and G ≤ 4 groups per tile, accumulators in
+/// registers. Writes `out` (rows × cols), or, with `sel`, keeps only each row's best candidates.
 SHEAF_VNNI static void dot_vnni(const uint8_t *a, const float *as, size_t rows, const int8_t *packed,
                                 const float *bs, const int32_t *sums, size_t cols, size_t d, float *out,
                                 sheaf_selection *sel) {
     size_t dp = sheaf_i8_padded_depth(d), steps = dp / 4, groups = (cols + 15) / 16;
     // Columns outside, rows inside: a tile of 64 packed columns (64 × padded_d bytes, 24 KiB at
     // d = 384) stays in L1 while every row passes, instead of the whole packed matrix streaming from
-    // L3 once per 4 rows.
+    // L3 once per few rows.
     for (size_t g0 = 0; g0 < groups; g0 += 4) {
         size_t G = groups - g0 < 4 ? groups - g0 : 4;
-        for (size_t i0 = 0; i0 < rows; i0 += 4) {
-            size_t R = rows - i0 < 4 ? rows - i0 : 4;
-            __m512i acc[4][4];
-            for (size_t r = 0; r < 4; r++)
+        for (size_t i0 = 0; i0 < rows; i0 += SHEAF_TILE_ROWS) {
+            size_t R = rows - i0 < SHEAF_TILE_ROWS ? rows - i0 : SHEAF_TILE_ROWS;
+            __m512i acc[SHEAF_TILE_ROWS][4];
+            for (size_t r = 0; r < SHEAF_TILE_ROWS; r++)
                 for (size_t g = 0; g < 4; g++) acc[r][g] = _mm512_setzero_si512();
             const int8_t *pb = packed + g0 * steps * 64;
-            if (R == 4 && G == 4) {
-                const uint8_t *a0 = a + i0 * dp, *a1 = a0 + dp, *a2 = a1 + dp, *a3 = a2 + dp;
+            if (R == SHEAF_TILE_ROWS && G == 4) {
+                const uint8_t *a0 = a + i0 * dp;
                 for (size_t s = 0; s < steps; s++) {
                     __m512i b0 = _mm512_loadu_si512(pb + (0 * steps + s) * 64);
                     __m512i b1 = _mm512_loadu_si512(pb + (1 * steps + s) * 64);
                     __m512i b2 = _mm512_loadu_si512(pb + (2 * steps + s) * 64);
                     __m512i b3 = _mm512_loadu_si512(pb + (3 * steps + s) * 64);
-                    int32_t w;
-                    memcpy(&w, a0 + 4 * s, 4); __m512i x0 = _mm512_set1_epi32(w);
-                    memcpy(&w, a1 + 4 * s, 4); __m512i x1 = _mm512_set1_epi32(w);
-                    memcpy(&w, a2 + 4 * s, 4); __m512i x2 = _mm512_set1_epi32(w);
-                    memcpy(&w, a3 + 4 * s, 4); __m512i x3 = _mm512_set1_epi32(w);
-                    acc[0][0] = _mm512_dpbusd_epi32(acc[0][0], x0, b0); acc[0][1] = _mm512_dpbusd_epi32(acc[0][1], x0, b1);
-                    acc[0][2] = _mm512_dpbusd_epi32(acc[0][2], x0, b2); acc[0][3] = _mm512_dpbusd_epi32(acc[0][3], x0, b3);
-                    acc[1][0] = _mm512_dpbusd_epi32(acc[1][0], x1, b0); acc[1][1] = _mm512_dpbusd_epi32(acc[1][1], x1, b1);
-                    acc[1][2] = _mm512_dpbusd_epi32(acc[1][2], x1, b2); acc[1][3] = _mm512_dpbusd_epi32(acc[1][3], x1, b3);
-                    acc[2][0] = _mm512_dpbusd_epi32(acc[2][0], x2, b0); acc[2][1] = _mm512_dpbusd_epi32(acc[2][1], x2, b1);
-                    acc[2][2] = _mm512_dpbusd_epi32(acc[2][2], x2, b2); acc[2][3] = _mm512_dpbusd_epi32(acc[2][3], x2, b3);
-                    acc[3][0] = _mm512_dpbusd_epi32(acc[3][0], x3, b0); acc[3][1] = _mm512_dpbusd_epi32(acc[3][1], x3, b1);
-                    acc[3][2] = _mm512_dpbusd_epi32(acc[3][2], x3, b2); acc[3][3] = _mm512_dpbusd_epi32(acc[3][3], x3, b3);
+#pragma unroll
+                    for (int r = 0; r < SHEAF_TILE_ROWS; r++) {
+                        int32_t w;
+                        memcpy(&w, a0 + (size_t)r * dp + 4 * s, 4);
+                        __m512i x = _mm512_set1_epi32(w);
+                        acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x, b0);
+                        acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x, b1);
+                        acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], x, b2);
+                        acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], x, b3);
+                    }
                 }
             } else {
                 for (size_t s = 0; s < steps; s++)
@@ -194,6 +264,10 @@ SHEAF_VNNI static void dot_vnni(const uint8_t *a, const float *as, size_t rows, 
                             acc[r][g] = _mm512_dpbusd_epi32(acc[r][g], _mm512_set1_epi32(w), bv);
                         }
                     }
+            }
+            if (sel && G == 4 && (g0 + 4) * 16 <= cols) {
+                select_tile(acc, R, i0, g0 * 16, as, bs, sums, sel);
+                continue;
             }
             for (size_t r = 0; r < R; r++)
                 for (size_t g = 0; g < G; g++) {
@@ -251,11 +325,85 @@ static float dot_f32_portable(const float *x, const float *y, size_t d) {
 }
 
 #ifdef SHEAF_X86
+/// `sheaf_quantize_rows_u8` 16 values at a time: the same float operations (multiply, then add and
+/// subtract 1.5 · 2²³ as separate instructions, never fused), so the same bytes as the portable loop.
+SHEAF_VNNI static void quantize_rows_avx512(const float *x, size_t rows, size_t d, size_t padded_d, uint8_t *out,
+                                            float *scales) {
+    size_t d16 = d & ~(size_t)15;
+    const __m512 magic = _mm512_set1_ps(12582912.0f), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+    const __m512i offset = _mm512_set1_epi32(128);
+    for (size_t i = 0; i < rows; i++) {
+        const float *r = x + i * d;
+        uint8_t *o = out + i * padded_d;
+        __m512 mx = _mm512_setzero_ps();
+        size_t t = 0;
+        for (; t < d16; t += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(r + t)));
+        float m = _mm512_reduce_max_ps(mx);
+        for (; t < d; t++) { float a = fabsf(r[t]); m = a > m ? a : m; }
+        float inv = m > 0 ? 127.0f / m : 0;
+        scales[i] = m / 127.0f;
+        const __m512 vinv = _mm512_set1_ps(inv);
+        for (t = 0; t < d16; t += 16) {
+            __m512 v = _mm512_mul_ps(_mm512_loadu_ps(r + t), vinv);
+            v = _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
+            v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+            __m512i q = _mm512_add_epi32(_mm512_cvttps_epi32(v), offset);  // 1…255
+            _mm_storeu_si128((__m128i *)(o + t), _mm512_cvtepi32_epi8(q));
+        }
+        for (; t < d; t++) o[t] = (uint8_t)(quantize_one(r[t], inv) + 128);
+        for (t = d; t < padded_d; t++) o[t] = 128;
+    }
+}
+
+/// `sheaf_pack_i8` 16 depths at a time, with the same float operations as `quantize_one`: the same bytes,
+/// scales and sums. A column's 16 values are 4 groups of 4 depths, one 32-bit store each.
+SHEAF_VNNI static void pack_i8_avx512(const float *b, size_t cols, size_t d, int8_t *packed, float *scales,
+                                      int32_t *col_sums) {
+    size_t dp = sheaf_i8_padded_depth(d), d16 = d & ~(size_t)15;
+    memset(packed, 0, sheaf_i8_packed_size(cols, d));
+    const __m512 magic = _mm512_set1_ps(12582912.0f), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+    for (size_t j = 0; j < cols; j++) {
+        const float *r = b + j * d;
+        __m512 mx = _mm512_setzero_ps();
+        size_t t = 0;
+        for (; t < d16; t += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(r + t)));
+        float m = _mm512_reduce_max_ps(mx);
+        for (; t < d; t++) { float a = fabsf(r[t]); m = a > m ? a : m; }
+        float inv = m > 0 ? 127.0f / m : 0;
+        scales[j] = m / 127.0f;
+        const __m512 vinv = _mm512_set1_ps(inv);
+        int8_t *col = packed + (j / 16) * (dp / 4) * 64 + (j % 16) * 4;
+        __m512i sum = _mm512_setzero_si512();
+        for (t = 0; t < d16; t += 16) {
+            __m512 v = _mm512_mul_ps(_mm512_loadu_ps(r + t), vinv);
+            v = _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
+            v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+            __m512i q = _mm512_cvttps_epi32(v);
+            sum = _mm512_add_epi32(sum, q);
+            uint32_t groups[4];
+            _mm_storeu_si128((__m128i *)groups, _mm512_cvtepi32_epi8(q));
+            for (int g = 0; g < 4; g++) memcpy(col + (t / 4 + (size_t)g) * 64, &groups[g], 4);
+        }
+        int32_t total = _mm512_reduce_add_epi32(sum);
+        for (; t < d; t++) {
+            int8_t q = quantize_one(r[t], inv);
+            total += q;
+            col[(t / 4) * 64 + (t % 4)] = q;
+        }
+        col_sums[j] = total;
+    }
+}
+
 SHEAF_VNNI static void dot_rows_avx512(const float *x, const float *rows, const int32_t *idx, size_t m, size_t d,
                                        float *out) {
     size_t d16 = d & ~(size_t)15;
     for (size_t q = 0; q < m; q++) {
         const float *y = rows + (size_t)idx[q] * d;
+        if (q + 1 < m) {
+            // The candidates are scattered over the centroid table (L3 at K = 4096): ask for the next row early.
+            const char *next = (const char *)(rows + (size_t)idx[q + 1] * d);
+            for (size_t b = 0; b < d * sizeof(float); b += 64) _mm_prefetch(next + b, _MM_HINT_T0);
+        }
         __m512 acc = _mm512_setzero_ps();
         for (size_t t = 0; t < d16; t += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + t), _mm512_loadu_ps(y + t), acc);
         float sum = _mm512_reduce_add_ps(acc);

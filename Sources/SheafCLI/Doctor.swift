@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SheafCodebook
 import SheafLinearAlgebra
+import SheafQuantizer
 
 /// What this machine runs Sheaf's kernels with: the CPU, OpenBLAS's core and how it was chosen.
 /// `sheaf doctor` prints it, and every `sheaf-measure` result carries it.
@@ -20,6 +21,9 @@ public struct MachineReport: Codable, Equatable, Sendable {
     public var blasConfiguration: String
     /// The decode kernel's instruction path.
     public var decodeKernel: String
+    /// The int8 scoring path of encoding and training at large K: "avx512-vnni" (the shortlist search is
+    /// the default at K ≥ 1024) or "portable" (slower than sgemm: exhaustive search is the default).
+    public var encodeKernel: String
     /// Logical CPUs this process may use.
     public var cpus: Int
 
@@ -30,12 +34,13 @@ public struct MachineReport: Codable, Equatable, Sendable {
             cpu: CPUFeatures.brand, cpuFeatures: features.description, blasCore: BLAS.coreName,
             blasCoreSelection: OpenBLASCore.selection.description,
             blasBestCore: OpenBLASCore.candidates(for: features).first ?? "", blasConfiguration: BLAS.configuration,
-            decodeKernel: Codebook.decodeInstructionSet, cpus: ProcessInfo.processInfo.activeProcessorCount)
+            decodeKernel: Codebook.decodeInstructionSet,
+            encodeKernel: EncodeSearch.hasFastInt8Scores ? "avx512-vnni" : "portable", cpus: ProcessInfo.processInfo.activeProcessorCount)
     }
 
     /// One line for logs and report headers: "CPU (features); OpenBLAS core X (how)".
     public var summary: String {
-        "\(cpu) (\(cpuFeatures)), \(cpus) CPUs; OpenBLAS core \(blasCoreSelection); decode kernel \(decodeKernel)"
+        "\(cpu) (\(cpuFeatures)), \(cpus) CPUs; OpenBLAS core \(blasCoreSelection); decode kernel \(decodeKernel); int8 encode kernel \(encodeKernel)"
     }
 }
 
@@ -77,6 +82,7 @@ extension SheafCommand {
                 say("openblas core   \(machine.blasCoreSelection)")
                 say("best core       \(machine.blasBestCore.isEmpty ? "none better than OpenBLAS's own (no AVX2 and FMA)" : machine.blasBestCore)")
                 say("decode kernel   \(machine.decodeKernel)")
+                say("encode kernel   \(machine.encodeKernel) (int8 shortlist search \(EncodeSearch.hasFastInt8Scores ? "on by default at K ≥ 1024" : "off by default: no AVX-512 VNNI"))")
                 say("sgemm check     \(check.passed ? "passed" : "FAILED: \(check.failure ?? "")") (\(check.entriesChecked) entries, \(String(format: "%.1f", check.milliseconds)) ms)")
             }
             if !check.passed { throw ExitCode(1) }

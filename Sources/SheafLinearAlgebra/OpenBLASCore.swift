@@ -158,6 +158,9 @@ public enum OpenBLASCore {
         switch step {
         case .keep(let s):
             recorded.withLock { $0 = s }
+            // The process runs on: set OpenBLAS to one thread now and end its idle workers, which would
+            // otherwise spin for about 0.1 s beside the command's own threads.
+            _ = BLAS.threadCount
             if case .fellBack(let core, let failed) = s {
                 warn("OpenBLAS runs its own choice of kernels, \(core): the faster cores \(failed.joined(separator: ", ")) failed Sheaf's sgemm self-check, so BLAS-bound work (codebook training, encoding, the neural network) may run several times slower")
             }

@@ -44,12 +44,56 @@ import Testing
     /// Quantization: the scale is max|x|/127, values round to nearest, padding holds 128 (zero).
     @Test func quantizeRows() {
         let x: [Float] = [0.5, -1, 0.25, 0, 0, 0, 0, 0]
-        var out = [UInt8](repeating: 0, count: 2 * 4)
-        var scales = [Float](repeating: -1, count: 2)
-        sheaf_quantize_rows_u8(x, 2, 3, 4, &out, &scales)
-        #expect(scales == [1 / 127, 0])
+        let (fast, portable) = bothPaths { () -> ([UInt8], [Float]) in
+            var out = [UInt8](repeating: 0, count: 2 * 4)
+            var scales = [Float](repeating: -1, count: 2)
+            sheaf_quantize_rows_u8(x, 2, 3, 4, &out, &scales)
+            return (out, scales)
+        }
         let expected: [UInt8] = [192, 1, 160, 128, 128, 128, 128, 128]  // 128 + 64 (63.5 rounds to even), 128 − 127, 128 + 32
-        #expect(out == expected)
+        for (out, scales) in [fast, portable] {
+            #expect(scales == [1 / 127, 0])
+            #expect(out == expected)
+        }
+    }
+
+    /// The AVX-512 quantization and packing write the portable loops' bytes, scales and sums exactly, over
+    /// every tail of 16 values, including values that land on a half step (rounded to even) and a zero row.
+    @Test(arguments: [1, 5, 16, 17, 100, 384, 385])
+    func quantizeAndPackAreTheSameOnBothPaths(d: Int) {
+        var rng = SplitMix64(seed: UInt64(d))
+        let rows = 7
+        var x = random(rows * d, &rng)
+        // Row 0: max |x| = 63.5, so x · 127/63.5 = 2x, and multiples of 1/4 land on half steps.
+        for t in 0..<d { x[t] = t == 0 ? 63.5 : Float(Int(rng.next() % 255) - 127) / 4 }
+        for t in 0..<d { x[d + t] = 0 }
+        let dp = sheaf_i8_padded_depth(d)
+        let (fast, portable) = bothPaths { () -> ([UInt8], [Float]) in
+            var out = [UInt8](repeating: 7, count: rows * dp)
+            var scales = [Float](repeating: -1, count: rows)
+            sheaf_quantize_rows_u8(x, rows, d, dp, &out, &scales)
+            return (out, scales)
+        }
+        #expect(fast.0 == portable.0)
+        #expect(fast.1 == portable.1)
+        #expect(portable.1[1] == 0 && portable.0[dp..<(2 * dp)].allSatisfy { $0 == 128 })
+        // Packing the same rows as centroids (17 columns: a partial group of 16).
+        let cols = 17
+        let c = x + random((cols - rows) * d, &rng)
+        let (fastPack, portablePack) = bothPaths { () -> ([Int8], [Float], [Int32]) in
+            var packed = [Int8](repeating: 5, count: sheaf_i8_packed_size(cols, d))
+            var scales = [Float](repeating: -1, count: cols)
+            var sums = [Int32](repeating: 0, count: cols)
+            sheaf_pack_i8(c, cols, d, &packed, &scales, &sums)
+            return (packed, scales, sums)
+        }
+        #expect(fastPack.0 == portablePack.0)
+        #expect(fastPack.1 == portablePack.1)
+        #expect(fastPack.2 == portablePack.2)
+        // The quantized values are the rows' (offset by 128), so the sums follow from them.
+        for j in 0..<rows {
+            #expect(portablePack.2[j] == portable.0[(j * dp)..<(j * dp + d)].reduce(0) { $0 + Int32($1) - 128 })
+        }
     }
 
     /// The int8 dot products equal an integer reference exactly (same float expression), on both paths,
@@ -105,7 +149,7 @@ import Testing
 
     /// The fused kernel keeps exactly what dot products followed by `sheaf_top_candidates` keep, row by
     /// row, on both paths (shapes with row and column tails; m above and below the column count).
-    @Test(arguments: [(5, 70, 130, 4), (9, 200, 384, 2), (3, 17, 5, 32), (4, 64, 32, 1)])
+    @Test(arguments: [(5, 70, 130, 4), (9, 200, 384, 2), (3, 17, 5, 32), (4, 64, 32, 1), (13, 256, 64, 4)])
     func fusedShortlistEqualsDotThenSelect(rows: Int, cols: Int, d: Int, m: Int) {
         var rng = SplitMix64(seed: UInt64(rows + cols + d + m))
         let q = Quantized(rows: rows, cols: cols, d: d, &rng)
