@@ -264,6 +264,22 @@ def atomic_write(out_dir, name, write):
     os.replace(tmp, path)
     return path
 
+def numpy_blas_core():
+    """The kernel set numpy's bundled OpenBLAS runs ("Haswell", "SkylakeX", …), or "?" when unknown."""
+    import ctypes
+    import glob
+    libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    for path in glob.glob(os.path.join(libs, "libscipy_openblas*.so")) + glob.glob(os.path.join(libs, "libopenblas*.so")):
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename64_",
+                     "openblas_get_corename"):
+            f = getattr(lib, name, None)
+            if f is not None:
+                f.restype = ctypes.c_char_p
+                return f().decode()
+    return "?"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--items", default=os.path.join(ROOT, "data/ml-100k/ml-100k.item"))
@@ -320,7 +336,7 @@ def main():
         cos = (ours * theirs).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(theirs, axis=1))
         rate = len(texts) / secs
         line = (f"compare: {len(texts)} texts, cosine with the numpy reference: lowest {cos.min():.7f}, "
-                f"mean {cos.mean():.7f}; reference {rate:.0f} texts/s")
+                f"mean {cos.mean():.7f}; reference {rate:.0f} texts/s (numpy's OpenBLAS core {numpy_blas_core()})")
         if a.sheaf_rate:
             line += f", sheaf embed {a.sheaf_rate:.0f} texts/s ({a.sheaf_rate / rate:.2f}x)"
         print(line)

@@ -81,7 +81,11 @@ def main():
     times.sort()
     print(f"torch-step: {a.threads} thread(s), median {times[len(times) // 2]:.2f} ms per step (min {times[0]:.2f}); "
           f"loss {losses[0]:.3f} -> {losses[-1]:.3f}; torch {torch.__version__}")
-    print(json.dumps({"median_ms": times[len(times) // 2], "min_ms": times[0], "threads": a.threads, "torch": torch.__version__}))
+    config = torch.__config__.show()
+    blas = next((l.split("BLAS_INFO=", 1)[1].split(",")[0].strip() for l in config.splitlines() if "BLAS_INFO=" in l), "?")
+    isa = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "?"
+    print(json.dumps({"median_ms": times[len(times) // 2], "min_ms": times[0], "threads": a.threads,
+                      "torch": torch.__version__, "blas": blas, "cpu_capability": isa}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SheafFormats
+import SheafLinearAlgebra
 import SheafText
 
 extension SheafCommand {
@@ -73,7 +74,7 @@ extension SheafCommand {
             try writer.finish()
             if let idsOutput { try NPYArray.write(ids: ids, to: idsOutput) }
             let rate = Double(texts.count) / max(progress.elapsed, 1e-9)
-            say("embedded \(thousands(texts.count)) texts × \(encoder.dimension) into \(output) (\(thousands(Int(rate))) texts/s)")
+            say("embedded \(thousands(texts.count)) texts × \(encoder.dimension) into \(output) (\(thousands(Int(rate))) texts/s, OpenBLAS core \(BLAS.coreName))")
         }
 
         /// The ids (when --id-column is set) and texts of every data line.
