@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "SheafFormats", targets: ["SheafFormats"]),
         .library(name: "SheafNN", targets: ["SheafNN"]),
         .library(name: "SheafText", targets: ["SheafText"]),
+        .library(name: "SheafModels", targets: ["SheafModels"]),
         /// Benchmark workloads and baselines, shared by `sheaf-measure` and the nested Benchmarks package.
         /// Not API: the leading underscore says so (as swift-collections' `_RopeModule`); it changes with the benchmarks.
         .library(name: "_SheafBench", targets: ["_SheafBench"]),
@@ -61,6 +62,10 @@ let package = Package(
         .target(name: "SheafText", dependencies: ["SheafNN", "SheafFormats", "SheafRandom"]),
         /// The LMDB-backed store: typed tables, item codes, segmented histories, decode.
         .target(name: "SheafStore", dependencies: ["CLMDB", "CZstd", "CSheafDecode", "SheafCodebook"]),
+        /// Models trained from the store: training sequences read out of it, the leave-one-out split,
+        /// full-ranking metrics, the training loop and the recommenders. The only module that knows both
+        /// SheafNN and SheafStore.
+        .target(name: "SheafModels", dependencies: ["SheafNN", "SheafStore", "SheafCodebook", "SheafFormats", "SheafRandom"]),
         /// The `sheaf` command line: subcommands, loaders, progress. A library so tests can run commands in-process.
         .target(
             name: "SheafCLI",
@@ -92,6 +97,7 @@ let package = Package(
         .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats", "SheafRandom", "CSheafNN"]),
         .testTarget(name: "SheafTextTests", dependencies: ["SheafText", "SheafNN", "SheafFormats"]),
         .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook", "SheafRandom"]),
+        .testTarget(name: "SheafModelsTests", dependencies: ["SheafModels", "SheafNN", "SheafStore", "SheafCodebook", "SheafRandom"]),
         .testTarget(
             name: "SheafCLITests",
             dependencies: [

@@ -1,0 +1,24 @@
+/// What can go wrong when training, loading or applying a model.
+public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The store holds no behaviour histories to train or evaluate on.
+    case noHistories
+    /// The user has no history in the store (or too short a one for the request).
+    case unknownUser(UInt64)
+    /// A checkpoint was trained on another store's items (a different vocabulary) or dimension.
+    case storeMismatch(String)
+    /// A checkpoint file or its configuration cannot be used.
+    case corruptCheckpoint(path: String, reason: String)
+    /// A configuration value is out of range.
+    case invalidConfiguration(String)
+
+    public var description: String {
+        switch self {
+        case .noHistories:
+            "the store holds no behaviour histories; load some with `sheaf behaviors load`"
+        case .unknownUser(let u): "user \(u) has no history in the store"
+        case .storeMismatch(let why): "the model does not fit this store: \(why)"
+        case .corruptCheckpoint(let path, let reason): "checkpoint \(path) cannot be used: \(reason)"
+        case .invalidConfiguration(let why): "invalid configuration: \(why)"
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import SheafStore
+
+/// Dense indices for the items that appear in a store's histories: 1…N in ascending item-id order,
+/// and 0 for padding (the convention of RecBole, whose models reserve row 0 of their item tables).
+public struct ItemVocabulary: Sendable, Equatable {
+    /// The item ids, ascending: `ids[i - 1]` has index i.
+    public let ids: [UInt64]
+    private let indices: [UInt64: Int32]
+
+    /// A vocabulary over `ids` (sorted and deduplicated here).
+    public init(ids: some Sequence<UInt64>) {
+        let sorted = Array(Set(ids)).sorted()
+        self.ids = sorted
+        var map: [UInt64: Int32] = [:]
+        map.reserveCapacity(sorted.count)
+        for (i, id) in sorted.enumerated() { map[id] = Int32(i + 1) }
+        indices = map
+    }
+
+    /// Items N (padding excluded).
+    public var count: Int { ids.count }
+
+    /// The dense index of `id` (1…N), or nil when the id is not in the vocabulary.
+    public func index(of id: UInt64) -> Int32? { indices[id] }
+
+    /// The item id of dense index `index` (1…N).
+    public func id(at index: Int32) -> UInt64 { ids[Int(index) - 1] }
+
+    public static func == (a: ItemVocabulary, b: ItemVocabulary) -> Bool { a.ids == b.ids }
+}
+
+/// One user's behaviours in the store's order (time order; equal timestamps in the order they were
+/// appended, which for `sheaf behaviors load` is the input file's order).
+public struct UserSequence: Sendable, Equatable {
+    public let user: UInt64
+    /// Dense item indices (1…N).
+    public var items: [Int32]
+    public var timestamps: [Int64]
+    public var labels: [Float]
+
+    public var count: Int { items.count }
+}
+
+/// Every user's history read out of a store, with items as dense indices.
+///
+/// Reading is part of what a model costs, so it goes through the store's own read path: users are
+/// listed with `forEachUser`, then read a batch at a time, one read transaction per batch.
+public struct SequenceDataset: Sendable {
+    /// Users in ascending id order, each with at least one behaviour.
+    public let users: [UserSequence]
+    public let vocabulary: ItemVocabulary
+    /// Behaviours read.
+    public var behaviorCount: Int { users.reduce(0) { $0 + $1.count } }
+
+    public init(users: [UserSequence], vocabulary: ItemVocabulary) {
+        self.users = users
+        self.vocabulary = vocabulary
+    }
+
+    /// Reads every history of `store`.
+    ///
+    /// - Parameters:
+    ///   - usersPerTransaction: users read in one read transaction.
+    ///   - progress: called after each batch with (users read, users in all).
+    /// - Throws: `ModelError.noHistories` when the store has none; the store's errors when a segment is damaged.
+    public static func load(
+        from store: Store, usersPerTransaction: Int = 512, progress: ((Int, Int) -> Void)? = nil
+    ) throws -> SequenceDataset {
+        precondition(usersPerTransaction > 0, "usersPerTransaction must be positive")
+        var userIDs: [UInt64] = []
+        try store.read { txn in try txn.forEachUser { userIDs.append($0); return true } }
+        guard !userIDs.isEmpty else { throw ModelError.noHistories }
+        var histories: [(UInt64, History)] = []
+        histories.reserveCapacity(userIDs.count)
+        var start = 0
+        while start < userIDs.count {
+            let batch = userIDs[start..<min(userIDs.count, start + usersPerTransaction)]
+            try store.read { txn in
+                for u in batch {
+                    if let h = try txn.history(user: u), !h.isEmpty { histories.append((u, h)) }
+                }
+            }
+            start += batch.count
+            progress?(start, userIDs.count)
+        }
+        let vocabulary = ItemVocabulary(ids: histories.lazy.flatMap(\.1.itemIDs))
+        let users = histories.map { u, h in
+            UserSequence(
+                user: u, items: h.itemIDs.map { vocabulary.index(of: $0)! }, timestamps: h.timestamps, labels: h.labels)
+        }
+        return SequenceDataset(users: users, vocabulary: vocabulary)
+    }
+
+    /// The position of `user` in `users`, or nil.
+    public func userIndex(of user: UInt64) -> Int? {
+        var lo = 0, hi = users.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if users[mid].user < user { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < users.count && users[lo].user == user ? lo : nil
+    }
+}
