@@ -133,15 +133,31 @@ extension Tape {
     ///   - keyMask: [B·T], true for real tokens; padding keys get no attention weight. nil = all real.
     ///     A query with no allowed key gets uniform weights (its output is padding anyway).
     ///   - causal: position t attends only to positions ≤ t.
-    public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int, keyMask: [Bool]? = nil, causal: Bool = false) -> Tensor {
+    ///   - dropout: inverted dropout on the attention weights P (each weight zeroed with this
+    ///     probability, the rest scaled by 1 / (1 − probability)), as BERT and SASRec apply it; the mask
+    ///     is drawn from the tape's seeded generator before the pairs run, so it does not depend on the
+    ///     thread count. 0 (the default) draws nothing.
+    public func attention(
+        _ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int, keyMask: [Bool]? = nil, causal: Bool = false, dropout: Float = 0
+    ) -> Tensor {
         precondition(q.rank == 3 && q.shape == k.shape && q.shape == v.shape, "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
         let (b, t, width) = (q.shape[0], q.shape[1], q.shape[2])
         precondition(heads > 0 && width % heads == 0, "attention: width \(width) into \(heads) heads")
         if let keyMask { precondition(keyMask.count == b * t, "attention: key mask of \(keyMask.count) for \(b)×\(t)") }
+        precondition(dropout >= 0 && dropout < 1, "attention dropout \(dropout) outside [0, 1)")
         let d = width / heads, pairs = b * heads, tt = t * t
         let scale = 1 / Float(d).squareRoot()
         let allowed: [UInt8]? = keyMask.map { $0.map { $0 ? 1 : 0 } }
         let threads = self.threads
+        // Dropout factors of every weight (0 or 1/keep), drawn in order before the pairs run.
+        var factors: [Float] = []
+        if dropout > 0 {
+            let keep = 1 / (1 - dropout)
+            let threshold = UInt64(Double(dropout) * 0x1p53)
+            factors = unfilledFloats(pairs * tt)
+            for i in 0..<factors.count { factors[i] = (random.next() >> 11) < threshold ? 0 : keep }
+        }
+        let dropped = !factors.isEmpty
         var probabilities = unfilledFloats(pairs * tt)
         var out = unfilledFloats(q.count)  // every head's columns are written (empty when t or d is 0)
         if t > 0, d > 0 {
@@ -161,7 +177,20 @@ extension Tape {
                                     } else {
                                         sheaf_softmax_rows(p, p, t, t, scale, causal ? 1 : 0, nil)
                                     }
-                                    BLAS.gemm(m: t, n: d, k: t, a: p, b: pv.baseAddress! + base, ldb: width, c: po.baseAddress! + base, ldc: width)
+                                    if dropped {
+                                        // O = (P ⊙ factors) · V; P itself is kept for the backward pass.
+                                        factors.withUnsafeBufferPointer { f in
+                                            withUnsafeTemporaryAllocation(of: Float.self, capacity: tt) { w in
+                                                let fp = f.baseAddress! + e * tt
+                                                for i in 0..<tt { w[i] = p[i] * fp[i] }
+                                                BLAS.gemm(
+                                                    m: t, n: d, k: t, a: w.baseAddress!, b: pv.baseAddress! + base, ldb: width,
+                                                    c: po.baseAddress! + base, ldc: width)
+                                            }
+                                        }
+                                    } else {
+                                        BLAS.gemm(m: t, n: d, k: t, a: p, b: pv.baseAddress! + base, ldb: width, c: po.baseAddress! + base, ldc: width)
+                                    }
                                 }
                             }
                         }
@@ -169,7 +198,7 @@ extension Tape {
                 }
             }
         }
-        return record(shape: q.shape, values: out, inputs: [q, k, v]) { [probabilities] g in
+        return record(shape: q.shape, values: out, inputs: [q, k, v]) { [probabilities, factors] g in
             guard t > 0, d > 0 else { return }
             var dq = unfilledFloats(q.count), dk = unfilledFloats(q.count), dv = unfilledFloats(q.count)
             q.values.withUnsafeBufferPointer { pq in
@@ -182,12 +211,27 @@ extension Tape {
                                         Parallel.forEach(pairs, threads: threads) { e in
                                             let base = (e / heads) * t * width + (e % heads) * d
                                             let p = pp.baseAddress! + e * tt, go = g.baseAddress! + base
-                                            withUnsafeTemporaryAllocation(of: Float.self, capacity: tt) { ds in
-                                                let s = ds.baseAddress!
-                                                // dV = Pᵀ·dO
-                                                BLAS.gemm(m: t, n: d, k: t, a: p, transposeA: true, b: go, ldb: width, c: gv.baseAddress! + base, ldc: width)
+                                            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * tt) { ds in
+                                                let s = ds.baseAddress!, w = s + tt
+                                                // With dropout, O used W = P ⊙ factors: dV = Wᵀ·dO and dP = (dO·Vᵀ) ⊙ factors.
+                                                var used = p
+                                                if dropped {
+                                                    factors.withUnsafeBufferPointer { f in
+                                                        let fp = f.baseAddress! + e * tt
+                                                        for i in 0..<tt { w[i] = p[i] * fp[i] }
+                                                    }
+                                                    used = UnsafePointer(w)
+                                                }
+                                                // dV = Wᵀ·dO
+                                                BLAS.gemm(m: t, n: d, k: t, a: used, transposeA: true, b: go, ldb: width, c: gv.baseAddress! + base, ldc: width)
                                                 // dP = dO·Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) / √d
                                                 BLAS.gemm(m: t, n: t, k: d, a: go, lda: width, b: pv.baseAddress! + base, transposeB: true, ldb: width, c: s)
+                                                if dropped {
+                                                    factors.withUnsafeBufferPointer { f in
+                                                        let fp = f.baseAddress! + e * tt
+                                                        for i in 0..<tt { s[i] *= fp[i] }
+                                                    }
+                                                }
                                                 sheaf_softmax_backward_rows(p, s, s, t, t, scale, 0)
                                                 // dQ = dS·K, dK = dSᵀ·Q
                                                 BLAS.gemm(m: t, n: d, k: t, a: s, b: pk.baseAddress! + base, ldb: width, c: gq.baseAddress! + base, ldc: width)

@@ -60,6 +60,27 @@ import Testing
         expectGood(checkGradients([q, k]) { t, v in t.infoNCE(queries: v[0], keys: v[1], temperature: 0.5) }, "infoNCE", minimum: 24)
     }
 
+    /// Dropout on the attention weights: gradients match finite differences under the same mask (the
+    /// same tape seed draws the same mask), 0 changes nothing, the mask follows the tape's seed, and the
+    /// result is the same on one thread and on three.
+    @Test func attentionDropout() {
+        var rng = SplitMix64(seed: 29)
+        let (b, t, w) = (2, 5, 6)
+        let q = rng.tensor([b, t, w]), k = rng.tensor([b, t, w]), v = rng.tensor([b, t, w])
+        let mask = [true, true, true, true, true, true, true, true, false, false]
+        expectGood(
+            checkGradients([q, k, v]) { tp, x in tp.attention(x[0], x[1], x[2], heads: 2, keyMask: mask, causal: true, dropout: 0.4) },
+            "attention with dropout", minimum: 150)
+        let plain = Tape(recording: false).attention(q, k, v, heads: 2, causal: true).values
+        #expect(Tape(recording: false).attention(q, k, v, heads: 2, causal: true, dropout: 0).values == plain)
+        let a = Tape(recording: false, seed: 3).attention(q, k, v, heads: 2, causal: true, dropout: 0.5).values
+        let again = Tape(recording: false, seed: 3, threads: 1).attention(q, k, v, heads: 2, causal: true, dropout: 0.5).values
+        let three = Tape(recording: false, seed: 3, threads: 3).attention(q, k, v, heads: 2, causal: true, dropout: 0.5).values
+        let other = Tape(recording: false, seed: 4).attention(q, k, v, heads: 2, causal: true, dropout: 0.5).values
+        #expect(a == again && a == three)
+        #expect(a != other && a != plain)
+    }
+
     @Test func attention() {
         var rng = SplitMix64(seed: 23)
         let (b, t, w) = (2, 4, 6)
