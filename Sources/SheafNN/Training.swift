@@ -88,6 +88,34 @@ public final class AdamW {
     public func zeroGrad() {
         for p in parameters { p.zeroGrad() }
     }
+
+    /// The optimizer's state, for checkpoints: the step count and both moments of every parameter,
+    /// in `parameters` order.
+    public struct State: Sendable, Equatable {
+        public var stepCount: Int
+        public var firstMoments: [[Float]]
+        public var secondMoments: [[Float]]
+        public init(stepCount: Int, firstMoments: [[Float]], secondMoments: [[Float]]) {
+            self.stepCount = stepCount
+            self.firstMoments = firstMoments
+            self.secondMoments = secondMoments
+        }
+    }
+
+    public var state: State { State(stepCount: stepCount, firstMoments: firstMoments, secondMoments: secondMoments) }
+
+    /// Restores a state saved from an optimizer over parameters of the same shapes.
+    /// - Returns: false (changing nothing) when the state does not fit these parameters.
+    @discardableResult
+    public func restore(_ state: State) -> Bool {
+        guard state.stepCount >= 0, state.firstMoments.map(\.count) == parameters.map(\.count),
+            state.secondMoments.map(\.count) == parameters.map(\.count)
+        else { return false }
+        stepCount = state.stepCount
+        firstMoments = state.firstMoments
+        secondMoments = state.secondMoments
+        return true
+    }
 }
 
 /// Scales the gradients of `parameters` so that their global L2 norm is at most `maxNorm`; returns

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// SplitMix64: a small, fast, seeded generator. Training, sampling and tests use it so that the
 /// same seed gives the same result on every machine (unlike `SystemRandomNumberGenerator`).
 public struct SplitMix64: RandomNumberGenerator, Sendable {
@@ -32,5 +38,13 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     @inlinable
     public mutating func float(in range: ClosedRange<Float>) -> Float {
         range.lowerBound + nextFloat() * (range.upperBound - range.lowerBound)
+    }
+
+    /// A normal deviate (Box–Muller on two draws of 53 bits; the first uniform is shifted off 0),
+    /// computed in Double and the same on every machine with a correctly rounded libm.
+    public mutating func normal(mean: Double = 0, standardDeviation: Double = 1) -> Double {
+        let u1 = (Double(next() >> 11) + 0.5) * 0x1p-53
+        let u2 = Double(next() >> 11) * 0x1p-53
+        return mean + standardDeviation * (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
     }
 }

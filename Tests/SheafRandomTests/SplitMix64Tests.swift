@@ -67,4 +67,21 @@ import Testing
         #expect(sample.count == 300 && Set(sample).count == 300 && sample == sample.sorted())
         #expect(sample.allSatisfy { (0..<1000).contains($0) })
     }
+
+    /// Normal deviates: mean and spread of 100,000 draws, two draws consumed per deviate, and the same
+    /// sequence from the same seed.
+    @Test func normalDeviates() {
+        var rng = SplitMix64(seed: 5)
+        let xs = (0..<100_000).map { _ in rng.normal(mean: 1, standardDeviation: 0.02) }
+        let mean = xs.reduce(0, +) / Double(xs.count)
+        let sd = (xs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(xs.count - 1)).squareRoot()
+        #expect(abs(mean - 1) < 0.0005 && abs(sd - 0.02) < 0.0005)
+        #expect(xs.allSatisfy { $0.isFinite })
+        var a = SplitMix64(seed: 6), b = SplitMix64(seed: 6)
+        _ = a.normal()
+        _ = b.next(); _ = b.next()
+        #expect(a.state == b.state)
+        var c = SplitMix64(seed: 6), d = SplitMix64(seed: 6)
+        #expect((0..<10).map { _ in c.normal() } == (0..<10).map { _ in d.normal() })
+    }
 }

@@ -1,0 +1,169 @@
+import Foundation
+import SheafFormats
+import SheafNN
+import SheafRandom
+
+/// A model directory: `model.safetensors` (the best epoch's parameters, with the model configuration
+/// and the store's item vocabulary in the metadata), `last.safetensors` (the last epoch's parameters,
+/// the optimizer's moments and the run's progress, for resuming) and `metrics.json` (written by the
+/// caller). Files are replaced atomically.
+///
+/// Metadata keys (all strings): `sheaf.model` ("sasrec"), `sheaf.model_configuration` and
+/// `sheaf.training_configuration` (JSON), `sheaf.items` (N), `sheaf.items_checksum` (of the item ids,
+/// to refuse another store's model), `sheaf.content_dimension`, and in `last.safetensors`
+/// `sheaf.epochs_done`, `sheaf.optimizer_steps`, `sheaf.logs`, `sheaf.best_epoch`, `sheaf.best_ndcg`,
+/// `sheaf.best_validation`.
+public struct CheckpointStore: Sendable {
+    public let directory: String
+    public var modelPath: String { directory + "/model.safetensors" }
+    public var lastPath: String { directory + "/last.safetensors" }
+
+    public init(directory: String) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    /// The checksum of a vocabulary's item ids (SplitMix64's mix chained over them), in hex.
+    public static func checksum(_ vocabulary: ItemVocabulary) -> String {
+        var h: UInt64 = 0x5EAF_5EAF
+        for id in vocabulary.ids { h = SplitMix64.mix(h ^ id) }
+        return String(h, radix: 16)
+    }
+
+    func metadata(_ trainer: SASRecTrainer) throws -> [String: String] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let m = trainer.model
+        return [
+            "sheaf.model": "sasrec",
+            "sheaf.model_configuration": String(decoding: try encoder.encode(m.configuration), as: UTF8.self),
+            "sheaf.training_configuration": String(decoding: try encoder.encode(trainer.configuration), as: UTF8.self),
+            "sheaf.items": String(m.itemCount),
+            "sheaf.items_checksum": Self.checksum(trainer.data.vocabulary),
+            "sheaf.content_dimension": String(m.contentDimension),
+        ]
+    }
+
+    func contentTensors(_ model: SASRec) -> [(name: String, tensor: Tensor)] {
+        model.contentTable.map { [("content_table", $0)] } ?? []
+    }
+
+    /// Writes the best epoch's parameters (the model's current values) as `model.safetensors`.
+    func saveBest(_ trainer: SASRecTrainer) throws {
+        var meta = try metadata(trainer)
+        if let best = trainer.best {
+            meta["sheaf.best_epoch"] = String(best.epoch)
+            meta["sheaf.best_validation"] = String(decoding: try JSONEncoder().encode(best.validation), as: UTF8.self)
+        }
+        try Checkpoint.save(trainer.model.namedParameters + contentTensors(trainer.model), metadata: meta, to: modelPath)
+    }
+
+    /// Writes the last epoch's parameters, the optimizer's moments and the run's progress.
+    func saveLast(_ trainer: SASRecTrainer) throws {
+        var meta = try metadata(trainer)
+        let state = trainer.optimizer.state
+        meta["sheaf.epochs_done"] = String(trainer.epochsDone)
+        meta["sheaf.optimizer_steps"] = String(state.stepCount)
+        meta["sheaf.logs"] = String(decoding: try JSONEncoder().encode(trainer.logs), as: UTF8.self)
+        if let best = trainer.best {
+            meta["sheaf.best_epoch"] = String(best.epoch)
+            meta["sheaf.best_ndcg"] = String(best.ndcg)
+            meta["sheaf.best_validation"] = String(decoding: try JSONEncoder().encode(best.validation), as: UTF8.self)
+        }
+        var tensors = trainer.model.namedParameters
+        for (i, p) in trainer.optimizer.parameters.enumerated() {
+            tensors.append(("optimizer.first.\(i)", Tensor(shape: p.shape, values: state.firstMoments[i])))
+            tensors.append(("optimizer.second.\(i)", Tensor(shape: p.shape, values: state.secondMoments[i])))
+        }
+        try Checkpoint.save(tensors, metadata: meta, to: lastPath)
+    }
+
+    /// The model configuration and item count a checkpoint file declares, checked against `data`.
+    static func header(_ file: SafeTensors, data: SequenceDataset?) throws -> (SASRecConfiguration, Int, Int) {
+        func corrupt(_ why: String) -> ModelError { .corruptCheckpoint(path: file.path, reason: why) }
+        guard file.metadata["sheaf.model"] == "sasrec" else { throw corrupt("not a Sheaf SASRec checkpoint (no sheaf.model)") }
+        guard let json = file.metadata["sheaf.model_configuration"],
+            let config = try? JSONDecoder().decode(SASRecConfiguration.self, from: Data(json.utf8))
+        else { throw corrupt("no readable sheaf.model_configuration") }
+        guard let items = file.metadata["sheaf.items"].flatMap(Int.init), items >= 1,
+            let contentDimension = file.metadata["sheaf.content_dimension"].flatMap(Int.init), contentDimension >= 0
+        else { throw corrupt("no readable sheaf.items / sheaf.content_dimension") }
+        if let data {
+            guard items == data.vocabulary.count, file.metadata["sheaf.items_checksum"] == checksum(data.vocabulary) else {
+                throw ModelError.storeMismatch(
+                    "the model was trained on \(items) items with other ids; this store's histories hold \(data.vocabulary.count)")
+            }
+        }
+        return (config, items, contentDimension)
+    }
+
+    /// The best model of this directory (`model.safetensors`), checked against the store's data.
+    /// - Throws: `ModelError.corruptCheckpoint` (missing, unreadable or inconsistent file),
+    ///   `.storeMismatch` (another store's items).
+    public func loadModel(for data: SequenceDataset?) throws -> SASRec {
+        let file: SafeTensors
+        do { file = try SafeTensors.read(path: modelPath) } catch {
+            throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)")
+        }
+        let (config, items, contentDimension) = try Self.header(file, data: data)
+        var content: [Float]?
+        if config.content {
+            do {
+                let table = try file.floats("content_table", shape: [items + 1, contentDimension]).values
+                content = Array(table[contentDimension...])
+            } catch { throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)") }
+        }
+        let model: SASRec
+        do {
+            model = try SASRec(configuration: config, itemCount: items, content: content, contentDimension: contentDimension, seed: 0)
+        } catch { throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)") }
+        do { try Checkpoint.load(model.namedParameters, from: modelPath) } catch {
+            throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)")
+        }
+        return model
+    }
+
+    /// Whether a run can resume here.
+    public var hasLast: Bool { FileManager.default.fileExists(atPath: lastPath) }
+
+    /// Puts the trainer where `last.safetensors` left its run: parameters, optimizer moments, epochs
+    /// done, logs, and the best epoch (whose parameters come from `model.safetensors`).
+    /// - Throws: `ModelError.corruptCheckpoint`, `.storeMismatch`, or `.invalidConfiguration` when the
+    ///   checkpoint's model configuration differs from the trainer's.
+    public func resume(_ trainer: SASRecTrainer) throws {
+        func corrupt(_ why: String) -> ModelError { .corruptCheckpoint(path: lastPath, reason: why) }
+        let file: SafeTensors
+        do { file = try SafeTensors.read(path: lastPath) } catch { throw corrupt("\(error)") }
+        let (config, _, _) = try Self.header(file, data: trainer.data)
+        guard config == trainer.model.configuration else {
+            throw ModelError.invalidConfiguration("the run in \(directory) has another model configuration; use a new directory")
+        }
+        guard let done = file.metadata["sheaf.epochs_done"].flatMap(Int.init), done >= 1,
+            let steps = file.metadata["sheaf.optimizer_steps"].flatMap(Int.init),
+            let logsJSON = file.metadata["sheaf.logs"],
+            let logs = try? JSONDecoder().decode([EpochLog].self, from: Data(logsJSON.utf8)), logs.count == done
+        else { throw corrupt("no readable progress (sheaf.epochs_done, sheaf.optimizer_steps, sheaf.logs)") }
+        let params = trainer.optimizer.parameters
+        var first: [[Float]] = [], second: [[Float]] = []
+        do {
+            for (i, p) in params.enumerated() {
+                first.append(try file.floats("optimizer.first.\(i)", shape: p.shape).values)
+                second.append(try file.floats("optimizer.second.\(i)", shape: p.shape).values)
+            }
+        } catch { throw corrupt("\(error)") }
+        var best: (Int, Double, [String: Double], [[Float]])?
+        if let epoch = file.metadata["sheaf.best_epoch"].flatMap(Int.init),
+            let ndcg = file.metadata["sheaf.best_ndcg"].flatMap(Double.init),
+            let validation = file.metadata["sheaf.best_validation"].flatMap({ try? JSONDecoder().decode([String: Double].self, from: Data($0.utf8)) })
+        {
+            let bestModel = try loadModel(for: trainer.data)
+            best = (epoch, ndcg, validation, bestModel.namedParameters.map(\.tensor.values))
+        }
+        // Everything is read and checked; now change the trainer.
+        do { try Checkpoint.load(trainer.model.namedParameters, from: lastPath) } catch { throw corrupt("\(error)") }
+        guard trainer.restore(
+            epochsDone: done, logs: logs, optimizer: AdamW.State(stepCount: steps, firstMoments: first, secondMoments: second),
+            best: best)
+        else { throw corrupt("the optimizer state does not fit the model") }
+    }
+}

@@ -1,0 +1,156 @@
+import Foundation
+import SheafNN
+import SheafStore
+import Testing
+
+@testable import SheafModels
+
+/// A tiny store where every user walks the 8 items in a cycle (item i is followed by i + 1), each from
+/// their own start: the next item is a function of the current one, so a model can learn it exactly.
+func cyclicStore(_ dir: TempDirectory, users: Int = 12, length: Int = 9) throws -> Store {
+    var histories: [UInt64: [(UInt64, Int64)]] = [:]
+    for u in 0..<users {
+        histories[UInt64(100 + u)] = (0..<length).map { p in (UInt64(10 + (u + p) % 8), Int64(p * 10)) }
+    }
+    return try makeStore(dir, histories: histories)
+}
+
+func tinyModelConfiguration() -> SASRecConfiguration {
+    var c = SASRecConfiguration()
+    c.maxLength = 6
+    c.hiddenSize = 16
+    c.heads = 2
+    c.layers = 1
+    c.innerSize = 32
+    c.hiddenDropout = 0.1
+    c.attentionDropout = 0.1
+    return c
+}
+
+func tinyTrainingConfiguration(epochs: Int) -> TrainingConfiguration {
+    var t = TrainingConfiguration()
+    t.epochs = epochs
+    t.batchSize = 16
+    t.learningRate = 1e-2
+    t.seed = 7
+    t.patience = 100
+    t.threads = 2
+    return t
+}
+
+@Suite struct SASRecTests {
+    @Test func aTinyModelLearnsTheCycle() throws {
+        let dir = TempDirectory()
+        let data = try SequenceDataset.load(from: try cyclicStore(dir))
+        let split = LeaveOneOutSplit(data, maxLength: 6)
+        let model = try SASRec(configuration: tinyModelConfiguration(), itemCount: data.vocabulary.count, seed: 3)
+        let trainer = try SASRecTrainer(model: model, data: data, split: split, configuration: tinyTrainingConfiguration(epochs: 40))
+        let before = trainer.evaluate(split.test)
+        var losses: [Double] = []
+        let outcome = try trainer.run(epochEnded: { losses.append($0.trainingLoss) })
+        #expect(losses.count == 40)
+        #expect(losses.last! < losses.first! / 3, "\(losses.first!) → \(losses.last!)")
+        #expect(outcome.test["recall@10"] == 1)  // 8 items: every target is in the top 10
+        #expect(outcome.test["mrr@10"]! > 0.9, "\(outcome.test)")
+        #expect(before.mrr < 0.6)
+        #expect(outcome.bestEpoch >= 1 && outcome.bestEpoch <= 40 && !outcome.stoppedEarly)
+    }
+
+    @Test func checkpointRoundTripGivesTheSameScores() throws {
+        let dir = TempDirectory(), out = TempDirectory("checkpoints")
+        let data = try SequenceDataset.load(from: try cyclicStore(dir))
+        let split = LeaveOneOutSplit(data, maxLength: 6)
+        let model = try SASRec(configuration: tinyModelConfiguration(), itemCount: data.vocabulary.count, seed: 3)
+        let trainer = try SASRecTrainer(model: model, data: data, split: split, configuration: tinyTrainingConfiguration(epochs: 3))
+        let checkpoints = try CheckpointStore(directory: out.path)
+        _ = try trainer.run(checkpoints: checkpoints)
+        let loaded = try checkpoints.loadModel(for: data)
+        let batch = SequenceBatch(split.test, in: data, maxLength: 6)
+        #expect(loaded.scores(batch) == model.scores(batch))
+        #expect(loaded.configuration == model.configuration)
+    }
+
+    /// Two epochs in one run, and one epoch, then a resumed run of one more: the same parameters,
+    /// optimizer state and losses.
+    @Test func resumingContinuesTheSameRun() throws {
+        let dir = TempDirectory(), a = TempDirectory("a"), b = TempDirectory("b")
+        let data = try SequenceDataset.load(from: try cyclicStore(dir))
+        let split = LeaveOneOutSplit(data, maxLength: 6)
+        func trainer(_ epochs: Int) throws -> SASRecTrainer {
+            let model = try SASRec(configuration: tinyModelConfiguration(), itemCount: data.vocabulary.count, seed: 3)
+            return try SASRecTrainer(model: model, data: data, split: split, configuration: tinyTrainingConfiguration(epochs: epochs))
+        }
+        let straight = try trainer(2)
+        let whole = try straight.run(checkpoints: try CheckpointStore(directory: a.path))
+        let first = try trainer(1)
+        let store = try CheckpointStore(directory: b.path)
+        _ = try first.run(checkpoints: store)
+        let resumed = try trainer(2)
+        try store.resume(resumed)
+        #expect(resumed.epochsDone == 1)
+        let continued = try resumed.run(checkpoints: store)
+        #expect(continued.epochs.map(\.trainingLoss) == whole.epochs.map(\.trainingLoss))
+        #expect(continued.bestEpoch == whole.bestEpoch && continued.test == whole.test)
+        let lastA = straight.optimizer.state, lastB = resumed.optimizer.state
+        #expect(lastA == lastB)
+    }
+
+    @Test func anotherStoresModelIsRefused() throws {
+        let dir = TempDirectory(), other = TempDirectory("other"), out = TempDirectory("checkpoints")
+        let data = try SequenceDataset.load(from: try cyclicStore(dir))
+        let split = LeaveOneOutSplit(data, maxLength: 6)
+        let model = try SASRec(configuration: tinyModelConfiguration(), itemCount: data.vocabulary.count, seed: 3)
+        let trainer = try SASRecTrainer(model: model, data: data, split: split, configuration: tinyTrainingConfiguration(epochs: 1))
+        let checkpoints = try CheckpointStore(directory: out.path)
+        _ = try trainer.run(checkpoints: checkpoints)
+        // Same item count, other ids.
+        let otherData = try SequenceDataset.load(from: try makeStore(other, histories: [
+            1: (0..<8).map { (UInt64(20 + $0), Int64($0)) },
+        ]))
+        #expect(throws: ModelError.storeMismatch(
+            "the model was trained on 8 items with other ids; this store's histories hold 8")) {
+            try checkpoints.loadModel(for: otherData)
+        }
+        // A truncated checkpoint.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: checkpoints.modelPath))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: checkpoints.modelPath))
+        #expect {
+            try checkpoints.loadModel(for: data)
+        } throws: { error in
+            guard case ModelError.corruptCheckpoint(let path, _) = error else { return false }
+            return path == checkpoints.modelPath
+        }
+    }
+
+    @Test func badConfigurationsAreRefused() {
+        var c = tinyModelConfiguration()
+        c.hiddenSize = 15
+        #expect(throws: ModelError.invalidConfiguration("hiddenSize 15 must be a positive multiple of heads 2")) {
+            try SASRec(configuration: c, itemCount: 8, seed: 1)
+        }
+        var content = tinyModelConfiguration()
+        content.content = true
+        #expect(throws: ModelError.invalidConfiguration("the content variant needs 8 × D content embeddings")) {
+            try SASRec(configuration: content, itemCount: 8, content: [1, 2, 3], contentDimension: 4, seed: 1)
+        }
+    }
+
+    /// The content variant reads frozen item vectors through a projection: the vectors get no
+    /// gradient, and it learns the cycle too when the vectors tell the items apart.
+    @Test func theContentVariantLearnsFromFrozenVectors() throws {
+        let dir = TempDirectory()
+        let data = try SequenceDataset.load(from: try cyclicStore(dir))
+        let split = LeaveOneOutSplit(data, maxLength: 6)
+        var c = tinyModelConfiguration()
+        c.content = true
+        let d = 8
+        var vectors = [Float](repeating: 0, count: 8 * d)
+        for i in 0..<8 { vectors[i * d + i] = 1 }  // one-hot: items are told apart
+        let model = try SASRec(configuration: c, itemCount: 8, content: vectors, contentDimension: d, seed: 3)
+        let trainer = try SASRecTrainer(model: model, data: data, split: split, configuration: tinyTrainingConfiguration(epochs: 40))
+        let outcome = try trainer.run()
+        #expect(outcome.test["mrr@10"]! > 0.9, "\(outcome.test)")
+        #expect(model.contentTable!.values == [Float](repeating: 0, count: d) + vectors)
+        #expect(!model.namedParameters.contains { $0.tensor === model.contentTable! })
+    }
+}
