@@ -71,7 +71,7 @@ let package = Package(
             name: "SheafCLI",
             dependencies: [
                 "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafFormats", "SheafText", "SheafRandom",
-                "SheafLinearAlgebra", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "SheafLinearAlgebra", "SheafModels", "SheafNN", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         /// The `sheaf` executable: `OpenBLASCore.selectBestCore()`, then `SheafCommand.main()`.
         .executableTarget(name: "sheaf", dependencies: ["SheafCLI", "SheafLinearAlgebra"]),

@@ -15,12 +15,14 @@ public struct SheafCommand: ParsableCommand {
               sheaf behaviors load STORE --input ratings.csv
               sheaf stats STORE
               sheaf embed --model data/minilm --input items.tsv --output items.npy
+              sheaf train STORE --model sasrec --output model/
+              sheaf recommend STORE --model model/ --user 196
             Results go to stdout; progress and errors to stderr.
             """,
         version: "0.4.0",
         subcommands: [
             Init.self, CodebookCommand.self, ItemsCommand.self, BehaviorsCommand.self, HistoryCommand.self,
-            Stats.self, Verify.self, Embed.self, Doctor.self,
+            Stats.self, Verify.self, Embed.self, Train.self, Evaluate.self, Recommend.self, Doctor.self,
         ])
 
     public init() {}

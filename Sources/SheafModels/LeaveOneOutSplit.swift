@@ -9,6 +9,13 @@ public struct SequenceExample: Sendable, Equatable {
     public let target: Int32
 
     public var length: Int { inputEnd - inputStart }
+
+    public init(user: Int, inputStart: Int, inputEnd: Int, target: Int32) {
+        self.user = user
+        self.inputStart = inputStart
+        self.inputEnd = inputEnd
+        self.target = target
+    }
 }
 
 /// The field's leave-one-out split by time, as RecBole does it (`eval_args: split LS valid_and_test,

@@ -221,3 +221,26 @@ public final class SASRec {
         return t.matmul(lastHidden(t, batch, table: table, training: false), table, transposeB: true).values
     }
 }
+
+extension SASRec {
+    /// Full-ranking metrics of `examples` (every item ranked; no dropout), `batchSize` examples scored at once.
+    public func evaluate(
+        _ examples: [SequenceExample], in data: SequenceDataset, batchSize: Int = 1024, threads: Int = Tape.defaultThreads
+    ) -> RankingMetrics {
+        var metrics = RankingMetrics()
+        let n = itemCount + 1
+        var start = 0
+        while start < examples.count {
+            let end = min(examples.count, start + max(1, batchSize))
+            let batch = SequenceBatch(examples[start..<end], in: data, maxLength: configuration.maxLength)
+            let scores = scores(batch, threads: threads)
+            scores.withUnsafeBufferPointer { s in
+                for r in 0..<batch.count {
+                    metrics.add(scores: UnsafeBufferPointer(rebasing: s[(r * n)..<((r + 1) * n)]), target: batch.targets[r])
+                }
+            }
+            start = end
+        }
+        return metrics
+    }
+}

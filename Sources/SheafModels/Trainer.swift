@@ -121,21 +121,7 @@ public final class SASRecTrainer {
 
     /// Full-ranking metrics of `examples` with the current parameters (no dropout).
     public func evaluate(_ examples: [SequenceExample]) -> RankingMetrics {
-        var metrics = RankingMetrics()
-        let n = model.itemCount + 1
-        var start = 0
-        while start < examples.count {
-            let end = min(examples.count, start + configuration.evaluationBatchSize)
-            let batch = SequenceBatch(examples[start..<end], in: data, maxLength: model.configuration.maxLength)
-            let scores = model.scores(batch, threads: configuration.threads)
-            scores.withUnsafeBufferPointer { s in
-                for r in 0..<batch.count {
-                    metrics.add(scores: UnsafeBufferPointer(rebasing: s[(r * n)..<((r + 1) * n)]), target: batch.targets[r])
-                }
-            }
-            start = end
-        }
-        return metrics
+        model.evaluate(examples, in: data, batchSize: configuration.evaluationBatchSize, threads: configuration.threads)
     }
 
     /// One epoch over the training examples in a seeded order.
