@@ -102,6 +102,7 @@ let package = Package(
             name: "SheafCLITests",
             dependencies: [
                 "SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafText", "SheafRandom", "SheafLinearAlgebra",
+                "SheafModels",
             ]),
         /// Tests that need what the package does not hold: Python with tools/requirements.txt (pip-installed into
         /// tools/.venv on first use), the built sheaf-measure, the demo's data. Each is skipped, saying what is

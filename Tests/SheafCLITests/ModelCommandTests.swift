@@ -1,0 +1,110 @@
+import Foundation
+import SheafFormats
+import SheafModels
+import SheafStore
+import Testing
+
+@testable import SheafCLI
+
+/// `sheaf train`, `evaluate` and `recommend` on a tiny store made here, and their errors.
+@Suite struct ModelCommandTests {
+    /// A store with 12 users walking 8 items in a cycle (ids 10…17), titles for the items.
+    func cycleStore(_ s: Scratch) throws -> String {
+        let store = s.file("store")
+        try sheaf("init", store, "--dim", "4")
+        var rows: [BehaviorRecord] = []
+        for u in 0..<12 {
+            for p in 0..<9 { rows.append(BehaviorRecord(user: UInt64(100 + u), item: UInt64(10 + (u + p) % 8), timestamp: Int64(p * 10), label: 4)) }
+        }
+        try writeBehaviours(rows, format: .csv, to: s.file("b.csv"))
+        try sheaf("behaviors", "load", store, "--input", s.file("b.csv"))
+        try (0..<8).map { "\(10 + $0)\titem \(10 + $0)" }.joined(separator: "\n").write(toFile: s.file("titles.tsv"), atomically: true, encoding: .utf8)
+        return store
+    }
+
+    let tiny = [
+        "--max-length", "6", "--hidden", "16", "--layers", "1", "--inner", "32", "--dropout", "0.1",
+        "--attention-dropout", "0.1", "--batch-size", "16", "--lr", "0.01", "--seed", "7", "--threads", "2",
+    ]
+
+    @Test func trainEvaluateRecommend() throws {
+        let s = Scratch()
+        let store = try cycleStore(s)
+        let out = try sheaf(["train", store, "--output", s.file("model"), "--epochs", "30", "--json"] + tiny)
+        let report = try JSONDecoder().decode(TrainingReport.self, from: Data(contentsOf: URL(fileURLWithPath: s.file("model/metrics.json"))))
+        // One JSON line per epoch run (early stopping may end the run before 30), then the outcome.
+        let epochLines = out.standardOutput.split(separator: "\n").filter { $0.hasPrefix("{\"") }
+        #expect(epochLines.count == report.outcome.epochs.count && report.outcome.epochs.count >= 11)
+        let first = try JSONDecoder().decode(EpochLog.self, from: Data(epochLines[0].utf8))
+        #expect(first == report.outcome.epochs[0])
+        #expect(report.users == 12 && report.items == 8 && report.behaviors == 108)
+        #expect(report.trainingExamples == 12 * 6 && report.testExamples == 12)
+        #expect(report.outcome.test["mrr@10"]! > 0.9, "\(report.outcome.test)")
+
+        let evaluated = try sheaf("evaluate", store, "--model", s.file("model"), "--json").standardOutput
+        struct Evaluated: Codable { var validation: [String: Double]; var test: [String: Double] }
+        let e = try JSONDecoder().decode(Evaluated.self, from: Data(evaluated.utf8))
+        #expect(e.test == report.outcome.test && e.validation == report.outcome.validation)
+
+        // User 100 walks 10, 11, …: its last item is 10 + 8 mod 8 = 10, so the next is 11.
+        let rec = try sheaf("recommend", store, "--model", s.file("model"), "--user", "100", "-k", "3", "--json").standardOutput
+        struct Row: Codable { var item: UInt64; var score: Float; var title: String?; var seen: Bool }
+        let rows = try JSONDecoder().decode([Row].self, from: Data(rec.utf8))
+        #expect(rows.count == 3 && rows[0].item == 11 && rows[0].seen)
+        #expect(rows[0].score >= rows[1].score && rows[1].score >= rows[2].score)
+    }
+
+    @Test func resumeContinuesWhereTheRunStopped() throws {
+        let s = Scratch()
+        let store = try cycleStore(s)
+        try sheaf(["train", store, "--output", s.file("a"), "--epochs", "2"] + tiny)
+        try sheaf(["train", store, "--output", s.file("b"), "--epochs", "1"] + tiny)
+        let resumed = try sheaf(["train", store, "--output", s.file("b"), "--epochs", "2", "--resume"] + tiny)
+        #expect(resumed.standardError.contains("resuming after epoch 1"))
+        let a = try SafeTensors.read(path: s.file("a/last.safetensors"))
+        let b = try SafeTensors.read(path: s.file("b/last.safetensors"))
+        #expect(try a.floats("items").values == b.floats("items").values)
+        #expect(a.metadata["sheaf.logs"] == nil || a.metadata["sheaf.epochs_done"] == b.metadata["sheaf.epochs_done"])
+    }
+
+    @Test func badInput() throws {
+        let s = Scratch()
+        let store = try cycleStore(s)
+        // A store without histories.
+        let empty = s.file("empty")
+        try sheaf("init", empty, "--dim", "4")
+        #expect(throws: ModelError.noHistories) { try sheaf(["train", empty, "--output", s.file("m0"), "--epochs", "1"] + tiny) }
+        // Nothing to resume.
+        #expect(throws: CLIError("nothing to resume: \(s.file("m1"))/last.safetensors does not exist")) {
+            try sheaf(["train", store, "--output", s.file("m1"), "--epochs", "1", "--resume"] + tiny)
+        }
+        try sheaf(["train", store, "--output", s.file("m"), "--epochs", "1"] + tiny)
+        // An unknown user.
+        #expect(throws: ModelError.unknownUser(5)) { try sheaf("recommend", store, "--model", s.file("m"), "--user", "5") }
+        // Another store's model: same dimension, other items.
+        let other = s.file("other")
+        try sheaf("init", other, "--dim", "4")
+        try writeBehaviours([BehaviorRecord(user: 1, item: 99, timestamp: 1, label: 1)], format: .csv, to: s.file("o.csv"))
+        try sheaf("behaviors", "load", other, "--input", s.file("o.csv"))
+        #expect(throws: ModelError.storeMismatch("the model was trained on 8 items with other ids; this store's histories hold 1")) {
+            try sheaf("evaluate", other, "--model", s.file("m"))
+        }
+        // A corrupt checkpoint, and a directory without one.
+        try Data("not a checkpoint".utf8).write(to: URL(fileURLWithPath: s.file("m/model.safetensors")))
+        #expect {
+            try sheaf("evaluate", store, "--model", s.file("m"))
+        } throws: { error in
+            guard case ModelError.corruptCheckpoint(let path, _) = error else { return false }
+            return path == s.file("m") + "/model.safetensors"
+        }
+        #expect {
+            try sheaf("recommend", store, "--model", s.file("nowhere"), "--user", "100")
+        } throws: { error in
+            if case ModelError.corruptCheckpoint = error { return true }
+            return false
+        }
+        // Bad options.
+        #expect(throws: (any Error).self) { try sheaf(["train", store, "--output", s.file("x"), "--hidden", "15"]) }
+        #expect(throws: (any Error).self) { try sheaf(["train", store, "--output", s.file("x"), "--schedule", "linear"]) }
+    }
+}
