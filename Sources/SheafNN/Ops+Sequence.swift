@@ -69,18 +69,50 @@ extension Tape {
     }
 
     /// Inverted dropout: each value is zeroed with probability `probability` and the rest scaled by
-    /// 1 / (1 − probability). Draws from the tape's seeded generator; a no-op when `probability` is 0.
+    /// 1 / (1 − probability); a no-op when `probability` is 0.
+    ///
+    /// The mask comes from one draw of the tape's seeded generator: fixed runs of values
+    /// (`Kernel.elementChunk`) each seed their own SplitMix64 from it and their start, and run on the
+    /// tape's threads, so the mask depends on the seed and the shape only, never on the thread count.
     public func dropout(_ x: Tensor, probability: Float) -> Tensor {
         precondition(probability >= 0 && probability < 1, "dropout probability \(probability) outside [0, 1)")
         guard probability > 0 else { return x }
+        let factors = dropoutFactors(count: x.count, probability: probability)
+        var out = unfilledFloats(x.count)
+        x.values.withUnsafeBufferPointer { xs in
+            factors.withUnsafeBufferPointer { f in
+                out.withUnsafeMutableBufferPointer { o in
+                    Parallel.forEachChunk(x.count, chunk: Kernel.elementChunk, threads: threads) { r in
+                        for i in r { o[i] = xs[i] * f[i] }
+                    }
+                }
+            }
+        }
+        return record(shape: x.shape, values: out, inputs: [x]) { [threads] g in
+            x.accumulateGrad { dx in
+                factors.withUnsafeBufferPointer { f in
+                    Parallel.forEachChunk(dx.count, chunk: Kernel.elementChunk, threads: threads) { r in
+                        for i in r { dx[i] += g[i] * f[i] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `count` dropout factors (0, or 1 / (1 − probability)) from one draw of the tape's generator:
+    /// runs of `chunk` values each seed their own generator from that draw and their start.
+    func dropoutFactors(count: Int, probability: Float, chunk: Int = Kernel.elementChunk) -> [Float] {
         let keep = 1 / (1 - probability)
         let threshold = UInt64(Double(probability) * 0x1p53)
-        let factors = (0..<x.count).map { _ in (random.next() >> 11) < threshold ? Float(0) : keep }
-        var out = x.values
-        for i in 0..<out.count { out[i] *= factors[i] }
-        return record(shape: x.shape, values: out, inputs: [x]) { g in
-            x.accumulateGrad { dx in for i in 0..<dx.count { dx[i] += g[i] * factors[i] } }
+        let base = random.next()
+        var factors = unfilledFloats(count)
+        factors.withUnsafeMutableBufferPointer { f in
+            Parallel.forEachChunk(count, chunk: chunk, threads: threads) { r in
+                var g = SplitMix64(seed: SplitMix64.mix(base ^ UInt64(r.lowerBound)))
+                for i in r { f[i] = (g.next() >> 11) < threshold ? 0 : keep }
+            }
         }
+        return factors
     }
 
     /// Mean cross-entropy of `logits` [N, C] against class indices `targets` (N of them), as a scalar.
@@ -149,14 +181,8 @@ extension Tape {
         let scale = 1 / Float(d).squareRoot()
         let allowed: [UInt8]? = keyMask.map { $0.map { $0 ? 1 : 0 } }
         let threads = self.threads
-        // Dropout factors of every weight (0 or 1/keep), drawn in order before the pairs run.
-        var factors: [Float] = []
-        if dropout > 0 {
-            let keep = 1 / (1 - dropout)
-            let threshold = UInt64(Double(dropout) * 0x1p53)
-            factors = unfilledFloats(pairs * tt)
-            for i in 0..<factors.count { factors[i] = (random.next() >> 11) < threshold ? 0 : keep }
-        }
+        // Dropout factors of every weight (0 or 1/keep), one run of t × t per (sequence, head) pair.
+        let factors: [Float] = dropout > 0 ? dropoutFactors(count: pairs * tt, probability: dropout, chunk: max(1, tt)) : []
         let dropped = !factors.isEmpty
         var probabilities = unfilledFloats(pairs * tt)
         var out = unfilledFloats(q.count)  // every head's columns are written (empty when t or d is 0)
