@@ -100,16 +100,26 @@ extension Tape {
     }
 
     /// `count` dropout factors (0, or 1 / (1 − probability)) from one draw of the tape's generator:
-    /// runs of `chunk` values each seed their own generator from that draw and their start.
+    /// runs of `chunk` values each seed their own generator from that draw and their start. Each 64-bit
+    /// draw decides four values, 16 bits each, so the probability is applied in steps of 1/65,536
+    /// (0.5 and 0.1 become 32,768/65,536 and 6,554/65,536).
     func dropoutFactors(count: Int, probability: Float, chunk: Int = Kernel.elementChunk) -> [Float] {
         let keep = 1 / (1 - probability)
-        let threshold = UInt64(Double(probability) * 0x1p53)
+        let threshold = UInt16(min(65_535, (Double(probability) * 65_536).rounded()))
         let base = random.next()
         var factors = unfilledFloats(count)
         factors.withUnsafeMutableBufferPointer { f in
             Parallel.forEachChunk(count, chunk: chunk, threads: threads) { r in
                 var g = SplitMix64(seed: SplitMix64.mix(base ^ UInt64(r.lowerBound)))
-                for i in r { f[i] = (g.next() >> 11) < threshold ? 0 : keep }
+                var i = r.lowerBound
+                while i < r.upperBound {
+                    var bits = g.next()
+                    for j in i..<min(i + 4, r.upperBound) {
+                        f[j] = UInt16(truncatingIfNeeded: bits) < threshold ? 0 : keep
+                        bits >>= 16
+                    }
+                    i += 4
+                }
             }
         }
         return factors

@@ -48,6 +48,12 @@ import Testing
         #expect(zeros > 2_800 && zeros < 3_200, "\(zeros) of 10,000 dropped at p = 0.3")
         #expect(dropped.allSatisfy { $0 == 0 || abs($0 - 1 / 0.7) <= 1e-6 })
         #expect(Tape(seed: 4).dropout(ones, probability: 0.3).values != dropped, "another seed, another mask")
+        // Several runs of values (over 16,384 each): the same mask on one thread and on three, at the rate asked.
+        let many = Tensor(shape: [50_001], values: [Float](repeating: 1, count: 50_001))
+        let one = Tape(seed: 5, threads: 1).dropout(many, probability: 0.5).values
+        #expect(one == Tape(seed: 5, threads: 3).dropout(many, probability: 0.5).values)
+        let half = one.filter { $0 == 0 }.count
+        #expect(half > 24_500 && half < 25_500, "\(half) of 50,001 dropped at p = 0.5")
     }
 
     @Test func losses() {
