@@ -325,29 +325,41 @@ static float dot_f32_portable(const float *x, const float *y, size_t d) {
 }
 
 #ifdef SHEAF_X86
-/// `sheaf_quantize_rows_u8` 16 values at a time: the same float operations (multiply, then add and
-/// subtract 1.5 · 2²³ as separate instructions, never fused), so the same bytes as the portable loop.
+/// `row_scale` 16 values at a time: max |r[t]| is exact in any order, so the scale is the same.
+SHEAF_VNNI static inline float row_scale_avx512(const float *r, size_t d, float *inv) {
+    size_t d16 = d & ~(size_t)15, t = 0;
+    __m512 mx = _mm512_setzero_ps();
+    for (; t < d16; t += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(r + t)));
+    float m = _mm512_reduce_max_ps(mx);
+    for (; t < d; t++) { float a = fabsf(r[t]); m = a > m ? a : m; }
+    *inv = m > 0 ? 127.0f / m : 0;
+    return m / 127.0f;
+}
+
+/// `quantize_one` of 16 values, as int32 in −127…127: the same float operations (multiply, then add
+/// and subtract 1.5 · 2²³ as separate instructions, never fused), so the same integers.
+SHEAF_VNNI static inline __m512i quantize16_avx512(const float *r, __m512 inv) {
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    __m512 v = _mm512_mul_ps(_mm512_loadu_ps(r), inv);
+    v = _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
+    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+    return _mm512_cvttps_epi32(v);
+}
+
+/// `sheaf_quantize_rows_u8` 16 values at a time, byte-identical to the portable loop.
 SHEAF_VNNI static void quantize_rows_avx512(const float *x, size_t rows, size_t d, size_t padded_d, uint8_t *out,
                                             float *scales) {
     size_t d16 = d & ~(size_t)15;
-    const __m512 magic = _mm512_set1_ps(12582912.0f), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
     const __m512i offset = _mm512_set1_epi32(128);
     for (size_t i = 0; i < rows; i++) {
         const float *r = x + i * d;
         uint8_t *o = out + i * padded_d;
-        __m512 mx = _mm512_setzero_ps();
-        size_t t = 0;
-        for (; t < d16; t += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(r + t)));
-        float m = _mm512_reduce_max_ps(mx);
-        for (; t < d; t++) { float a = fabsf(r[t]); m = a > m ? a : m; }
-        float inv = m > 0 ? 127.0f / m : 0;
-        scales[i] = m / 127.0f;
+        float inv;
+        scales[i] = row_scale_avx512(r, d, &inv);
         const __m512 vinv = _mm512_set1_ps(inv);
-        for (t = 0; t < d16; t += 16) {
-            __m512 v = _mm512_mul_ps(_mm512_loadu_ps(r + t), vinv);
-            v = _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
-            v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-            __m512i q = _mm512_add_epi32(_mm512_cvttps_epi32(v), offset);  // 1…255
+        size_t t = 0;
+        for (; t < d16; t += 16) {
+            __m512i q = _mm512_add_epi32(quantize16_avx512(r + t, vinv), offset);  // 1…255
             _mm_storeu_si128((__m128i *)(o + t), _mm512_cvtepi32_epi8(q));
         }
         for (; t < d; t++) o[t] = (uint8_t)(quantize_one(r[t], inv) + 128);
@@ -355,30 +367,22 @@ SHEAF_VNNI static void quantize_rows_avx512(const float *x, size_t rows, size_t 
     }
 }
 
-/// `sheaf_pack_i8` 16 depths at a time, with the same float operations as `quantize_one`: the same bytes,
-/// scales and sums. A column's 16 values are 4 groups of 4 depths, one 32-bit store each.
+/// `sheaf_pack_i8` 16 depths at a time: the same bytes, scales and sums as the portable loop. A
+/// column's 16 values are 4 groups of 4 depths, one 32-bit store each.
 SHEAF_VNNI static void pack_i8_avx512(const float *b, size_t cols, size_t d, int8_t *packed, float *scales,
                                       int32_t *col_sums) {
     size_t dp = sheaf_i8_padded_depth(d), d16 = d & ~(size_t)15;
     memset(packed, 0, sheaf_i8_packed_size(cols, d));
-    const __m512 magic = _mm512_set1_ps(12582912.0f), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
     for (size_t j = 0; j < cols; j++) {
         const float *r = b + j * d;
-        __m512 mx = _mm512_setzero_ps();
-        size_t t = 0;
-        for (; t < d16; t += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(r + t)));
-        float m = _mm512_reduce_max_ps(mx);
-        for (; t < d; t++) { float a = fabsf(r[t]); m = a > m ? a : m; }
-        float inv = m > 0 ? 127.0f / m : 0;
-        scales[j] = m / 127.0f;
+        float inv;
+        scales[j] = row_scale_avx512(r, d, &inv);
         const __m512 vinv = _mm512_set1_ps(inv);
         int8_t *col = packed + (j / 16) * (dp / 4) * 64 + (j % 16) * 4;
         __m512i sum = _mm512_setzero_si512();
-        for (t = 0; t < d16; t += 16) {
-            __m512 v = _mm512_mul_ps(_mm512_loadu_ps(r + t), vinv);
-            v = _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
-            v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-            __m512i q = _mm512_cvttps_epi32(v);
+        size_t t = 0;
+        for (; t < d16; t += 16) {
+            __m512i q = quantize16_avx512(r + t, vinv);
             sum = _mm512_add_epi32(sum, q);
             uint32_t groups[4];
             _mm_storeu_si128((__m128i *)groups, _mm512_cvtepi32_epi8(q));

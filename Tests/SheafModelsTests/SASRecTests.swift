@@ -38,6 +38,23 @@ func tinyTrainingConfiguration(epochs: Int) -> TrainingConfiguration {
     return t
 }
 
+/// The cycle store's data and split, and a tiny ID model's trainer for `epochs` epochs (the store's
+/// directory lives as long as the returned value).
+struct TinyRun {
+    let dir = TempDirectory()
+    let data: SequenceDataset
+    let split: LeaveOneOutSplit
+    let model: SASRec
+    let trainer: SASRecTrainer
+
+    init(epochs: Int) throws {
+        data = try SequenceDataset.load(from: try cyclicStore(dir))
+        split = LeaveOneOutSplit(data, maxLength: 6)
+        model = try SASRec(configuration: tinyModelConfiguration(), itemCount: data.vocabulary.count, seed: 3)
+        trainer = try SASRecTrainer(model: model, data: data, split: split, configuration: tinyTrainingConfiguration(epochs: epochs))
+    }
+}
+
 @Suite struct SASRecTests {
     @Test func aTinyModelLearnsTheCycle() throws {
         let dir = TempDirectory()
@@ -57,17 +74,13 @@ func tinyTrainingConfiguration(epochs: Int) -> TrainingConfiguration {
     }
 
     @Test func checkpointRoundTripGivesTheSameScores() throws {
-        let dir = TempDirectory(), out = TempDirectory("checkpoints")
-        let data = try SequenceDataset.load(from: try cyclicStore(dir))
-        let split = LeaveOneOutSplit(data, maxLength: 6)
-        let model = try SASRec(configuration: tinyModelConfiguration(), itemCount: data.vocabulary.count, seed: 3)
-        let trainer = try SASRecTrainer(model: model, data: data, split: split, configuration: tinyTrainingConfiguration(epochs: 3))
+        let run = try TinyRun(epochs: 3), out = TempDirectory("checkpoints")
         let checkpoints = try CheckpointStore(directory: out.path)
-        _ = try trainer.run(checkpoints: checkpoints)
-        let loaded = try checkpoints.loadModel(for: data)
-        let batch = SequenceBatch(split.test, in: data, maxLength: 6)
-        #expect(loaded.scores(batch) == model.scores(batch))
-        #expect(loaded.configuration == model.configuration)
+        _ = try run.trainer.run(checkpoints: checkpoints)
+        let loaded = try checkpoints.loadModel(for: run.data)
+        let batch = SequenceBatch(run.split.test, in: run.data, maxLength: 6)
+        #expect(loaded.scores(batch) == run.model.scores(batch))
+        #expect(loaded.configuration == run.model.configuration)
     }
 
     /// Two epochs in one run, and one epoch, then a resumed run of one more: the same parameters,
@@ -96,13 +109,10 @@ func tinyTrainingConfiguration(epochs: Int) -> TrainingConfiguration {
     }
 
     @Test func anotherStoresModelIsRefused() throws {
-        let dir = TempDirectory(), other = TempDirectory("other"), out = TempDirectory("checkpoints")
-        let data = try SequenceDataset.load(from: try cyclicStore(dir))
-        let split = LeaveOneOutSplit(data, maxLength: 6)
-        let model = try SASRec(configuration: tinyModelConfiguration(), itemCount: data.vocabulary.count, seed: 3)
-        let trainer = try SASRecTrainer(model: model, data: data, split: split, configuration: tinyTrainingConfiguration(epochs: 1))
+        let run = try TinyRun(epochs: 1), other = TempDirectory("other"), out = TempDirectory("checkpoints")
+        let data = run.data
         let checkpoints = try CheckpointStore(directory: out.path)
-        _ = try trainer.run(checkpoints: checkpoints)
+        _ = try run.trainer.run(checkpoints: checkpoints)
         // Same item count, other ids.
         let otherData = try SequenceDataset.load(from: try makeStore(other, histories: [
             1: (0..<8).map { (UInt64(20 + $0), Int64($0)) },
