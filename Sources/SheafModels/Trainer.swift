@@ -95,6 +95,9 @@ public final class SASRecTrainer {
             throw ModelError.storeMismatch("the model has \(model.itemCount) items, the store's histories \(data.vocabulary.count)")
         }
         guard !split.training.isEmpty else { throw ModelError.invalidConfiguration("the split has no training examples") }
+        guard !split.validation.isEmpty else {
+            throw ModelError.invalidConfiguration("no user has 3 behaviours or more, so there is nothing to validate or test on")
+        }
         self.model = model
         self.data = data
         self.split = split

@@ -132,6 +132,19 @@ struct TinyRun {
         }
     }
 
+    /// Histories too short to hold back a validation and a test target cannot be trained on.
+    @Test func aStoreOfShortHistoriesIsRefused() throws {
+        let dir = TempDirectory()
+        let data = try SequenceDataset.load(from: try makeStore(dir, histories: [
+            1: [(10, 1), (11, 2)], 2: [(11, 1), (12, 2)],
+        ]))
+        let split = LeaveOneOutSplit(data, maxLength: 6)
+        let model = try SASRec(configuration: tinyModelConfiguration(), itemCount: data.vocabulary.count, seed: 3)
+        #expect(throws: ModelError.invalidConfiguration("no user has 3 behaviours or more, so there is nothing to validate or test on")) {
+            try SASRecTrainer(model: model, data: data, split: split, configuration: tinyTrainingConfiguration(epochs: 1))
+        }
+    }
+
     @Test func badConfigurationsAreRefused() {
         var c = tinyModelConfiguration()
         c.hiddenSize = 15
