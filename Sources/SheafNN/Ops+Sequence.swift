@@ -71,58 +71,30 @@ extension Tape {
     /// Inverted dropout: each value is zeroed with probability `probability` and the rest scaled by
     /// 1 / (1 − probability); a no-op when `probability` is 0.
     ///
-    /// The mask comes from one draw of the tape's seeded generator: fixed runs of values
-    /// (`Kernel.elementChunk`) each seed their own SplitMix64 from it and their start, and run on the
-    /// tape's threads, so the mask depends on the seed and the shape only, never on the thread count.
+    /// The mask comes from one draw of the tape's seeded generator (`DropoutMask`): fixed runs of values
+    /// (`Kernel.elementChunk`) each make their factors from that draw and their start, on the tape's
+    /// threads, so the mask depends on the seed and the shape only, never on the thread count. Nothing
+    /// is stored: the backward pass makes the same factors again.
     public func dropout(_ x: Tensor, probability: Float) -> Tensor {
         precondition(probability >= 0 && probability < 1, "dropout probability \(probability) outside [0, 1)")
         guard probability > 0 else { return x }
-        let factors = dropoutFactors(count: x.count, probability: probability)
+        let mask = DropoutMask(base: random.next(), probability: probability)
+        let chunk = Kernel.elementChunk
         var out = unfilledFloats(x.count)
         x.values.withUnsafeBufferPointer { xs in
-            factors.withUnsafeBufferPointer { f in
-                out.withUnsafeMutableBufferPointer { o in
-                    Parallel.forEachChunk(x.count, chunk: Kernel.elementChunk, threads: threads) { r in
-                        for i in r { o[i] = xs[i] * f[i] }
-                    }
+            out.withUnsafeMutableBufferPointer { o in
+                Parallel.forEachChunk(x.count, chunk: chunk, threads: threads) { r in
+                    mask.withFactors(r) { f in for k in 0..<r.count { o[r.lowerBound + k] = xs[r.lowerBound + k] * f[k] } }
                 }
             }
         }
         return record(shape: x.shape, values: out, inputs: [x]) { [threads] g in
             x.accumulateGrad { dx in
-                factors.withUnsafeBufferPointer { f in
-                    Parallel.forEachChunk(dx.count, chunk: Kernel.elementChunk, threads: threads) { r in
-                        for i in r { dx[i] += g[i] * f[i] }
-                    }
+                Parallel.forEachChunk(dx.count, chunk: chunk, threads: threads) { r in
+                    mask.withFactors(r) { f in for k in 0..<r.count { dx[r.lowerBound + k] += g[r.lowerBound + k] * f[k] } }
                 }
             }
         }
-    }
-
-    /// `count` dropout factors (0, or 1 / (1 − probability)) from one draw of the tape's generator:
-    /// runs of `chunk` values each seed their own generator from that draw and their start. Each 64-bit
-    /// draw decides four values, 16 bits each, so the probability is applied in steps of 1/65,536
-    /// (0.5 and 0.1 become 32,768/65,536 and 6,554/65,536).
-    func dropoutFactors(count: Int, probability: Float, chunk: Int = Kernel.elementChunk) -> [Float] {
-        let keep = 1 / (1 - probability)
-        let threshold = UInt16(min(65_535, (Double(probability) * 65_536).rounded()))
-        let base = random.next()
-        var factors = unfilledFloats(count)
-        factors.withUnsafeMutableBufferPointer { f in
-            Parallel.forEachChunk(count, chunk: chunk, threads: threads) { r in
-                var g = SplitMix64(seed: SplitMix64.mix(base ^ UInt64(r.lowerBound)))
-                var i = r.lowerBound
-                while i < r.upperBound {
-                    var bits = g.next()
-                    for j in i..<min(i + 4, r.upperBound) {
-                        f[j] = UInt16(truncatingIfNeeded: bits) < threshold ? 0 : keep
-                        bits >>= 16
-                    }
-                    i += 4
-                }
-            }
-        }
-        return factors
     }
 
     /// Mean cross-entropy of `logits` [N, C] against class indices `targets` (N of them), as a scalar.
@@ -191,9 +163,9 @@ extension Tape {
         let scale = 1 / Float(d).squareRoot()
         let allowed: [UInt8]? = keyMask.map { $0.map { $0 ? 1 : 0 } }
         let threads = self.threads
-        // Dropout factors of every weight (0 or 1/keep), one run of t × t per (sequence, head) pair.
-        let factors: [Float] = dropout > 0 ? dropoutFactors(count: pairs * tt, probability: dropout, chunk: max(1, tt)) : []
-        let dropped = !factors.isEmpty
+        // Dropout of the weights: one run of t × t factors per (sequence, head) pair, made again by the
+        // backward pass (nothing stored).
+        let mask: DropoutMask? = dropout > 0 ? DropoutMask(base: random.next(), probability: dropout) : nil
         var probabilities = unfilledFloats(pairs * tt)
         var out = unfilledFloats(q.count)  // every head's columns are written (empty when t or d is 0)
         if t > 0, d > 0 {
@@ -213,16 +185,13 @@ extension Tape {
                                     } else {
                                         sheaf_softmax_rows(p, p, t, t, scale, causal ? 1 : 0, nil)
                                     }
-                                    if dropped {
+                                    if let mask {
                                         // O = (P ⊙ factors) · V; P itself is kept for the backward pass.
-                                        factors.withUnsafeBufferPointer { f in
-                                            withUnsafeTemporaryAllocation(of: Float.self, capacity: tt) { w in
-                                                let fp = f.baseAddress! + e * tt
-                                                for i in 0..<tt { w[i] = p[i] * fp[i] }
-                                                BLAS.gemm(
-                                                    m: t, n: d, k: t, a: w.baseAddress!, b: pv.baseAddress! + base, ldb: width,
-                                                    c: po.baseAddress! + base, ldc: width)
-                                            }
+                                        mask.withFactors((e * tt)..<((e + 1) * tt)) { f in
+                                            for i in 0..<tt { f[i] *= p[i] }
+                                            BLAS.gemm(
+                                                m: t, n: d, k: t, a: f.baseAddress!, b: pv.baseAddress! + base, ldb: width,
+                                                c: po.baseAddress! + base, ldc: width)
                                         }
                                     } else {
                                         BLAS.gemm(m: t, n: d, k: t, a: p, b: pv.baseAddress! + base, ldb: width, c: po.baseAddress! + base, ldc: width)
@@ -234,7 +203,7 @@ extension Tape {
                 }
             }
         }
-        return record(shape: q.shape, values: out, inputs: [q, k, v]) { [probabilities, factors] g in
+        return record(shape: q.shape, values: out, inputs: [q, k, v]) { [probabilities] g in
             guard t > 0, d > 0 else { return }
             var dq = unfilledFloats(q.count), dk = unfilledFloats(q.count), dv = unfilledFloats(q.count)
             q.values.withUnsafeBufferPointer { pq in
@@ -247,27 +216,29 @@ extension Tape {
                                         Parallel.forEach(pairs, threads: threads) { e in
                                             let base = (e / heads) * t * width + (e % heads) * d
                                             let p = pp.baseAddress! + e * tt, go = g.baseAddress! + base
-                                            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * tt) { ds in
-                                                let s = ds.baseAddress!, w = s + tt
+                                            withUnsafeTemporaryAllocation(of: Float.self, capacity: tt) { ds in
+                                                let s = ds.baseAddress!
                                                 // With dropout, O used W = P ⊙ factors: dV = Wᵀ·dO and dP = (dO·Vᵀ) ⊙ factors.
-                                                var used = p
-                                                if dropped {
-                                                    factors.withUnsafeBufferPointer { f in
-                                                        let fp = f.baseAddress! + e * tt
-                                                        for i in 0..<tt { w[i] = p[i] * fp[i] }
+                                                if let mask {
+                                                    mask.withFactors((e * tt)..<((e + 1) * tt)) { f in
+                                                        // dP first (s), then W in place of the factors for dV.
+                                                        BLAS.gemm(
+                                                            m: t, n: t, k: d, a: go, lda: width, b: pv.baseAddress! + base, transposeB: true,
+                                                            ldb: width, c: s)
+                                                        for i in 0..<tt {
+                                                            s[i] *= f[i]
+                                                            f[i] *= p[i]
+                                                        }
+                                                        BLAS.gemm(
+                                                            m: t, n: d, k: t, a: f.baseAddress!, transposeA: true, b: go, ldb: width,
+                                                            c: gv.baseAddress! + base, ldc: width)
                                                     }
-                                                    used = UnsafePointer(w)
+                                                } else {
+                                                    // dV = Pᵀ·dO; dP = dO·Vᵀ
+                                                    BLAS.gemm(m: t, n: d, k: t, a: p, transposeA: true, b: go, ldb: width, c: gv.baseAddress! + base, ldc: width)
+                                                    BLAS.gemm(m: t, n: t, k: d, a: go, lda: width, b: pv.baseAddress! + base, transposeB: true, ldb: width, c: s)
                                                 }
-                                                // dV = Wᵀ·dO
-                                                BLAS.gemm(m: t, n: d, k: t, a: used, transposeA: true, b: go, ldb: width, c: gv.baseAddress! + base, ldc: width)
-                                                // dP = dO·Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) / √d
-                                                BLAS.gemm(m: t, n: t, k: d, a: go, lda: width, b: pv.baseAddress! + base, transposeB: true, ldb: width, c: s)
-                                                if dropped {
-                                                    factors.withUnsafeBufferPointer { f in
-                                                        let fp = f.baseAddress! + e * tt
-                                                        for i in 0..<tt { s[i] *= fp[i] }
-                                                    }
-                                                }
+                                                // dS = P ⊙ (dP − rowsum(dP ⊙ P)) / √d
                                                 sheaf_softmax_backward_rows(p, s, s, t, t, scale, 0)
                                                 // dQ = dS·K, dK = dSᵀ·Q
                                                 BLAS.gemm(m: t, n: d, k: t, a: s, b: pk.baseAddress! + base, ldb: width, c: gq.baseAddress! + base, ldc: width)
@@ -287,6 +258,51 @@ extension Tape {
             if q.requiresGrad { q.accumulateGrad(taking: dq, threads: threads) }
             if k.requiresGrad { k.accumulateGrad(taking: dk, threads: threads) }
             if v.requiresGrad { v.accumulateGrad(taking: dv, threads: threads) }
+        }
+    }
+}
+
+/// A dropout mask that is never stored: the factors (0, or 1 / (1 − probability)) of a run of values
+/// starting at index `start` come from a SplitMix64 seeded with mix(base ⊕ start), each 64-bit draw
+/// deciding four values, 16 bits each (so the probability applies in steps of 1/65,536: 0.5 and 0.1
+/// become 32,768/65,536 and 6,554/65,536). Forward and backward passes make the same runs again.
+struct DropoutMask: Sendable {
+    let base: UInt64
+    let threshold: UInt16
+    let keep: Float
+
+    init(base: UInt64, probability: Float) {
+        self.base = base
+        threshold = UInt16(min(65_535, (Double(probability) * 65_536).rounded()))
+        keep = 1 / (1 - probability)
+    }
+
+    /// Calls `body` with the factors of `run` in a temporary buffer (which it may overwrite).
+    func withFactors<R>(_ run: Range<Int>, _ body: (UnsafeMutableBufferPointer<Float>) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, run.count)) { f in
+            var g = SplitMix64(seed: SplitMix64.mix(base ^ UInt64(run.lowerBound)))
+            let (threshold, keep, n) = (self.threshold, self.keep, run.count)
+            let p = f.baseAddress!
+            @inline(__always) func factor(_ bits: UInt64) -> Float { UInt16(truncatingIfNeeded: bits) < threshold ? 0 : keep }
+            var i = 0
+            while i + 4 <= n {
+                let bits = g.next()
+                // safe: i + 3 < n ≤ the buffer's capacity.
+                p[i] = factor(bits)
+                p[i + 1] = factor(bits >> 16)
+                p[i + 2] = factor(bits >> 32)
+                p[i + 3] = factor(bits >> 48)
+                i += 4
+            }
+            if i < n {
+                var bits = g.next()
+                while i < n {
+                    p[i] = factor(bits)
+                    bits >>= 16
+                    i += 1
+                }
+            }
+            return body(UnsafeMutableBufferPointer(start: p, count: n))
         }
     }
 }
