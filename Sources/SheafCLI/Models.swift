@@ -158,11 +158,12 @@ extension SheafCommand {
                         log.epoch, log.trainingLoss, log.trainingSeconds, thousands(Int(log.examplesPerSecond)),
                         log.validation["ndcg@10"] ?? 0, log.validation["recall@10"] ?? 0, log.validationSeconds))
                 },
-                progress: { epoch, step, steps, _ in
+                progress: { epoch, step, steps, loss in
                     if epoch != barEpoch {
                         barEpoch = epoch
                         bar = target.progress("epoch \(epoch)", total: steps, unit: "steps")
                     }
+                    bar?.detail = String(format: "loss %.4f", loss)
                     bar?.advance(by: 1)
                 })
             let report = TrainingReport(

@@ -12,6 +12,8 @@ final class ProgressReporter {
     private let started = DispatchTime.now().uptimeNanoseconds
     private var lastDraw: UInt64 = 0
     private(set) var done = 0
+    /// Shown after the count and rate (e.g. the running loss); updated by the caller.
+    var detail = ""
 
     init(label: String, total: Int?, unit: String, enabled: Bool) {
         self.label = label
@@ -46,6 +48,7 @@ final class ProgressReporter {
         var line = "\(label): \(thousands(done))"
         if let total { line += "/\(thousands(total))" }
         line += " \(unit)  \(thousands(Int(rate)))/s"
+        if !detail.isEmpty { line += "  " + detail }
         if let total, !final, rate > 0, total > done {
             line += "  \(duration(Double(total - done) / rate)) left"
         } else if final {

@@ -54,6 +54,21 @@ import Testing
         #expect(rows[0].score >= rows[1].score && rows[1].score >= rows[2].score)
     }
 
+    /// On a terminal, each epoch shows a progress line with its steps, rate and running loss.
+    @Test func aTerminalSeesStepsAndLoss() throws {
+        let s = Scratch()
+        let store = try cycleStore(s)
+        let out = CommandOutput(capture: true, asTerminal: true)
+        try CommandOutput.$current.withValue(out) {
+            var c = try SheafCommand.parseAsRoot(["train", store, "--output", s.file("m"), "--epochs", "2"] + tiny)
+            try c.run()
+        }
+        let err = out.standardError
+        #expect(err.contains("epoch 1: 5/5 steps") && err.contains("epoch 2: 5/5 steps"), "\(err)")
+        #expect(err.contains(" loss "))
+        #expect(err.contains("epoch 2: loss "))  // the per-epoch summary line
+    }
+
     @Test func resumeContinuesWhereTheRunStopped() throws {
         let s = Scratch()
         let store = try cycleStore(s)
