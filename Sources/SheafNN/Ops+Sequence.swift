@@ -84,14 +84,14 @@ extension Tape {
         x.values.withUnsafeBufferPointer { xs in
             out.withUnsafeMutableBufferPointer { o in
                 Parallel.forEachChunk(x.count, chunk: chunk, threads: threads) { r in
-                    mask.withFactors(r) { f in for k in 0..<r.count { o[r.lowerBound + k] = xs[r.lowerBound + k] * f[k] } }
+                    mask.scale(r, xs.baseAddress! + r.lowerBound, into: o.baseAddress! + r.lowerBound, accumulating: false)
                 }
             }
         }
         return record(shape: x.shape, values: out, inputs: [x]) { [threads] g in
             x.accumulateGrad { dx in
                 Parallel.forEachChunk(dx.count, chunk: chunk, threads: threads) { r in
-                    mask.withFactors(r) { f in for k in 0..<r.count { dx[r.lowerBound + k] += g[r.lowerBound + k] * f[k] } }
+                    mask.scale(r, g.baseAddress! + r.lowerBound, into: dx.baseAddress! + r.lowerBound, accumulating: true)
                 }
             }
         }
@@ -275,6 +275,24 @@ struct DropoutMask: Sendable {
         self.base = base
         threshold = UInt16(min(65_535, (Double(probability) * 65_536).rounded()))
         keep = 1 / (1 - probability)
+    }
+
+    /// out[i] = x[i] · factor(run.lowerBound + i) (or += with `accumulating`) for the values of `run`,
+    /// making the factors as it goes (the same as `withFactors`).
+    func scale(_ run: Range<Int>, _ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, accumulating: Bool) {
+        var g = SplitMix64(seed: SplitMix64.mix(base ^ UInt64(run.lowerBound)))
+        let (threshold, keep, n) = (self.threshold, self.keep, run.count)
+        @inline(__always) func factor(_ bits: UInt64) -> Float { UInt16(truncatingIfNeeded: bits) < threshold ? 0 : keep }
+        var i = 0
+        var bits: UInt64 = 0
+        while i < n {
+            if i & 3 == 0 { bits = g.next() }
+            // safe: i < n, the run's length in both buffers.
+            let v = x[i] * factor(bits)
+            if accumulating { out[i] += v } else { out[i] = v }
+            bits >>= 16
+            i += 1
+        }
     }
 
     /// Calls `body` with the factors of `run` in a temporary buffer (which it may overwrite).
