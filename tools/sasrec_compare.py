@@ -2,8 +2,12 @@
 """Sheaf's SASRec beside RecBole 1.2.1's on MovieLens-100K: the same split, the same metrics, the same
 machine and threads, seeds interleaved.
 
-    tools/sasrec-compare [--seeds 1 2 3] [--epochs 200] [--patience 10] [--threads 2]
+    tools/sasrec-compare [--seeds 1 2 3] [--epochs 200] [--patience 10] [--threads 2] [--jobs 1]
                          [--sides sheaf,recbole,content,content-float32] [--out results/sasrec_compare]
+
+Quality runs: `--threads 1 --jobs 2` keeps both cores busy. A run that finished is reused; a Sheaf run
+that stopped part-way (a killed process, an ended session) continues from its last.safetensors, exactly;
+an unfinished RecBole run starts again. Speed: `--epochs 2 --seeds 1` with the default --jobs 1.
 
 Sides (each a fresh run per seed, one after another, never at the same time):
   sheaf            `sheaf train STORE --seed S` (ID embeddings; RecBole's defaults)
@@ -57,11 +61,15 @@ def ensure_store(store):
 
 
 def sheaf_side(store, out, seed, a, extra):
-    model = f"{out}_work/{'-'.join(['sheaf'] + [x.strip('-') for x in extra[:1]])}-seed{seed}"
+    # The directory names the run's length, so a finished shorter run is never taken for a longer one.
+    model = f"{out}_work/{'-'.join(['sheaf'] + [x.strip('-') for x in extra[:1]])}-e{a.epochs}-p{a.patience}-seed{seed}"
     args = [SHEAF, "train", store, "--output", model, "--seed", str(seed), "--epochs", str(a.epochs),
             "--patience", str(a.patience), "--threads", str(a.threads), "--json", "--quiet"] + extra
     t = time.perf_counter()
-    run(args)
+    done = os.path.exists(os.path.join(model, "metrics.json"))
+    if not done:
+        # A run killed (or a session that ended) leaves last.safetensors: continue it, exactly.
+        run(args + (["--resume"] if os.path.exists(os.path.join(model, "last.safetensors")) else []))
     wall = time.perf_counter() - t
     with open(os.path.join(model, "metrics.json")) as f:
         m = json.load(f)
@@ -74,10 +82,16 @@ def sheaf_side(store, out, seed, a, extra):
 
 
 def recbole_side(out, seed, a):
-    prefix = f"{out}_work/recbole-seed{seed}"
+    prefix = f"{out}_work/recbole-e{a.epochs}-p{a.patience}-seed{seed}"
     t = time.perf_counter()
-    run([os.path.join(ROOT, "tools", "recbole-sasrec"), "--seeds", str(seed), "--epochs", str(a.epochs),
-         "--patience", str(a.patience), "--threads", str(a.threads), "--order", "exact", "--out", prefix])
+    try:
+        with open(prefix + ".json") as f:
+            done = json.load(f).get("complete", False)
+    except (OSError, ValueError):
+        done = False
+    if not done:  # RecBole cannot resume: an unfinished run starts again
+        run([os.path.join(ROOT, "tools", "recbole-sasrec"), "--seeds", str(seed), "--epochs", str(a.epochs),
+             "--patience", str(a.patience), "--threads", str(a.threads), "--order", "exact", "--out", prefix])
     wall = time.perf_counter() - t
     with open(prefix + ".json") as f:
         rep = json.load(f)
@@ -101,6 +115,9 @@ def main():
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sides", default="sheaf,recbole")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="runs at once (default 1). With more, give --threads 1: quality runs fill the cores, and "
+                         "their epoch times are then not a speed result (the report says so)")
     ap.add_argument("--store", default=os.path.join(ROOT, "results", "sasrec-store"))
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "sasrec_compare"))
     a = ap.parse_args()
@@ -109,23 +126,29 @@ def main():
     ensure_store(a.store)
     emb = os.path.join(ROOT, "data", "ml-100k", "item_embeddings.npy")
     ids = os.path.join(ROOT, "data", "ml-100k", "item_ids.npy")
-    results = {s: [] for s in sides}
-    for seed in a.seeds:
-        for side in sides:
-            if side == "sheaf":
-                r = sheaf_side(a.store, a.out, seed, a, [])
-            elif side == "content":
-                r = sheaf_side(a.store, a.out, seed, a, ["--content"])
-            elif side == "content-float32":
-                r = sheaf_side(a.store, a.out, seed, a, ["--content", "--content-embeddings", emb, "--content-ids", ids])
-            elif side == "recbole":
-                r = recbole_side(a.out, seed, a)
-            else:
-                sys.exit(f"unknown side {side}")
-            results[side].append(r)
-            print(f"seed {seed} {side}: best epoch {r['best_epoch']} of {r['epochs']}, test Recall@10 "
-                  f"{r['test']['recall@10']:.4f} NDCG@10 {r['test']['ndcg@10']:.4f}, "
-                  f"{r['median_train_seconds']:.1f} s/epoch", file=sys.stderr, flush=True)
+    for side in sides:
+        if side not in ("sheaf", "content", "content-float32", "recbole"):
+            sys.exit(f"unknown side {side}")
+
+    def job(seed, side):
+        if side == "sheaf":
+            r = sheaf_side(a.store, a.out, seed, a, [])
+        elif side == "content":
+            r = sheaf_side(a.store, a.out, seed, a, ["--content"])
+        elif side == "content-float32":
+            r = sheaf_side(a.store, a.out, seed, a, ["--content", "--content-embeddings", emb, "--content-ids", ids])
+        else:
+            r = recbole_side(a.out, seed, a)
+        print(f"seed {seed} {side}: best epoch {r['best_epoch']} of {r['epochs']}, test Recall@10 "
+              f"{r['test']['recall@10']:.4f} NDCG@10 {r['test']['ndcg@10']:.4f}, "
+              f"{r['median_train_seconds']:.1f} s/epoch", file=sys.stderr, flush=True)
+        return r
+
+    jobs = [(seed, side) for seed in a.seeds for side in sides]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
+        done = list(pool.map(lambda j: job(*j), jobs))
+    results = {s: [r for (seed, side), r in zip(jobs, done) if side == s] for s in sides}
     names = {"sheaf": "Sheaf SASRec (IDs)", "recbole": "RecBole 1.2.1 SASRec",
              "content": "Sheaf SASRec, content from decoded 8-byte codes",
              "content-float32": "Sheaf SASRec, content from float32 embeddings"}
@@ -158,6 +181,8 @@ def main():
     if "content" in summary and "content-float32" in summary:
         d = summary["content"]["test"]["recall@10"]["mean"] - summary["content-float32"]["test"]["recall@10"]["mean"]
         lines += ["", f"What the codebook costs the content variant in test Recall@10: {d:+.4f} (codes − float32)."]
+    if a.jobs > 1:
+        lines += ["", f"The runs shared the machine ({a.jobs} at once): their seconds are not a speed result."]
     lines += ["", "± is the sample standard deviation over seeds (0 with one seed)."]
     md = "\n".join(lines) + "\n"
     with open(a.out + ".md", "w") as f:
