@@ -583,3 +583,37 @@ void sheaf_rmsnorm_backward(const float *g, const float *gamma, const float *x, 
                             size_t rows, size_t d, int accumulate) {
     SHEAF_NN_CALL(rmsnorm_backward, (g, gamma, x, inv_rms, dx, rows, d, accumulate));
 }
+
+// MARK: - Dropout masks
+
+static inline uint64_t dropout_draw(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void sheaf_dropout_factors(float *factors, size_t n, uint64_t state, uint16_t threshold, float keep) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        uint64_t bits = dropout_draw(&state);
+        for (int k = 0; k < 4; k++) factors[i + k] = (uint16_t)(bits >> (16 * k)) < threshold ? 0.0f : keep;
+    }
+    if (i < n) {
+        uint64_t bits = dropout_draw(&state);
+        for (int k = 0; i < n; i++, k++) factors[i] = (uint16_t)(bits >> (16 * k)) < threshold ? 0.0f : keep;
+    }
+}
+
+void sheaf_dropout_apply(const float *x, float *out, size_t n, uint64_t state, uint16_t threshold, float keep,
+                         int accumulate) {
+    float f[256];
+    for (size_t start = 0; start < n; start += 256) {
+        size_t m = n - start < 256 ? n - start : 256;
+        // Runs of 256 (a multiple of 4) keep the draws in step with sheaf_dropout_factors over all n.
+        sheaf_dropout_factors(f, m, state, threshold, keep);
+        state += 0x9E3779B97F4A7C15ull * (uint64_t)((m + 3) / 4);
+        if (accumulate) for (size_t i = 0; i < m; i++) out[start + i] += x[start + i] * f[i];
+        else for (size_t i = 0; i < m; i++) out[start + i] = x[start + i] * f[i];
+    }
+}

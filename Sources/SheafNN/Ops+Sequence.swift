@@ -277,50 +277,20 @@ struct DropoutMask: Sendable {
         keep = 1 / (1 - probability)
     }
 
+    /// The generator state of the run starting at `start`.
+    func state(_ start: Int) -> UInt64 { SplitMix64.mix(base ^ UInt64(start)) }
+
     /// out[i] = x[i] · factor(run.lowerBound + i) (or += with `accumulating`) for the values of `run`,
     /// making the factors as it goes (the same as `withFactors`).
     func scale(_ run: Range<Int>, _ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, accumulating: Bool) {
-        var g = SplitMix64(seed: SplitMix64.mix(base ^ UInt64(run.lowerBound)))
-        let (threshold, keep, n) = (self.threshold, self.keep, run.count)
-        @inline(__always) func factor(_ bits: UInt64) -> Float { UInt16(truncatingIfNeeded: bits) < threshold ? 0 : keep }
-        var i = 0
-        var bits: UInt64 = 0
-        while i < n {
-            if i & 3 == 0 { bits = g.next() }
-            // safe: i < n, the run's length in both buffers.
-            let v = x[i] * factor(bits)
-            if accumulating { out[i] += v } else { out[i] = v }
-            bits >>= 16
-            i += 1
-        }
+        sheaf_dropout_apply(x, out, run.count, state(run.lowerBound), threshold, keep, accumulating ? 1 : 0)
     }
 
     /// Calls `body` with the factors of `run` in a temporary buffer (which it may overwrite).
     func withFactors<R>(_ run: Range<Int>, _ body: (UnsafeMutableBufferPointer<Float>) -> R) -> R {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, run.count)) { f in
-            var g = SplitMix64(seed: SplitMix64.mix(base ^ UInt64(run.lowerBound)))
-            let (threshold, keep, n) = (self.threshold, self.keep, run.count)
-            let p = f.baseAddress!
-            @inline(__always) func factor(_ bits: UInt64) -> Float { UInt16(truncatingIfNeeded: bits) < threshold ? 0 : keep }
-            var i = 0
-            while i + 4 <= n {
-                let bits = g.next()
-                // safe: i + 3 < n ≤ the buffer's capacity.
-                p[i] = factor(bits)
-                p[i + 1] = factor(bits >> 16)
-                p[i + 2] = factor(bits >> 32)
-                p[i + 3] = factor(bits >> 48)
-                i += 4
-            }
-            if i < n {
-                var bits = g.next()
-                while i < n {
-                    p[i] = factor(bits)
-                    bits >>= 16
-                    i += 1
-                }
-            }
-            return body(UnsafeMutableBufferPointer(start: p, count: n))
+            sheaf_dropout_factors(f.baseAddress!, run.count, state(run.lowerBound), threshold, keep)
+            return body(UnsafeMutableBufferPointer(start: f.baseAddress!, count: run.count))
         }
     }
 }

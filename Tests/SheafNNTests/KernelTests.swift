@@ -240,3 +240,36 @@ import Testing
         }
     }
 }
+
+/// The dropout-mask kernels against SplitMix64 in Swift: four 16-bit decisions per draw, low bits first.
+@Suite struct DropoutKernelTests {
+    func reference(_ n: Int, state: UInt64, threshold: UInt16, keep: Float) -> [Float] {
+        var g = SplitMix64(seed: state)
+        var out: [Float] = []
+        while out.count < n {
+            var bits = g.next()
+            for _ in 0..<min(4, n - out.count) {
+                out.append(UInt16(truncatingIfNeeded: bits) < threshold ? 0 : keep)
+                bits >>= 16
+            }
+        }
+        return out
+    }
+
+    @Test(arguments: [0, 1, 3, 4, 5, 255, 256, 257, 1_000])
+    func factorsAndApplyMatchTheReference(n: Int) {
+        let (state, threshold, keep): (UInt64, UInt16, Float) = (0xDEAD_BEEF_1234, 32_768, 2)
+        let want = reference(n, state: state, threshold: threshold, keep: keep)
+        var factors = [Float](repeating: -1, count: n)
+        factors.withUnsafeMutableBufferPointer { sheaf_dropout_factors($0.baseAddress, n, state, threshold, keep) }
+        #expect(factors == want)
+        var rng = SplitMix64(seed: UInt64(n))
+        let x = (0..<n).map { _ in rng.float(in: -1...1) }
+        var out = [Float](repeating: 7, count: n)
+        sheaf_dropout_apply(x, &out, n, state, threshold, keep, 0)
+        #expect(out == zip(x, want).map { $0 * $1 })
+        sheaf_dropout_apply(x, &out, n, state, threshold, keep, 1)
+        #expect(out == zip(x, want).map { $0 * $1 + $0 * $1 })
+        if n >= 256 { #expect(want.filter { $0 == 0 }.count > n / 3 && want.filter { $0 == 0 }.count < 2 * n / 3) }
+    }
+}

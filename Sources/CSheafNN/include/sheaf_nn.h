@@ -72,6 +72,14 @@ void sheaf_adamw(float *w, float *m, float *v, const float *g, size_t n, float l
                  float inv_correction1, float inv_correction2, float eps, float decay);
 /// Σ x[i]², accumulated in double.
 double sheaf_sum_squares(const float *x, size_t n);
+/// Dropout factors of n values from a SplitMix64 whose state starts at `state` (each draw: state +=
+/// 0x9E3779B97F4A7C15, then SplitMix64's finaliser): each 64-bit draw decides four values, 16 bits
+/// each from the low end; a value is dropped (factor 0) when its 16 bits are below `threshold`, kept
+/// (factor `keep`) otherwise. Exact integer work: the same factors on every path and machine.
+void sheaf_dropout_factors(float *factors, size_t n, uint64_t state, uint16_t threshold, float keep);
+/// out[i] (+)= x[i] · factor(i), with the factors of `sheaf_dropout_factors`, never stored.
+void sheaf_dropout_apply(const float *x, float *out, size_t n, uint64_t state, uint16_t threshold, float keep,
+                         int accumulate);
 /// Which path the SheafNN kernels use now on this thread: 2 = AVX2+FMA, 1 = portable.
 int sheaf_nn_isa(void);
 /// Forces the portable path (1) or restores automatic selection (0) on the calling thread only,
