@@ -91,49 +91,40 @@ extension EncodePlan {
         defer { counts.deallocate() }
         let exact = UnsafeMutablePointer<Float>.allocate(capacity: m)
         defer { exact.deallocate() }
-        codebook.centroids.withUnsafeBufferPointer { c in
-          norms2.withUnsafeBufferPointer { cn in
-            inverseNorms2.withUnsafeBufferPointer { icn in
-              for l in 0..<L {
-                let cl = c.baseAddress! + l * K * D
-                let nl = cn.baseAddress! + l * K
-                let il = icn.baseAddress! + l * K
-                sheaf_quantize_rows_u8(residual, rows, D, dp, quantized, rowScales)
-                // Int8 scores of every centroid, keeping each row's m best (fused: no rows × K buffer).
-                s.packed[l].withUnsafeBufferPointer { p in
-                    s.scales[l].withUnsafeBufferPointer { sc in
-                        s.sums[l].withUnsafeBufferPointer { sm in
-                            _ = sheaf_shortlist_u8i8(
-                                quantized, rowScales, rows, p.baseAddress!, sc.baseAddress!, sm.baseAddress!,
-                                isCosine ? il : nl, isCosine ? 1 : 0, K, D, m, scratch, candidates, candidateValues, counts)
-                        }
+        forEachLevel { l, cl, nl, il in
+            sheaf_quantize_rows_u8(residual, rows, D, dp, quantized, rowScales)
+            // Int8 scores of every centroid, keeping each row's m best (fused: no rows × K buffer).
+            s.packed[l].withUnsafeBufferPointer { p in
+                s.scales[l].withUnsafeBufferPointer { sc in
+                    s.sums[l].withUnsafeBufferPointer { sm in
+                        _ = sheaf_shortlist_u8i8(
+                            quantized, rowScales, rows, p.baseAddress!, sc.baseAddress!, sm.baseAddress!,
+                            isCosine ? il : nl, isCosine ? 1 : 0, K, D, m, scratch, candidates, candidateValues, counts)
                     }
                 }
-                for i in 0..<rows {
-                    let filled = counts[i]
-                    let candidate = candidates + i &* m
-                    // Exact scores of the candidates; ties go to the lower index, as in `greedy`.
-                    let row = residual + i &* D
-                    var bj = K
-                    var bv = -Float.infinity
-                    var bs: Float = 0
-                    sheaf_dot_rows_f32(row, cl, candidate, filled, D, exact)
-                    for q in 0..<filled {
-                        let j = Int(candidate[q])
-                        let dot = exact[q]
-                        let value = objective(dot, j, inverseNorms2: il, norms2: nl)
-                        if value > bv || (value == bv && j < bj) {
-                            bv = value
-                            bj = j
-                            bs = dot
-                        }
-                    }
-                    choose(bj, dot: bs, level: l, row: i, residual: row, centroids: cl, inverseNorms2: il,
-                           codes: codes, magnitudes: magnitudes)
-                }
-              }
             }
-          }
+            for i in 0..<rows {
+                let filled = counts[i]
+                let candidate = candidates + i &* m
+                // Exact scores of the candidates; ties go to the lower index, as in `greedy`.
+                let row = residual + i &* D
+                var bj = K
+                var bv = -Float.infinity
+                var bs: Float = 0
+                sheaf_dot_rows_f32(row, cl, candidate, filled, D, exact)
+                for q in 0..<filled {
+                    let j = Int(candidate[q])
+                    let dot = exact[q]
+                    let value = objective(dot, j, inverseNorms2: il, norms2: nl)
+                    if value > bv || (value == bv && j < bj) {
+                        bv = value
+                        bj = j
+                        bs = dot
+                    }
+                }
+                choose(bj, dot: bs, level: l, row: i, residual: row, centroids: cl, inverseNorms2: il,
+                       codes: codes, magnitudes: magnitudes)
+            }
         }
     }
 }

@@ -126,31 +126,22 @@ struct EncodePlan: @unchecked Sendable {
         residual.update(from: x, count: rows * D)
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: rows * K)
         defer { scores.deallocate() }
-        codebook.centroids.withUnsafeBufferPointer { c in
-            norms2.withUnsafeBufferPointer { cn in
-              inverseNorms2.withUnsafeBufferPointer { icn in
-                for l in 0..<L {
-                    let cl = c.baseAddress! + l * K * D
-                    let nl = cn.baseAddress! + l * K
-                    let il = icn.baseAddress! + l * K
-                    BLAS.gemm(m: rows, n: K, k: D, a: residual, b: cl, transposeB: true, c: scores)
-                    for i in 0..<rows {
-                        let s = scores + i &* K
-                        var bj = 0
-                        var bv = -Float.infinity
-                        for j in 0..<K {
-                            // safe: j < K; s holds K scores, nl and il K norms each.
-                            let value = objective(s[j], j, inverseNorms2: il, norms2: nl)
-                            if value > bv {
-                                bv = value
-                                bj = j
-                            }
-                        }
-                        choose(bj, dot: s[bj], level: l, row: i, residual: residual + i &* D, centroids: cl,
-                               inverseNorms2: il, codes: codes, magnitudes: magnitudes)
+        forEachLevel { l, cl, nl, il in
+            BLAS.gemm(m: rows, n: K, k: D, a: residual, b: cl, transposeB: true, c: scores)
+            for i in 0..<rows {
+                let s = scores + i &* K
+                var bj = 0
+                var bv = -Float.infinity
+                for j in 0..<K {
+                    // safe: j < K; s holds K scores, nl and il K norms each.
+                    let value = objective(s[j], j, inverseNorms2: il, norms2: nl)
+                    if value > bv {
+                        bv = value
+                        bj = j
                     }
                 }
-              }
+                choose(bj, dot: s[bj], level: l, row: i, residual: residual + i &* D, centroids: cl,
+                       inverseNorms2: il, codes: codes, magnitudes: magnitudes)
             }
         }
         if let residualNorms {
@@ -159,6 +150,23 @@ struct EncodePlan: @unchecked Sendable {
                 let row = residual + i * D
                 for t in 0..<D { e += row[t] * row[t] }
                 residualNorms[i] = e
+            }
+        }
+    }
+
+    /// Calls `body` for each level l with its K × D centroids, their K squared norms and K inverse
+    /// squared norms.
+    func forEachLevel(
+        _ body: (_ level: Int, _ centroids: UnsafePointer<Float>, _ norms2: UnsafePointer<Float>,
+                 _ inverseNorms2: UnsafePointer<Float>) -> Void
+    ) {
+        codebook.centroids.withUnsafeBufferPointer { c in
+            norms2.withUnsafeBufferPointer { cn in
+                inverseNorms2.withUnsafeBufferPointer { icn in
+                    for l in 0..<L {
+                        body(l, c.baseAddress! + l * K * D, cn.baseAddress! + l * K, icn.baseAddress! + l * K)
+                    }
+                }
             }
         }
     }
