@@ -122,8 +122,8 @@ enum BalancedKMeans {
                 if chosen < 0 { deferred.append(i) } else { place(i, chosen, score) }
             }
             placeDeferred(
-                deferred, points: x, dimension: d, centroids: centroids, k: k, metric: metric, norms2: cn, sizes: sizes,
-                capacity: capacity, place: place)
+                deferred, points: x, dimension: d, centroids: centroids, k: k, metric: metric, norms2: cn,
+                hasRoom: { sizes[$0] < capacity }, place: place)
             residual = totalEnergy > 0 ? max(0, 1 - captured / totalEnergy) : 0
             ran = iteration + 1
             // 3. Update.
@@ -202,13 +202,13 @@ enum BalancedKMeans {
     }
 
     /// Places the points none of whose candidates had room, in their (regret) order, each into the best
-    /// centroid that still has room, from exact scores of all K computed in batches.
+    /// centroid that still has room, from exact scores of all K computed in batches. `hasRoom` reads the
+    /// cluster sizes that `place` updates, so each placement sees the ones before it.
     static func placeDeferred(
         _ deferred: [Int], points x: UnsafePointer<Float>, dimension d: Int, centroids: [Float], k: Int, metric: Metric,
-        norms2 cn: [Float], sizes initial: [Int], capacity: Int, place: (Int, Int, Float) -> Void
+        norms2 cn: [Float], hasRoom: (Int) -> Bool, place: (Int, Int, Float) -> Void
     ) {
         guard !deferred.isEmpty else { return }
-        var sizes = initial
         let batch = blockRows(k)
         let rows = UnsafeMutablePointer<Float>.allocate(capacity: batch * d)
         defer { rows.deallocate() }
@@ -225,14 +225,13 @@ enum BalancedKMeans {
                 let s = scores + r * k
                 var best = -1
                 var bestValue = -Float.infinity
-                for j in 0..<k where sizes[j] < capacity {
+                for j in 0..<k where hasRoom(j) {
                     let value = metric == .cosine ? abs(s[j]) : 2 * s[j] - cn[j]
                     if value > bestValue {
                         best = j
                         bestValue = value
                     }
                 }
-                sizes[best] += 1
                 place(i, best, s[best])
             }
             start = end
