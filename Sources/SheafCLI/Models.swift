@@ -232,8 +232,8 @@ extension SheafCommand {
             let validation = net.evaluate(split.validation, in: data, threads: threads)
             let test = net.evaluate(split.test, in: data, threads: threads)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-            let v = Dictionary(uniqueKeysWithValues: validation.values.map { ($0.name, $0.value) })
-            let s = Dictionary(uniqueKeysWithValues: test.values.map { ($0.name, $0.value) })
+            let v = validation.dictionary
+            let s = test.dictionary
             if json {
                 struct Output: Codable { var validation: [String: Double]; var test: [String: Double]; var users: Int; var seconds: Double }
                 say(try jsonText(Output(validation: v, test: s, users: split.test.count, seconds: seconds)))

@@ -76,6 +76,9 @@ public struct RankingMetrics: Sendable, Equatable, Codable {
         return count > 0 ? sums[i] / Double(count) : 0
     }
 
+    /// The named values as a dictionary (what logs, checkpoints and `metrics.json` keep).
+    public var dictionary: [String: Double] { Dictionary(uniqueKeysWithValues: values.map { ($0.name, $0.value) }) }
+
     /// Named values: "recall@10", "ndcg@10", …, "mrr@10".
     public var values: [(name: String, value: Double)] {
         cutoffs.map { ("recall@\($0)", recall(at: $0)) } + cutoffs.map { ("ndcg@\($0)", ndcg(at: $0)) }

@@ -176,7 +176,7 @@ public final class SASRecTrainer {
             let validation = evaluate(split.validation)
             let validationSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             epochsDone = epoch
-            let values = Dictionary(uniqueKeysWithValues: validation.values.map { ($0.name, $0.value) })
+            let values = validation.dictionary
             let log = EpochLog(
                 epoch: epoch, steps: trained.steps, trainingLoss: trained.loss, trainingSeconds: trained.seconds,
                 examplesPerSecond: Double(split.training.count) / max(trained.seconds, 1e-9), learningRate: lr,
@@ -200,7 +200,7 @@ public final class SASRecTrainer {
         let testSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         return TrainingOutcome(
             bestEpoch: best.epoch, validation: best.validation,
-            test: Dictionary(uniqueKeysWithValues: test.values.map { ($0.name, $0.value) }), testSeconds: testSeconds,
+            test: test.dictionary, testSeconds: testSeconds,
             epochs: logs, stoppedEarly: epochsDone < c.epochs)
     }
 
