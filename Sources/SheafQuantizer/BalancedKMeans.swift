@@ -271,34 +271,24 @@ struct Int8Points: @unchecked Sendable {
         index: inout [Int32], score: inout [Float], regret: inout [Float]
     ) {
         let d = dimension, dp = paddedDepth
-        var packed = [Int8](repeating: 0, count: sheaf_i8_packed_size(k, d))
-        var bScales = [Float](repeating: 0, count: k)
-        var sums = [Int32](repeating: 0, count: k)
-        sheaf_pack_i8(centroids, k, d, &packed, &bScales, &sums)
+        let packed = centroids.withUnsafeBufferPointer { PackedInt8Rows($0.baseAddress!, count: k, dimension: d) }
         let cosine = metric == .cosine
         // The kernel's objective: s²·w (cosine, w = 1/‖c‖²) or 2s − w (euclidean, w = ‖c‖²).
         let w = cosine ? cn.map { $0 > 0 ? 1 / $0 : 0 } : cn
         let blockRows = 256
         centroids.withUnsafeBufferPointer { c in
-          packed.withUnsafeBufferPointer { p in
-            bScales.withUnsafeBufferPointer { bs in
-              sums.withUnsafeBufferPointer { sm in
-                w.withUnsafeBufferPointer { wp in
-                  quantized.withUnsafeBufferPointer { q in
-                    scales.withUnsafeBufferPointer { qs in
-                      index.withUnsafeMutableBufferPointer { ti in
-                        score.withUnsafeMutableBufferPointer { ts in
-                          regret.withUnsafeMutableBufferPointer { rg in
-                            let tiB = ti.baseAddress!, tsB = ts.baseAddress!, rgB = rg.baseAddress!
-                            ParallelBlocks.run(count: count, blockRows: blockRows, threads: threads, scratchPerRow: 0) { rows, _ in
-                                Self.block(
-                                    rows: rows, x: x, d: d, q: q.baseAddress! + rows.lowerBound * dp, qs: qs.baseAddress! + rows.lowerBound,
-                                    packed: p.baseAddress!, bScales: bs.baseAddress!, sums: sm.baseAddress!, w: wp.baseAddress!,
-                                    cosine: cosine, norms2: cn, centroids: c.baseAddress!, k: k, keep: M, index: tiB, score: tsB,
-                                    regret: rgB)
-                            }
-                          }
-                        }
+          w.withUnsafeBufferPointer { wp in
+            quantized.withUnsafeBufferPointer { q in
+              scales.withUnsafeBufferPointer { qs in
+                index.withUnsafeMutableBufferPointer { ti in
+                  score.withUnsafeMutableBufferPointer { ts in
+                    regret.withUnsafeMutableBufferPointer { rg in
+                      let tiB = ti.baseAddress!, tsB = ts.baseAddress!, rgB = rg.baseAddress!
+                      ParallelBlocks.run(count: count, blockRows: blockRows, threads: threads, scratchPerRow: 0) { rows, _ in
+                          Self.block(
+                              rows: rows, x: x, d: d, q: q.baseAddress! + rows.lowerBound * dp, qs: qs.baseAddress! + rows.lowerBound,
+                              packed: packed, w: wp.baseAddress!, cosine: cosine, norms2: cn, centroids: c.baseAddress!, k: k,
+                              keep: M, index: tiB, score: tsB, regret: rgB)
                       }
                     }
                   }
@@ -311,7 +301,7 @@ struct Int8Points: @unchecked Sendable {
 
     private static func block(
         rows: Range<Int>, x: UnsafePointer<Float>, d: Int, q: UnsafePointer<UInt8>, qs: UnsafePointer<Float>,
-        packed: UnsafePointer<Int8>, bScales: UnsafePointer<Float>, sums: UnsafePointer<Int32>, w: UnsafePointer<Float>,
+        packed: PackedInt8Rows, w: UnsafePointer<Float>,
         cosine: Bool, norms2 cn: [Float], centroids: UnsafePointer<Float>, k: Int, keep M: Int,
         index: UnsafeMutablePointer<Int32>, score: UnsafeMutablePointer<Float>, regret: UnsafeMutablePointer<Float>
     ) {
@@ -333,7 +323,8 @@ struct Int8Points: @unchecked Sendable {
         let lo = rows.lowerBound
         // The shortlist lands straight in the point's slots of `index`, then is re-sorted by exact value.
         _ = sheaf_shortlist_u8i8(
-            q, qs, n, packed, bScales, sums, w, cosine ? 1 : 0, k, d, M, scratch, index + lo * M, values, counts)
+            q, qs, n, packed.packed, packed.scales, packed.sums, w, cosine ? 1 : 0, k, d, M, scratch, index + lo * M,
+            values, counts)
         cn.withUnsafeBufferPointer { cnp in
             for r in 0..<n {
                 let i = lo + r

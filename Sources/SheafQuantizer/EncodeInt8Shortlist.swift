@@ -32,36 +32,46 @@ public enum EncodeSearch: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// Rows (centroids) quantized to int8 with a scale per row and packed for `sheaf_shortlist_u8i8`
+/// (`sheaf_pack_i8`): the packed bytes, the scales and each row's int8 sum, owned here.
+final class PackedInt8Rows: @unchecked Sendable {
+    // @unchecked Sendable: filled in init, then only read.
+    let count: Int
+    let packed: UnsafeMutablePointer<Int8>
+    let scales: UnsafeMutablePointer<Float>
+    let sums: UnsafeMutablePointer<Int32>
+
+    /// Packs `count` rows of `dimension` floats.
+    init(_ rows: UnsafePointer<Float>, count: Int, dimension d: Int) {
+        self.count = count
+        packed = .allocate(capacity: max(1, sheaf_i8_packed_size(count, d)))
+        scales = .allocate(capacity: max(1, count))
+        sums = .allocate(capacity: max(1, count))
+        sheaf_pack_i8(rows, count, d, packed, scales, sums)
+    }
+
+    deinit {
+        packed.deallocate()
+        scales.deallocate()
+        sums.deallocate()
+    }
+}
+
 /// The int8 tables of `EncodeSearch.int8Shortlist`: each level's centroids quantized to int8 (a scale
 /// per centroid) and packed for `sheaf_dot_u8i8`.
-struct Int8ShortlistPlan: @unchecked Sendable {
-    // @unchecked Sendable: immutable after init; the arrays are only read.
+struct Int8ShortlistPlan: Sendable {
     let candidates: Int
     let paddedDepth: Int
     /// Per level, the packed centroids, their scales and their int8 sums.
-    let packed: [[Int8]]
-    let scales: [[Float]]
-    let sums: [[Int32]]
+    let levels: [PackedInt8Rows]
 
     init(plan: EncodePlan, candidates: Int) {
         let (L, K, D) = (plan.L, plan.K, plan.D)
         self.candidates = max(1, min(candidates, K))
         paddedDepth = sheaf_i8_padded_depth(D)
-        var packed: [[Int8]] = [], scales: [[Float]] = [], sums: [[Int32]] = []
-        plan.codebook.centroids.withUnsafeBufferPointer { c in
-            for l in 0..<L {
-                var p = [Int8](repeating: 0, count: sheaf_i8_packed_size(K, D))
-                var s = [Float](repeating: 0, count: K)
-                var m = [Int32](repeating: 0, count: K)
-                sheaf_pack_i8(c.baseAddress! + l * K * D, K, D, &p, &s, &m)
-                packed.append(p)
-                scales.append(s)
-                sums.append(m)
-            }
+        levels = plan.codebook.centroids.withUnsafeBufferPointer { c in
+            (0..<L).map { l in PackedInt8Rows(c.baseAddress! + l * K * D, count: K, dimension: D) }
         }
-        self.packed = packed
-        self.scales = scales
-        self.sums = sums
     }
 }
 
@@ -94,15 +104,10 @@ extension EncodePlan {
         forEachLevel { l, cl, nl, il in
             sheaf_quantize_rows_u8(residual, rows, D, dp, quantized, rowScales)
             // Int8 scores of every centroid, keeping each row's m best (fused: no rows × K buffer).
-            s.packed[l].withUnsafeBufferPointer { p in
-                s.scales[l].withUnsafeBufferPointer { sc in
-                    s.sums[l].withUnsafeBufferPointer { sm in
-                        _ = sheaf_shortlist_u8i8(
-                            quantized, rowScales, rows, p.baseAddress!, sc.baseAddress!, sm.baseAddress!,
-                            isCosine ? il : nl, isCosine ? 1 : 0, K, D, m, scratch, candidates, candidateValues, counts)
-                    }
-                }
-            }
+            let level = s.levels[l]
+            _ = sheaf_shortlist_u8i8(
+                quantized, rowScales, rows, level.packed, level.scales, level.sums, isCosine ? il : nl, isCosine ? 1 : 0,
+                K, D, m, scratch, candidates, candidateValues, counts)
             for i in 0..<rows {
                 let filled = counts[i]
                 let candidate = candidates + i &* m
