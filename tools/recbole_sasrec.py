@@ -4,6 +4,7 @@
     tools/recbole-sasrec [--seeds 1 2 3] [--epochs 200] [--patience 10] [--threads 2]
                          [--eval-batch-size 2048] [--out results/recbole_sasrec]
                          [--omp-wait-policy PASSIVE] [--anomaly-detection] [--check-data]
+                         [--restart] [--stop-after-epochs N]
 
 Each seed is a fresh RecBole run (Config -> create_dataset -> data_preparation -> SASRec -> Trainer.fit
 -> Trainer.evaluate(test, load_best_model=True)), the same sequence as recbole.quick_start.run_recbole
@@ -92,6 +93,13 @@ and no sampler is used here. With pandas 3 (copy-on-write) Dataset._fill_nan's
 `feat[field].fillna(..., inplace=True)` is a no-op (pandas warns ChainedAssignmentError); ml-100k.inter
 has no missing field, so nothing changes.
 
+Resuming: after every epoch the seed's state goes to OUT_work/seed<N>/resume.pth (model, Adam state,
+epoch, early-stopping counter and best score, the best checkpoint's path, torch's global generator (the
+dropout draws), numpy's and Python's generators, and the training loader's own torch.Generator (the
+shuffle)). Running the same command again continues from the epoch after it, with the same numbers as
+an uninterrupted run; a finished seed goes straight to its test evaluation. Another run's file (other
+seed, epochs, patience, order, versions) is refused; --restart discards it.
+
 Timing: wall time of each Trainer._train_epoch call (one pass over the 97,171 training rows) and each
 Trainer._valid_epoch call (full ranking of the 943 validation rows and the metrics), measured by
 wrapping those methods; RecBole's own logged times include the same work. OMP_WAIT_POLICY defaults to
@@ -107,6 +115,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import statistics
 import subprocess
@@ -140,6 +149,10 @@ def parse_args():
                     help="OMP_WAIT_POLICY for torch's libgomp (default PASSIVE: on a shared 2-core machine the "
                          "default spin-waiting makes 2 threads ~6x slower than PASSIVE when another process is busy)")
     ap.add_argument("--eval-batch-size", type=int, default=2048)
+    ap.add_argument("--restart", action="store_true",
+                    help="discard OUT_work/seed<N>/resume.pth and start the seed again (default: continue it)")
+    ap.add_argument("--stop-after-epochs", type=int, default=0, metavar="N",
+                    help="end after epoch N as if killed (exit status 3), leaving resume.pth; for testing resume")
     ap.add_argument("--anomaly-detection", action="store_true",
                     help="keep torch autograd anomaly detection on, as importing RecBole leaves it (see the shims); "
                          "default off: same numbers, ~2x faster backward")
@@ -458,6 +471,16 @@ def exact_order_copy(bundled, out_dir):
     return name, out_dir
 
 
+class StopAfter(Exception):
+    """--stop-after-epochs: end the run as if it were killed after an epoch (tests resuming)."""
+
+
+def resume_key(seed):
+    """What must match for a resume file to continue this run."""
+    return {"seed": seed, "epochs": ARGS.epochs, "patience": ARGS.patience, "order": ARGS.order,
+            "eval_batch_size": ARGS.eval_batch_size, "recbole": recbole.__version__, "torch": torch.__version__}
+
+
 def _run_seed(seed, work, report):
     t_start = time.perf_counter()
     cfg = recbole_config(seed, work)
@@ -502,8 +525,32 @@ def _run_seed(seed, work, report):
     model = get_model(config["model"])(config, train_ds).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
 
-    run = {"seed": seed, "work_dir": work, "dataset": stats, "epochs": [], "complete": False}
+    run = {"seed": seed, "work_dir": work, "dataset": stats, "epochs": [], "complete": False, "resumed_at": []}
     report["runs"].append(run)
+    resume_path = os.path.join(work, "resume.pth")
+    key = resume_key(seed)
+    stopped = False
+    if os.path.exists(resume_path) and not ARGS.restart:
+        state = torch.load(resume_path, map_location="cpu", weights_only=False)
+        if state["key"] != key:
+            raise SystemExit(f"{resume_path} belongs to another run ({state['key']}, this one is {key}); "
+                             "pass --restart to discard it")
+        model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.start_epoch = state["epoch_idx"] + 1
+        trainer.cur_step = state["cur_step"]
+        trainer.best_valid_score = state["best_valid_score"]
+        trainer.best_valid_result = state["best_valid_result"]
+        trainer.saved_model_file = state["best_checkpoint"]
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+        train_data.generator.set_state(state["loader_rng"])
+        run["epochs"] = state["epochs"]
+        run["resumed_at"] = state["resumed_at"] + [state["epoch_idx"] + 1]
+        stopped = state["stopped"]
+        print(f"[seed {seed}] resumed after epoch {state['epoch_idx'] + 1} from {resume_path}"
+              + (" (training had already stopped early)" if stopped else ""), flush=True)
     pending = {}
     orig_train, orig_valid, orig_save = trainer._train_epoch, trainer._valid_epoch, trainer._save_checkpoint
 
@@ -537,8 +584,32 @@ def _run_seed(seed, work, report):
 
     trainer._train_epoch, trainer._valid_epoch, trainer._save_checkpoint = train_epoch, valid_epoch, save_checkpoint
 
+    def end_of_epoch(epoch_idx, valid_score):
+        # Called by Trainer.fit after early_stopping() has updated cur_step and the best checkpoint is
+        # saved: everything the next epoch depends on, so a resumed run continues the same run exactly
+        # (dropout draws come from torch's global generator, the shuffle from the loader's own).
+        state = {
+            "key": key, "epoch_idx": epoch_idx, "cur_step": trainer.cur_step,
+            "stopped": trainer.cur_step > trainer.stopping_step or epoch_idx + 1 >= trainer.epochs,
+            "best_valid_score": trainer.best_valid_score, "best_valid_result": trainer.best_valid_result,
+            "best_checkpoint": trainer.saved_model_file,
+            "model": model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(), "loader_rng": train_data.generator.get_state(),
+            "epochs": run["epochs"], "resumed_at": run["resumed_at"],
+        }
+        torch.save(state, resume_path + ".tmp")
+        os.replace(resume_path + ".tmp", resume_path)
+        write_outputs(report)
+        if ARGS.stop_after_epochs and epoch_idx + 1 >= ARGS.stop_after_epochs and not state["stopped"]:
+            raise StopAfter(epoch_idx + 1)
+
     run["anomaly_detection"] = torch.is_anomaly_enabled()
-    best_score, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    if stopped:
+        best_score, best_valid = trainer.best_valid_score, trainer.best_valid_result
+    else:
+        best_score, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False,
+                                             callback_fn=end_of_epoch)
     t = time.perf_counter()
     test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
     test_s = time.perf_counter() - t
@@ -666,7 +737,13 @@ def main():
         print(json.dumps(report["runs"][0]["dataset"], indent=1))
         return
     for seed in ARGS.seeds:
-        run_seed(seed, out, report)
+        try:
+            run_seed(seed, out, report)
+        except StopAfter as e:
+            write_outputs(report)
+            print(f"[seed {seed}] stopped after epoch {e.args[0]} (--stop-after-epochs); run again to resume",
+                  flush=True)
+            sys.exit(3)
         write_outputs(report)
     report["aggregate"] = aggregate([r for r in report["runs"] if r.get("complete")])
     report["wall_seconds"] = time.perf_counter() - t0

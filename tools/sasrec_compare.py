@@ -89,7 +89,7 @@ def recbole_side(out, seed, a):
             done = json.load(f).get("complete", False)
     except (OSError, ValueError):
         done = False
-    if not done:  # RecBole cannot resume: an unfinished run starts again
+    if not done:  # an unfinished run resumes after its last finished epoch (tools/recbole-sasrec keeps resume.pth)
         run([os.path.join(ROOT, "tools", "recbole-sasrec"), "--seeds", str(seed), "--epochs", str(a.epochs),
              "--patience", str(a.patience), "--threads", str(a.threads), "--order", "exact", "--out", prefix])
     wall = time.perf_counter() - t

@@ -83,16 +83,8 @@ public final class SASRec {
     let projectionBias: Tensor?
     let positions: Tensor
     let inputNorm: (gamma: Tensor, beta: Tensor)
-    /// Per layer: query, key, value and output weights [H, H] with biases, attention norm, feed-forward
-    /// [H, I] and [I, H] with biases, feed-forward norm.
-    let blocks: [Block]
-
-    struct Block {
-        let query: (Tensor, Tensor), key: (Tensor, Tensor), value: (Tensor, Tensor), output: (Tensor, Tensor)
-        let attentionNorm: (Tensor, Tensor)
-        let inner: (Tensor, Tensor), outer: (Tensor, Tensor)
-        let feedForwardNorm: (Tensor, Tensor)
-    }
+    /// The post-LN transformer layers (weights [in, out]).
+    let blocks: [TransformerBlock]
 
     /// A new model, initialised as RecBole does: weights and embeddings normal(0, `initializerRange`),
     /// biases 0, layer norms 1 and 0.
@@ -133,14 +125,7 @@ public final class SASRec {
         }
         positions = normal([c.maxLength, h])
         inputNorm = (constant(h, 1), constant(h, 0))
-        blocks = (0..<c.layers).map { _ in
-            Block(
-                query: (normal([h, h]), constant(h, 0)), key: (normal([h, h]), constant(h, 0)),
-                value: (normal([h, h]), constant(h, 0)), output: (normal([h, h]), constant(h, 0)),
-                attentionNorm: (constant(h, 1), constant(h, 0)),
-                inner: (normal([h, c.innerSize]), constant(c.innerSize, 0)), outer: (normal([c.innerSize, h]), constant(h, 0)),
-                feedForwardNorm: (constant(h, 1), constant(h, 0)))
-        }
+        blocks = (0..<c.layers).map { _ in TransformerBlock.initialised(width: h, innerSize: c.innerSize, normal: normal) }
     }
 
     /// Every trainable tensor with its checkpoint name, in a fixed order.
@@ -151,18 +136,7 @@ public final class SASRec {
             out += [("content_projection.weight", projection), ("content_projection.bias", projectionBias)]
         }
         out += [("positions", positions), ("input_norm.gamma", inputNorm.gamma), ("input_norm.beta", inputNorm.beta)]
-        for (i, b) in blocks.enumerated() {
-            let p = "layers.\(i)."
-            out += [
-                (p + "query.weight", b.query.0), (p + "query.bias", b.query.1), (p + "key.weight", b.key.0),
-                (p + "key.bias", b.key.1), (p + "value.weight", b.value.0), (p + "value.bias", b.value.1),
-                (p + "output.weight", b.output.0), (p + "output.bias", b.output.1),
-                (p + "attention_norm.gamma", b.attentionNorm.0), (p + "attention_norm.beta", b.attentionNorm.1),
-                (p + "inner.weight", b.inner.0), (p + "inner.bias", b.inner.1), (p + "outer.weight", b.outer.0),
-                (p + "outer.bias", b.outer.1), (p + "feed_forward_norm.gamma", b.feedForwardNorm.0),
-                (p + "feed_forward_norm.beta", b.feedForwardNorm.1),
-            ]
-        }
+        for (i, b) in blocks.enumerated() { out += b.namedParameters(prefix: "layers.\(i).") }
         return out
     }
 
@@ -192,15 +166,9 @@ public final class SASRec {
         x = t.dropout(t.layerNorm(x, gamma: inputNorm.gamma, beta: inputNorm.beta, epsilon: c.layerNormEpsilon), probability: hiddenDropout)
         x = t.reshape(x, [b, l, h])
         for block in blocks {
-            let q = t.linear(x, block.query.0, bias: block.query.1)
-            let k = t.linear(x, block.key.0, bias: block.key.1)
-            let v = t.linear(x, block.value.0, bias: block.value.1)
-            let attended = t.attention(q, k, v, heads: c.heads, keyMask: keyMask, causal: true, dropout: attentionDropout)
-            let a = t.dropout(t.linear(attended, block.output.0, bias: block.output.1), probability: hiddenDropout)
-            x = t.layerNorm(t.add(a, x), gamma: block.attentionNorm.0, beta: block.attentionNorm.1, epsilon: c.layerNormEpsilon)
-            let inner = t.gelu(t.linear(x, block.inner.0, bias: block.inner.1))
-            let f = t.dropout(t.linear(inner, block.outer.0, bias: block.outer.1), probability: hiddenDropout)
-            x = t.layerNorm(t.add(f, x), gamma: block.feedForwardNorm.0, beta: block.feedForwardNorm.1, epsilon: c.layerNormEpsilon)
+            x = block(
+                t, x, heads: c.heads, keyMask: keyMask, causal: true, hiddenDropout: hiddenDropout, attentionDropout: attentionDropout,
+                epsilon: c.layerNormEpsilon)
         }
         let rows = t.reshape(x, [b * l, h])
         return t.embedding(rows, ids: (0..<b).map { $0 * l + max(0, batch.lengths[$0] - 1) })

@@ -37,6 +37,23 @@ public struct UserSequence: Sendable, Equatable {
     public var items: [Int32]
     public var timestamps: [Int64]
     public var labels: [Float]
+    /// Action codes, one per behaviour.
+    public var actions: [UInt16]
+    /// Side features, count × the dataset's `sideFeatureWidth`, row-major.
+    public var sideFeatures: [Float]
+
+    public init(
+        user: UInt64, items: [Int32], timestamps: [Int64], labels: [Float], actions: [UInt16]? = nil, sideFeatures: [Float] = []
+    ) {
+        precondition(timestamps.count == items.count && labels.count == items.count, "one timestamp and label per behaviour")
+        self.user = user
+        self.items = items
+        self.timestamps = timestamps
+        self.labels = labels
+        self.actions = actions ?? [UInt16](repeating: 0, count: items.count)
+        self.sideFeatures = sideFeatures
+        precondition(self.actions.count == items.count, "one action per behaviour")
+    }
 
     public var count: Int { items.count }
 }
@@ -49,12 +66,16 @@ public struct SequenceDataset: Sendable {
     /// Users in ascending id order, each with at least one behaviour.
     public let users: [UserSequence]
     public let vocabulary: ItemVocabulary
+    /// Side-feature values per behaviour (the store's; usually 0).
+    public let sideFeatureWidth: Int
     /// Behaviours read.
     public var behaviorCount: Int { users.reduce(0) { $0 + $1.count } }
 
-    public init(users: [UserSequence], vocabulary: ItemVocabulary) {
+    public init(users: [UserSequence], vocabulary: ItemVocabulary, sideFeatureWidth: Int = 0) {
+        for u in users { precondition(u.sideFeatures.count == u.count * sideFeatureWidth, "side features of user \(u.user)") }
         self.users = users
         self.vocabulary = vocabulary
+        self.sideFeatureWidth = sideFeatureWidth
     }
 
     /// Reads every history of `store`.
@@ -86,9 +107,10 @@ public struct SequenceDataset: Sendable {
         let vocabulary = ItemVocabulary(ids: histories.lazy.flatMap(\.1.itemIDs))
         let users = histories.map { u, h in
             UserSequence(
-                user: u, items: h.itemIDs.map { vocabulary.index(of: $0)! }, timestamps: h.timestamps, labels: h.labels)
+                user: u, items: h.itemIDs.map { vocabulary.index(of: $0)! }, timestamps: h.timestamps, labels: h.labels,
+                actions: h.actions, sideFeatures: h.sideFeatures)
         }
-        return SequenceDataset(users: users, vocabulary: vocabulary)
+        return SequenceDataset(users: users, vocabulary: vocabulary, sideFeatureWidth: store.sideFeatureWidth)
     }
 
     /// The position of `user` in `users`, or nil.

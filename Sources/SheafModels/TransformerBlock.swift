@@ -1,0 +1,56 @@
+import SheafNN
+
+/// One post-LN transformer layer as BERT and RecBole's SASRec build it: multi-head self-attention,
+/// dropout, residual, layer norm; then a GELU feed-forward layer, dropout, residual, layer norm.
+/// Weights are stored [in, out] (x · W + b). SASRec and CHIME's interest transformer share it.
+struct TransformerBlock {
+    typealias Linear = (weight: Tensor, bias: Tensor)
+    typealias Norm = (gamma: Tensor, beta: Tensor)
+    let query: Linear, key: Linear, value: Linear, output: Linear
+    let attentionNorm: Norm
+    let inner: Linear, outer: Linear
+    let feedForwardNorm: Norm
+
+    /// A layer of `width` with a feed-forward layer of `innerSize`: weights from `normal(shape)`,
+    /// biases 0, norms 1 and 0.
+    static func initialised(width h: Int, innerSize: Int, normal: (_ shape: [Int]) -> Tensor) -> TransformerBlock {
+        func constant(_ n: Int, _ v: Float) -> Tensor { Tensor.parameter(shape: [n], values: [Float](repeating: v, count: n)) }
+        return TransformerBlock(
+            query: (normal([h, h]), constant(h, 0)), key: (normal([h, h]), constant(h, 0)),
+            value: (normal([h, h]), constant(h, 0)), output: (normal([h, h]), constant(h, 0)),
+            attentionNorm: (constant(h, 1), constant(h, 0)),
+            inner: (normal([h, innerSize]), constant(innerSize, 0)), outer: (normal([innerSize, h]), constant(h, 0)),
+            feedForwardNorm: (constant(h, 1), constant(h, 0)))
+    }
+
+    /// Every tensor with its checkpoint name under `prefix` (e.g. "layers.0.").
+    func namedParameters(prefix p: String) -> [(name: String, tensor: Tensor)] {
+        [
+            (p + "query.weight", query.weight), (p + "query.bias", query.bias), (p + "key.weight", key.weight),
+            (p + "key.bias", key.bias), (p + "value.weight", value.weight), (p + "value.bias", value.bias),
+            (p + "output.weight", output.weight), (p + "output.bias", output.bias),
+            (p + "attention_norm.gamma", attentionNorm.gamma), (p + "attention_norm.beta", attentionNorm.beta),
+            (p + "inner.weight", inner.weight), (p + "inner.bias", inner.bias), (p + "outer.weight", outer.weight),
+            (p + "outer.bias", outer.bias), (p + "feed_forward_norm.gamma", feedForwardNorm.gamma),
+            (p + "feed_forward_norm.beta", feedForwardNorm.beta),
+        ]
+    }
+
+    /// The layer applied to x [B, T, width].
+    /// - Parameters:
+    ///   - keyMask: [B·T], true for real behaviours.
+    ///   - hiddenDropout: on the attention and feed-forward outputs; `attentionDropout`: on the weights.
+    func callAsFunction(
+        _ t: Tape, _ x: Tensor, heads: Int, keyMask: [Bool], causal: Bool, hiddenDropout: Float, attentionDropout: Float,
+        epsilon: Float
+    ) -> Tensor {
+        let q = t.linear(x, query.weight, bias: query.bias)
+        let k = t.linear(x, key.weight, bias: key.bias)
+        let v = t.linear(x, value.weight, bias: value.bias)
+        let attended = t.attention(q, k, v, heads: heads, keyMask: keyMask, causal: causal, dropout: attentionDropout)
+        let a = t.dropout(t.linear(attended, output.weight, bias: output.bias), probability: hiddenDropout)
+        let y = t.layerNorm(t.add(a, x), gamma: attentionNorm.gamma, beta: attentionNorm.beta, epsilon: epsilon)
+        let f = t.dropout(t.linear(t.gelu(t.linear(y, inner.weight, bias: inner.bias)), outer.weight, bias: outer.bias), probability: hiddenDropout)
+        return t.layerNorm(t.add(f, y), gamma: feedForwardNorm.gamma, beta: feedForwardNorm.beta, epsilon: epsilon)
+    }
+}
