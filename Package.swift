@@ -65,7 +65,7 @@ let package = Package(
         /// Models trained from the store: training sequences read out of it, the leave-one-out split,
         /// full-ranking metrics, the training loop and the recommenders. The only module that knows both
         /// SheafNN and SheafStore.
-        .target(name: "SheafModels", dependencies: ["SheafNN", "SheafStore", "SheafCodebook", "SheafFormats", "SheafRandom"]),
+        .target(name: "SheafModels", dependencies: ["SheafNN", "SheafStore", "SheafCodebook", "SheafFormats", "SheafRandom", "SheafText"]),
         /// The `sheaf` command line: subcommands, loaders, progress. A library so tests can run commands in-process.
         .target(
             name: "SheafCLI",
@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats", "SheafRandom", "CSheafNN"]),
         .testTarget(name: "SheafTextTests", dependencies: ["SheafText", "SheafNN", "SheafFormats"]),
         .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook", "SheafRandom"]),
-        .testTarget(name: "SheafModelsTests", dependencies: ["SheafModels", "SheafNN", "SheafStore", "SheafCodebook", "SheafRandom"]),
+        .testTarget(name: "SheafModelsTests", dependencies: ["SheafModels", "SheafNN", "SheafStore", "SheafCodebook", "SheafRandom", "SheafText"]),
         .testTarget(
             name: "SheafCLITests",
             dependencies: [

@@ -1,5 +1,6 @@
 import SheafNN
 import SheafRandom
+import SheafText
 
 /// CHIME's compression model (Bai et al.): every behaviour becomes one token (IAM), a causal
 /// transformer reads the whole history (IRM) and gives an interest representation h_t at every
@@ -190,6 +191,8 @@ public struct CHIMELosses {
     public let immediate: Float
     /// nil when no row of the batch has a positive future behaviour.
     public let holistic: Float?
+    /// Terms each loss averaged: positions with a next behaviour, rows with a positive future.
+    public let immediateTerms: Int, holisticRows: Int
 }
 
 /// The CHIME network: IAM (tokens from content, label, action, time gap, side features and
@@ -294,7 +297,7 @@ public final class CHIME {
     /// h_t at every position of the batch: [rows · length, d] (padding rows hold values nobody reads).
     func hidden(_ t: Tape, _ batch: CHIMEBatch, itemContent g: Tensor, training: Bool) -> Tensor {
         let c = configuration
-        let (b, l, d) = (batch.rows, batch.length, c.width)
+        let (b, l) = (batch.rows, batch.length)
         precondition(l <= c.maxLength, "a window of \(l) for a model of \(c.maxLength)")
         let dropout = training ? c.dropout : 0
         // IAM: concatenating the parts and projecting equals summing each part's projection; each
@@ -307,17 +310,22 @@ public final class CHIME {
             x = t.add(x, t.matmul(Tensor(shape: [b * l, sideFeatureWidth], values: batch.sideFeatures), sideProjection))
         }
         if let itemTable { x = t.add(x, t.embedding(itemTable, ids: batch.tokenItems)) }
-        x = t.add(x, tokenBias)
-        // IRM.
-        x = t.add(x, t.embedding(positions, ids: (0..<b).flatMap { _ in Array(0..<l) }))
+        return interests(t, t.add(x, tokenBias), rows: b, length: l, keyMask: batch.keyMask, dropout: dropout)
+    }
+
+    /// The IRM: tokens [rows · length, d] plus positions, layer norm, dropout, then the causal
+    /// layers; h_t for every position, [rows · length, d].
+    func interests(_ t: Tape, _ tokens: Tensor, rows b: Int, length l: Int, keyMask: [Bool], dropout: Float) -> Tensor {
+        let c = configuration
+        var x = t.add(tokens, t.embedding(positions, ids: (0..<b).flatMap { _ in Array(0..<l) }))
         x = t.dropout(t.layerNorm(x, gamma: inputNorm.gamma, beta: inputNorm.beta, epsilon: c.layerNormEpsilon), probability: dropout)
-        x = t.reshape(x, [b, l, d])
+        x = t.reshape(x, [b, l, c.width])
         for block in blocks {
             x = block(
-                t, x, heads: c.heads, keyMask: batch.keyMask, causal: true, hiddenDropout: dropout, attentionDropout: dropout,
+                t, x, heads: c.heads, keyMask: keyMask, causal: true, hiddenDropout: dropout, attentionDropout: dropout,
                 epsilon: c.layerNormEpsilon)
         }
-        return t.reshape(x, [b * l, d])
+        return t.reshape(x, [b * l, c.width])
     }
 
     /// Both losses of a batch.
@@ -344,6 +352,58 @@ public final class CHIME {
             holisticValue = holistic.scalar
             total = t.add(total, t.scale(holistic, c.holisticWeight))
         }
-        return CHIMELosses(total: total, immediate: immediate.scalar, holistic: holisticValue)
+        return CHIMELosses(
+            total: total, immediate: immediate.scalar, holistic: holisticValue, immediateTerms: batch.positions.count,
+            holisticRows: hasHolistic ? targets.positives.filter { !$0.isEmpty }.count : 0)
+    }
+}
+
+extension CHIME {
+    /// Initialises the IRM from a pretrained BERT-style encoder (all-MiniLM-L6-v2, loaded with the
+    /// encoder's own checks): layer l of the IRM gets the encoder's layer l (Linear weights transposed
+    /// to [in, out]), the positions get the encoder's first `maxLength` position embeddings plus its
+    /// token-type-0 embedding (which BERT adds to every token), and the input norm gets the
+    /// embedding layer norm. Under the causal mask the layers are read as a decoder.
+    ///
+    /// - Throws: `ModelError.invalidConfiguration` when the encoder's width, heads, feed-forward size,
+    ///   depth or positions do not fit this model.
+    public func loadPretrained(from encoder: BertEncoder) throws(ModelError) {
+        let c = configuration, e = encoder.configuration
+        guard c.width == e.hiddenSize, c.heads == e.heads, c.innerSize == e.intermediateSize else {
+            throw .invalidConfiguration(
+                "a pretrained initialisation needs width \(e.hiddenSize), \(e.heads) heads and feed-forward \(e.intermediateSize) "
+                    + "(the encoder's); this model has \(c.width), \(c.heads) and \(c.innerSize)")
+        }
+        guard c.layers <= e.layers else { throw .invalidConfiguration("the encoder has \(e.layers) layers; this model asks for \(c.layers)") }
+        guard c.maxLength <= e.maxPositions else {
+            throw .invalidConfiguration("the encoder has \(e.maxPositions) positions; maxLength is \(c.maxLength)")
+        }
+        let p = encoder.namedParameters
+        func get(_ name: String) -> Tensor { p[name]! }  // present: the encoder checked every tensor when it loaded
+        func transposed(_ w: Tensor) -> [Float] {
+            let (rows, cols) = (w.shape[0], w.shape[1])
+            var out = [Float](repeating: 0, count: w.count)
+            for r in 0..<rows { for k in 0..<cols { out[k * rows + r] = w.values[r * cols + k] } }
+            return out
+        }
+        let (d, typeZero) = (c.width, get("embeddings.token_type_embeddings.weight[0]").values)
+        let table = get("embeddings.position_embeddings.weight").values
+        positions.assign((0..<(c.maxLength * d)).map { table[$0] + typeZero[$0 % d] })
+        inputNorm.gamma.assign(get("embeddings.LayerNorm.weight").values)
+        inputNorm.beta.assign(get("embeddings.LayerNorm.bias").values)
+        for (l, b) in blocks.enumerated() {
+            let q = "encoder.layer.\(l)."
+            for (target, name) in [
+                (b.query, "attention.self.query"), (b.key, "attention.self.key"), (b.value, "attention.self.value"),
+                (b.output, "attention.output.dense"), (b.inner, "intermediate.dense"), (b.outer, "output.dense"),
+            ] {
+                target.weight.assign(transposed(get(q + name + ".weight")))
+                target.bias.assign(get(q + name + ".bias").values)
+            }
+            b.attentionNorm.gamma.assign(get(q + "attention.output.LayerNorm.weight").values)
+            b.attentionNorm.beta.assign(get(q + "attention.output.LayerNorm.bias").values)
+            b.feedForwardNorm.gamma.assign(get(q + "output.LayerNorm.weight").values)
+            b.feedForwardNorm.beta.assign(get(q + "output.LayerNorm.bias").values)
+        }
     }
 }

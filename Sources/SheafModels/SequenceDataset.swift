@@ -123,3 +123,51 @@ public struct SequenceDataset: Sendable {
         return lo < users.count && users[lo].user == user ? lo : nil
     }
 }
+
+/// Which part of each history a model may see: all of it, the behaviours before a time, or each
+/// user's leading fraction (the rest being an evaluation window that must not leak into training).
+public enum HistoryCut: Sendable, Equatable, Codable {
+    case all
+    /// Behaviours with a timestamp < t.
+    case before(Int64)
+    /// Each user's first ⌊f · n⌋ behaviours (0 < f ≤ 1).
+    case leadingFraction(Double)
+
+    /// How many of a sequence's behaviours (a prefix) the cut keeps.
+    public func kept(_ s: UserSequence) -> Int {
+        switch self {
+        case .all: return s.count
+        case .before(let t):
+            var lo = 0, hi = s.count  // timestamps are non-decreasing: the first index with timestamp ≥ t
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if s.timestamps[mid] < t { lo = mid + 1 } else { hi = mid }
+            }
+            return lo
+        case .leadingFraction(let f):
+            precondition(f > 0 && f <= 1, "leading fraction \(f) outside (0, 1]")
+            return Int((f * Double(s.count)).rounded(.down))
+        }
+    }
+}
+
+extension UserSequence {
+    /// The first `n` behaviours.
+    public func prefix(_ n: Int) -> UserSequence {
+        UserSequence(
+            user: user, items: Array(items[..<n]), timestamps: Array(timestamps[..<n]), labels: Array(labels[..<n]),
+            actions: Array(actions[..<n]), sideFeatures: Array(sideFeatures[..<(n * (count == 0 ? 0 : sideFeatures.count / count))]))
+    }
+}
+
+extension SequenceDataset {
+    /// Every history cut by `cut`; users left with no behaviour are dropped. The vocabulary stays.
+    public func cut(_ cut: HistoryCut) -> SequenceDataset {
+        if cut == .all { return self }
+        let kept = users.compactMap { u -> UserSequence? in
+            let n = cut.kept(u)
+            return n > 0 ? u.prefix(n) : nil
+        }
+        return SequenceDataset(users: kept, vocabulary: vocabulary, sideFeatureWidth: sideFeatureWidth)
+    }
+}

@@ -213,6 +213,45 @@ public final class BertEncoder: @unchecked Sendable {
 
     /// Pooled, normalised embeddings [B, H] of token-id sequences (each at most maxLength long).
     func forward(_ sequences: [[Int32]], threads: Int = 1) -> Tensor {
+        let (x, mask) = hiddenStates(sequences, threads: threads)
+        let t = Tape(recording: false, threads: threads)
+        return t.l2Normalize(t.maskedMeanPool(x, mask: mask))
+    }
+
+    /// The pretrained tensors under their checkpoint names without prefix ("encoder.layer.0.attention.
+    /// self.query.weight", …), as stored: Linear weights are [out, in]. For models initialised from
+    /// this encoder (CHIME's interest transformer).
+    public var namedParameters: [String: Tensor] {
+        var out: [String: Tensor] = [
+            "embeddings.word_embeddings.weight": words, "embeddings.position_embeddings.weight": positions,
+            "embeddings.token_type_embeddings.weight[0]": typeZero,
+            "embeddings.LayerNorm.weight": embeddingNorm, "embeddings.LayerNorm.bias": embeddingNormBias,
+        ]
+        for (i, l) in layers.enumerated() {
+            let p = "encoder.layer.\(i)."
+            out[p + "attention.self.query.weight"] = l.query
+            out[p + "attention.self.query.bias"] = l.queryBias
+            out[p + "attention.self.key.weight"] = l.key
+            out[p + "attention.self.key.bias"] = l.keyBias
+            out[p + "attention.self.value.weight"] = l.value
+            out[p + "attention.self.value.bias"] = l.valueBias
+            out[p + "attention.output.dense.weight"] = l.output
+            out[p + "attention.output.dense.bias"] = l.outputBias
+            out[p + "attention.output.LayerNorm.weight"] = l.attentionNorm
+            out[p + "attention.output.LayerNorm.bias"] = l.attentionNormBias
+            out[p + "intermediate.dense.weight"] = l.intermediate
+            out[p + "intermediate.dense.bias"] = l.intermediateBias
+            out[p + "output.dense.weight"] = l.down
+            out[p + "output.dense.bias"] = l.downBias
+            out[p + "output.LayerNorm.weight"] = l.outputNorm
+            out[p + "output.LayerNorm.bias"] = l.outputNormBias
+        }
+        return out
+    }
+
+    /// Every position's last hidden state [B, T, H] of token-id sequences (padded to the longest),
+    /// with the mask of real tokens.
+    public func hiddenStates(_ sequences: [[Int32]], threads: Int = 1) -> (Tensor, [Bool]) {
         let t = Tape(recording: false, threads: threads)
         let b = sequences.count
         let length = sequences.map(\.count).max() ?? 0
@@ -239,6 +278,6 @@ public final class BertEncoder: @unchecked Sendable {
             let down = t.linear(inner, l.down, bias: l.downBias, transposeB: true)
             x = t.layerNorm(t.add(down, x), gamma: l.outputNorm, beta: l.outputNormBias, epsilon: eps)
         }
-        return t.l2Normalize(t.maskedMeanPool(x, mask: mask))
+        return (x, mask)
     }
 }

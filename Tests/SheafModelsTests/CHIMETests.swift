@@ -1,0 +1,182 @@
+import Foundation
+import SheafNN
+import SheafRandom
+import SheafText
+import Testing
+
+@testable import SheafModels
+
+/// A tiny CHIME configuration (no dropout unless asked).
+func tinyCHIME(layers: Int = 2, dropout: Float = 0) -> CHIMEConfiguration {
+    var c = CHIMEConfiguration()
+    c.width = 16
+    c.heads = 2
+    c.layers = layers
+    c.innerSize = 32
+    c.maxLength = 8
+    c.contentWidth = 8
+    c.futureLength = 4
+    c.dropout = dropout
+    c.temperature = 0.5
+    return c
+}
+
+/// Users with given items and labels (timestamps 10, 20, …; actions 0), items 1…`items`.
+func chimeData(_ users: [(items: [Int32], labels: [Float])], items: Int) -> SequenceDataset {
+    SequenceDataset(
+        users: users.enumerated().map { i, u in
+            UserSequence(user: UInt64(i + 1), items: u.items, timestamps: u.items.indices.map { Int64(10 * ($0 + 1)) }, labels: u.labels)
+        },
+        vocabulary: ItemVocabulary(ids: (1...items).map(UInt64.init)))
+}
+
+func randomContent(items: Int, dimension: Int, seed: UInt64) -> Tensor {
+    var rng = SplitMix64(seed: seed)
+    return Tensor(shape: [items + 1, dimension], values: [Float](repeating: 0, count: dimension) + (0..<(items * dimension)).map { _ in rng.nextFloat() * 2 - 1 })
+}
+
+@Suite struct CHIMETests {
+    @Test func buckets() {
+        let c = CHIMEConfiguration()
+        #expect([0, 0.4, 0.6, 4.5, 7, 99, -3, .nan].map(c.labelBucket) == [0, 0, 1, 5, 7, 7, 0, 0])
+        #expect([0, 3, 15, 16, 65535].map(c.actionBucket) == [0, 3, 15, 15, 15])
+        #expect([nil, 0, -5, 1, 2, 3, 4, 7, 8, 1 << 30, 1 << 40].map(c.gapBucket) == [0, 0, 0, 1, 2, 2, 3, 3, 4, 31, 31])
+    }
+
+    /// The holistic loss's positives are exactly the row's future behaviours labelled ≥ 4; its
+    /// negatives the row's own futures labelled ≤ 2 plus every other row's futures (3 is neither).
+    @Test func holisticTargets() {
+        let data = chimeData(
+            [
+                (items: [1, 2, 3, 4, 5, 6], labels: [5, 5, 5, 4, 1, 3]),
+                (items: [7, 8, 4, 9], labels: [5, 2, 5, 1]),
+            ], items: 9)
+        let batch = CHIMEBatch([(user: 0, cut: 3), (user: 1, cut: 2)], in: data, configuration: tinyCHIME())
+        // Futures: row 0 → items 4 (5★… label 4), 5 (1), 6 (3); row 1 → items 4 (5), 9 (1).
+        #expect(batch.futureRow == [0, 0, 0, 1, 1])
+        #expect(batch.futureLabel == [4, 1, 3, 5, 1])
+        let t = batch.holisticTargets(tinyCHIME())
+        #expect(t.positives == [[0], [3]])
+        #expect(t.negatives! == [[1, 3, 4], [4, 0, 1, 2]])
+        // Row 1's behaviour on item 4 shares row 0's positive's key, so it is left out of that term.
+        #expect(t.columnKeys![0] == t.columnKeys![3])
+        // Windows and next items: row 0 reads items 1, 2, 3 and predicts 2, 3, 4.
+        #expect(batch.lengths == [3, 2] && batch.length == 3)
+        #expect(batch.positions == [0, 1, 2, 3, 4])
+        #expect(batch.nextItems.map { batch.items[$0] } == [2, 3, 4, 8, 4])
+    }
+
+    /// Both losses equal the InfoNCE formulas worked out from the model's own h_t and keys.
+    @Test func lossesMatchTheirDefinitions() throws {
+        let c = tinyCHIME()
+        let data = chimeData(
+            [
+                (items: [1, 2, 3, 4, 5, 6], labels: [5, 5, 5, 4, 1, 5]),
+                (items: [7, 8, 4, 9, 2], labels: [5, 2, 5, 1, 4]),
+            ], items: 9)
+        let model = try CHIME(configuration: c, contentDimension: 6, seed: 3)
+        let content = randomContent(items: 9, dimension: 6, seed: 4)
+        let batch = CHIMEBatch([(user: 0, cut: 3), (user: 1, cut: 2)], in: data, configuration: c)
+        let t = Tape(recording: false)
+        let (keys, g) = model.encodeItems(t, batch, content: t.embedding(content, ids: batch.items))
+        let h = model.hidden(t, batch, itemContent: g, training: false)
+        let d = c.width
+        func row(_ x: Tensor, _ r: Int) -> [Double] { (0..<d).map { Double(x.values[r * d + $0]) } }
+        func cosine(_ a: [Double], _ b: [Double]) -> Double {
+            let dot = zip(a, b).map(*).reduce(0, +)
+            return dot / (a.map { $0 * $0 }.reduce(0, +).squareRoot() * b.map { $0 * $0 }.reduce(0, +).squareRoot())
+        }
+        let tau = Double(c.temperature)
+        // Immediate: every real position against all batch items.
+        var immediate = 0.0
+        for (i, f) in batch.positions.enumerated() {
+            let s = (0..<batch.items.count).map { cosine(row(h, f), row(keys, $0)) / tau }
+            immediate += -s[batch.nextItems[i]] + log(s.map(exp).reduce(0, +))
+        }
+        immediate /= Double(batch.positions.count)
+        // Holistic, by the definition: user 0 (window 1,2,3; futures 4★4, 5★1, 6★5) and user 1 (window
+        // 7,8; futures 4★5, 9★1, 2★4).
+        let u0 = row(h, 2), u1 = row(h, batch.length + 1)
+        func key(_ item: Int) -> [Double] { row(keys, batch.items.firstIndex(of: item)!) }
+        func term(_ u: [Double], _ positive: Int, _ negatives: [Int]) -> Double {
+            let sp = cosine(u, key(positive)) / tau
+            return -sp + log(exp(sp) + negatives.map { exp(cosine(u, key($0)) / tau) }.reduce(0, +))
+        }
+        // User 0: positives 4 and 6; negatives its own 5, and user 1's 4, 9, 2 — but 4 is the same
+        // item as the positive 4, so it is left out of that term.
+        let user0 = (term(u0, 4, [5, 9, 2]) + term(u0, 6, [5, 4, 9, 2])) / 2
+        // User 1: positives 4 and 2; negatives its own 9 and user 0's 4, 5, 6 (4 left out for positive 4).
+        let user1 = (term(u1, 4, [9, 5, 6]) + term(u1, 2, [9, 4, 5, 6])) / 2
+        let holistic = (user0 + user1) / 2
+        let losses = model.losses(Tape(recording: false), batch, content: content, training: false)
+        #expect(abs(Double(losses.immediate) - immediate) < 1e-4, "immediate \(losses.immediate) vs \(immediate)")
+        #expect(abs(Double(losses.holistic!) - holistic) < 1e-4, "holistic \(losses.holistic!) vs \(holistic)")
+        #expect(abs(Double(losses.total.scalar) - (0.5 * immediate + 0.5 * holistic)) < 1e-4)
+        #expect(losses.immediateTerms == 5 && losses.holisticRows == 2)
+        // Counting user 0's rating-1 behaviour as a positive would give another value.
+        let wrong = (term(u0, 4, [9, 2]) + term(u0, 6, [4, 9, 2]) + term(u0, 5, [4, 9, 2])) / 3
+        #expect(abs((wrong + user1) / 2 - holistic) > 1e-3)
+    }
+
+    /// h_t depends on behaviours 0…t only: changing later behaviours (items, labels, timestamps)
+    /// leaves the earlier h_t as they were, and changes the later ones.
+    @Test func causalMask() throws {
+        let c = tinyCHIME()
+        let model = try CHIME(configuration: c, contentDimension: 6, seed: 5)
+        let content = randomContent(items: 9, dimension: 6, seed: 6)
+        let a = chimeData([(items: [1, 2, 3, 4, 5, 6, 7], labels: [5, 4, 3, 2, 1, 5, 4])], items: 9)
+        let b = chimeData([(items: [1, 2, 3, 9, 8, 8, 7], labels: [5, 4, 3, 5, 5, 1, 1])], items: 9)
+        func states(_ data: SequenceDataset) -> [Float] {
+            let t = Tape(recording: false)
+            let batch = CHIMEBatch([(user: 0, cut: 6)], in: data, configuration: c)
+            let (_, g) = model.encodeItems(t, batch, content: t.embedding(content, ids: batch.items))
+            return model.hidden(t, batch, itemContent: g, training: false).values
+        }
+        let (x, y) = (states(a), states(b))
+        let d = c.width
+        #expect(Array(x[0..<(3 * d)]) == Array(y[0..<(3 * d)]))
+        #expect(Array(x[(3 * d)..<(4 * d)]) != Array(y[(3 * d)..<(4 * d)]))
+    }
+
+    /// MiniLM-style initialisation: a 1-layer IRM loaded from a 1-layer BERT gives, at position t,
+    /// the encoder's own output for the first t + 1 tokens (under the causal mask position t sees
+    /// exactly those); a 2-layer one matches the 2-layer encoder at position 0.
+    @Test func pretrainedInitialisation() throws {
+        for layers in [1, 2] {
+            let directory = NSTemporaryDirectory() + "sheaf-chime-bert-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b", "c", "d", "e", "f"]
+            let bert = BertConfiguration(hiddenSize: 16, layers: layers, heads: 2, intermediateSize: 32, maxPositions: 12, vocabularySize: tokens.count)
+            try BertEncoder.writeRandomModel(to: directory, configuration: bert, tokens: tokens, seed: 7)
+            let encoder = try BertEncoder(modelDirectory: directory, maxLength: 12)
+            var c = tinyCHIME(layers: layers)
+            c.initialization = .minilm
+            let model = try CHIME(configuration: c, contentDimension: 6, seed: 8)
+            try model.loadPretrained(from: encoder)
+            let ids: [Int32] = [2, 5, 7, 4, 9, 3]
+            let words = encoder.namedParameters["embeddings.word_embeddings.weight"]!
+            let t = Tape(recording: false)
+            let h = model.interests(
+                t, t.embedding(words, ids: ids.map(Int.init)), rows: 1, length: ids.count, keyMask: [Bool](repeating: true, count: ids.count),
+                dropout: 0)
+            let d = 16
+            for p in 0..<(layers == 1 ? ids.count : 1) {
+                let (x, _) = encoder.hiddenStates([Array(ids[0...p])])
+                let expected = Array(x.values[(p * d)..<((p + 1) * d)])
+                let got = Array(h.values[(p * d)..<((p + 1) * d)])
+                let worst = zip(expected, got).map { abs($0 - $1) }.max()!
+                #expect(worst < 1e-4, "\(layers) layer(s), position \(p): \(worst)")
+            }
+            // A model the encoder cannot fill is refused, naming what differs.
+            var wide = tinyCHIME(layers: layers)
+            wide.width = 32
+            wide.innerSize = 32
+            #expect(throws: ModelError.self) { try CHIME(configuration: wide, contentDimension: 6, seed: 1).loadPretrained(from: encoder) }
+            var deep = tinyCHIME(layers: layers + 1)
+            deep.initialization = .minilm
+            #expect(throws: ModelError.invalidConfiguration("the encoder has \(layers) layers; this model asks for \(layers + 1)")) {
+                try CHIME(configuration: deep, contentDimension: 6, seed: 1).loadPretrained(from: encoder)
+            }
+        }
+    }
+}
