@@ -1,0 +1,207 @@
+import ArgumentParser
+import Foundation
+import SheafModels
+import SheafNN
+import SheafStore
+import SheafText
+
+/// What `sheaf chime train` writes to `DIR/metrics.json`.
+struct CHIMETrainingReport: Codable {
+    var store: String
+    var modelVersion: UInt32
+    var codebook: String
+    var cut: HistoryCut
+    var initialization: String
+    var users: Int
+    var items: Int
+    var behaviors: Int
+    var readSeconds: Double
+    var configuration: CHIMEConfiguration
+    var training: TrainingConfiguration
+    var outcome: CHIMEOutcome
+    var machine: MachineReport
+}
+
+extension SheafCommand {
+    /// `sheaf chime …`.
+    struct CHIMECommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "chime", abstract: "The CHIME compression model: interest representations of whole histories.",
+            subcommands: [Train.self])
+    }
+}
+
+extension SheafCommand.CHIMECommand {
+    /// `sheaf chime train STORE --output DIR`.
+    struct Train: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train CHIME on the store's histories (immediate and holistic contrastive losses).",
+            discussion: """
+                Each behaviour becomes a token from its item's content embedding (decoded from the store's \
+                codes, through a GLU projector), its label, action and time gap; a causal transformer reads \
+                the history. Every epoch reads one window per training user, ending at a random cut: h_t \
+                matches the next behaviour's item (immediate loss, the batch's other items as negatives) and \
+                the window's last h_t matches the behaviours after the cut (holistic loss: labels ≥ \
+                --positive-label are positives; labels ≤ --negative-label and other users' behaviours are \
+                negatives). Users are held out by a hash of their id; their holistic loss chooses the best \
+                epoch, with early stopping. DIR receives model.safetensors (the best epoch so far, written as \
+                it improves) and metrics.json (both losses per epoch, on training and held-out users).
+                """)
+
+        @OptionGroup var target: StoreArguments
+        @Option(name: .shortAndLong, help: "The model directory to write.") var output: String
+
+        @Option(help: "Transformer layers (1…6 with --init minilm).") var layers = 2
+        @Option(name: .customLong("init"), help: "random or minilm.") var initialization: CHIMEConfiguration.Initialization = .random
+        @Option(help: "The pretrained model directory for --init minilm (config.json, vocab.txt, model.safetensors).")
+        var modelDir = "data/minilm"
+        @Option(help: "Model width (the pretrained model's with --init minilm).") var width = 384
+        @Option(help: "Attention heads.") var heads = 12
+        @Option(help: "Feed-forward width.") var inner = 1536
+        @Option(help: "Behaviours the transformer reads at once.") var maxLength = 256
+        @Option(help: "Output width of the content GLU projector.") var contentWidth = 256
+        @Flag(help: "Add learned item-ID embeddings to tokens and keys (off: content only, cold items work).") var itemIds = false
+        @Option(help: "InfoNCE temperature.") var tau: Float = 0.1
+        @Option(help: "Loss = (1 − w)·immediate + w·holistic.") var holisticWeight: Float = 0.5
+        @Option(help: "Future behaviours with a label ≥ this are positives.") var positiveLabel: Float = 4
+        @Option(help: "Future behaviours with a label ≤ this are negatives.") var negativeLabel: Float = 2
+        @Option(help: "Future behaviours the holistic loss reads after a cut.") var future = 64
+        @Option(help: "Dropout.") var dropout: Float = 0.1
+
+        @Option(help: "Maximum epochs.") var epochs = 30
+        @Option(help: "Users per step.") var batchSize = 32
+        @Option(help: "Peak learning rate.") var lr: Float = 3e-4
+        @Option(help: "Decoupled weight decay of matrices and tables.") var weightDecay: Float = 0.01
+        @Option(help: "constant or warmup-cosine.") var schedule: TrainingConfiguration.Schedule = .warmupCosine
+        @Option(help: "Warm-up steps of warmup-cosine.") var warmupSteps = 20
+        @Option(help: "Global gradient-norm clip (0: none).") var clip: Float = 1
+        @Option(help: "Seed of initialisation, cuts, order and dropout.") var seed: UInt64 = 1
+        @Option(help: "Epochs without a lower held-out holistic loss before stopping.") var patience = 3
+        @Option(help: "Fraction of users held out (by a hash of their id).") var heldOut = 0.1
+        @Option(help: "Only behaviours before this timestamp (the rest stay unseen).") var before: Int64?
+        @Option(help: "Only each user's first fraction of behaviours (e.g. 0.8: the last 20% stay unseen).") var firstFraction: Double?
+        @Option(help: "Threads (results do not depend on it).") var threads = Tape.defaultThreads
+        @Flag(help: "Print one JSON line per epoch on stdout, and the outcome as JSON.") var json = false
+
+        var modelConfiguration: CHIMEConfiguration {
+            var c = CHIMEConfiguration()
+            c.width = width
+            c.heads = heads
+            c.layers = layers
+            c.innerSize = inner
+            c.maxLength = maxLength
+            c.contentWidth = contentWidth
+            c.itemIDs = itemIds
+            c.temperature = tau
+            c.holisticWeight = holisticWeight
+            c.positiveLabel = positiveLabel
+            c.negativeLabel = negativeLabel
+            c.futureLength = future
+            c.dropout = dropout
+            c.initialization = initialization
+            return c
+        }
+
+        var trainingConfiguration: TrainingConfiguration {
+            var t = TrainingConfiguration()
+            t.epochs = epochs
+            t.batchSize = batchSize
+            t.learningRate = lr
+            t.weightDecay = weightDecay
+            t.schedule = schedule
+            t.warmupSteps = warmupSteps
+            t.gradientClip = clip
+            t.seed = seed
+            t.patience = patience
+            t.threads = threads
+            return t
+        }
+
+        var cut: HistoryCut {
+            if let before { return .before(before) }
+            if let firstFraction { return .leadingFraction(firstFraction) }
+            return .all
+        }
+
+        func validate() throws {
+            if before != nil && firstFraction != nil { throw ValidationError("give --before or --first-fraction, not both") }
+            if let f = firstFraction, !(f > 0 && f <= 1) { throw ValidationError("--first-fraction must be in (0, 1]") }
+            guard heldOut > 0 && heldOut < 1 else { throw ValidationError("--held-out must be in (0, 1)") }
+            do {
+                try modelConfiguration.validate()
+                try trainingConfiguration.validate()
+            } catch { throw ValidationError(error.description) }
+        }
+
+        func run() throws {
+            Memory.retainFreedBuffers()
+            let store = try target.open(readOnly: true)
+            guard let codebook = try store.read({ try $0.activeCodebook() }) else {
+                throw CLIError("the store has no codebook: CHIME reads the items' decoded codes (`sheaf codebook train`, `sheaf items load`)")
+            }
+            let (all, readSeconds) = try loadSequences(target, store: store)
+            let data = all.cut(cut)
+            let content = try ItemContent.decoded(from: store, ids: data.vocabulary.ids, codebook: codebook.id)
+            let net = try CHIME(
+                configuration: modelConfiguration, contentDimension: store.dimension, sideFeatureWidth: store.sideFeatureWidth,
+                itemCount: data.vocabulary.count, seed: seed)
+            if initialization == .minilm {
+                let encoder = try BertEncoder(modelDirectory: modelDir, maxLength: 2)
+                try net.loadPretrained(from: encoder)
+            }
+            let trainer = try CHIMETrainer(
+                model: net, data: data, content: content, configuration: trainingConfiguration, heldOutFraction: heldOut)
+            let checkpoint = try CHIMECheckpoint(directory: output)
+            let fingerprint = ItemContent.fingerprint(codebook)
+            note("\(thousands(data.users.count)) users, \(thousands(data.vocabulary.count)) items, \(thousands(data.behaviorCount)) behaviours (\(cutText)) read in \(String(format: "%.2f", readSeconds)) s; \(thousands(trainer.trainingUsers.count)) training users (\(trainer.stepsPerEpoch) steps per epoch), \(thousands(trainer.heldOutUsers.count)) held out; \(initialization.rawValue) initialisation, \(layers) layer(s)")
+            var bar: ProgressReporter?
+            var barEpoch = 0
+            let outcome = try trainer.run(
+                epochEnded: { log, isBest in
+                    bar?.finish()
+                    bar = nil
+                    if isBest {
+                        try checkpoint.save(
+                            net, training: trainingConfiguration, codebook: fingerprint, cut: cut, heldOutFraction: heldOut,
+                            vocabulary: data.vocabulary, bestEpoch: log.epoch)
+                    }
+                    if json, let line = try? JSONEncoder().encode(log) { say(String(decoding: line, as: UTF8.self)) }
+                    note(String(
+                        format: "epoch %d: loss %.4f (immediate %.4f, holistic %.4f), %.1f s (%@ behaviours/s); held out: immediate %.4f, holistic %.4f%@",
+                        log.epoch, log.trainingLoss, log.trainingImmediate, log.trainingHolistic, log.trainingSeconds,
+                        thousands(Int(log.tokensPerSecond)), log.heldOutImmediate, log.heldOutHolistic, isBest ? " (best)" : ""))
+                },
+                progress: { epoch, step, steps, loss in
+                    if epoch != barEpoch {
+                        barEpoch = epoch
+                        bar = target.progress("epoch \(epoch)", total: steps, unit: "steps")
+                    }
+                    bar?.detail = String(format: "loss %.4f", loss)
+                    bar?.advance(by: 1)
+                })
+            let report = CHIMETrainingReport(
+                store: target.store, modelVersion: CHIMECheckpoint.version(of: net), codebook: fingerprint, cut: cut,
+                initialization: initialization.rawValue, users: data.users.count, items: data.vocabulary.count,
+                behaviors: data.behaviorCount, readSeconds: readSeconds, configuration: modelConfiguration,
+                training: trainingConfiguration, outcome: outcome, machine: MachineReport.current)
+            try Data(try jsonText(report).utf8).write(to: URL(fileURLWithPath: output + "/metrics.json"), options: .atomic)
+            if json {
+                say(try jsonText(outcome))
+            } else {
+                say("best epoch \(outcome.bestEpoch) of \(outcome.epochs.count)\(outcome.stoppedEarly ? " (stopped early)" : ""): held-out holistic loss \(String(format: "%.4f", outcome.bestHeldOutHolistic))")
+                say("model \(report.modelVersion) in \(checkpoint.modelPath); metrics in \(output)/metrics.json")
+            }
+        }
+
+        var cutText: String {
+            switch cut {
+            case .all: "all behaviours"
+            case .before(let t): "before \(t)"
+            case .leadingFraction(let f): "each user's first \(Int(f * 100))%"
+            }
+        }
+    }
+}
+
+extension CHIMEConfiguration.Initialization: ExpressibleByArgument {}
+extension TrainingConfiguration.Schedule: ExpressibleByArgument {}

@@ -1,0 +1,136 @@
+import Foundation
+import SheafCodebook
+import SheafFormats
+import SheafNN
+import SheafRandom
+import SheafStore
+
+/// The content embeddings a model reads: the store's items decoded from their codes.
+public enum ItemContent {
+    /// Rows of `ids` (in that order), decoded from the store's codes; with `codebook`, every item must
+    /// be coded with it.
+    /// - Throws: `StoreError.missingItems`, `.codebookMismatch`.
+    public static func decoded(from store: Store, ids: [UInt64], codebook: UInt16? = nil) throws -> [Float] {
+        let options = DecodeOptions(missingItems: .fail, requiredCodebook: codebook)
+        return try store.read { try $0.decodeItems(ids, options: options) }
+    }
+
+    /// A fingerprint of a codebook's centroids and settings ("id/hex"), so that a model is never
+    /// applied to content decoded by another codebook.
+    public static func fingerprint(_ codebook: Codebook) -> String {
+        var h = SplitMix64.mix(UInt64(codebook.levels) << 32 ^ UInt64(codebook.codesPerLevel) ^ UInt64(codebook.dimension) << 48)
+        for v in codebook.centroids { h = SplitMix64.mix(h ^ UInt64(v.bitPattern)) }
+        for r in codebook.magnitudeRanges { h = SplitMix64.mix(h ^ UInt64(r.lower.bitPattern) ^ UInt64(r.upper.bitPattern) << 32) }
+        return "\(codebook.id)/\(String(h, radix: 16))"
+    }
+}
+
+/// A trained CHIME model on disk: `DIR/model.safetensors` holds the best epoch's parameters, and its
+/// metadata everything needed to apply it safely to a store.
+///
+/// Metadata keys (strings): `sheaf.model` ("chime"), `sheaf.chime_configuration` and
+/// `sheaf.training_configuration` (JSON), `sheaf.content_dimension`, `sheaf.side_feature_width`,
+/// `sheaf.items` and `sheaf.items_checksum` (the ID table's items; 0 without item ids),
+/// `sheaf.codebook` (the fingerprint of the active codebook whose decoded codes it was trained on),
+/// `sheaf.history_cut` (JSON), `sheaf.held_out_fraction`, `sheaf.best_epoch` and
+/// `sheaf.model_version` (a 32-bit fingerprint of the parameters, which tags every profile it makes).
+public struct CHIMECheckpoint: Sendable {
+    public let directory: String
+    public var modelPath: String { directory + "/model.safetensors" }
+
+    public init(directory: String) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    /// A 32-bit fingerprint of the parameter values (the profiles' model version).
+    public static func version(of model: CHIME) -> UInt32 {
+        var h: UInt64 = 0xC41E
+        for (name, t) in model.namedParameters {
+            for byte in name.utf8 { h = SplitMix64.mix(h ^ UInt64(byte)) }
+            for v in t.values { h = SplitMix64.mix(h ^ UInt64(v.bitPattern)) }
+        }
+        return UInt32(truncatingIfNeeded: h ^ (h >> 32))
+    }
+
+    /// Writes the model's current parameters.
+    public func save(
+        _ model: CHIME, training: TrainingConfiguration, codebook: String, cut: HistoryCut, heldOutFraction: Double,
+        vocabulary: ItemVocabulary, bestEpoch: Int
+    ) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        func json(_ v: some Encodable) throws -> String { String(decoding: try encoder.encode(v), as: UTF8.self) }
+        let meta: [String: String] = [
+            "sheaf.model": "chime",
+            "sheaf.chime_configuration": try json(model.configuration),
+            "sheaf.training_configuration": try json(training),
+            "sheaf.content_dimension": String(model.contentDimension),
+            "sheaf.side_feature_width": String(model.sideFeatureWidth),
+            "sheaf.items": String(model.itemCount),
+            "sheaf.items_checksum": model.configuration.itemIDs ? CheckpointStore.checksum(vocabulary) : "",
+            "sheaf.codebook": codebook,
+            "sheaf.history_cut": try json(cut),
+            "sheaf.held_out_fraction": String(heldOutFraction),
+            "sheaf.best_epoch": String(bestEpoch),
+            "sheaf.model_version": String(Self.version(of: model)),
+        ]
+        try Checkpoint.save(model.namedParameters, metadata: meta, to: modelPath)
+    }
+
+    /// What a loaded checkpoint says about itself.
+    public struct Header: Sendable {
+        public let configuration: CHIMEConfiguration
+        public let contentDimension: Int, sideFeatureWidth: Int, itemCount: Int
+        public let itemsChecksum: String
+        public let codebook: String
+        public let version: UInt32
+        public let metadata: [String: String]
+    }
+
+    /// Reads the model, checked against `store`: its dimension and side features, and the codebook
+    /// its content came from (still in the store, unchanged).
+    /// - Throws: `ModelError.corruptCheckpoint` (missing, unreadable or inconsistent file),
+    ///   `.storeMismatch` (another dimension, side-feature width or codebook).
+    public func load(for store: Store) throws -> (CHIME, Header) {
+        func corrupt(_ why: String) -> ModelError { .corruptCheckpoint(path: modelPath, reason: why) }
+        let file: SafeTensors
+        do { file = try SafeTensors.read(path: modelPath) } catch { throw corrupt("\(error)") }
+        let m = file.metadata
+        guard m["sheaf.model"] == "chime" else { throw corrupt("not a Sheaf CHIME checkpoint (sheaf.model is \(m["sheaf.model"] ?? "missing"))") }
+        guard let json = m["sheaf.chime_configuration"],
+            let config = try? JSONDecoder().decode(CHIMEConfiguration.self, from: Data(json.utf8))
+        else { throw corrupt("no readable sheaf.chime_configuration") }
+        guard let dimension = m["sheaf.content_dimension"].flatMap(Int.init), dimension >= 1,
+            let side = m["sheaf.side_feature_width"].flatMap(Int.init), side >= 0,
+            let items = m["sheaf.items"].flatMap(Int.init), items >= 0,
+            let codebook = m["sheaf.codebook"], let version = m["sheaf.model_version"].flatMap(UInt32.init)
+        else { throw corrupt("no readable dimension, side-feature width, items, codebook or model version") }
+        guard dimension == store.dimension else {
+            throw ModelError.storeMismatch("the model reads \(dimension)-dimensional content; the store holds \(store.dimension)-dimensional embeddings")
+        }
+        guard side == store.sideFeatureWidth else {
+            throw ModelError.storeMismatch("the model reads \(side) side features per behaviour; the store has \(store.sideFeatureWidth)")
+        }
+        let idText = codebook.split(separator: "/").first.flatMap { UInt16($0) }
+        guard let id = idText else { throw corrupt("unreadable sheaf.codebook \(codebook)") }
+        guard let stored = try store.read({ try $0.codebook(id) }) else {
+            throw ModelError.storeMismatch("the model was trained on content decoded by codebook \(id), which this store does not hold")
+        }
+        guard ItemContent.fingerprint(stored) == codebook else {
+            throw ModelError.storeMismatch("this store's codebook \(id) is not the one the model was trained with (another store?)")
+        }
+        let model: CHIME
+        do {
+            model = try CHIME(configuration: config, contentDimension: dimension, sideFeatureWidth: side, itemCount: items, seed: 0)
+        } catch { throw corrupt("\(error)") }
+        do { try Checkpoint.load(model.namedParameters, from: modelPath) } catch { throw corrupt("\(error)") }
+        guard Self.version(of: model) == version else { throw corrupt("the parameters do not match sheaf.model_version (damaged file)") }
+        return (
+            model,
+            Header(
+                configuration: config, contentDimension: dimension, sideFeatureWidth: side, itemCount: items,
+                itemsChecksum: m["sheaf.items_checksum"] ?? "", codebook: codebook, version: version, metadata: m)
+        )
+    }
+}
