@@ -6,8 +6,8 @@ machine and threads, seeds interleaved.
                          [--sides sheaf,recbole,content,content-float32] [--out results/sasrec_compare]
 
 Quality runs: `--threads 1 --jobs 2` keeps both cores busy. A run that finished is reused; a Sheaf run
-that stopped part-way (a killed process, an ended session) continues from its last.safetensors, exactly;
-an unfinished RecBole run starts again. Speed: `--epochs 2 --seeds 1` with the default --jobs 1.
+that stopped part-way (a killed process, an ended session) continues from its last.safetensors, and a
+RecBole run from its resume.pth, both exactly as the uninterrupted run would have. Speed: `--epochs 2 --seeds 1` with the default --jobs 1.
 
 Sides (each a fresh run per seed, one after another, never at the same time):
   sheaf            `sheaf train STORE --seed S` (ID embeddings; RecBole's defaults)
