@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SheafModels
 import SheafNN
+import SheafQuantizer
 import SheafStore
 import SheafText
 
@@ -205,3 +206,180 @@ extension SheafCommand.CHIMECommand {
 
 extension CHIMEConfiguration.Initialization: ExpressibleByArgument {}
 extension TrainingConfiguration.Schedule: ExpressibleByArgument {}
+
+extension SheafCommand {
+    /// `sheaf profiles …`.
+    struct ProfilesCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "profiles", abstract: "CHIME profiles: code histograms of every user's interest representations.",
+            subcommands: [Build.self])
+    }
+
+    /// `sheaf profile STORE --user U`.
+    struct ProfileShow: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "profile", abstract: "A user's stored profile: (level, code, count) entries and the versions that made it.")
+
+        @OptionGroup var target: StoreArguments
+        @Option(help: "The user id.") var user: UInt64
+        @Option(help: "A model directory: refuse a profile it did not make.") var model: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let store = try target.open(readOnly: true)
+            let (histogram, history): (CodeHistogram, (count: Int, bytes: Int)) = try store.read { txn in
+                let h: CodeHistogram
+                if let model {
+                    guard let found = try ProfileReader(modelDirectory: model).histogram(user: user, in: txn) else {
+                        throw CLIError("user \(user) has no profile; build them with `sheaf profiles build`")
+                    }
+                    h = found
+                } else {
+                    guard let stored = try txn.profile(user: user) else {
+                        throw CLIError("user \(user) has no profile; build them with `sheaf profiles build`")
+                    }
+                    h = try CodeHistogram(stored, user: user)
+                }
+                return (h, try txn.historySize(user: user))
+            }
+            let bytes = histogram.profile.bytes.count + 13
+            if json {
+                struct Output: Codable {
+                    var user: UInt64, modelVersion: UInt32, codebookVersion: UInt32, behaviors: Int, bytes: Int
+                    var historyBehaviors: Int, historyBytes: Int
+                    var entries: [CodeHistogram.Entry]
+                }
+                return say(try jsonText(Output(
+                    user: user, modelVersion: histogram.modelVersion, codebookVersion: histogram.codebookVersion,
+                    behaviors: histogram.behaviors, bytes: bytes, historyBehaviors: history.count, historyBytes: history.bytes,
+                    entries: histogram.entries)))
+            }
+            say("user \(user): profile of \(thousands(histogram.behaviors)) behaviours in \(bytes) B (model \(histogram.modelVersion), ICM codebook \(histogram.codebookVersion)); the stored history holds \(thousands(history.count)) behaviours in \(thousands(history.bytes)) B")
+            let levels = (histogram.entries.map(\.level).max() ?? -1) + 1
+            for l in 0..<levels {
+                let e = histogram.entries.filter { $0.level == l }.sorted { ($0.count, -$0.code) > ($1.count, -$1.code) }
+                say("level \(l): \(e.count) codes; " + e.prefix(12).map { "\($0.code)×\($0.count)" }.joined(separator: " ") + (e.count > 12 ? " …" : ""))
+            }
+        }
+    }
+}
+
+extension SheafCommand.ProfilesCommand {
+    /// `sheaf profiles build STORE --model DIR`.
+    struct Build: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compute and store every user's CHIME profile (resumable and incremental).",
+            discussion: """
+                Every user's h_t comes from the model in DIR; the ICM codebook (a residual quantizer over \
+                h_t, kept as DIR/icm.safetensors) is trained on the h_t of the model's training users the \
+                first time, with --levels, --codes and --metric. A profile is the histogram of the codes of \
+                all the user's h_t. A user whose stored profile has the same model, codebook and behaviour \
+                count is skipped: a stopped run continues, and a later run rebuilds only users with new \
+                behaviours.
+                """)
+
+        @OptionGroup var target: StoreArguments
+        @Option(help: "The CHIME model directory (from `sheaf chime train`).") var model: String
+        @Option(help: "ICM levels (first build, or with --retrain-codebook).") var levels: Int?
+        @Option(help: "ICM codes per level, a power of two.") var codes: Int?
+        @Option(help: "ICM residual rule: cosine or euclidean.") var metric: String?
+        @Flag(help: "Train a new ICM codebook even though DIR has one (every profile is rebuilt).") var retrainCodebook = false
+        @Option(parsing: .upToNextOption, help: "Only these users.") var users: [UInt64] = []
+        @Option(help: "Only behaviours before this timestamp.") var before: Int64?
+        @Option(help: "Only each user's first fraction of behaviours.") var firstFraction: Double?
+        @Option(help: "Users per write transaction.") var batchUsers = 256
+        @Option(help: "Threads.") var threads = Tape.defaultThreads
+        @Flag(help: "Print the report as JSON.") var json = false
+
+        func validate() throws {
+            if before != nil && firstFraction != nil { throw ValidationError("give --before or --first-fraction, not both") }
+            if let f = firstFraction, !(f > 0 && f <= 1) { throw ValidationError("--first-fraction must be in (0, 1]") }
+            if let metric, metric != "cosine" && metric != "euclidean" { throw ValidationError("--metric must be cosine or euclidean") }
+            guard batchUsers >= 1, threads >= 1 else { throw ValidationError("--batch-users and --threads must be ≥ 1") }
+        }
+
+        func run() throws {
+            Memory.retainFreedBuffers()
+            let store = try target.open(readOnly: false)
+            let (net, header) = try CHIMECheckpoint(directory: model).load(for: store)
+            let (all, readSeconds) = try loadSequences(target, store: store)
+            let codebookID = UInt16(header.codebook.split(separator: "/").first!)!
+            let content = Tensor(
+                shape: [all.vocabulary.count + 1, header.contentDimension],
+                values: [Float](repeating: 0, count: header.contentDimension)
+                    + (try ItemContent.decoded(from: store, ids: all.vocabulary.ids, codebook: codebookID)))
+            var icm = try InterestCodebook.load(from: model)
+            if let existing = icm, existing.modelVersion != header.version {
+                throw CLIError("\(InterestCodebook.path(in: model)) belongs to model \(existing.modelVersion), not to this one (\(header.version)); pass --retrain-codebook")
+            }
+            if let existing = icm, !retrainCodebook {
+                let c = existing.codebook
+                if (levels.map { $0 != c.levels } ?? false) || (codes.map { $0 != c.codesPerLevel } ?? false)
+                    || (metric.map { $0 != c.metric.description } ?? false)
+                {
+                    throw CLIError("the ICM codebook in \(model) is \(c.metric) L=\(c.levels) K=\(c.codesPerLevel); pass --retrain-codebook to replace it (every profile is then rebuilt)")
+                }
+            }
+            if icm == nil || retrainCodebook {
+                var q = QuantizerConfiguration()
+                q.levels = levels ?? 3
+                q.codesPerLevel = codes ?? 256
+                q.metric = metric == "euclidean" ? .euclidean : .cosine
+                q.magnitudeEncoding = q.metric == .euclidean ? .none : .uint8
+                q.threads = threads
+                do { try q.validate() } catch { throw ValidationError(error.description) }
+                // The h_t of the users the model trained on, under its own cut.
+                let trainingCut = header.metadata["sheaf.history_cut"].flatMap { try? JSONDecoder().decode(HistoryCut.self, from: Data($0.utf8)) } ?? .all
+                let fraction = header.metadata["sheaf.held_out_fraction"].flatMap(Double.init) ?? 0.1
+                let seen = all.cut(trainingCut)
+                let trainingUsers = seen.users.indices.filter { !CHIMETrainer.isHeldOut(seen.users[$0].user, fraction: fraction) }
+                note("training the ICM codebook (\(q.metric) L=\(q.levels) K=\(q.codesPerLevel)) on the h_t of \(thousands(trainingUsers.count)) training users")
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let trained = try ProfileBuilder.trainCodebook(
+                    model: net, modelVersion: header.version, data: seen, users: trainingUsers, content: content, configuration: q,
+                    threads: threads)
+                try trained.save(in: model)
+                icm = trained
+                note(String(format: "ICM codebook %u trained in %.1f s", trained.version, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+            }
+            let data = all.cut(cut)
+            var indices: [Int]
+            if users.isEmpty {
+                indices = Array(data.users.indices)
+            } else {
+                indices = try users.map { u in
+                    guard let i = data.userIndex(of: u) else { throw ModelError.unknownUser(u) }
+                    return i
+                }
+            }
+            indices.sort()
+            let builder = try ProfileBuilder(model: net, modelVersion: header.version, icm: icm!, threads: threads)
+            let bar = target.progress("profiles", total: indices.count, unit: "users")
+            var last = 0
+            let report = try builder.build(users: indices, in: data, content: content, store: store, usersPerTransaction: batchUsers) { done, _ in
+                bar.advance(by: done - last)
+                last = done
+            }
+            bar.finish()
+            if json { return say(try jsonText(report)) }
+            say("\(thousands(report.built)) profiles built, \(thousands(report.current)) already current, of \(thousands(report.users)) users (\(cutText)); \(thousands(report.behaviors)) behaviours in \(String(format: "%.1f", report.seconds)) s (histories read in \(String(format: "%.2f", readSeconds)) s)")
+            if report.built > 0 {
+                say(String(format: "%.1f B per profile written, %.2f B per behaviour", Double(report.bytes) / Double(report.built), Double(report.bytes) / Double(max(report.behaviors, 1))))
+            }
+        }
+
+        var cut: HistoryCut {
+            if let before { return .before(before) }
+            if let firstFraction { return .leadingFraction(firstFraction) }
+            return .all
+        }
+
+        var cutText: String {
+            switch cut {
+            case .all: "all behaviours"
+            case .before(let t): "behaviours before \(t)"
+            case .leadingFraction(let f): "each user's first \(Int(f * 100))%"
+            }
+        }
+    }
+}

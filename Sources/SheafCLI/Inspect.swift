@@ -116,7 +116,7 @@ extension SheafCommand {
             say("items        \(thousands(s.items)) (\(thousands(s.titles)) with titles)")
             say("users        \(thousands(s.users))")
             say("behaviours   \(thousands(s.behaviors)) in \(thousands(s.segments)) segments")
-            say("profiles     \(thousands(s.profiles))")
+            say("profiles     \(thousands(s.profiles))" + (s.profiles > 0 ? ", \(bytes(s.profileBytes)) (\(f(Double(s.profileBytes) / Double(s.profiles))) B per profile, against \(f(avgBytes)) B per stored history)" : ""))
             if s.codebooks.isEmpty { say("codebooks    none") }
             for c in s.codebooks {
                 say("codebook \(c.id)\(c.active ? " (active)" : "")  \(c.metric) L=\(c.levels) K=\(c.codesPerLevel) magnitudes \(c.magnitudeBits) bits: \(c.bytesPerItem) B/item, \(thousands(c.items)) items")

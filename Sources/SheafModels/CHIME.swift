@@ -407,3 +407,49 @@ extension CHIME {
         }
     }
 }
+
+extension CHIME {
+    /// h_t for every behaviour of the given users of `data` (whole sequences; cut `data` first to
+    /// leave behaviours out), without dropout, L2-normalised. A history longer than `maxLength` is
+    /// read in consecutive windows of `maxLength` ending at its last behaviour (the oldest window may
+    /// be shorter); each window is read on its own.
+    ///
+    /// - Parameters:
+    ///   - content: the content table [N + 1, D] (row i = dense item i).
+    ///   - rowsPerBatch: windows read at once (windows of similar length are batched together).
+    /// - Returns: per user, count × width floats.
+    public func representations(
+        of users: [Int], in data: SequenceDataset, content: Tensor, rowsPerBatch: Int = 32, threads: Int = Tape.defaultThreads
+    ) -> [[Float]] {
+        let c = configuration, d = c.width
+        var windows: [(slot: Int, user: Int, cut: Int)] = []
+        for (slot, u) in users.enumerated() {
+            var cut = data.users[u].count
+            while cut > 0 {
+                windows.append((slot, u, cut))
+                cut -= c.maxLength
+            }
+        }
+        windows.sort { (min($0.cut, c.maxLength), $0.slot, $0.cut) < (min($1.cut, c.maxLength), $1.slot, $1.cut) }
+        var out = users.map { [Float](repeating: 0, count: data.users[$0].count * d) }
+        var inference = c
+        inference.futureLength = 1  // nothing after a window's end is read: only its tokens matter here
+        var start = 0
+        while start < windows.count {
+            let part = windows[start..<min(windows.count, start + max(1, rowsPerBatch))]
+            let batch = CHIMEBatch(part.map { (user: $0.user, cut: $0.cut) }, in: data, configuration: inference)
+            let t = Tape(recording: false, threads: threads)
+            let g = glu(t, t.embedding(content, ids: batch.items))
+            let h = t.l2Normalize(hidden(t, batch, itemContent: g, training: false)).values
+            for (r, w) in part.enumerated() {
+                let first = w.cut - batch.lengths[r]
+                for p in 0..<batch.lengths[r] {
+                    let src = (r * batch.length + p) * d, dst = (first + p) * d
+                    for k in 0..<d { out[w.slot][dst + k] = h[src + k] }
+                }
+            }
+            start += part.count
+        }
+        return out
+    }
+}

@@ -78,6 +78,19 @@ public struct CHIMECheckpoint: Sendable {
         try Checkpoint.save(model.namedParameters, metadata: meta, to: modelPath)
     }
 
+    /// The checkpoint's metadata, without building the model.
+    /// - Throws: `ModelError.corruptCheckpoint` (missing, unreadable, not a CHIME checkpoint).
+    public func metadata() throws -> [String: String] {
+        let m: [String: String]
+        do { m = try SafeTensors.read(path: modelPath).metadata } catch {
+            throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)")
+        }
+        guard m["sheaf.model"] == "chime" else {
+            throw ModelError.corruptCheckpoint(path: modelPath, reason: "not a Sheaf CHIME checkpoint (sheaf.model is \(m["sheaf.model"] ?? "missing"))")
+        }
+        return m
+    }
+
     /// What a loaded checkpoint says about itself.
     public struct Header: Sendable {
         public let configuration: CHIMEConfiguration

@@ -10,6 +10,10 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
     case corruptCheckpoint(path: String, reason: String)
     /// A configuration value is out of range.
     case invalidConfiguration(String)
+    /// A stored profile cannot be read.
+    case corruptProfile(user: UInt64, reason: String)
+    /// A stored profile was made by another model or ICM codebook than the one given.
+    case profileMismatch(user: UInt64, reason: String)
 
     public var description: String {
         switch self {
@@ -19,6 +23,8 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
         case .storeMismatch(let why): "the model does not fit this store: \(why)"
         case .corruptCheckpoint(let path, let reason): "checkpoint \(path) cannot be used: \(reason)"
         case .invalidConfiguration(let why): "invalid configuration: \(why)"
+        case .corruptProfile(let user, let reason): "the profile of user \(user) cannot be read: \(reason)"
+        case .profileMismatch(let user, let reason): "the profile of user \(user) does not fit this model: \(reason)"
         }
     }
 }

@@ -27,14 +27,19 @@ extension ReadTransaction {
     }
 
     /// Number of behaviours of `user` (0 when none), read from segment headers without decompressing.
-    public func historyCount(user: UInt64) throws -> Int {
+    public func historyCount(user: UInt64) throws -> Int { try historySize(user: user).count }
+
+    /// Behaviours of `user` and the stored bytes of their segments (0 and 0 when none), from the
+    /// segment headers without decompressing.
+    public func historySize(user: UInt64) throws -> (count: Int, bytes: Int) {
         try withCursor(store.tables.histories) { cursor in
-            var total = 0
+            var total = 0, stored = 0
             try forEachSegment(cursor, user: user) { seq, bytes in
                 total += try header(user: user, seq: seq, bytes).count
+                stored += bytes.count
                 return true
             }
-            return total
+            return (total, stored)
         }
     }
 

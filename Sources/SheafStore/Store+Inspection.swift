@@ -53,6 +53,8 @@ public struct StoreStatistics: Sendable, Codable, Equatable {
     public var maxHistoryBehaviors: Int
     /// Users with a profile.
     public var profiles: Int
+    /// Stored bytes of all profiles (records with their headers and checksums).
+    public var profileBytes: Int = 0
     /// Every stored codebook, ascending by id.
     public var codebooks: [CodebookUsage]
 
@@ -104,6 +106,15 @@ extension ReadTransaction {
             }
             if current != nil { closeUser() }
         }
+        var profiles = 0, profileBytes = 0
+        try withCursor(store.tables.profiles) { cursor in
+            var entry = try cursor.first()
+            while let e = entry {
+                profiles += 1
+                profileBytes += e.value.count
+                entry = try cursor.next()
+            }
+        }
         var usage: [StoreStatistics.CodebookUsage] = []
         for id in try codebookIDs() {
             guard let c = try codebook(id) else { continue }
@@ -115,7 +126,7 @@ extension ReadTransaction {
         return StoreStatistics(
             dimension: store.dimension, items: try itemCount(), titles: try titleCount(), users: users,
             behaviors: behaviors, segments: segments, historyBytes: bytes, maxHistoryBytes: maxBytes,
-            maxHistoryBehaviors: maxCount, profiles: try entryCount(store.tables.profiles), codebooks: usage)
+            maxHistoryBehaviors: maxCount, profiles: profiles, profileBytes: profileBytes, codebooks: usage)
     }
 }
 
