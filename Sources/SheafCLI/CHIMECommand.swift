@@ -309,7 +309,7 @@ extension SheafCommand.ProfilesCommand {
                 values: [Float](repeating: 0, count: header.contentDimension)
                     + (try ItemContent.decoded(from: store, ids: all.vocabulary.ids, codebook: codebookID)))
             var icm = try InterestCodebook.load(from: model)
-            if let existing = icm, existing.modelVersion != header.version {
+            if let existing = icm, existing.modelVersion != header.version, !retrainCodebook {
                 throw CLIError("\(InterestCodebook.path(in: model)) belongs to model \(existing.modelVersion), not to this one (\(header.version)); pass --retrain-codebook")
             }
             if let existing = icm, !retrainCodebook {

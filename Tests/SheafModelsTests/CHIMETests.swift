@@ -179,4 +179,74 @@ func randomContent(items: Int, dimension: Int, seed: UInt64) -> Tensor {
             }
         }
     }
+
+    /// A histogram counts each level's codes, survives the record format, and a damaged payload is
+    /// refused with the user named.
+    @Test func codeHistogramRoundTrip() throws {
+        // 4 behaviours × 2 levels; codes up to 70,000 do not fit, 300 and 65,535 do.
+        let codes: [UInt32] = [3, 300, 3, 65_535, 0, 300, 3, 7]
+        let h = CodeHistogram(codes: codes, levels: 2, modelVersion: 11, codebookVersion: 22)
+        #expect(h.behaviors == 4)
+        #expect(h.entries == [
+            .init(level: 0, code: 0, count: 1), .init(level: 0, code: 3, count: 3),
+            .init(level: 1, code: 7, count: 1), .init(level: 1, code: 300, count: 2), .init(level: 1, code: 65_535, count: 1),
+        ])
+        #expect(h.level(1).codes == [7, 300, 65_535] && h.level(1).counts == [1, 2, 1])
+        let record = h.profile
+        #expect(record.modelVersion == 11)
+        #expect(try CodeHistogram(record, user: 5) == h)
+        // u8 format, u32 codebook, varint 4, u8 2 levels; level 0: 2 entries (0, 1), (3, 3); level 1: 3
+        // entries (7, 1), (293, 2), (65,235, 1) — gaps as LEB128.
+        #expect(record.bytes == [1, 22, 0, 0, 0, 4, 2, 2, 0, 1, 3, 3, 3, 7, 1, 0xA5, 0x02, 2, 0xD3, 0xFD, 0x03, 1])
+        var truncated = record
+        truncated.bytes.removeLast()
+        #expect(throws: ModelError.corruptProfile(user: 5, reason: "truncated at byte 21")) { try CodeHistogram(truncated, user: 5) }
+        var trailing = record
+        trailing.bytes.append(0)
+        #expect(throws: ModelError.corruptProfile(user: 5, reason: "1 bytes after the last entry")) { try CodeHistogram(trailing, user: 5) }
+        var unsorted = record
+        unsorted.bytes[15] = 0  // level 1's second gap becomes 0: a repeated code
+        unsorted.bytes.remove(at: 16)
+        #expect(throws: ModelError.corruptProfile(user: 5, reason: "level 1: codes not ascending")) { try CodeHistogram(unsorted, user: 5) }
+        var format = record
+        format.bytes[0] = 9
+        #expect(throws: ModelError.self) { try CodeHistogram(format, user: 5) }
+    }
+
+    /// Representations of a cut history are the first rows of the whole history's (the causal mask),
+    /// and a history longer than maxLength is read in windows ending at its last behaviour.
+    @Test func representationsOfCutHistories() throws {
+        let c = tinyCHIME()
+        let model = try CHIME(configuration: c, contentDimension: 6, seed: 9)
+        let content = randomContent(items: 9, dimension: 6, seed: 10)
+        let data = chimeData(
+            [
+                (items: [1, 2, 3, 4, 5, 6, 7], labels: [5, 4, 3, 2, 1, 5, 4]),
+                (items: [9, 8, 7, 6, 5, 4, 3, 2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3], labels: [Float](repeating: 4, count: 20)),
+            ], items: 9)
+        let whole = model.representations(of: [0, 1], in: data, content: content, rowsPerBatch: 1)
+        let cut = data.cut(.leadingFraction(0.5))
+        #expect(cut.users.map(\.count) == [3, 10])
+        let part = model.representations(of: [0], in: cut, content: content)
+        let d = c.width
+        #expect(part[0].count == 3 * d && whole[0].count == 7 * d)
+        for i in 0..<(3 * d) { #expect(abs(part[0][i] - whole[0][i]) < 1e-5) }
+        // User 1's 20 behaviours are read as windows 12…19, 4…11 and 0…3: changing behaviours 0…10
+        // leaves rows 12…19 as they were (behaviour 11 still gives behaviour 12 its time gap) and
+        // changes rows 4…11.
+        var changed = data.users[1]
+        for i in 0...10 { changed.items[i] = Int32(1 + (i * 5) % 9) }
+        let other = SequenceDataset(users: [data.users[0], changed], vocabulary: data.vocabulary)
+        let moved = model.representations(of: [1], in: other, content: content)[0]
+        for i in (12 * d)..<(20 * d) { #expect(moved[i] == whole[1][i]) }
+        #expect(Array(moved[(4 * d)..<(12 * d)]) != Array(whole[1][(4 * d)..<(12 * d)]))
+        // Unit length, every row.
+        for r in 0..<20 {
+            let norm = (0..<d).reduce(Float(0)) { $0 + whole[1][r * d + $1] * whole[1][r * d + $1] }.squareRoot()
+            #expect(abs(norm - 1) < 1e-4)
+        }
+        // Batching does not change them.
+        let batched = model.representations(of: [0, 1], in: data, content: content, rowsPerBatch: 32)
+        for u in 0..<2 { for i in whole[u].indices { #expect(abs(batched[u][i] - whole[u][i]) < 1e-5) } }
+    }
 }
