@@ -102,6 +102,21 @@ extension Tape {
         }
     }
 
+    /// Mean binary cross-entropy of `logits` (any shape) against labels in [0, 1], computed stably:
+    /// ℓ = max(z, 0) − z·y + log(1 + e^−|z|).
+    public func binaryCrossEntropy(_ logits: Tensor, labels: [Float]) -> Tensor {
+        precondition(labels.count == logits.count && logits.count > 0, "binaryCrossEntropy: \(logits.count) logits, \(labels.count) labels")
+        var total: Double = 0
+        for (z, y) in zip(logits.values, labels) { total += Double(max(z, 0) - z * y + log1pf(expf(-abs(z)))) }
+        let n = Float(logits.count)
+        return record(shape: [], values: [Float(total / Double(n))], inputs: [logits]) { g in
+            let k = g[0] / n
+            logits.accumulateGrad { dz in
+                for i in 0..<dz.count { dz[i] += k * (1 / (1 + expf(-logits.values[i])) - labels[i]) }
+            }
+        }
+    }
+
     /// The logistic function σ(x) = 1 / (1 + e^−x), element-wise.
     public func sigmoid(_ a: Tensor) -> Tensor {
         let out = a.values.map { 1 / (1 + expf(-$0)) }

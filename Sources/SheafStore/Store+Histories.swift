@@ -32,14 +32,20 @@ extension ReadTransaction {
     /// Behaviours of `user` and the stored bytes of their segments (0 and 0 when none), from the
     /// segment headers without decompressing.
     public func historySize(user: UInt64) throws -> (count: Int, bytes: Int) {
+        try historySegmentSizes(user: user).reduce((0, 0)) { ($0.0 + $1.count, $0.1 + $1.bytes) }
+    }
+
+    /// Each stored segment of `user`'s history, oldest first: its behaviours and stored bytes (from
+    /// the headers, nothing decompressed). What reading `.last(n)` costs is the trailing segments
+    /// that hold n behaviours.
+    public func historySegmentSizes(user: UInt64) throws -> [(count: Int, bytes: Int)] {
         try withCursor(store.tables.histories) { cursor in
-            var total = 0, stored = 0
+            var out: [(count: Int, bytes: Int)] = []
             try forEachSegment(cursor, user: user) { seq, bytes in
-                total += try header(user: user, seq: seq, bytes).count
-                stored += bytes.count
+                out.append((try header(user: user, seq: seq, bytes).count, bytes.count))
                 return true
             }
-            return (total, stored)
+            return out
         }
     }
 

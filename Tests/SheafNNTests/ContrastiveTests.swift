@@ -50,4 +50,15 @@ import Testing
         let check = checkGradients([v]) { t, x in t.sigmoid(x[0]) }
         #expect(check.compared == 15 && check.worst <= 1, "\(check)")
     }
+
+    @Test func binaryCrossEntropy() {
+        let z = Tensor(shape: [4], values: [0, 2, -3, 30])
+        let loss = Tape(recording: false).binaryCrossEntropy(z, labels: [1, 0, 0, 1]).scalar
+        let expected = (log(2.0) + log(1 + exp(2.0)) + log(1 + exp(-3.0)) + log(1 + exp(-30.0))) / 4
+        #expect(abs(Double(loss) - expected) < 1e-6)
+        var rng = SplitMix64(seed: 47)
+        let v = rng.tensor([2, 3], true, -3, 3)
+        let check = checkGradients([v]) { t, x in t.binaryCrossEntropy(x[0], labels: [1, 0, 0.5, 1, 0, 1]) }
+        #expect(check.compared == 6 && check.worst <= 1, "\(check)")
+    }
 }

@@ -1,0 +1,271 @@
+import Foundation
+import SheafNN
+import SheafRandom
+
+/// AUC and GAUC of scores against binary labels.
+public enum BinaryMetrics {
+    /// The probability that a random positive scores above a random negative (ties count half), or
+    /// nil when one class is missing.
+    public static func auc(scores: [Float], labels: [Bool]) -> Double? {
+        precondition(scores.count == labels.count, "one label per score")
+        let positives = labels.filter { $0 }.count, negatives = labels.count - positives
+        guard positives > 0, negatives > 0 else { return nil }
+        let order = scores.indices.sorted { scores[$0] < scores[$1] }
+        // Mid-ranks (1-based) of tied runs; AUC = (Σ ranks of positives − P(P + 1)/2) / (P·N).
+        var rankSum = 0.0
+        var i = 0
+        while i < order.count {
+            var j = i
+            while j + 1 < order.count && scores[order[j + 1]] == scores[order[i]] { j += 1 }
+            let mid = Double(i + j) / 2 + 1
+            for k in i...j where labels[order[k]] { rankSum += mid }
+            i = j + 1
+        }
+        let p = Double(positives)
+        return (rankSum - p * (p + 1) / 2) / (p * Double(negatives))
+    }
+
+    /// Per-group AUC weighted by the group's sample count, over groups that have both classes
+    /// (nil when none has).
+    public static func gauc(scores: [Float], labels: [Bool], groups: [Int]) -> Double? {
+        precondition(scores.count == labels.count && groups.count == labels.count, "one label and group per score")
+        var members: [Int: [Int]] = [:]
+        for (i, g) in groups.enumerated() { members[g, default: []].append(i) }
+        var total = 0.0, weight = 0.0
+        for g in members.keys.sorted() {
+            let m = members[g]!
+            guard let a = auc(scores: m.map { scores[$0] }, labels: m.map { labels[$0] }) else { continue }
+            total += a * Double(m.count)
+            weight += Double(m.count)
+        }
+        return weight > 0 ? total / weight : nil
+    }
+}
+
+/// The click-through-style task of the CHIME evaluation: for each user, the last `evaluationFraction`
+/// of behaviours by time is the evaluation window, and each of its behaviours is a sample whose label
+/// is (label ≥ `positiveLabel`). Everything before the window is what the compression model and its
+/// codebooks may see.
+public struct ClickTask: Sendable {
+    public struct Sample: Sendable, Equatable {
+        /// Index into `data.users`.
+        public let user: Int
+        /// The behaviour's position in the user's sequence (the history before it is 0..<position).
+        public let position: Int
+        public let label: Bool
+    }
+
+    public let data: SequenceDataset
+    /// Per user, the first position of the window (⌊(1 − fraction)·n⌋: the cut `HistoryCut.leadingFraction`
+    /// keeps exactly the behaviours before it).
+    public let windowStart: [Int]
+    public let samples: [Sample]
+    public let evaluationFraction: Double
+
+    public init(data: SequenceDataset, evaluationFraction: Double = 0.2, positiveLabel: Float = 4) {
+        precondition(evaluationFraction > 0 && evaluationFraction < 1, "the window must be a fraction in (0, 1)")
+        self.data = data
+        self.evaluationFraction = evaluationFraction
+        let cut = HistoryCut.leadingFraction(1 - evaluationFraction)
+        var starts: [Int] = [], samples: [Sample] = []
+        for (u, s) in data.users.enumerated() {
+            let start = cut.kept(s)
+            starts.append(start)
+            if start == 0 { continue }  // nothing before the window to read
+            for p in start..<s.count { samples.append(Sample(user: u, position: p, label: s.labels[p] >= positiveLabel)) }
+        }
+        windowStart = starts
+        self.samples = samples
+    }
+}
+
+/// Which user input a ranker reads.
+public enum RankerInput: String, Codable, Sendable, CaseIterable {
+    /// The last `recent` behaviours before the target.
+    case recent
+    /// The same, plus the user's CHIME profile (made from the behaviours before the window).
+    case recentAndProfile = "recent+profile"
+    /// Every behaviour before the target (the expensive upper bound).
+    case full
+}
+
+public struct RankerConfiguration: Codable, Sendable, Equatable {
+    public var input: RankerInput = .recent
+    /// Behaviours of the recent input.
+    public var recent = 20
+    /// Embedding width of items, labels and codes.
+    public var width = 32
+    /// Hidden width of the scoring MLP.
+    public var hidden = 64
+    public var labelBuckets = 8
+    public init() {}
+}
+
+/// A small target-attention ranker in the style of DIN: the target item's content embedding attends
+/// over the user's behaviours (content embedding plus a rating embedding), and an MLP scores the
+/// pooled interest, the target and their product; the profile variant adds the count-weighted mean
+/// of learned code embeddings (and its product with the target). The networks differ only in what
+/// they read.
+public final class TargetAttentionRanker {
+    public let configuration: RankerConfiguration
+    public let contentDimension: Int
+    /// ICM levels × codes (0 without profiles).
+    public let codeCount: Int
+    let itemProjection: TransformerBlock.Linear
+    let labels: Tensor
+    let query: Tensor, key: Tensor
+    let codes: Tensor?
+    let hiddenFromUser: Tensor, hiddenFromTarget: Tensor, hiddenFromProduct: Tensor
+    let hiddenFromProfile: Tensor?, hiddenFromProfileProduct: Tensor?
+    let hiddenBias: Tensor
+    let output: TransformerBlock.Linear
+
+    public init(configuration: RankerConfiguration, contentDimension: Int, codeCount: Int = 0, seed: UInt64) throws(ModelError) {
+        let c = configuration
+        guard c.recent >= 1, c.width >= 1, c.hidden >= 1, c.labelBuckets >= 1, contentDimension >= 1 else {
+            throw .invalidConfiguration("ranker sizes must be ≥ 1")
+        }
+        if c.input == .recentAndProfile, codeCount < 1 { throw .invalidConfiguration("the profile input needs the ICM's code count") }
+        self.configuration = c
+        self.contentDimension = contentDimension
+        self.codeCount = c.input == .recentAndProfile ? codeCount : 0
+        var rng = SplitMix64(seed: seed)
+        func normal(_ shape: [Int], _ std: Double) -> Tensor {
+            Tensor.parameter(shape: shape, values: (0..<Tensor.count(of: shape)).map { _ in Float(rng.normal(standardDeviation: std)) })
+        }
+        func zeros(_ n: Int) -> Tensor { Tensor.parameter(shape: [n], values: [Float](repeating: 0, count: n)) }
+        let (e, h) = (c.width, c.hidden)
+        itemProjection = (normal([contentDimension, e], 1 / Double(contentDimension).squareRoot()), zeros(e))
+        labels = normal([c.labelBuckets, e], 0.1)
+        query = normal([e, e], 1 / Double(e).squareRoot())
+        key = normal([e, e], 1 / Double(e).squareRoot())
+        codes = c.input == .recentAndProfile ? normal([codeCount, e], 0.1) : nil
+        let s = 1 / Double(e).squareRoot()
+        hiddenFromUser = normal([e, h], s)
+        hiddenFromTarget = normal([e, h], s)
+        hiddenFromProduct = normal([e, h], s)
+        hiddenFromProfile = codes != nil ? normal([e, h], s) : nil
+        hiddenFromProfileProduct = codes != nil ? normal([e, h], s) : nil
+        hiddenBias = zeros(h)
+        output = (normal([h, 1], 1 / Double(h).squareRoot()), zeros(1))
+    }
+
+    public var parameters: [Tensor] {
+        [itemProjection.weight, itemProjection.bias, labels, query, key] + (codes.map { [$0] } ?? [])
+            + [hiddenFromUser, hiddenFromTarget, hiddenFromProduct] + [hiddenFromProfile, hiddenFromProfileProduct].compactMap { $0 }
+            + [hiddenBias, output.weight, output.bias]
+    }
+
+    /// Which behaviours (a range of positions) the ranker reads for a target at `position`.
+    public func behaviours(before position: Int) -> Range<Int> {
+        configuration.input == .full ? 0..<position : max(0, position - configuration.recent)..<position
+    }
+
+    /// Logits [B] of samples.
+    /// - Parameters:
+    ///   - content: the content table [N + 1, D].
+    ///   - profiles: per sample, the user's normalised code counts over `codeCount` codes (profile input).
+    public func logits(_ t: Tape, _ samples: [ClickTask.Sample], in data: SequenceDataset, content: Tensor, profiles: [[Float]]? = nil)
+        -> Tensor
+    {
+        let c = configuration, e = c.width, b = samples.count
+        let ranges = samples.map { behaviours(before: $0.position) }
+        let length = max(1, ranges.map(\.count).max() ?? 1)
+        var tokenItems = [Int](repeating: 0, count: b * length), tokenLabels = [Int](repeating: 0, count: b * length)
+        var bias = [Float](repeating: -1e9, count: b * length)
+        for (r, s) in samples.enumerated() {
+            let seq = data.users[s.user]
+            for (p, i) in ranges[r].enumerated() {
+                tokenItems[r * length + p] = Int(seq.items[i])
+                tokenLabels[r * length + p] = min(c.labelBuckets - 1, max(0, Int(seq.labels[i].rounded())))
+                bias[r * length + p] = 0
+            }
+        }
+        let targets = samples.map { Int(data.users[$0.user].items[$0.position]) }
+        func project(_ ids: [Int]) -> Tensor { t.linear(t.embedding(content, ids: ids), itemProjection.weight, bias: itemProjection.bias) }
+        let target = project(targets)  // [B, e]
+        let tokens = t.add(project(tokenItems), t.embedding(labels, ids: tokenLabels))  // [B·T, e]
+        let q = t.reshape(t.matmul(target, query), [b, 1, e])
+        let k = t.reshape(t.matmul(tokens, key), [b, length, e])
+        let scores = t.add(t.scale(t.batchedMatmul(q, k, transposeB: true), 1 / Float(e).squareRoot()), Tensor(shape: [b, 1, length], values: bias))
+        let user = t.reshape(t.batchedMatmul(t.softmax(scores), t.reshape(tokens, [b, length, e])), [b, e])
+        var hidden = t.add(t.matmul(user, hiddenFromUser), t.matmul(target, hiddenFromTarget))
+        hidden = t.add(hidden, t.matmul(t.mul(user, target), hiddenFromProduct))
+        if let codes, let hiddenFromProfile, let hiddenFromProfileProduct {
+            guard let profiles else { preconditionFailure("the profile input needs profiles") }
+            let weights = Tensor(shape: [b, codeCount], values: profiles.flatMap { $0 })
+            let profile = t.matmul(weights, codes)
+            hidden = t.add(hidden, t.matmul(profile, hiddenFromProfile))
+            hidden = t.add(hidden, t.matmul(t.mul(profile, target), hiddenFromProfileProduct))
+        }
+        let out = t.linear(t.gelu(t.add(hidden, hiddenBias)), output.weight, bias: output.bias)
+        return t.reshape(out, [b])
+    }
+}
+
+/// Trains rankers on some users' samples and scores the others' (cross-validation by user).
+public struct RankerTraining: Sendable {
+    public var epochs = 30
+    public var patience = 2
+    public var batchSize = 256
+    public var learningRate: Float = 1e-3
+    public var weightDecay: Float = 1e-4
+    /// Fraction of the training users whose samples choose the epoch (validation AUC).
+    public var validationFraction = 0.1
+    public var threads = Tape.defaultThreads
+    public init() {}
+
+    /// Trains a fresh ranker on `training` (choosing the epoch on a held-out tenth of its users) and
+    /// returns its scores of `evaluation`, with the epochs run.
+    public func trainAndScore(
+        _ configuration: RankerConfiguration, task: ClickTask, content: Tensor, profiles: [[Float]]?, codeCount: Int,
+        training: [ClickTask.Sample], evaluation: [ClickTask.Sample], seed: UInt64
+    ) throws -> (scores: [Float], epochs: Int, validationAUC: Double) {
+        let model = try TargetAttentionRanker(configuration: configuration, contentDimension: content.shape[1], codeCount: codeCount, seed: seed)
+        let isValidation = { (u: Int) in SplitMix64.mix(UInt64(u) ^ seed &* 0x51ED) % 1000 < UInt64(validationFraction * 1000) }
+        let fit = training.filter { !isValidation($0.user) }, check = training.filter { isValidation($0.user) }
+        let optimizer = AdamW(
+            decayed: model.parameters.filter { $0.rank == 2 }, undecayed: model.parameters.filter { $0.rank != 2 },
+            configuration: AdamW.Configuration(weightDecay: weightDecay), threads: threads)
+        func score(_ samples: [ClickTask.Sample]) -> [Float] {
+            var out: [Float] = []
+            out.reserveCapacity(samples.count)
+            var start = 0
+            while start < samples.count {
+                let part = Array(samples[start..<min(samples.count, start + 1024)])
+                out += model.logits(
+                    Tape(recording: false, threads: threads), part, in: task.data, content: content,
+                    profiles: profiles.map { p in part.map { p[$0.user] } }).values
+                start += part.count
+            }
+            return out
+        }
+        var rng = SplitMix64(seed: seed ^ 0xC11C)
+        var best: (auc: Double, epoch: Int, values: [[Float]])?
+        var epoch = 0
+        while epoch < epochs {
+            epoch += 1
+            var order = fit
+            rng.partialShuffle(&order, count: order.count)
+            var start = 0
+            while start < order.count {
+                let part = Array(order[start..<min(order.count, start + batchSize)])
+                start += part.count
+                let t = Tape(threads: threads)
+                let logits = model.logits(t, part, in: task.data, content: content, profiles: profiles.map { p in part.map { p[$0.user] } })
+                let loss = t.binaryCrossEntropy(logits, labels: part.map { $0.label ? 1 : 0 })
+                optimizer.zeroGrad()
+                t.backward(loss)
+                optimizer.step(learningRate: learningRate)
+            }
+            let auc = BinaryMetrics.auc(scores: score(check), labels: check.map(\.label)) ?? 0
+            if best == nil || auc > best!.auc {
+                best = (auc, epoch, model.parameters.map(\.values))
+            } else if epoch - best!.epoch >= patience {
+                break
+            }
+        }
+        for (p, v) in zip(model.parameters, best!.values) { p.assign(v) }
+        return (score(evaluation), epoch, best!.auc)
+    }
+}
