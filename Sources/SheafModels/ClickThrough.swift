@@ -206,16 +206,16 @@ public final class TargetAttentionRanker {
 /// Trains rankers on some users' samples and scores the others' (cross-validation by user).
 public struct RankerTraining: Sendable {
     public var epochs = 30
-    public var patience = 2
+    public var patience = 4
     public var batchSize = 256
     public var learningRate: Float = 1e-3
     public var weightDecay: Float = 1e-4
-    /// Fraction of the training users whose samples choose the epoch (validation AUC).
-    public var validationFraction = 0.1
+    /// Fraction of the training users whose samples choose the epoch (validation AUC, patience epochs).
+    public var validationFraction = 0.15
     public var threads = Tape.defaultThreads
     public init() {}
 
-    /// Trains a fresh ranker on `training` (choosing the epoch on a held-out tenth of its users) and
+    /// Trains a fresh ranker on `training` (choosing the epoch on `validationFraction` of its users) and
     /// returns its scores of `evaluation`, with the epochs run.
     public func trainAndScore(
         _ configuration: RankerConfiguration, task: ClickTask, content: Tensor, profiles: [[Float]]?, codeCount: Int,
