@@ -103,9 +103,10 @@ public struct RankerConfiguration: Codable, Sendable, Equatable {
 
 /// A small target-attention ranker in the style of DIN: the target item's content embedding attends
 /// over the user's behaviours (content embedding plus a rating embedding), and an MLP scores the
-/// pooled interest, the target and their product; the profile variant adds the count-weighted mean
-/// of learned code embeddings (and its product with the target). The networks differ only in what
-/// they read.
+/// pooled interest, the target and their product. The profile variant also lets the target attend
+/// over the profile's codes (learned code embeddings, each weighted by its count: softmax of score +
+/// log count, which is the count-weighted mean when the scores are equal) and adds that pooled
+/// profile and its product with the target. The networks differ only in what they read.
 public final class TargetAttentionRanker {
     public let configuration: RankerConfiguration
     public let contentDimension: Int
@@ -114,7 +115,7 @@ public final class TargetAttentionRanker {
     let itemProjection: TransformerBlock.Linear
     let labels: Tensor
     let query: Tensor, key: Tensor
-    let codes: Tensor?
+    let codes: Tensor?, codeKey: Tensor?
     let hiddenFromUser: Tensor, hiddenFromTarget: Tensor, hiddenFromProduct: Tensor
     let hiddenFromProfile: Tensor?, hiddenFromProfileProduct: Tensor?
     let hiddenBias: Tensor
@@ -140,6 +141,7 @@ public final class TargetAttentionRanker {
         query = normal([e, e], 1 / Double(e).squareRoot())
         key = normal([e, e], 1 / Double(e).squareRoot())
         codes = c.input == .recentAndProfile ? normal([codeCount, e], 0.1) : nil
+        codeKey = c.input == .recentAndProfile ? normal([e, e], 1 / Double(e).squareRoot()) : nil
         let s = 1 / Double(e).squareRoot()
         hiddenFromUser = normal([e, h], s)
         hiddenFromTarget = normal([e, h], s)
@@ -151,7 +153,7 @@ public final class TargetAttentionRanker {
     }
 
     public var parameters: [Tensor] {
-        [itemProjection.weight, itemProjection.bias, labels, query, key] + (codes.map { [$0] } ?? [])
+        [itemProjection.weight, itemProjection.bias, labels, query, key] + [codes, codeKey].compactMap { $0 }
             + [hiddenFromUser, hiddenFromTarget, hiddenFromProduct] + [hiddenFromProfile, hiddenFromProfileProduct].compactMap { $0 }
             + [hiddenBias, output.weight, output.bias]
     }
@@ -191,10 +193,23 @@ public final class TargetAttentionRanker {
         let user = t.reshape(t.batchedMatmul(t.softmax(scores), t.reshape(tokens, [b, length, e])), [b, e])
         var hidden = t.add(t.matmul(user, hiddenFromUser), t.matmul(target, hiddenFromTarget))
         hidden = t.add(hidden, t.matmul(t.mul(user, target), hiddenFromProduct))
-        if let codes, let hiddenFromProfile, let hiddenFromProfileProduct {
+        if let codes, let codeKey, let hiddenFromProfile, let hiddenFromProfileProduct {
             guard let profiles else { preconditionFailure("the profile input needs profiles") }
-            let weights = Tensor(shape: [b, codeCount], values: profiles.flatMap { $0 })
-            let profile = t.matmul(weights, codes)
+            // The target attends over each profile's codes; log(weight) makes it count-weighted.
+            let entries = profiles.map { p in p.indices.filter { p[$0] > 0 } }
+            let m = max(1, entries.map(\.count).max() ?? 1)
+            var ids = [Int](repeating: 0, count: b * m), codeBias = [Float](repeating: -1e9, count: b * m)
+            for (r, list) in entries.enumerated() {
+                for (j, code) in list.enumerated() {
+                    ids[r * m + j] = code
+                    codeBias[r * m + j] = logf(profiles[r][code])
+                }
+            }
+            let codeTokens = t.embedding(codes, ids: ids)  // [B·M, e]
+            let codeKeys = t.reshape(t.matmul(codeTokens, codeKey), [b, m, e])
+            let codeScores = t.add(
+                t.scale(t.batchedMatmul(q, codeKeys, transposeB: true), 1 / Float(e).squareRoot()), Tensor(shape: [b, 1, m], values: codeBias))
+            let profile = t.reshape(t.batchedMatmul(t.softmax(codeScores), t.reshape(codeTokens, [b, m, e])), [b, e])
             hidden = t.add(hidden, t.matmul(profile, hiddenFromProfile))
             hidden = t.add(hidden, t.matmul(t.mul(profile, target), hiddenFromProfileProduct))
         }
