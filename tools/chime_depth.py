@@ -11,7 +11,8 @@ ranking evaluation) with the defaults otherwise: width 384, 12 heads, feed-forwa
 shape, for both initialisations), max length 256, τ 0.1, holistic weight 0.5, batch 32 users, AdamW
 3e-4 with warm-up and cosine decay. Held-out users: 10% by a hash of the user id, the same for every
 run. The store is the one tools/sasrec-compare builds (results/sasrec-store: the demo's MiniLM item
-embeddings, cosine L4 K256 8-bit codebook). A finished run (its metrics.json) is reused.
+embeddings, cosine L4 K256 8-bit codebook). A finished run (its metrics.json) is reused; a stopped one
+resumes after its last finished epoch (last.safetensors), exactly.
 
 Writes <out>.md (table), <out>.json (every epoch of every run) and <out>.png (the curves).
 """
@@ -35,7 +36,8 @@ def one(a, store, init, depth, seed):
         t = time.perf_counter()
         run([SHEAF, "chime", "train", store, "--output", d, "--layers", str(depth), "--init", init,
              "--model-dir", os.path.join(ROOT, "data", "minilm"), "--epochs", str(a.epochs), "--patience", str(a.epochs),
-             "--first-fraction", "0.8", "--seed", str(seed), "--threads", str(a.threads), "--json", "--quiet"])
+             "--first-fraction", "0.8", "--seed", str(seed), "--threads", str(a.threads), "--json", "--quiet"]
+            + (["--resume"] if os.path.exists(os.path.join(d, "last.safetensors")) else []))
         print(f"{init} L{depth} seed {seed}: {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
     with open(os.path.join(d, "metrics.json")) as f:
         m = json.load(f)

@@ -54,7 +54,8 @@ def main():
         print(f"training CHIME ({a.init}, {a.layers} layers) on each user's first 80%", file=sys.stderr, flush=True)
         run([SHEAF, "chime", "train", a.store, "--output", model, "--layers", str(a.layers), "--init", a.init,
              "--model-dir", os.path.join(ROOT, "data", "minilm"), "--epochs", str(a.epochs), "--first-fraction", "0.8",
-             "--seed", str(a.chime_seed), "--threads", str(a.threads), "--quiet"])
+             "--seed", str(a.chime_seed), "--threads", str(a.threads), "--quiet"]
+            + (["--resume"] if os.path.exists(os.path.join(model, "last.safetensors")) else []))
     with open(os.path.join(model, "metrics.json")) as f:
         chime = json.load(f)
     print("building profiles of each user's first 80%", file=sys.stderr, flush=True)

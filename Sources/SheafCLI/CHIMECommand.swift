@@ -46,7 +46,8 @@ extension SheafCommand.CHIMECommand {
                 --positive-label are positives; labels ≤ --negative-label and other users' behaviours are \
                 negatives). Users are held out by a hash of their id; their holistic loss chooses the best \
                 epoch, with early stopping. DIR receives model.safetensors (the best epoch so far, written as \
-                it improves) and metrics.json (both losses per epoch, on training and held-out users).
+                it improves), last.safetensors (after every epoch; --resume continues from it exactly) and \
+                metrics.json (both losses per epoch, on training and held-out users).
                 """)
 
         @OptionGroup var target: StoreArguments
@@ -82,6 +83,7 @@ extension SheafCommand.CHIMECommand {
         @Option(help: "Only behaviours before this timestamp (the rest stay unseen).") var before: Int64?
         @Option(help: "Only each user's first fraction of behaviours (e.g. 0.8: the last 20% stay unseen).") var firstFraction: Double?
         @Option(help: "Threads (results do not depend on it).") var threads = Tape.defaultThreads
+        @Flag(help: "Continue the run saved in DIR/last.safetensors (the same settings; --epochs may grow).") var resume = false
         @Flag(help: "Print one JSON line per epoch on stdout, and the outcome as JSON.") var json = false
 
         var modelConfiguration: CHIMEConfiguration {
@@ -153,6 +155,11 @@ extension SheafCommand.CHIMECommand {
             let trainer = try CHIMETrainer(
                 model: net, data: data, content: content, configuration: trainingConfiguration, heldOutFraction: heldOut)
             let checkpoint = try CHIMECheckpoint(directory: output)
+            if resume {
+                guard checkpoint.hasLast else { throw CLIError("nothing to resume: \(checkpoint.lastPath) does not exist") }
+                try checkpoint.resume(trainer)
+                note("resuming after epoch \(trainer.epochsDone)")
+            }
             let fingerprint = ItemContent.fingerprint(codebook)
             note("\(thousands(data.users.count)) users, \(thousands(data.vocabulary.count)) items, \(thousands(data.behaviorCount)) behaviours (\(cutText)) read in \(String(format: "%.2f", readSeconds)) s; \(thousands(trainer.trainingUsers.count)) training users (\(trainer.stepsPerEpoch) steps per epoch), \(thousands(trainer.heldOutUsers.count)) held out; \(initialization.rawValue) initialisation, \(layers) layer(s)")
             var bar: ProgressReporter?
@@ -166,6 +173,7 @@ extension SheafCommand.CHIMECommand {
                             net, training: trainingConfiguration, codebook: fingerprint, cut: cut, heldOutFraction: heldOut,
                             vocabulary: data.vocabulary, bestEpoch: log.epoch)
                     }
+                    try checkpoint.saveLast(trainer)
                     if json, let line = try? JSONEncoder().encode(log) { say(String(decoding: line, as: UTF8.self)) }
                     note(String(
                         format: "epoch %d: loss %.4f (immediate %.4f, holistic %.4f), %.1f s (%@ behaviours/s); held out: immediate %.4f, holistic %.4f%@",

@@ -78,6 +78,90 @@ public struct CHIMECheckpoint: Sendable {
         try Checkpoint.save(model.namedParameters, metadata: meta, to: modelPath)
     }
 
+    public var lastPath: String { directory + "/last.safetensors" }
+    /// Whether a run can resume here.
+    public var hasLast: Bool { FileManager.default.fileExists(atPath: lastPath) }
+
+    /// Writes the run's state after an epoch: the current parameters, the optimizer's moments, the
+    /// epochs done, the logs and the best epoch (whose parameters are `model.safetensors`).
+    public func saveLast(_ trainer: CHIMETrainer) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let state = trainer.optimizerState
+        var meta: [String: String] = [
+            "sheaf.model": "chime-run",
+            "sheaf.chime_configuration": String(decoding: try encoder.encode(trainer.model.configuration), as: UTF8.self),
+            "sheaf.training_configuration": String(decoding: try encoder.encode(trainer.configuration), as: UTF8.self),
+            "sheaf.epochs_done": String(trainer.epochsDone), "sheaf.optimizer_steps": String(state.stepCount),
+            "sheaf.logs": String(decoding: try encoder.encode(trainer.logs), as: UTF8.self),
+        ]
+        if let best = trainer.bestEpoch {
+            meta["sheaf.best_epoch"] = String(best.epoch)
+            meta["sheaf.best_criterion"] = String(best.criterion)
+        }
+        var tensors = trainer.model.namedParameters
+        for (i, p) in trainer.optimizer.parameters.enumerated() {
+            tensors.append(("optimizer.first.\(i)", Tensor(shape: p.shape, values: state.firstMoments[i])))
+            tensors.append(("optimizer.second.\(i)", Tensor(shape: p.shape, values: state.secondMoments[i])))
+        }
+        try Checkpoint.save(tensors, metadata: meta, to: lastPath)
+    }
+
+    /// Continues the run saved here: checks that `last.safetensors` was written with the trainer's
+    /// model and training configurations, then restores parameters, optimizer, progress and the
+    /// best epoch (from `model.safetensors`). Nothing changes when it throws.
+    /// - Throws: `ModelError.corruptCheckpoint`, or `.invalidConfiguration` for another run's settings.
+    public func resume(_ trainer: CHIMETrainer) throws {
+        func corrupt(_ why: String) -> ModelError { .corruptCheckpoint(path: lastPath, reason: why) }
+        let file: SafeTensors
+        do { file = try SafeTensors.read(path: lastPath) } catch { throw corrupt("\(error)") }
+        let m = file.metadata
+        guard m["sheaf.model"] == "chime-run" else { throw corrupt("not a CHIME run checkpoint") }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard m["sheaf.chime_configuration"] == String(decoding: try encoder.encode(trainer.model.configuration), as: UTF8.self) else {
+            throw ModelError.invalidConfiguration("the run in \(directory) has another model configuration; use a new directory")
+        }
+        // Only the epoch budget and the thread count (which changes no result) may differ.
+        guard var saved = try? JSONDecoder().decode(TrainingConfiguration.self, from: Data((m["sheaf.training_configuration"] ?? "").utf8))
+        else { throw corrupt("no readable sheaf.training_configuration") }
+        saved.epochs = trainer.configuration.epochs
+        saved.threads = trainer.configuration.threads
+        guard saved == trainer.configuration else {
+            throw ModelError.invalidConfiguration("the run in \(directory) has other training settings (only --epochs and --threads may change); use a new directory")
+        }
+        guard let done = m["sheaf.epochs_done"].flatMap(Int.init), done >= 1,
+            let steps = m["sheaf.optimizer_steps"].flatMap(Int.init),
+            let logs = m["sheaf.logs"].flatMap({ try? JSONDecoder().decode([CHIMEEpochLog].self, from: Data($0.utf8)) })
+        else { throw corrupt("no readable progress") }
+        let params = trainer.optimizer.parameters
+        var first: [[Float]] = [], second: [[Float]] = []
+        do {
+            for (i, p) in params.enumerated() {
+                first.append(try file.floats("optimizer.first.\(i)", shape: p.shape).values)
+                second.append(try file.floats("optimizer.second.\(i)", shape: p.shape).values)
+            }
+        } catch { throw corrupt("\(error)") }
+        var best: (epoch: Int, criterion: Double, values: [[Float]])?
+        if let epoch = m["sheaf.best_epoch"].flatMap(Int.init), let criterion = m["sheaf.best_criterion"].flatMap(Double.init) {
+            let bestFile: SafeTensors
+            do { bestFile = try SafeTensors.read(path: modelPath) } catch {
+                throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)")
+            }
+            do {
+                best = (epoch, criterion, try trainer.model.namedParameters.map { try bestFile.floats($0.name, shape: $0.tensor.shape).values })
+            } catch { throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)") }
+        }
+        let current: [[Float]]
+        do { current = try trainer.model.namedParameters.map { try file.floats($0.name, shape: $0.tensor.shape).values } } catch {
+            throw corrupt("\(error)")
+        }
+        guard trainer.restore(
+            epochsDone: done, logs: logs, optimizer: AdamW.State(stepCount: steps, firstMoments: first, secondMoments: second), best: best)
+        else { throw corrupt("the saved state does not fit the model") }
+        for (p, v) in zip(trainer.model.namedParameters, current) { p.tensor.assign(v) }
+    }
+
     /// The checkpoint's metadata, without building the model.
     /// - Throws: `ModelError.corruptCheckpoint` (missing, unreadable, not a CHIME checkpoint).
     public func metadata() throws -> [String: String] {

@@ -49,6 +49,10 @@ public final class CHIMETrainer {
     /// Indices into `data.users` of users with at least two behaviours.
     public let trainingUsers: [Int], heldOutUsers: [Int]
     let optimizer: AdamW
+    /// The optimizer's state (for checkpoints).
+    public var optimizerState: AdamW.State { optimizer.state }
+    /// The best epoch so far and its criterion (held-out holistic loss).
+    public var bestEpoch: (epoch: Int, criterion: Double)? { best.map { ($0.epoch, $0.holistic) } }
     public private(set) var epochsDone = 0
     public private(set) var logs: [CHIMEEpochLog] = []
     private(set) var best: (epoch: Int, holistic: Double, values: [[Float]])?
@@ -241,5 +245,22 @@ public final class CHIMETrainer {
         return CHIMEOutcome(
             bestEpoch: best.epoch, bestHeldOutHolistic: best.holistic, epochs: logs, stoppedEarly: epochsDone < c.epochs,
             trainingUsers: trainingUsers.count, heldOutUsers: heldOutUsers.count)
+    }
+
+    /// Puts the trainer where a checkpointed run left it: epochs done, logs, optimizer moments and
+    /// the best epoch with its parameter values. Returns false when the state does not fit.
+    public func restore(
+        epochsDone: Int, logs: [CHIMEEpochLog], optimizer state: AdamW.State, best: (epoch: Int, criterion: Double, values: [[Float]])?
+    ) -> Bool {
+        guard logs.count == epochsDone, optimizer.restore(state) else { return false }
+        if let best {
+            guard best.values.count == model.namedParameters.count,
+                zip(best.values, model.namedParameters).allSatisfy({ $0.count == $1.tensor.count })
+            else { return false }
+        }
+        self.epochsDone = epochsDone
+        self.logs = logs
+        self.best = best.map { (epoch: $0.epoch, holistic: $0.criterion, values: $0.values) }
+        return true
     }
 }

@@ -71,6 +71,29 @@ import Testing
         #expect(h[0]!.level(0).counts.reduce(0, +) == 24)
     }
 
+    /// A run stopped after epoch 1 and resumed equals the straight run: the same parameters, optimizer
+    /// moments and losses. Another configuration is refused.
+    @Test func resumeContinuesTheSameRun() throws {
+        let s = Scratch()
+        let store = try chimeStore(s)
+        let straight = try train(store, s.file("a"), epochs: 3)
+        _ = try train(store, s.file("b"), epochs: 1)
+        let out = try sheaf(["chime", "train", store, "--output", s.file("b"), "--epochs", "3", "--seed", "1", "--resume"] + tiny)
+        #expect(out.standardError.contains("resuming after epoch 1"))
+        let resumed = try JSONDecoder().decode(CHIMETrainingReport.self, from: Data(contentsOf: URL(fileURLWithPath: s.file("b/metrics.json"))))
+        func losses(_ r: CHIMETrainingReport) -> [[Double]] {
+            r.outcome.epochs.map { [$0.trainingLoss, $0.trainingImmediate, $0.trainingHolistic, $0.heldOutImmediate, $0.heldOutHolistic] }
+        }
+        #expect(losses(resumed) == losses(straight) && resumed.modelVersion == straight.modelVersion)
+        let a = try SafeTensors.read(path: s.file("a/last.safetensors")), b = try SafeTensors.read(path: s.file("b/last.safetensors"))
+        #expect(a.entries.count == b.entries.count && a.entries.count > 40)
+        for e in a.entries { #expect(try a.floats(e.name).values == b.floats(e.name).values, "\(e.name)") }
+        #expect(throws: ModelError.invalidConfiguration(
+            "the run in \(s.file("b")) has other training settings (only --epochs and --threads may change); use a new directory")) {
+            try sheaf(["chime", "train", store, "--output", s.file("b"), "--epochs", "4", "--seed", "2", "--resume"] + tiny)
+        }
+    }
+
     /// `--before T` summarises only the behaviours before T: the profile counts exactly them, and
     /// rebuilding without the cut replaces it.
     @Test func beforeExcludesLaterBehaviours() throws {
