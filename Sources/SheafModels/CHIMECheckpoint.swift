@@ -99,12 +99,7 @@ public struct CHIMECheckpoint: Sendable {
             meta["sheaf.best_epoch"] = String(best.epoch)
             meta["sheaf.best_criterion"] = String(best.criterion)
         }
-        var tensors = trainer.model.namedParameters
-        for (i, p) in trainer.optimizer.parameters.enumerated() {
-            tensors.append(("optimizer.first.\(i)", Tensor(shape: p.shape, values: state.firstMoments[i])))
-            tensors.append(("optimizer.second.\(i)", Tensor(shape: p.shape, values: state.secondMoments[i])))
-        }
-        try Checkpoint.save(tensors, metadata: meta, to: lastPath)
+        try Checkpoint.save(trainer.model.namedParameters + CheckpointStore.momentTensors(trainer.optimizer), metadata: meta, to: lastPath)
     }
 
     /// Continues the run saved here: checks that `last.safetensors` was written with the trainer's
@@ -134,14 +129,8 @@ public struct CHIMECheckpoint: Sendable {
             let steps = m["sheaf.optimizer_steps"].flatMap(Int.init),
             let logs = m["sheaf.logs"].flatMap({ try? JSONDecoder().decode([CHIMEEpochLog].self, from: Data($0.utf8)) })
         else { throw corrupt("no readable progress") }
-        let params = trainer.optimizer.parameters
-        var first: [[Float]] = [], second: [[Float]] = []
-        do {
-            for (i, p) in params.enumerated() {
-                first.append(try file.floats("optimizer.first.\(i)", shape: p.shape).values)
-                second.append(try file.floats("optimizer.second.\(i)", shape: p.shape).values)
-            }
-        } catch { throw corrupt("\(error)") }
+        let (first, second): ([[Float]], [[Float]])
+        do { (first, second) = try CheckpointStore.moments(in: file, for: trainer.optimizer) } catch { throw corrupt("\(error)") }
         var best: (epoch: Int, criterion: Double, values: [[Float]])?
         if let epoch = m["sheaf.best_epoch"].flatMap(Int.init), let criterion = m["sheaf.best_criterion"].flatMap(Double.init) {
             let bestFile: SafeTensors

@@ -104,15 +104,7 @@ public final class CHIMETrainer {
     /// Steps per epoch.
     public var stepsPerEpoch: Int { (trainingUsers.count + configuration.batchSize - 1) / configuration.batchSize }
 
-    func learningRate(at step: Int) -> Float {
-        let c = configuration
-        switch c.schedule {
-        case .constant: return c.learningRate
-        case .warmupCosine:
-            let total = max(c.warmupSteps + 1, c.epochs * stepsPerEpoch)
-            return WarmupCosineSchedule(peak: c.learningRate, warmupSteps: c.warmupSteps, totalSteps: total).learningRate(at: step)
-        }
-    }
+    func learningRate(at step: Int) -> Float { configuration.learningRate(at: step, stepsPerEpoch: stepsPerEpoch) }
 
     /// The held-out examples: (user, fixed cut).
     var heldOutExamples: [(user: Int, cut: Int)] {

@@ -70,12 +70,7 @@ public struct CheckpointStore: Sendable {
             meta["sheaf.best_ndcg"] = String(best.ndcg)
             meta["sheaf.best_validation"] = String(decoding: try JSONEncoder().encode(best.validation), as: UTF8.self)
         }
-        var tensors = trainer.model.namedParameters
-        for (i, p) in trainer.optimizer.parameters.enumerated() {
-            tensors.append(("optimizer.first.\(i)", Tensor(shape: p.shape, values: state.firstMoments[i])))
-            tensors.append(("optimizer.second.\(i)", Tensor(shape: p.shape, values: state.secondMoments[i])))
-        }
-        try Checkpoint.save(tensors, metadata: meta, to: lastPath)
+        try Checkpoint.save(trainer.model.namedParameters + Self.momentTensors(trainer.optimizer), metadata: meta, to: lastPath)
     }
 
     /// The model configuration and item count a checkpoint file declares, checked against `data`.
@@ -143,14 +138,8 @@ public struct CheckpointStore: Sendable {
             let logsJSON = file.metadata["sheaf.logs"],
             let logs = try? JSONDecoder().decode([EpochLog].self, from: Data(logsJSON.utf8)), logs.count == done
         else { throw corrupt("no readable progress (sheaf.epochs_done, sheaf.optimizer_steps, sheaf.logs)") }
-        let params = trainer.optimizer.parameters
-        var first: [[Float]] = [], second: [[Float]] = []
-        do {
-            for (i, p) in params.enumerated() {
-                first.append(try file.floats("optimizer.first.\(i)", shape: p.shape).values)
-                second.append(try file.floats("optimizer.second.\(i)", shape: p.shape).values)
-            }
-        } catch { throw corrupt("\(error)") }
+        let (first, second): ([[Float]], [[Float]])
+        do { (first, second) = try Self.moments(in: file, for: trainer.optimizer) } catch { throw corrupt("\(error)") }
         var best: (Int, Double, [String: Double], [[Float]])?
         if let epoch = file.metadata["sheaf.best_epoch"].flatMap(Int.init),
             let ndcg = file.metadata["sheaf.best_ndcg"].flatMap(Double.init),
@@ -165,5 +154,26 @@ public struct CheckpointStore: Sendable {
             epochsDone: done, logs: logs, optimizer: AdamW.State(stepCount: steps, firstMoments: first, secondMoments: second),
             best: best)
         else { throw corrupt("the optimizer state does not fit the model") }
+    }
+
+    /// An optimizer's first and second moments as checkpoint tensors (`optimizer.first.i`, `optimizer.second.i`).
+    static func momentTensors(_ optimizer: AdamW) -> [(name: String, tensor: Tensor)] {
+        let state = optimizer.state
+        return optimizer.parameters.enumerated().flatMap { i, p in
+            [
+                ("optimizer.first.\(i)", Tensor(shape: p.shape, values: state.firstMoments[i])),
+                ("optimizer.second.\(i)", Tensor(shape: p.shape, values: state.secondMoments[i])),
+            ]
+        }
+    }
+
+    /// The moments `momentTensors` wrote, checked against the optimizer's parameter shapes.
+    static func moments(in file: SafeTensors, for optimizer: AdamW) throws -> (first: [[Float]], second: [[Float]]) {
+        var first: [[Float]] = [], second: [[Float]] = []
+        for (i, p) in optimizer.parameters.enumerated() {
+            first.append(try file.floats("optimizer.first.\(i)", shape: p.shape).values)
+            second.append(try file.floats("optimizer.second.\(i)", shape: p.shape).values)
+        }
+        return (first, second)
     }
 }

@@ -32,6 +32,16 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// The learning rate of global step `step` (0-based) of a run of `epochs` epochs of `stepsPerEpoch`.
+    public func learningRate(at step: Int, stepsPerEpoch: Int) -> Float {
+        switch schedule {
+        case .constant: return learningRate
+        case .warmupCosine:
+            let total = max(warmupSteps + 1, epochs * stepsPerEpoch)
+            return WarmupCosineSchedule(peak: learningRate, warmupSteps: warmupSteps, totalSteps: total).learningRate(at: step)
+        }
+    }
+
     public func validate() throws(ModelError) {
         func fail(_ why: String) -> ModelError { .invalidConfiguration(why) }
         guard epochs >= 1 else { throw fail("epochs must be ≥ 1") }
@@ -112,15 +122,7 @@ public final class SASRecTrainer {
     public var stepsPerEpoch: Int { (split.training.count + configuration.batchSize - 1) / configuration.batchSize }
 
     /// The learning rate of global step `step` (0-based).
-    func learningRate(at step: Int) -> Float {
-        let c = configuration
-        switch c.schedule {
-        case .constant: return c.learningRate
-        case .warmupCosine:
-            let total = max(c.warmupSteps + 1, c.epochs * stepsPerEpoch)
-            return WarmupCosineSchedule(peak: c.learningRate, warmupSteps: c.warmupSteps, totalSteps: total).learningRate(at: step)
-        }
-    }
+    func learningRate(at step: Int) -> Float { configuration.learningRate(at: step, stepsPerEpoch: stepsPerEpoch) }
 
     /// Full-ranking metrics of `examples` with the current parameters (no dropout).
     public func evaluate(_ examples: [SequenceExample]) -> RankingMetrics {
