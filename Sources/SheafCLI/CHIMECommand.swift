@@ -311,6 +311,7 @@ extension SheafCommand.ProfilesCommand {
             let store = try target.open(readOnly: false)
             let (net, header) = try CHIMECheckpoint(directory: model).load(for: store)
             let (all, readSeconds) = try loadSequences(target, store: store)
+            try header.check(all.vocabulary)
             let codebookID = UInt16(header.codebook.split(separator: "/").first!)!
             let content = Tensor(
                 shape: [all.vocabulary.count + 1, header.contentDimension],

@@ -172,6 +172,17 @@ public struct CHIMECheckpoint: Sendable {
         public let codebook: String
         public let version: UInt32
         public let metadata: [String: String]
+
+        /// With item-ID embeddings, the model's table rows are the training vocabulary's: refuse a
+        /// vocabulary that differs (items added or gone), which would misalign them.
+        /// - Throws: `ModelError.storeMismatch`.
+        public func check(_ vocabulary: ItemVocabulary) throws(ModelError) {
+            guard configuration.itemIDs else { return }
+            guard vocabulary.count == itemCount, CheckpointStore.checksum(vocabulary) == itemsChecksum else {
+                throw .storeMismatch(
+                    "the model has item-ID embeddings for \(itemCount) items; the store's histories now hold \(vocabulary.count) items with other ids. Retrain, or train without --item-ids")
+            }
+        }
     }
 
     /// Reads the model, checked against `store`: its dimension and side features, and the codebook

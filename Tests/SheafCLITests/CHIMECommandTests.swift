@@ -94,6 +94,23 @@ import Testing
         }
     }
 
+    /// A model with item-ID embeddings is refused once the store's histories hold other items.
+    @Test func itemIDModelsNeedTheirVocabulary() throws {
+        let s = Scratch()
+        let store = try chimeStore(s)
+        try sheaf(["chime", "train", store, "--output", s.file("m"), "--epochs", "1", "--item-ids", "--quiet"] + tiny)
+        try sheaf("profiles", "build", store, "--model", s.file("m"), "--levels", "1", "--codes", "4", "--quiet")
+        let items = Set(try histories(store).values.flatMap(\.itemIDs)).count
+        try writeBehaviours([BehaviorRecord(user: 1, item: 39_999, timestamp: 2_000_000_000, label: 5)], format: .csv, to: s.file("new.csv"))
+        try sheaf("behaviors", "load", store, "--input", s.file("new.csv"))
+        let before = try statistics(store)
+        #expect(throws: ModelError.storeMismatch(
+            "the model has item-ID embeddings for \(items) items; the store's histories now hold \(items + 1) items with other ids. Retrain, or train without --item-ids")) {
+            try sheaf("profiles", "build", store, "--model", s.file("m"), "--quiet")
+        }
+        #expect(try statistics(store) == before)
+    }
+
     /// `--before T` summarises only the behaviours before T: the profile counts exactly them, and
     /// rebuilding without the cut replaces it.
     @Test func beforeExcludesLaterBehaviours() throws {
