@@ -260,12 +260,25 @@ extension SheafCommand {
 
         func run() throws {
             let store = try target.open(readOnly: true)
-            let (data, _) = try loadSequences(target, store: store)
-            let net = try CheckpointStore(directory: model).loadModel(for: data)
-            guard let u = data.userIndex(of: user) else { throw ModelError.unknownUser(user) }
-            let sequence = data.users[u]
+            // Only this user's history is read: the model directory has its own vocabulary.
+            let checkpoints = try CheckpointStore(directory: model)
+            let net = try checkpoints.loadModel(for: nil)
+            let vocabulary = try checkpoints.vocabulary()
+            guard let history = try store.read({ try $0.history(user: user) }), !history.isEmpty else {
+                throw ModelError.unknownUser(user)
+            }
+            // Items the model never saw (added to the store after training) have no embedding: left out.
+            let known = history.itemIDs.indices.filter { vocabulary.index(of: history.itemIDs[$0]) != nil }
+            if known.count < history.count {
+                note("\(history.count - known.count) of the user's \(history.count) behaviours are on items the model does not know; left out")
+            }
+            guard !known.isEmpty else { throw ModelError.storeMismatch("none of user \(user)'s items is in the model's vocabulary") }
+            let sequence = UserSequence(
+                user: user, items: known.map { vocabulary.index(of: history.itemIDs[$0])! }, timestamps: known.map { history.timestamps[$0] },
+                labels: known.map { history.labels[$0] })
+            let data = SequenceDataset(users: [sequence], vocabulary: vocabulary)
             let example = SequenceExample(
-                user: u, inputStart: max(0, sequence.count - net.configuration.maxLength), inputEnd: sequence.count, target: 0)
+                user: 0, inputStart: max(0, sequence.count - net.configuration.maxLength), inputEnd: sequence.count, target: 0)
             let scores = net.scores(SequenceBatch([example], in: data, maxLength: net.configuration.maxLength))
             let seen = Set(sequence.items)
             var candidates: [Int] = []

@@ -4,9 +4,9 @@ import SheafNN
 import SheafRandom
 
 /// A model directory: `model.safetensors` (the best epoch's parameters, with the model configuration
-/// and the store's item vocabulary in the metadata), `last.safetensors` (the last epoch's parameters,
-/// the optimizer's moments and the run's progress, for resuming) and `metrics.json` (written by the
-/// caller). Files are replaced atomically.
+/// in the metadata), `items.npy` (the item ids of its vocabulary, int64, ascending: row i − 1 is dense
+/// index i), `last.safetensors` (the last epoch's parameters, the optimizer's moments and the run's
+/// progress, for resuming) and `metrics.json` (written by the caller). Files are replaced atomically.
 ///
 /// Metadata keys (all strings): `sheaf.model` ("sasrec"), `sheaf.model_configuration` and
 /// `sheaf.training_configuration` (JSON), `sheaf.items` (N), `sheaf.items_checksum` (of the item ids,
@@ -17,6 +17,7 @@ public struct CheckpointStore: Sendable {
     public let directory: String
     public var modelPath: String { directory + "/model.safetensors" }
     public var lastPath: String { directory + "/last.safetensors" }
+    public var itemsPath: String { directory + "/items.npy" }
 
     public init(directory: String) throws {
         self.directory = directory
@@ -55,7 +56,25 @@ public struct CheckpointStore: Sendable {
             meta["sheaf.best_epoch"] = String(best.epoch)
             meta["sheaf.best_validation"] = String(decoding: try JSONEncoder().encode(best.validation), as: UTF8.self)
         }
+        try NPYArray.write(ids: trainer.data.vocabulary.ids, to: itemsPath)
         try Checkpoint.save(trainer.model.namedParameters + contentTensors(trainer.model), metadata: meta, to: modelPath)
+    }
+
+    /// The model's vocabulary (`items.npy`), checked against the checksum in `model.safetensors`: what
+    /// a caller needs to apply the model to one user's history without reading every history.
+    /// - Throws: `ModelError.corruptCheckpoint` (missing or unreadable file, or ids that do not match).
+    public func vocabulary() throws -> ItemVocabulary {
+        let ids: [UInt64]
+        do { ids = try IDFile.read(path: itemsPath) } catch { throw ModelError.corruptCheckpoint(path: itemsPath, reason: "\(error)") }
+        let vocabulary = ItemVocabulary(ids: ids)
+        let meta: [String: String]
+        do { meta = try SafeTensors.read(path: modelPath).metadata } catch {
+            throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)")
+        }
+        guard vocabulary.ids == ids, meta["sheaf.items"] == String(ids.count), meta["sheaf.items_checksum"] == Self.checksum(vocabulary) else {
+            throw ModelError.corruptCheckpoint(path: itemsPath, reason: "the ids do not match the model's item count and checksum")
+        }
+        return vocabulary
     }
 
     /// Writes the last epoch's parameters, the optimizer's moments and the run's progress.

@@ -52,6 +52,23 @@ import Testing
         let rows = try JSONDecoder().decode([Row].self, from: Data(rec.utf8))
         #expect(rows.count == 3 && rows[0].item == 11 && rows[0].seen)
         #expect(rows[0].score >= rows[1].score && rows[1].score >= rows[2].score)
+
+        // The model directory carries its vocabulary: recommending reads one history. A behaviour on an
+        // item added after training is left out (with a note), and the rest gives the same answer.
+        try writeBehaviours([BehaviorRecord(user: 100, item: 999, timestamp: 1_000, label: 4)], format: .csv, to: s.file("late.csv"))
+        try sheaf("behaviors", "load", store, "--input", s.file("late.csv"))
+        let late = try sheaf("recommend", store, "--model", s.file("model"), "--user", "100", "-k", "3", "--json")
+        #expect(late.standardError.contains("1 of the user's 10 behaviours are on items the model does not know; left out"))
+        #expect(try JSONDecoder().decode([Row].self, from: Data(late.standardOutput.utf8)).map(\.item) == rows.map(\.item))
+        // Without its vocabulary file, or with another one, the directory is refused.
+        let items = try IDFile.read(path: s.file("model/items.npy"))
+        #expect(items == (10...17).map(UInt64.init))
+        try NPYArray.write(ids: items.dropLast() + [18], to: s.file("model/items.npy"))
+        #expect(throws: ModelError.corruptCheckpoint(path: s.file("model/items.npy"), reason: "the ids do not match the model's item count and checksum")) {
+            try sheaf("recommend", store, "--model", s.file("model"), "--user", "100")
+        }
+        try FileManager.default.removeItem(atPath: s.file("model/items.npy"))
+        #expect(throws: ModelError.self) { try sheaf("recommend", store, "--model", s.file("model"), "--user", "100") }
     }
 
     /// On a terminal, each epoch shows a progress line with its steps, rate and running loss.
