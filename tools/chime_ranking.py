@@ -59,8 +59,10 @@ def main():
     with open(os.path.join(model, "metrics.json")) as f:
         chime = json.load(f)
     print("building profiles of each user's first 80%", file=sys.stderr, flush=True)
+    # --retrain-codebook: the ICM codebook always has the requested L and K (the same seed and h_t give
+    # the same codebook, so rerunning with the same L and K rebuilds nothing else).
     built = run([SHEAF, "profiles", "build", a.store, "--model", model, "--first-fraction", "0.8", "--levels", str(a.levels),
-                 "--codes", str(a.codes), "--threads", str(a.threads), "--json", "--quiet"])
+                 "--codes", str(a.codes), "--retrain-codebook", "--threads", str(a.threads), "--json", "--quiet"])
     build = json.loads(built.stdout)
     report_path = f"{a.out}_work/ranking-{os.path.basename(model)}-L{a.levels}-K{a.codes}-s{'-'.join(map(str, a.seeds))}-f{a.folds}.json"
     if not os.path.exists(report_path):
