@@ -71,6 +71,24 @@ import Testing
         #expect(h[0]!.level(0).counts.reduce(0, +) == 24)
     }
 
+    /// On a terminal each epoch shows a progress line with its steps and running loss; `--json` prints
+    /// one line per epoch, equal to the metrics file's.
+    @Test func progressAndJSONLines() throws {
+        let s = Scratch()
+        let store = try chimeStore(s)
+        let out = CommandOutput(capture: true, asTerminal: true)
+        try CommandOutput.$current.withValue(out) {
+            var c = try SheafCommand.parseAsRoot(["chime", "train", store, "--output", s.file("m"), "--epochs", "2", "--json"] + tiny)
+            try c.run()
+        }
+        #expect(out.standardError.contains("epoch 1: 4/4 steps") && out.standardError.contains("epoch 2: 4/4 steps"))
+        #expect(out.standardError.contains(" loss ") && out.standardError.contains("held out: immediate"))
+        let lines = out.standardOutput.split(separator: "\n").filter { $0.hasPrefix("{\"") }
+        let report = try JSONDecoder().decode(CHIMETrainingReport.self, from: Data(contentsOf: URL(fileURLWithPath: s.file("m/metrics.json"))))
+        #expect(lines.count == 2)
+        #expect(try JSONDecoder().decode(CHIMEEpochLog.self, from: Data(lines[0].utf8)) == report.outcome.epochs[0])
+    }
+
     /// A run stopped after epoch 1 and resumed equals the straight run: the same parameters, optimizer
     /// moments and losses. Another configuration is refused.
     @Test func resumeContinuesTheSameRun() throws {
