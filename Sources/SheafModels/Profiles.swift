@@ -33,7 +33,7 @@ public struct ProfileBuilder {
 
     public init(model: CHIME, modelVersion: UInt32, icm: InterestCodebook, threads: Int = Tape.defaultThreads) throws(ModelError) {
         guard icm.modelVersion == modelVersion else {
-            throw .profileMismatch(user: 0, reason: "the ICM codebook was trained for model \(icm.modelVersion), not \(modelVersion)")
+            throw .invalidConfiguration("the ICM codebook was trained for model \(icm.modelVersion), not \(modelVersion)")
         }
         guard icm.codebook.dimension == model.configuration.width else {
             throw .storeMismatch("the ICM codebook is \(icm.codebook.dimension)-dimensional, the model's h_t \(model.configuration.width)")
