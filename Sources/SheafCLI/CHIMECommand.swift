@@ -23,6 +23,31 @@ struct CHIMETrainingReport: Codable {
     var machine: MachineReport
 }
 
+/// `--before T` / `--first-fraction F`: which behaviours of each history a command reads.
+struct HistoryCutOptions: ParsableArguments {
+    @Option(help: "Only behaviours before this timestamp (the rest stay unseen).") var before: Int64?
+    @Option(help: "Only each user's first fraction of behaviours (e.g. 0.8: the last 20% stay unseen).") var firstFraction: Double?
+
+    func validate() throws {
+        if before != nil && firstFraction != nil { throw ValidationError("give --before or --first-fraction, not both") }
+        if let f = firstFraction, !(f > 0 && f <= 1) { throw ValidationError("--first-fraction must be in (0, 1]") }
+    }
+
+    var cut: HistoryCut {
+        if let before { return .before(before) }
+        if let firstFraction { return .leadingFraction(firstFraction) }
+        return .all
+    }
+
+    var text: String {
+        switch cut {
+        case .all: "all behaviours"
+        case .before(let t): "behaviours before \(t)"
+        case .leadingFraction(let f): "each user's first \(Int((f * 100).rounded()))%"
+        }
+    }
+}
+
 extension SheafCommand {
     /// `sheaf chime …`.
     struct CHIMECommand: ParsableCommand {
@@ -80,8 +105,7 @@ extension SheafCommand.CHIMECommand {
         @Option(help: "Seed of initialisation, cuts, order and dropout.") var seed: UInt64 = 1
         @Option(help: "Epochs without a lower held-out holistic loss before stopping.") var patience = 3
         @Option(help: "Fraction of users held out (by a hash of their id).") var heldOut = 0.1
-        @Option(help: "Only behaviours before this timestamp (the rest stay unseen).") var before: Int64?
-        @Option(help: "Only each user's first fraction of behaviours (e.g. 0.8: the last 20% stay unseen).") var firstFraction: Double?
+        @OptionGroup var history: HistoryCutOptions
         @Option(help: "Threads (results do not depend on it).") var threads = Tape.defaultThreads
         @Flag(help: "Continue the run saved in DIR/last.safetensors (the same settings; --epochs may grow).") var resume = false
         @Flag(help: "Print one JSON line per epoch on stdout, and the outcome as JSON.") var json = false
@@ -120,15 +144,9 @@ extension SheafCommand.CHIMECommand {
             return t
         }
 
-        var cut: HistoryCut {
-            if let before { return .before(before) }
-            if let firstFraction { return .leadingFraction(firstFraction) }
-            return .all
-        }
+        var cut: HistoryCut { history.cut }
 
         func validate() throws {
-            if before != nil && firstFraction != nil { throw ValidationError("give --before or --first-fraction, not both") }
-            if let f = firstFraction, !(f > 0 && f <= 1) { throw ValidationError("--first-fraction must be in (0, 1]") }
             guard heldOut > 0 && heldOut < 1 else { throw ValidationError("--held-out must be in (0, 1)") }
             do {
                 try modelConfiguration.validate()
@@ -143,7 +161,7 @@ extension SheafCommand.CHIMECommand {
                 throw CLIError("the store has no codebook: CHIME reads the items' decoded codes (`sheaf codebook train`, `sheaf items load`)")
             }
             let (all, readSeconds) = try loadSequences(target, store: store)
-            let data = all.cut(cut)
+            let data = all.cut(history.cut)
             let content = try ItemContent.decoded(from: store, ids: data.vocabulary.ids, codebook: codebook.id)
             let net = try CHIME(
                 configuration: modelConfiguration, contentDimension: store.dimension, sideFeatureWidth: store.sideFeatureWidth,
@@ -161,7 +179,7 @@ extension SheafCommand.CHIMECommand {
                 note("resuming after epoch \(trainer.epochsDone)")
             }
             let fingerprint = ItemContent.fingerprint(codebook)
-            note("\(thousands(data.users.count)) users, \(thousands(data.vocabulary.count)) items, \(thousands(data.behaviorCount)) behaviours (\(cutText)) read in \(String(format: "%.2f", readSeconds)) s; \(thousands(trainer.trainingUsers.count)) training users (\(trainer.stepsPerEpoch) steps per epoch), \(thousands(trainer.heldOutUsers.count)) held out; \(initialization.rawValue) initialisation, \(layers) layer(s)")
+            note("\(thousands(data.users.count)) users, \(thousands(data.vocabulary.count)) items, \(thousands(data.behaviorCount)) behaviours (\(history.text)) read in \(String(format: "%.2f", readSeconds)) s; \(thousands(trainer.trainingUsers.count)) training users (\(trainer.stepsPerEpoch) steps per epoch), \(thousands(trainer.heldOutUsers.count)) held out; \(initialization.rawValue) initialisation, \(layers) layer(s)")
             var bar: ProgressReporter?
             var barEpoch = 0
             let outcome = try trainer.run(
@@ -199,14 +217,6 @@ extension SheafCommand.CHIMECommand {
             } else {
                 say("best epoch \(outcome.bestEpoch) of \(outcome.epochs.count)\(outcome.stoppedEarly ? " (stopped early)" : ""): held-out holistic loss \(String(format: "%.4f", outcome.bestHeldOutHolistic))")
                 say("model \(report.modelVersion) in \(checkpoint.modelPath); metrics in \(output)/metrics.json")
-            }
-        }
-
-        var cutText: String {
-            switch cut {
-            case .all: "all behaviours"
-            case .before(let t): "before \(t)"
-            case .leadingFraction(let f): "each user's first \(Int(f * 100))%"
             }
         }
     }
@@ -293,15 +303,12 @@ extension SheafCommand.ProfilesCommand {
         @Option(help: "ICM residual rule: cosine or euclidean.") var metric: String?
         @Flag(help: "Train a new ICM codebook even though DIR has one (every profile is rebuilt).") var retrainCodebook = false
         @Option(parsing: .upToNextOption, help: "Only these users.") var users: [UInt64] = []
-        @Option(help: "Only behaviours before this timestamp.") var before: Int64?
-        @Option(help: "Only each user's first fraction of behaviours.") var firstFraction: Double?
+        @OptionGroup var history: HistoryCutOptions
         @Option(help: "Users per write transaction.") var batchUsers = 256
         @Option(help: "Threads.") var threads = Tape.defaultThreads
         @Flag(help: "Print the report as JSON.") var json = false
 
         func validate() throws {
-            if before != nil && firstFraction != nil { throw ValidationError("give --before or --first-fraction, not both") }
-            if let f = firstFraction, !(f > 0 && f <= 1) { throw ValidationError("--first-fraction must be in (0, 1]") }
             if let metric, metric != "cosine" && metric != "euclidean" { throw ValidationError("--metric must be cosine or euclidean") }
             guard batchUsers >= 1, threads >= 1 else { throw ValidationError("--batch-users and --threads must be ≥ 1") }
         }
@@ -351,7 +358,7 @@ extension SheafCommand.ProfilesCommand {
                 icm = trained
                 note(String(format: "ICM codebook %u trained in %.1f s", trained.version, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
             }
-            let data = all.cut(cut)
+            let data = all.cut(history.cut)
             var indices: [Int]
             if users.isEmpty {
                 indices = Array(data.users.indices)
@@ -371,24 +378,11 @@ extension SheafCommand.ProfilesCommand {
             }
             bar.finish()
             if json { return say(try jsonText(report)) }
-            say("\(thousands(report.built)) profiles built, \(thousands(report.current)) already current, of \(thousands(report.users)) users (\(cutText)); \(thousands(report.behaviors)) behaviours in \(String(format: "%.1f", report.seconds)) s (histories read in \(String(format: "%.2f", readSeconds)) s)")
+            say("\(thousands(report.built)) profiles built, \(thousands(report.current)) already current, of \(thousands(report.users)) users (\(history.text)); \(thousands(report.behaviors)) behaviours in \(String(format: "%.1f", report.seconds)) s (histories read in \(String(format: "%.2f", readSeconds)) s)")
             if report.built > 0 {
                 say(String(format: "%.1f B per profile written, %.2f B per behaviour", Double(report.bytes) / Double(report.built), Double(report.bytes) / Double(max(report.behaviors, 1))))
             }
         }
 
-        var cut: HistoryCut {
-            if let before { return .before(before) }
-            if let firstFraction { return .leadingFraction(firstFraction) }
-            return .all
-        }
-
-        var cutText: String {
-            switch cut {
-            case .all: "all behaviours"
-            case .before(let t): "behaviours before \(t)"
-            case .leadingFraction(let f): "each user's first \(Int(f * 100))%"
-            }
-        }
     }
 }
