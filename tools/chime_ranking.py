@@ -108,8 +108,10 @@ def main():
         gain = rows["recent+profile"]["auc"][0] - rows["recent"]["auc"][0]
         gap = rows["full"]["auc"][0] - rows["recent"]["auc"][0]
         spread = max(rows["recent"]["auc"][1], rows["recent+profile"]["auc"][1])
+        closes = (f"the profile closes {100 * gain / gap:.0f}% of that gap" if gap > 0
+                  else "the full history does not beat recent on AUC here, so there is no gap to close")
         lines += ["", f"AUC gain of the profile over recent: {gain:+.4f} (seed spread {spread:.4f}); full history over recent: "
-                  f"{gap:+.4f}; the profile closes {100 * gain / gap if gap > 0 else float('nan'):.0f}% of that gap."]
+                  f"{gap:+.4f}; {closes}."]
     with open(a.out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(a.out + ".json", "w") as f:
