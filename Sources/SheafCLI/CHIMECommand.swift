@@ -319,11 +319,8 @@ extension SheafCommand.ProfilesCommand {
             let (net, header) = try CHIMECheckpoint(directory: model).load(for: store)
             let (all, readSeconds) = try loadSequences(target, store: store)
             try header.check(all.vocabulary)
-            let codebookID = UInt16(header.codebook.split(separator: "/").first!)!
-            let content = Tensor(
-                shape: [all.vocabulary.count + 1, header.contentDimension],
-                values: [Float](repeating: 0, count: header.contentDimension)
-                    + (try ItemContent.decoded(from: store, ids: all.vocabulary.ids, codebook: codebookID)))
+            let content = ItemContent.table(
+                try ItemContent.decoded(from: store, ids: all.vocabulary.ids, codebook: header.codebookID), dimension: header.contentDimension)
             var icm = try InterestCodebook.load(from: model)
             if let existing = icm, existing.modelVersion != header.version, !retrainCodebook {
                 throw CLIError("\(InterestCodebook.path(in: model)) belongs to model \(existing.modelVersion), not to this one (\(header.version)); pass --retrain-codebook")

@@ -55,11 +55,8 @@ extension SheafMeasure {
             let data = try SequenceDataset.load(from: opened)
             let task = ClickTask(data: data, evaluationFraction: window)
             let (_, header) = try CHIMECheckpoint(directory: model).load(for: opened)
-            let codebookID = UInt16(header.codebook.split(separator: "/").first!)!
-            let d = opened.dimension
-            let content = Tensor(
-                shape: [data.vocabulary.count + 1, d],
-                values: [Float](repeating: 0, count: d) + (try ItemContent.decoded(from: opened, ids: data.vocabulary.ids, codebook: codebookID)))
+            let content = ItemContent.table(
+                try ItemContent.decoded(from: opened, ids: data.vocabulary.ids, codebook: header.codebookID), dimension: opened.dimension)
             let reader = try ProfileReader(modelDirectory: model)
             let codeCount = reader.levels * reader.codesPerLevel
             let histograms = try reader.histograms(users: data.users.map(\.user), store: opened)

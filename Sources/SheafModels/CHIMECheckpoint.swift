@@ -15,6 +15,13 @@ public enum ItemContent {
         return try store.read { try $0.decodeItems(ids, options: options) }
     }
 
+    /// The content table a model reads: [N + 1, D], row 0 zeros (padding), row i the content of dense
+    /// item i (`rows` holds items 1…N). Frozen: it never gets a gradient.
+    public static func table(_ rows: [Float], dimension: Int) -> Tensor {
+        precondition(dimension > 0 && rows.count % dimension == 0, "content rows must be whole rows of \(dimension)")
+        return Tensor(shape: [rows.count / dimension + 1, dimension], values: [Float](repeating: 0, count: dimension) + rows)
+    }
+
     /// A fingerprint of a codebook's centroids and settings ("id/hex"), so that a model is never
     /// applied to content decoded by another codebook.
     public static func fingerprint(_ codebook: Codebook) -> String {
@@ -170,6 +177,8 @@ public struct CHIMECheckpoint: Sendable {
         public let contentDimension: Int, sideFeatureWidth: Int, itemCount: Int
         public let itemsChecksum: String
         public let codebook: String
+        /// The id of that codebook in the store.
+        public let codebookID: UInt16
         public let version: UInt32
         public let metadata: [String: String]
 
@@ -227,7 +236,7 @@ public struct CHIMECheckpoint: Sendable {
             model,
             Header(
                 configuration: config, contentDimension: dimension, sideFeatureWidth: side, itemCount: items,
-                itemsChecksum: m["sheaf.items_checksum"] ?? "", codebook: codebook, version: version, metadata: m)
+                itemsChecksum: m["sheaf.items_checksum"] ?? "", codebook: codebook, codebookID: id, version: version, metadata: m)
         )
     }
 }

@@ -90,7 +90,7 @@ public final class CHIMETrainer {
         }
         self.model = model
         self.data = data
-        self.content = Tensor(shape: [n + 1, d], values: [Float](repeating: 0, count: d) + content)
+        self.content = ItemContent.table(content, dimension: d)
         self.configuration = configuration
         self.heldOutFraction = heldOutFraction
         trainingUsers = training

@@ -114,7 +114,7 @@ public final class SASRec {
         let h = c.hiddenSize
         if c.content, let content {
             itemEmbedding = nil
-            contentTable = Tensor(shape: [itemCount + 1, contentDimension], values: [Float](repeating: 0, count: contentDimension) + content)
+            contentTable = ItemContent.table(content, dimension: contentDimension)
             projection = normal([contentDimension, h])
             projectionBias = constant(h, 0)
         } else {
