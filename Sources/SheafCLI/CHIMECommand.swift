@@ -260,7 +260,7 @@ extension SheafCommand {
                 }
                 return (h, try txn.historySize(user: user))
             }
-            let bytes = histogram.profile.bytes.count + 13
+            let bytes = histogram.profile.storedSize
             if json {
                 struct Output: Codable {
                     var user: UInt64, modelVersion: UInt32, codebookVersion: UInt32, behaviors: Int, bytes: Int
@@ -342,10 +342,8 @@ extension SheafCommand.ProfilesCommand {
                 q.threads = threads
                 do { try q.validate() } catch { throw ValidationError(error.description) }
                 // The h_t of the users the model trained on, under its own cut.
-                let trainingCut = header.metadata["sheaf.history_cut"].flatMap { try? JSONDecoder().decode(HistoryCut.self, from: Data($0.utf8)) } ?? .all
-                let fraction = header.metadata["sheaf.held_out_fraction"].flatMap(Double.init) ?? 0.1
-                let seen = all.cut(trainingCut)
-                let trainingUsers = seen.users.indices.filter { !CHIMETrainer.isHeldOut(seen.users[$0].user, fraction: fraction) }
+                let seen = all.cut(header.trainingCut)
+                let trainingUsers = CHIMETrainer.users(of: seen, heldOutFraction: header.heldOutFraction).training
                 note("training the ICM codebook (\(q.metric) L=\(q.levels) K=\(q.codesPerLevel)) on the h_t of \(thousands(trainingUsers.count)) training users")
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 let trained = try ProfileBuilder.trainCodebook(

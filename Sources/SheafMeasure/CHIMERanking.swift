@@ -139,7 +139,7 @@ extension SheafMeasure {
                         _ = try txn.decodeItems(whole.itemIDs)
                         time[2] += Double(monotonicNanoseconds() - t)
                         if round == 0 {
-                            bytes[0] += Double(h.map { $0.profile.bytes.count + 13 } ?? 0)
+                            bytes[0] += Double(h.map { $0.profile.storedSize } ?? 0)
                             let segments = try txn.historySegmentSizes(user: u)
                             var need = recentHistory.count, tail = 0
                             for s in segments.reversed() where need > 0 {

@@ -74,9 +74,12 @@ public struct CHIMEConfiguration: Codable, Sendable, Equatable {
     }
 
     /// The label bucket of `label` (NaN → 0).
-    public func labelBucket(_ label: Float) -> Int {
-        guard label.isFinite else { return label == .infinity ? labelBuckets - 1 : 0 }
-        return min(labelBuckets - 1, max(0, Int(label.rounded())))
+    public func labelBucket(_ label: Float) -> Int { Self.labelBucket(label, buckets: labelBuckets) }
+
+    /// A label rounded to the nearest integer and clamped to 0…buckets − 1 (NaN and −∞ → 0, +∞ → the last).
+    public static func labelBucket(_ label: Float, buckets: Int) -> Int {
+        guard label.isFinite else { return label == .infinity ? buckets - 1 : 0 }
+        return min(buckets - 1, max(0, Int(label.rounded())))
     }
 
     /// The action bucket of `action`.

@@ -47,7 +47,7 @@ public struct CHIMECheckpoint: Sendable {
 
     public init(directory: String) throws {
         self.directory = directory
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // Created by the first save: reading a missing directory creates nothing.
     }
 
     /// A 32-bit fingerprint of the parameter values (the profiles' model version).
@@ -82,6 +82,7 @@ public struct CHIMECheckpoint: Sendable {
             "sheaf.best_epoch": String(bestEpoch),
             "sheaf.model_version": String(Self.version(of: model)),
         ]
+        try CheckpointStore.prepare(directory)
         try Checkpoint.save(model.namedParameters, metadata: meta, to: modelPath)
     }
 
@@ -106,6 +107,7 @@ public struct CHIMECheckpoint: Sendable {
             meta["sheaf.best_epoch"] = String(best.epoch)
             meta["sheaf.best_criterion"] = String(best.criterion)
         }
+        try CheckpointStore.prepare(directory)
         try Checkpoint.save(trainer.model.namedParameters + CheckpointStore.momentTensors(trainer.optimizer), metadata: meta, to: lastPath)
     }
 
@@ -180,6 +182,9 @@ public struct CHIMECheckpoint: Sendable {
         /// The id of that codebook in the store.
         public let codebookID: UInt16
         public let version: UInt32
+        /// The histories it was trained on, and the fraction of users held out.
+        public let trainingCut: HistoryCut
+        public let heldOutFraction: Double
         public let metadata: [String: String]
 
         /// With item-ID embeddings, the model's table rows are the training vocabulary's: refuse a
@@ -210,8 +215,10 @@ public struct CHIMECheckpoint: Sendable {
         guard let dimension = m["sheaf.content_dimension"].flatMap(Int.init), dimension >= 1,
             let side = m["sheaf.side_feature_width"].flatMap(Int.init), side >= 0,
             let items = m["sheaf.items"].flatMap(Int.init), items >= 0,
-            let codebook = m["sheaf.codebook"], let version = m["sheaf.model_version"].flatMap(UInt32.init)
-        else { throw corrupt("no readable dimension, side-feature width, items, codebook or model version") }
+            let codebook = m["sheaf.codebook"], let version = m["sheaf.model_version"].flatMap(UInt32.init),
+            let cutJSON = m["sheaf.history_cut"], let cut = try? JSONDecoder().decode(HistoryCut.self, from: Data(cutJSON.utf8)),
+            let heldOut = m["sheaf.held_out_fraction"].flatMap(Double.init)
+        else { throw corrupt("no readable dimension, side-feature width, items, codebook, model version, history cut or held-out fraction") }
         guard dimension == store.dimension else {
             throw ModelError.storeMismatch("the model reads \(dimension)-dimensional content; the store holds \(store.dimension)-dimensional embeddings")
         }
@@ -236,7 +243,8 @@ public struct CHIMECheckpoint: Sendable {
             model,
             Header(
                 configuration: config, contentDimension: dimension, sideFeatureWidth: side, itemCount: items,
-                itemsChecksum: m["sheaf.items_checksum"] ?? "", codebook: codebook, codebookID: id, version: version, metadata: m)
+                itemsChecksum: m["sheaf.items_checksum"] ?? "", codebook: codebook, codebookID: id, version: version,
+                trainingCut: cut, heldOutFraction: heldOut, metadata: m)
         )
     }
 }

@@ -62,6 +62,16 @@ public final class CHIMETrainer {
         Double(SplitMix64.mix(id ^ 0xC41E_0_5EED) % 1_000_000) < fraction * 1_000_000
     }
 
+    /// The training and held-out users of `data` (indices into `data.users`): those with at least
+    /// two behaviours, split by `isHeldOut`.
+    public static func users(of data: SequenceDataset, heldOutFraction: Double) -> (training: [Int], heldOut: [Int]) {
+        var training: [Int] = [], heldOut: [Int] = []
+        for (i, u) in data.users.enumerated() where u.count >= 2 {
+            if isHeldOut(u.user, fraction: heldOutFraction) { heldOut.append(i) } else { training.append(i) }
+        }
+        return (training, heldOut)
+    }
+
     /// - Parameter content: N × D content embeddings of items 1…N (the vocabulary's order).
     /// - Throws: `ModelError.invalidConfiguration` (bad values, no training or held-out user),
     ///   `.storeMismatch` (content of the wrong size).
@@ -80,10 +90,7 @@ public final class CHIMETrainer {
         if model.configuration.itemIDs, model.itemCount != n {
             throw ModelError.storeMismatch("the model's item table has \(model.itemCount) items, the histories \(n)")
         }
-        var training: [Int] = [], heldOut: [Int] = []
-        for (i, u) in data.users.enumerated() where u.count >= 2 {
-            if Self.isHeldOut(u.user, fraction: heldOutFraction) { heldOut.append(i) } else { training.append(i) }
-        }
+        let (training, heldOut) = Self.users(of: data, heldOutFraction: heldOutFraction)
         guard !training.isEmpty else { throw ModelError.invalidConfiguration("no user has the 2 behaviours a training example needs") }
         guard !heldOut.isEmpty else {
             throw ModelError.invalidConfiguration("no user is held out at fraction \(heldOutFraction); raise it or add users")

@@ -19,8 +19,14 @@ public struct CheckpointStore: Sendable {
     public var lastPath: String { directory + "/last.safetensors" }
     public var itemsPath: String { directory + "/items.npy" }
 
+    /// A directory to read from, or to write to (created by the first save, so reading a missing
+    /// directory creates nothing).
     public init(directory: String) throws {
         self.directory = directory
+    }
+
+    /// Creates the directory (and its parents) if needed, before a save.
+    static func prepare(_ directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
@@ -56,6 +62,7 @@ public struct CheckpointStore: Sendable {
             meta["sheaf.best_epoch"] = String(best.epoch)
             meta["sheaf.best_validation"] = String(decoding: try JSONEncoder().encode(best.validation), as: UTF8.self)
         }
+        try Self.prepare(directory)
         try NPYArray.write(ids: trainer.data.vocabulary.ids, to: itemsPath)
         try Checkpoint.save(trainer.model.namedParameters + contentTensors(trainer.model), metadata: meta, to: modelPath)
     }
@@ -89,6 +96,7 @@ public struct CheckpointStore: Sendable {
             meta["sheaf.best_ndcg"] = String(best.ndcg)
             meta["sheaf.best_validation"] = String(decoding: try JSONEncoder().encode(best.validation), as: UTF8.self)
         }
+        try Self.prepare(directory)
         try Checkpoint.save(trainer.model.namedParameters + Self.momentTensors(trainer.optimizer), metadata: meta, to: lastPath)
     }
 

@@ -179,7 +179,7 @@ public final class TargetAttentionRanker {
             let seq = data.users[s.user]
             for (p, i) in ranges[r].enumerated() {
                 tokenItems[r * length + p] = Int(seq.items[i])
-                tokenLabels[r * length + p] = min(c.labelBuckets - 1, max(0, Int(seq.labels[i].rounded())))
+                tokenLabels[r * length + p] = CHIMEConfiguration.labelBucket(seq.labels[i], buckets: c.labelBuckets)
                 bias[r * length + p] = 0
             }
         }

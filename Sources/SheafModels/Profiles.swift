@@ -99,7 +99,7 @@ public struct ProfileBuilder {
                 }
                 report.built += profiles.count
                 report.behaviors += pending.reduce(0) { $0 + data.users[$1].count }
-                report.bytes += profiles.reduce(0) { $0 + $1.1.bytes.count + 13 }
+                report.bytes += profiles.reduce(0) { $0 + $1.1.storedSize }
             }
             progress?(start, users.count)
         }

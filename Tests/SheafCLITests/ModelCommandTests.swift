@@ -135,6 +135,7 @@ import Testing
             if case ModelError.corruptCheckpoint = error { return true }
             return false
         }
+        #expect(!FileManager.default.fileExists(atPath: s.file("nowhere")))  // reading creates no directory
         // Bad options.
         #expect(throws: (any Error).self) { try sheaf(["train", store, "--output", s.file("x"), "--hidden", "15"]) }
         #expect(throws: (any Error).self) { try sheaf(["train", store, "--output", s.file("x"), "--schedule", "linear"]) }
