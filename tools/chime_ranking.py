@@ -41,6 +41,8 @@ def main():
     ap.add_argument("--chime-seed", type=int, default=1)
     ap.add_argument("--levels", type=int, default=3)
     ap.add_argument("--codes", type=int, default=256)
+    ap.add_argument("--readings", nargs="+", default=["decoded"],
+                    help="how the recent+profile ranker reads the profile: decoded, codes, both (one ranker each)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
@@ -64,11 +66,12 @@ def main():
     built = run([SHEAF, "profiles", "build", a.store, "--model", model, "--first-fraction", "0.8", "--levels", str(a.levels),
                  "--codes", str(a.codes), "--retrain-codebook", "--threads", str(a.threads), "--json", "--quiet"])
     build = json.loads(built.stdout)
-    report_path = f"{a.out}_work/ranking-{os.path.basename(model)}-L{a.levels}-K{a.codes}-s{'-'.join(map(str, a.seeds))}-f{a.folds}.json"
+    report_path = (f"{a.out}_work/ranking-{os.path.basename(model)}-L{a.levels}-K{a.codes}-s{'-'.join(map(str, a.seeds))}-f{a.folds}"
+                   f"-{'-'.join(a.readings)}.json")
     if not os.path.exists(report_path):
         print("training and scoring the rankers", file=sys.stderr, flush=True)
         p = subprocess.run([MEASURE, "chime-ranking", "--store", a.store, "--model", model, "--seeds", *map(str, a.seeds),
-                            "--folds", str(a.folds), "--threads", str(a.threads), "--output", report_path],
+                            "--folds", str(a.folds), "--readings", *a.readings, "--threads", str(a.threads), "--output", report_path],
                            stdout=subprocess.DEVNULL, stderr=sys.stderr, text=True)
         if p.returncode != 0:
             sys.exit(f"sheaf-measure chime-ranking failed ({p.returncode})")
@@ -79,12 +82,13 @@ def main():
         return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
     rows = {}
-    for name in ("recent", "recent+profile", "full"):
+    for name in dict.fromkeys(r["input"] for r in rep["runs"]):
         rs = [r for r in rep["runs"] if r["input"] == name]
-        if rs:
-            rows[name] = dict(auc=ms([r["auc"] for r in rs]), gauc=ms([r["gauc"] for r in rs]), n=len(rs))
+        rows[name] = dict(auc=ms([r["auc"] for r in rs]), gauc=ms([r["gauc"] for r in rs]), n=len(rs))
     costs = {c["input"]: c for c in rep["costs"]}
-    cost_of = {"recent": ["recent"], "recent+profile": ["recent", "profile"], "full": ["full"]}
+
+    def cost_of(name):
+        return ["recent", "profile"] if name.startswith("recent+profile") else [name]
     m = rep["machine"]
     o = chime["outcome"]
     lines = [f"# CHIME profiles in a ranking model (MovieLens-100K, {len(a.seeds)} seeds × {a.folds} folds over users)", "",
@@ -98,20 +102,29 @@ def main():
              "| user input | AUC | GAUC | bytes / request | µs / request (fetch + decode) |",
              "|---|---:|---:|---:|---:|"]
     for name, r in rows.items():
-        b = sum(costs[c]["bytesPerRequest"] for c in cost_of[name])
-        t = sum(costs[c]["microsecondsPerRequest"] for c in cost_of[name])
+        b = sum(costs[c]["bytesPerRequest"] for c in cost_of(name))
+        t = sum(costs[c]["microsecondsPerRequest"] for c in cost_of(name))
         lines.append(f"| {name} | {r['auc'][0]:.4f} ± {r['auc'][1]:.4f} | {r['gauc'][0]:.4f} ± {r['gauc'][1]:.4f} | {b:,.0f} | {t:.1f} |")
     lines += ["", "± is the sample standard deviation over seeds (each seed: its own folds and initialisations). "
               "Costs: one read transaction per request over every user; bytes are the stored records read (profile record; "
               "history segments holding the behaviours; the items' packed codes)."]
-    if all(k in rows for k in ("recent", "recent+profile", "full")):
-        gain = rows["recent+profile"]["auc"][0] - rows["recent"]["auc"][0]
-        gap = rows["full"]["auc"][0] - rows["recent"]["auc"][0]
-        spread = max(rows["recent"]["auc"][1], rows["recent+profile"]["auc"][1])
-        closes = (f"the profile closes {100 * gain / gap:.0f}% of that gap" if gap > 0
-                  else "the full history does not beat recent on AUC here, so there is no gap to close")
-        lines += ["", f"AUC gain of the profile over recent: {gain:+.4f} (seed spread {spread:.4f}); full history over recent: "
-                  f"{gap:+.4f}; {closes}."]
+    profiled = [k for k in rows if k.startswith("recent+profile")]
+    if "recent" in rows and "full" in rows:
+        for metric, label in (("auc", "AUC"), ("gauc", "GAUC")):
+            gap = rows["full"][metric][0] - rows["recent"][metric][0]
+            for k in profiled:
+                gain = rows[k][metric][0] - rows["recent"][metric][0]
+                spread = max(rows["recent"][metric][1], rows[k][metric][1])
+                closes = (f"it closes {100 * gain / gap:.0f}% of that gap" if gap > 0
+                          else "the full history does not beat recent here, so there is no gap to close")
+                lines += ["", f"{label}: {k} over recent {gain:+.4f} (seed spread {spread:.4f}); full history over recent "
+                          f"{gap:+.4f}; {closes}."]
+    if rep.get("chimeScores"):
+        lines += ["", "CHIME's own score of each window sample, without a ranker: cos(user vector, the model's key of the "
+                  "target item), the similarity its holistic loss trains (deterministic: no seeds).", "",
+                  "| user vector | AUC | GAUC |", "|---|---:|---:|"]
+        for d in rep["chimeScores"]:
+            lines.append(f"| {d['user']} | {d['auc']:.4f} | {d['gauc']:.4f} |")
     with open(a.out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(a.out + ".json", "w") as f:

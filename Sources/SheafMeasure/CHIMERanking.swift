@@ -28,12 +28,17 @@ extension SheafMeasure {
         @Option(help: "The evaluation window: each user's last fraction of behaviours.") var window = 0.2
         @Option(help: "Behaviours of the recent input.") var recent = 20
         @Option(parsing: .upToNextOption, help: "Inputs to evaluate.") var inputs: [String] = RankerInput.allCases.map(\.rawValue)
+        @Option(parsing: .upToNextOption, help: "How the recent+profile ranker reads the profile (one run each): \(ProfileReading.allCases.map(\.rawValue).joined(separator: ", ")).")
+        var readings: [String] = [ProfileReading.decoded.rawValue]
         @Option(help: "Rounds over all users for the per-request costs.") var costRounds = 5
         @Option(help: "Threads.") var threads = Tape.defaultThreads
         @Option(help: "Write the JSON report here.") var output: String?
 
         struct Run: Codable {
             var input: String, seed: UInt64, auc: Double, gauc: Double, seconds: Double, epochs: [Int]
+        }
+        struct DirectScore: Codable {
+            var user: String, auc: Double, gauc: Double
         }
         struct Cost: Codable {
             var input: String, microsecondsPerRequest: Double, bytesPerRequest: Double, behavioursPerRequest: Double
@@ -42,6 +47,8 @@ extension SheafMeasure {
             var store: String, model: String, modelVersion: UInt32, codebookVersion: UInt32
             var users: Int, samples: Int, positives: Int, window: Double, folds: Int, recent: Int
             var runs: [Run]
+            /// CHIME's own score of each window sample, without a ranker, for three user vectors.
+            var chimeScores: [DirectScore]
             var costs: [Cost]
             var machine: MachineReport
         }
@@ -54,32 +61,44 @@ extension SheafMeasure {
             let opened = try Store(path: store, options: options)
             let data = try SequenceDataset.load(from: opened)
             let task = ClickTask(data: data, evaluationFraction: window)
-            let (_, header) = try CHIMECheckpoint(directory: model).load(for: opened)
+            let (chime, header) = try CHIMECheckpoint(directory: model).load(for: opened)
             let content = ItemContent.table(
                 try ItemContent.decoded(from: opened, ids: data.vocabulary.ids, codebook: header.codebookID), dimension: opened.dimension)
             let reader = try ProfileReader(modelDirectory: model)
-            let codeCount = reader.levels * reader.codesPerLevel
-            let histograms = try reader.histograms(users: data.users.map(\.user), store: opened)
-            var profiles: [[Float]] = []
-            for (u, h) in histograms.enumerated() {
+            let stored = try reader.histograms(users: data.users.map(\.user), store: opened)
+            var histograms: [CodeHistogram] = []
+            for (u, h) in stored.enumerated() {
                 guard let h else { throw ValidationError("user \(data.users[u].user) has no profile from this model: run `sheaf profiles build --first-fraction \(1 - window)`") }
                 guard h.behaviors == task.windowStart[u] else {
                     throw ValidationError("user \(data.users[u].user)'s profile summarises \(h.behaviors) behaviours; the \(Int(window * 100))% window starts after \(task.windowStart[u]): build profiles with --first-fraction \(1 - window)")
                 }
-                var v = [Float](repeating: 0, count: codeCount)
-                for e in h.entries { v[e.level * reader.codesPerLevel + e.code] = Float(e.count) / Float(max(h.behaviors, 1)) }
-                profiles.append(v)
+                histograms.append(h)
             }
+            guard let icm = try InterestCodebook.load(from: model) else { throw ValidationError("\(model) has no ICM codebook") }
+            let profiles = RankerProfiles(histograms: histograms, icm: icm, itemKeys: chime.itemKeys(content: content, threads: threads))
             log("\(data.users.count) users, \(task.samples.count) window samples (\(task.samples.filter(\.label).count) positive); profiles: \(reader.levels) levels × \(reader.codesPerLevel) codes")
+            let direct = directScores(chime, data: data, task: task, content: content, profiles: profiles)
 
+            var variants: [(name: String, configuration: RankerConfiguration)] = []
+            for name in inputs {
+                guard let input = RankerInput(rawValue: name) else { throw ValidationError("unknown input \(name)") }
+                var c = RankerConfiguration()
+                c.input = input
+                c.recent = recent
+                if input != .recentAndProfile {
+                    variants.append((name, c))
+                    continue
+                }
+                for r in readings {
+                    guard let reading = ProfileReading(rawValue: r) else { throw ValidationError("unknown profile reading \(r)") }
+                    c.profileReading = reading
+                    variants.append((readings.count > 1 ? "\(name) (\(r))" : name, c))
+                }
+            }
             var runs: [Run] = []
             for seed in seeds {
                 let fold = { (u: Int) in Int(SplitMix64.mix(UInt64(u) &* 0x9E37 ^ seed) % UInt64(folds)) }
-                for name in inputs {
-                    guard let input = RankerInput(rawValue: name) else { throw ValidationError("unknown input \(name)") }
-                    var c = RankerConfiguration()
-                    c.input = input
-                    c.recent = recent
+                for (name, c) in variants {
                     var training = RankerTraining()
                     training.threads = threads
                     var scores = [Float](repeating: 0, count: task.samples.count)
@@ -89,7 +108,7 @@ extension SheafMeasure {
                         let inFold = task.samples.indices.filter { fold(task.samples[$0].user) == f }
                         let rest = task.samples.indices.filter { fold(task.samples[$0].user) != f }
                         let result = try training.trainAndScore(
-                            c, task: task, content: content, profiles: input == .recentAndProfile ? profiles : nil, codeCount: codeCount,
+                            c, task: task, content: content, profiles: c.input == .recentAndProfile ? profiles : nil,
                             training: rest.map { task.samples[$0] }, evaluation: inFold.map { task.samples[$0] },
                             seed: seed &* 1000 &+ UInt64(f))
                         for (i, s) in zip(inFold, result.scores) { scores[i] = s }
@@ -107,12 +126,45 @@ extension SheafMeasure {
             let report = Report(
                 store: store, model: model, modelVersion: reader.modelVersion, codebookVersion: reader.codebookVersion,
                 users: data.users.count, samples: task.samples.count, positives: task.samples.filter(\.label).count, window: window,
-                folds: folds, recent: recent, runs: runs, costs: costs, machine: MachineReport.current)
+                folds: folds, recent: recent, runs: runs, chimeScores: direct, costs: costs, machine: MachineReport.current)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             let json = String(decoding: try encoder.encode(report), as: UTF8.self)
             if let output { try Data(json.utf8).write(to: URL(fileURLWithPath: output), options: .atomic) }
             print(json)
+        }
+
+        /// CHIME's own scores, without a ranker: each window sample scored by cos(user vector, the
+        /// model's key of the target item), the similarity its holistic loss was trained on; the user
+        /// vector is (a) the profile's decoded mean, Σ_l m_l Σ_k (count_lk / n)·c_lk with m_l the
+        /// middle of level l's magnitude range, (b) the exact mean of the user's h_t before the window
+        /// (what the profile approximates), (c) h at the last behaviour before the window.
+        func directScores(_ chime: CHIME, data: SequenceDataset, task: ClickTask, content: Tensor, profiles: RankerProfiles) -> [DirectScore] {
+            let d = profiles.width, keys = profiles.itemKeys.values
+            let before = data.cut(.leadingFraction(1 - window))
+            let reps = chime.representations(of: Array(before.users.indices), in: before, content: content, threads: threads)
+            var means: [[Float]] = [], lasts: [[Float]] = []
+            for u in before.users.indices {
+                let n = before.users[u].count
+                var mean = [Float](repeating: 0, count: d)
+                for t in 0..<n { for k in 0..<d { mean[k] += reps[u][t * d + k] } }
+                let norm = mean.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                means.append(norm > 0 ? mean.map { $0 / norm } : mean)
+                lasts.append(n > 0 ? Array(reps[u][((n - 1) * d)..<(n * d)]) : mean)
+            }
+            let labels = task.samples.map(\.label), groups = task.samples.map(\.user)
+            return zip(["profile (decoded mean)", "exact mean of h_t", "last h_t"], [profiles.vectors, means, lasts]).map { name, users in
+                let scores = task.samples.map { s -> Float in
+                    let item = Int(data.users[s.user].items[s.position])
+                    var dot: Float = 0
+                    for k in 0..<d { dot += users[s.user][k] * keys[item * d + k] }
+                    return dot
+                }
+                let auc = BinaryMetrics.auc(scores: scores, labels: labels) ?? .nan
+                let gauc = BinaryMetrics.gauc(scores: scores, labels: labels, groups: groups) ?? .nan
+                log(String(format: "CHIME's score alone, user = %@: AUC %.4f GAUC %.4f", name, auc, gauc))
+                return DirectScore(user: name, auc: auc, gauc: gauc)
+            }
         }
 
         /// Per request, over every user, interleaved: the profile (fetch + parse), the last `recent`

@@ -297,6 +297,19 @@ public final class CHIME {
         return (t.l2Normalize(keys), g)
     }
 
+    /// Every item's key, L2-normalised: [N + 1, d] for a content table of N + 1 rows (row i = dense
+    /// item i; row 0 is padding). The holistic loss scores a user against an item as
+    /// cos(h, key) / τ, so these keys with a user's h_t are CHIME's own item scores.
+    public func itemKeys(content: Tensor, threads: Int = Tape.defaultThreads) -> Tensor {
+        let t = Tape(recording: false, threads: threads)
+        var keys = t.linear(glu(t, content), keyProjection.weight, bias: keyProjection.bias)
+        if let itemTable {
+            precondition(itemTable.shape[0] == content.shape[0], "an item-ID model of \(itemTable.shape[0]) rows for \(content.shape[0]) items")
+            keys = t.add(keys, itemTable)
+        }
+        return t.l2Normalize(keys)
+    }
+
     /// h_t at every position of the batch: [rows · length, d] (padding rows hold values nobody reads).
     func hidden(_ t: Tape, _ batch: CHIMEBatch, itemContent g: Tensor, training: Bool) -> Tensor {
         let c = configuration

@@ -89,6 +89,42 @@ public enum RankerInput: String, Codable, Sendable, CaseIterable {
     case full
 }
 
+/// How the profile ranker reads a CHIME profile.
+public enum ProfileReading: String, Codable, Sendable, CaseIterable {
+    /// Learned embeddings of the histogram's codes; the target attends over them, each weighted by
+    /// its count.
+    case codes
+    /// The profile decoded into CHIME's space (`InterestCodebook.decodedMean`): CHIME's own score of
+    /// the target, cos(profile, the model's key of the target), and a learned projection of the
+    /// decoded profile.
+    case decoded
+    /// Both.
+    case both
+}
+
+/// The CHIME profiles a ranker reads, per user of the task's dataset.
+public struct RankerProfiles: Sendable {
+    /// Per user: the normalised code counts over the ICM's L·K codes (level-major).
+    public let counts: [[Float]]
+    /// Per user: the decoded mean, [d].
+    public let vectors: [[Float]]
+    /// CHIME's item keys [N + 1, d] (`CHIME.itemKeys`).
+    public let itemKeys: Tensor
+    public var codeCount: Int { counts.first?.count ?? 0 }
+    public var width: Int { itemKeys.shape[1] }
+
+    public init(histograms: [CodeHistogram], icm: InterestCodebook, itemKeys: Tensor) {
+        let (levels, k) = (icm.codebook.levels, icm.codebook.codesPerLevel)
+        counts = histograms.map { h in
+            var v = [Float](repeating: 0, count: levels * k)
+            for e in h.entries where e.level < levels && e.code < k { v[e.level * k + e.code] = Float(e.count) / Float(max(h.behaviors, 1)) }
+            return v
+        }
+        vectors = histograms.map { icm.decodedMean(of: $0) }
+        self.itemKeys = itemKeys
+    }
+}
+
 public struct RankerConfiguration: Codable, Sendable, Equatable {
     public var input: RankerInput = .recent
     /// Behaviours of the recent input.
@@ -98,38 +134,49 @@ public struct RankerConfiguration: Codable, Sendable, Equatable {
     /// Hidden width of the scoring MLP.
     public var hidden = 64
     public var labelBuckets = 8
+    /// How the profile input is read.
+    public var profileReading: ProfileReading = .decoded
     public init() {}
 }
 
 /// A small target-attention ranker in the style of DIN: the target item's content embedding attends
 /// over the user's behaviours (content embedding plus a rating embedding), and an MLP scores the
-/// pooled interest, the target and their product. The profile variant also lets the target attend
-/// over the profile's codes (learned code embeddings, each weighted by its count: softmax of score +
-/// log count, which is the count-weighted mean when the scores are equal) and adds that pooled
-/// profile and its product with the target. The networks differ only in what they read.
+/// pooled interest, the target and their product. The profile variant adds what it reads of the
+/// profile (`ProfileReading`): a profile embedding (the count-weighted attention over learned code
+/// embeddings, or a learned projection of the decoded profile) and its product with the target, and
+/// with the decoded reading CHIME's own score of the target. The networks differ only in what they read.
 public final class TargetAttentionRanker {
     public let configuration: RankerConfiguration
     public let contentDimension: Int
-    /// ICM levels × codes (0 without profiles).
-    public let codeCount: Int
+    /// ICM levels × codes, and CHIME's width (0 without profiles).
+    public let codeCount: Int, profileWidth: Int
     let itemProjection: TransformerBlock.Linear
     let labels: Tensor
     let query: Tensor, key: Tensor
+    /// Codes reading: code embeddings [L·K, e] and their key projection [e, e].
     let codes: Tensor?, codeKey: Tensor?
+    /// Decoded reading: the profile's projection [d, e], CHIME's score into the hidden layer [1, h].
+    let profileProjection: Tensor?, hiddenFromScore: Tensor?
     let hiddenFromUser: Tensor, hiddenFromTarget: Tensor, hiddenFromProduct: Tensor
     let hiddenFromProfile: Tensor?, hiddenFromProfileProduct: Tensor?
     let hiddenBias: Tensor
     let output: TransformerBlock.Linear
 
-    public init(configuration: RankerConfiguration, contentDimension: Int, codeCount: Int = 0, seed: UInt64) throws(ModelError) {
+    public init(configuration: RankerConfiguration, contentDimension: Int, codeCount: Int = 0, profileWidth: Int = 0, seed: UInt64)
+        throws(ModelError)
+    {
         let c = configuration
         guard c.recent >= 1, c.width >= 1, c.hidden >= 1, c.labelBuckets >= 1, contentDimension >= 1 else {
             throw .invalidConfiguration("ranker sizes must be ≥ 1")
         }
-        if c.input == .recentAndProfile, codeCount < 1 { throw .invalidConfiguration("the profile input needs the ICM's code count") }
+        let profile = c.input == .recentAndProfile
+        let readsCodes = profile && c.profileReading == .codes, readsDecoded = profile && c.profileReading == .decoded
+        if readsCodes, codeCount < 1 { throw .invalidConfiguration("the profile's codes reading needs the ICM's code count") }
+        if readsDecoded, profileWidth < 1 { throw .invalidConfiguration("the profile's decoded reading needs CHIME's width") }
         self.configuration = c
         self.contentDimension = contentDimension
-        self.codeCount = c.input == .recentAndProfile ? codeCount : 0
+        self.codeCount = readsCodes ? codeCount : 0
+        self.profileWidth = readsDecoded ? profileWidth : 0
         var rng = SplitMix64(seed: seed)
         func normal(_ shape: [Int], _ std: Double) -> Tensor {
             Tensor.parameter(shape: shape, values: (0..<Tensor.count(of: shape)).map { _ in Float(rng.normal(standardDeviation: std)) })
@@ -140,20 +187,22 @@ public final class TargetAttentionRanker {
         labels = normal([c.labelBuckets, e], 0.1)
         query = normal([e, e], 1 / Double(e).squareRoot())
         key = normal([e, e], 1 / Double(e).squareRoot())
-        codes = c.input == .recentAndProfile ? normal([codeCount, e], 0.1) : nil
-        codeKey = c.input == .recentAndProfile ? normal([e, e], 1 / Double(e).squareRoot()) : nil
+        codes = readsCodes ? normal([codeCount, e], 0.1) : nil
+        codeKey = readsCodes ? normal([e, e], 1 / Double(e).squareRoot()) : nil
+        profileProjection = readsDecoded ? normal([profileWidth, e], 1 / Double(profileWidth).squareRoot()) : nil
+        hiddenFromScore = readsDecoded ? normal([1, h], 1) : nil
         let s = 1 / Double(e).squareRoot()
         hiddenFromUser = normal([e, h], s)
         hiddenFromTarget = normal([e, h], s)
         hiddenFromProduct = normal([e, h], s)
-        hiddenFromProfile = codes != nil ? normal([e, h], s) : nil
-        hiddenFromProfileProduct = codes != nil ? normal([e, h], s) : nil
+        hiddenFromProfile = profile ? normal([e, h], s) : nil
+        hiddenFromProfileProduct = profile ? normal([e, h], s) : nil
         hiddenBias = zeros(h)
         output = (normal([h, 1], 1 / Double(h).squareRoot()), zeros(1))
     }
 
     public var parameters: [Tensor] {
-        [itemProjection.weight, itemProjection.bias, labels, query, key] + [codes, codeKey].compactMap { $0 }
+        [itemProjection.weight, itemProjection.bias, labels, query, key] + [codes, codeKey, profileProjection, hiddenFromScore].compactMap { $0 }
             + [hiddenFromUser, hiddenFromTarget, hiddenFromProduct] + [hiddenFromProfile, hiddenFromProfileProduct].compactMap { $0 }
             + [hiddenBias, output.weight, output.bias]
     }
@@ -166,8 +215,8 @@ public final class TargetAttentionRanker {
     /// Logits [B] of samples.
     /// - Parameters:
     ///   - content: the content table [N + 1, D].
-    ///   - profiles: per sample, the user's normalised code counts over `codeCount` codes (profile input).
-    public func logits(_ t: Tape, _ samples: [ClickTask.Sample], in data: SequenceDataset, content: Tensor, profiles: [[Float]]? = nil)
+    ///   - profiles: the users' profiles (profile input).
+    public func logits(_ t: Tape, _ samples: [ClickTask.Sample], in data: SequenceDataset, content: Tensor, profiles: RankerProfiles? = nil)
         -> Tensor
     {
         let c = configuration, e = c.width, b = samples.count
@@ -193,25 +242,45 @@ public final class TargetAttentionRanker {
         let user = t.reshape(t.batchedMatmul(t.softmax(scores), t.reshape(tokens, [b, length, e])), [b, e])
         var hidden = t.add(t.matmul(user, hiddenFromUser), t.matmul(target, hiddenFromTarget))
         hidden = t.add(hidden, t.matmul(t.mul(user, target), hiddenFromProduct))
-        if let codes, let codeKey, let hiddenFromProfile, let hiddenFromProfileProduct {
+        if let hiddenFromProfile, let hiddenFromProfileProduct {
             guard let profiles else { preconditionFailure("the profile input needs profiles") }
-            // The target attends over each profile's codes; log(weight) makes it count-weighted.
-            let entries = profiles.map { p in p.indices.filter { p[$0] > 0 } }
-            let m = max(1, entries.map(\.count).max() ?? 1)
-            var ids = [Int](repeating: 0, count: b * m), codeBias = [Float](repeating: -1e9, count: b * m)
-            for (r, list) in entries.enumerated() {
-                for (j, code) in list.enumerated() {
-                    ids[r * m + j] = code
-                    codeBias[r * m + j] = logf(profiles[r][code])
+            let pooled: Tensor
+            if let codes, let codeKey {
+                // The target attends over each profile's codes; log(weight) makes it count-weighted.
+                let counts = samples.map { profiles.counts[$0.user] }
+                let entries = counts.map { p in p.indices.filter { p[$0] > 0 } }
+                let m = max(1, entries.map(\.count).max() ?? 1)
+                var ids = [Int](repeating: 0, count: b * m), codeBias = [Float](repeating: -1e9, count: b * m)
+                for (r, list) in entries.enumerated() {
+                    for (j, code) in list.enumerated() {
+                        ids[r * m + j] = code
+                        codeBias[r * m + j] = logf(counts[r][code])
+                    }
                 }
+                let codeTokens = t.embedding(codes, ids: ids)  // [B·M, e]
+                let codeKeys = t.reshape(t.matmul(codeTokens, codeKey), [b, m, e])
+                let codeScores = t.add(
+                    t.scale(t.batchedMatmul(q, codeKeys, transposeB: true), 1 / Float(e).squareRoot()), Tensor(shape: [b, 1, m], values: codeBias))
+                pooled = t.reshape(t.batchedMatmul(t.softmax(codeScores), t.reshape(codeTokens, [b, m, e])), [b, e])
+            } else {
+                guard let profileProjection, let hiddenFromScore else { preconditionFailure("a profile ranker reads codes or the decoded profile") }
+                // CHIME's score of the target (both vectors are fixed: no gradient flows into them).
+                let d = profiles.width, keys = profiles.itemKeys.values
+                var vectors = [Float](repeating: 0, count: b * d), score = [Float](repeating: 0, count: b)
+                for (r, s) in samples.enumerated() {
+                    let v = profiles.vectors[s.user], row = targets[r] * d
+                    var dot: Float = 0
+                    for j in 0..<d {
+                        vectors[r * d + j] = v[j]
+                        dot += v[j] * keys[row + j]
+                    }
+                    score[r] = dot
+                }
+                hidden = t.add(hidden, t.matmul(Tensor(shape: [b, 1], values: score), hiddenFromScore))
+                pooled = t.matmul(Tensor(shape: [b, d], values: vectors), profileProjection)
             }
-            let codeTokens = t.embedding(codes, ids: ids)  // [B·M, e]
-            let codeKeys = t.reshape(t.matmul(codeTokens, codeKey), [b, m, e])
-            let codeScores = t.add(
-                t.scale(t.batchedMatmul(q, codeKeys, transposeB: true), 1 / Float(e).squareRoot()), Tensor(shape: [b, 1, m], values: codeBias))
-            let profile = t.reshape(t.batchedMatmul(t.softmax(codeScores), t.reshape(codeTokens, [b, m, e])), [b, e])
-            hidden = t.add(hidden, t.matmul(profile, hiddenFromProfile))
-            hidden = t.add(hidden, t.matmul(t.mul(profile, target), hiddenFromProfileProduct))
+            hidden = t.add(hidden, t.matmul(pooled, hiddenFromProfile))
+            hidden = t.add(hidden, t.matmul(t.mul(pooled, target), hiddenFromProfileProduct))
         }
         let out = t.linear(t.gelu(t.add(hidden, hiddenBias)), output.weight, bias: output.bias)
         return t.reshape(out, [b])
@@ -233,10 +302,12 @@ public struct RankerTraining: Sendable {
     /// Trains a fresh ranker on `training` (choosing the epoch on `validationFraction` of its users) and
     /// returns its scores of `evaluation`, with the epochs run.
     public func trainAndScore(
-        _ configuration: RankerConfiguration, task: ClickTask, content: Tensor, profiles: [[Float]]?, codeCount: Int,
+        _ configuration: RankerConfiguration, task: ClickTask, content: Tensor, profiles: RankerProfiles?,
         training: [ClickTask.Sample], evaluation: [ClickTask.Sample], seed: UInt64
     ) throws -> (scores: [Float], epochs: Int, validationAUC: Double) {
-        let model = try TargetAttentionRanker(configuration: configuration, contentDimension: content.shape[1], codeCount: codeCount, seed: seed)
+        let model = try TargetAttentionRanker(
+            configuration: configuration, contentDimension: content.shape[1], codeCount: profiles?.codeCount ?? 0,
+            profileWidth: profiles?.width ?? 0, seed: seed)
         let isValidation = { (u: Int) in SplitMix64.mix(UInt64(u) ^ seed &* 0x51ED) % 1000 < UInt64(validationFraction * 1000) }
         let fit = training.filter { !isValidation($0.user) }, check = training.filter { isValidation($0.user) }
         let optimizer = AdamW(
@@ -250,7 +321,7 @@ public struct RankerTraining: Sendable {
                 let part = Array(samples[start..<min(samples.count, start + 1024)])
                 out += model.logits(
                     Tape(recording: false, threads: threads), part, in: task.data, content: content,
-                    profiles: profiles.map { p in part.map { p[$0.user] } }).values
+                    profiles: profiles).values
                 start += part.count
             }
             return out
@@ -267,7 +338,7 @@ public struct RankerTraining: Sendable {
                 let part = Array(order[start..<min(order.count, start + batchSize)])
                 start += part.count
                 let t = Tape(threads: threads)
-                let logits = model.logits(t, part, in: task.data, content: content, profiles: profiles.map { p in part.map { p[$0.user] } })
+                let logits = model.logits(t, part, in: task.data, content: content, profiles: profiles)
                 let loss = t.binaryCrossEntropy(logits, labels: part.map { $0.label ? 1 : 0 })
                 optimizer.zeroGrad()
                 t.backward(loss)

@@ -169,6 +169,23 @@ public struct InterestCodebook: Sendable {
         return InterestCodebook(codebook: codebook, modelVersion: modelVersion)
     }
 
+    /// The mean of the quantized h_t a histogram summarises, in CHIME's space, L2-normalised:
+    /// Σ_l m_l Σ_k (count_lk / n)·c_lk, with m_l the middle of level l's magnitude range under the
+    /// cosine metric (the histogram keeps codes, not magnitudes) and 1 under the euclidean one. The
+    /// histogram determines this sum up to the magnitudes, since each h_t is the sum of its levels.
+    public func decodedMean(of histogram: CodeHistogram) -> [Float] {
+        let c = codebook, d = c.dimension
+        var v = [Float](repeating: 0, count: d)
+        for e in histogram.entries where e.level < c.levels && e.code < c.codesPerLevel {
+            let m: Float = c.metric == .cosine ? (c.magnitudeRanges[e.level].lower + c.magnitudeRanges[e.level].upper) / 2 : 1
+            let w = m * Float(e.count) / Float(max(histogram.behaviors, 1))
+            let row = (e.level * c.codesPerLevel + e.code) * d
+            for k in 0..<d { v[k] += w * c.centroids[row + k] }
+        }
+        let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return norm > 0 ? v.map { $0 / norm } : v
+    }
+
     public static func path(in directory: String) -> String { directory + "/icm.safetensors" }
 
     public func save(in directory: String) throws {

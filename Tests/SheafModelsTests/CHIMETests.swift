@@ -1,5 +1,7 @@
 import Foundation
 import SheafNN
+import SheafQuantizer
+import SheafCodebook
 import SheafRandom
 import SheafText
 import Testing
@@ -211,6 +213,44 @@ func randomContent(items: Int, dimension: Int, seed: UInt64) -> Tensor {
         var format = record
         format.bytes[0] = 9
         #expect(throws: ModelError.self) { try CodeHistogram(format, user: 5) }
+    }
+
+    /// A profile's decoded mean is the mean of its vectors' reconstructions by the codebook's own
+    /// decoder (with each level's magnitude set to the middle of its range under the cosine metric),
+    /// normalised; and CHIME's item keys are the unit vectors the losses score against.
+    @Test func decodedMeanOfAHistogram() throws {
+        var rng = SplitMix64(seed: 31)
+        let (d, n) = (8, 300)
+        let vectors = (0..<(n * d)).map { _ in rng.nextFloat() * 2 - 1 }
+        for metric in [Metric.euclidean, .cosine] {
+            var q = QuantizerConfiguration()
+            q.levels = 2
+            q.codesPerLevel = 8
+            q.iterations = 5
+            q.metric = metric
+            let icm = try InterestCodebook.train(vectors, count: n, dimension: d, configuration: q, modelVersion: 1)
+            let cb = icm.codebook
+            let user = Array(vectors[(40 * d)..<(90 * d)])  // 50 vectors
+            let (codes, _) = try ResidualEncoder(codebook: cb, threads: 1).encode(user, count: 50)
+            let h = CodeHistogram(codes: codes, levels: 2, modelVersion: 1, codebookVersion: icm.version)
+            let m = (0..<2).map { l in metric == .cosine ? (cb.magnitudeRanges[l].lower + cb.magnitudeRanges[l].upper) / 2 : Float(1) }
+            let magnitudes = (0..<50).flatMap { _ in m }
+            var decoded = [Float](repeating: 0, count: 50 * d)
+            codes.withUnsafeBufferPointer { c in
+                magnitudes.withUnsafeBufferPointer { mg in
+                    decoded.withUnsafeMutableBufferPointer { cb.decode(codes: c.baseAddress!, magnitudes: mg.baseAddress!, count: 50, into: $0.baseAddress!) }
+                }
+            }
+            var mean = [Float](repeating: 0, count: d)
+            for r in 0..<50 { for k in 0..<d { mean[k] += decoded[r * d + k] } }
+            let norm = mean.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            let got = icm.decodedMean(of: h)
+            for k in 0..<d { #expect(abs(got[k] - mean[k] / norm) < 1e-5, "\(metric) \(k)") }
+        }
+        let model = try CHIME(configuration: tinyCHIME(), contentDimension: 6, seed: 3)
+        let keys = model.itemKeys(content: randomContent(items: 5, dimension: 6, seed: 4))
+        #expect(keys.shape == [6, 16])  // row 0 (padding, zero content) has a zero key
+        for r in 1..<6 { #expect(abs(keys.values[(r * 16)..<((r + 1) * 16)].reduce(0) { $0 + $1 * $1 } - 1) < 1e-4) }
     }
 
     /// Representations of a cut history are the first rows of the whole history's (the causal mask),
