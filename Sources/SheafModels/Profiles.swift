@@ -115,6 +115,8 @@ public struct ProfileReader: Sendable {
     public let codebookVersion: UInt32
     public let levels: Int
     public let codesPerLevel: Int
+    /// The ICM codebook the profiles were made with (for `decodedMean`).
+    public let codebook: InterestCodebook
 
     /// The versions of a model directory (its `model.safetensors` and `icm.safetensors`).
     /// - Throws: `ModelError.corruptCheckpoint`; `.invalidConfiguration` when no profiles were built.
@@ -134,7 +136,12 @@ public struct ProfileReader: Sendable {
         codebookVersion = codebook.version
         levels = codebook.codebook.levels
         codesPerLevel = codebook.codebook.codesPerLevel
+        self.codebook = codebook
     }
+
+    /// The profile as one unit vector in CHIME's space (`InterestCodebook.decodedMean`); its dot
+    /// product with `CHIME.itemKeys` rows is CHIME's score of those items for the user.
+    public func decodedMean(_ histogram: CodeHistogram) -> [Float] { codebook.decodedMean(of: histogram) }
 
     /// The user's histogram, or nil when the store holds no profile for them.
     /// - Throws: `ModelError.profileMismatch` (made by another model or ICM codebook), `.corruptProfile`.
