@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SheafFormats
 import SheafModels
 import SheafNN
 import SheafQuantizer
@@ -230,7 +231,7 @@ extension SheafCommand {
     struct ProfilesCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "profiles", abstract: "CHIME profiles: code histograms of every user's interest representations.",
-            subcommands: [Build.self])
+            subcommands: [Build.self, Export.self])
     }
 
     /// `sheaf profile STORE --user U`.
@@ -283,6 +284,48 @@ extension SheafCommand {
 }
 
 extension SheafCommand.ProfilesCommand {
+    /// `sheaf profiles export STORE --model DIR --output FILE.npy`.
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every stored profile decoded into CHIME's space, as a U × d float32 .npy (for analysis and plots).",
+            discussion: """
+                Each row is the profile's decoded mean: Σ_l m_l Σ_k (count_lk / n)·c_lk over its ICM                 codebook's centroids (m_l: the middle of level l's magnitude range for a cosine codebook),                 normalised; its dot product with the model's item keys is CHIME's score of those items.                 Users without a profile are left out (counted on stderr); a profile made by another model                 or codebook is an error.
+                """)
+
+        @OptionGroup var target: StoreArguments
+        @Option(help: "The CHIME model directory whose profiles the store holds.") var model: String
+        @Option(help: "The U × d float32 vectors.") var output: String
+        @Option(help: "Also write the U user ids (int64 .npy), in the rows' order.") var idsOutput: String?
+        @Option(help: "Also write the U behaviour counts each profile summarises (int64 .npy).") var behaviorsOutput: String?
+
+        func run() throws {
+            let store = try target.open(readOnly: true)
+            let reader = try ProfileReader(modelDirectory: model)
+            var ids: [UInt64] = [], behaviors: [UInt64] = [], vectors: [Float] = []
+            var missing = 0
+            try store.read { txn in
+                var users: [UInt64] = []
+                try txn.forEachUser { users.append($0); return true }
+                for u in users {
+                    guard let h = try reader.histogram(user: u, in: txn) else {
+                        missing += 1
+                        continue
+                    }
+                    ids.append(u)
+                    behaviors.append(UInt64(h.behaviors))
+                    vectors += reader.decodedMean(h)
+                }
+            }
+            guard !ids.isEmpty else { throw CLIError("the store holds no profile; build them with `sheaf profiles build`") }
+            let d = reader.codebook.codebook.dimension
+            try NPYArray.write(floats: vectors, shape: [ids.count, d], to: output)
+            if let idsOutput { try NPYArray.write(ids: ids, to: idsOutput) }
+            if let behaviorsOutput { try NPYArray.write(ids: behaviors, to: behaviorsOutput) }
+            if missing > 0 { note("\(thousands(missing)) users have no profile and are left out") }
+            say("\(thousands(ids.count)) profiles × \(d) written to \(output)")
+        }
+    }
+
     /// `sheaf profiles build STORE --model DIR`.
     struct Build: ParsableCommand {
         static let configuration = CommandConfiguration(

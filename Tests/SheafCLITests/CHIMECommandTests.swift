@@ -69,6 +69,17 @@ import Testing
         let h = try reader.histograms(users: [1, 99_999], store: opened)
         #expect(h[0]!.entries == p.entries && h[1] == nil)
         #expect(h[0]!.level(0).counts.reduce(0, +) == 24)
+        // `profiles export`: one decoded unit vector per user, with ids and behaviour counts beside it.
+        try sheaf("profiles", "export", store, "--model", s.file("m"), "--output", s.file("v.npy"), "--ids-output", s.file("i.npy"),
+                  "--behaviors-output", s.file("n.npy"))
+        let vectors = try NPYArray(contentsOf: s.file("v.npy"))
+        #expect(vectors.shape == [30, 16])
+        let ids = try NPYArray(contentsOf: s.file("i.npy")).ids()
+        let users = try histories(store).keys.sorted()
+        #expect(ids == users && users.count == 30, "\(ids)")
+        #expect(try NPYArray(contentsOf: s.file("n.npy")).ids() == [UInt64](repeating: 24, count: 30))
+        let row = Array(try vectors.floats()[(ids.firstIndex(of: 1)! * 16)..<(ids.firstIndex(of: 1)! * 16 + 16)])
+        #expect(row == reader.decodedMean(h[0]!) && abs(row.reduce(0) { $0 + $1 * $1 } - 1) < 1e-5)
     }
 
     /// On a terminal each epoch shows a progress line with its steps and running loss; `--json` prints
