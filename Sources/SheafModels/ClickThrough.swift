@@ -94,9 +94,6 @@ public enum ProfileReading: String, Codable, Sendable, CaseIterable {
     /// Learned embeddings of the histogram's codes; the target attends over them, each weighted by
     /// its count.
     case codes
-    /// Attention over the profile's codes as `codes` does, each code represented by a learned
-    /// projection of its ICM centroid (times its level's middle magnitude) instead of a learned embedding.
-    case centroids
     /// The profile decoded into CHIME's space (`InterestCodebook.decodedMean`): CHIME's own score of
     /// the target, cos(profile, the model's key of the target), and a learned projection of the
     /// decoded profile.
@@ -113,8 +110,6 @@ public struct RankerProfiles: Sendable {
     public let vectors: [[Float]]
     /// CHIME's item keys [N + 1, d] (`CHIME.itemKeys`).
     public let itemKeys: Tensor
-    /// The ICM centroids [L·K, d], each times its level's middle magnitude (cosine) or 1 (euclidean).
-    public let centroids: Tensor
     public var codeCount: Int { counts.first?.count ?? 0 }
     public var width: Int { itemKeys.shape[1] }
 
@@ -127,12 +122,6 @@ public struct RankerProfiles: Sendable {
         }
         vectors = histograms.map { icm.decodedMean(of: $0) }
         self.itemKeys = itemKeys
-        let cb = icm.codebook, d = cb.dimension
-        centroids = Tensor(shape: [levels * k, d], values: (0..<(levels * k * d)).map { i in
-            let level = i / (k * d)
-            let m: Float = cb.metric == .cosine ? (cb.magnitudeRanges[level].lower + cb.magnitudeRanges[level].upper) / 2 : 1
-            return m * cb.centroids[i]
-        })
     }
 }
 
@@ -181,8 +170,7 @@ public final class TargetAttentionRanker {
             throw .invalidConfiguration("ranker sizes must be ≥ 1")
         }
         let profile = c.input == .recentAndProfile
-        let readsCodes = profile && c.profileReading != .decoded, readsDecoded = profile && c.profileReading == .decoded
-        let readsCentroids = profile && c.profileReading == .centroids
+        let readsCodes = profile && c.profileReading == .codes, readsDecoded = profile && c.profileReading == .decoded
         if readsCodes, codeCount < 1 { throw .invalidConfiguration("the profile's codes reading needs the ICM's code count") }
         if readsDecoded, profileWidth < 1 { throw .invalidConfiguration("the profile's decoded reading needs CHIME's width") }
         self.configuration = c
@@ -199,7 +187,7 @@ public final class TargetAttentionRanker {
         labels = normal([c.labelBuckets, e], 0.1)
         query = normal([e, e], 1 / Double(e).squareRoot())
         key = normal([e, e], 1 / Double(e).squareRoot())
-        codes = readsCodes ? (readsCentroids ? normal([profileWidth, e], 1 / Double(max(profileWidth, 1)).squareRoot()) : normal([codeCount, e], 0.1)) : nil
+        codes = readsCodes ? normal([codeCount, e], 0.1) : nil
         codeKey = readsCodes ? normal([e, e], 1 / Double(e).squareRoot()) : nil
         profileProjection = readsDecoded ? normal([profileWidth, e], 1 / Double(profileWidth).squareRoot()) : nil
         hiddenFromScore = readsDecoded ? normal([1, h], 1) : nil
@@ -269,8 +257,7 @@ public final class TargetAttentionRanker {
                         codeBias[r * m + j] = logf(counts[r][code])
                     }
                 }
-                let codeTokens = configuration.profileReading == .centroids
-                    ? t.matmul(t.embedding(profiles.centroids, ids: ids), codes) : t.embedding(codes, ids: ids)  // [B·M, e]
+                let codeTokens = t.embedding(codes, ids: ids)  // [B·M, e]
                 let codeKeys = t.reshape(t.matmul(codeTokens, codeKey), [b, m, e])
                 let codeScores = t.add(
                     t.scale(t.batchedMatmul(q, codeKeys, transposeB: true), 1 / Float(e).squareRoot()), Tensor(shape: [b, 1, m], values: codeBias))
