@@ -98,8 +98,6 @@ public enum ProfileReading: String, Codable, Sendable, CaseIterable {
     /// the target, cos(profile, the model's key of the target), and a learned projection of the
     /// decoded profile.
     case decoded
-    /// Both.
-    case both
 }
 
 /// The CHIME profiles a ranker reads, per user of the task's dataset.
