@@ -63,7 +63,7 @@ def main():
     a = ap.parse_args()
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     ensure_store(a.store)
-    jobs = [(i, d, s) for s in a.seeds for d in sorted(a.depths, reverse=True) for i in a.inits]
+    jobs = [(i, d, s) for s in a.seeds for d in sorted(a.depths) for i in a.inits]  # cheap runs first
     with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
         runs = list(pool.map(lambda j: one(a, a.store, *j), jobs))
     runs.sort(key=lambda r: (r["init"], r["depth"], r["seed"]))
