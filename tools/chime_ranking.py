@@ -66,17 +66,31 @@ def main():
     built = run([SHEAF, "profiles", "build", a.store, "--model", model, "--first-fraction", "0.8", "--levels", str(a.levels),
                  "--codes", str(a.codes), "--retrain-codebook", "--threads", str(a.threads), "--json", "--quiet"])
     build = json.loads(built.stdout)
-    report_path = (f"{a.out}_work/ranking-{os.path.basename(model)}-L{a.levels}-K{a.codes}-s{'-'.join(map(str, a.seeds))}-f{a.folds}"
-                   f"-{'-'.join(a.readings)}.json")
-    if not os.path.exists(report_path):
-        print("training and scoring the rankers", file=sys.stderr, flush=True)
-        p = subprocess.run([MEASURE, "chime-ranking", "--store", a.store, "--model", model, "--seeds", *map(str, a.seeds),
-                            "--folds", str(a.folds), "--readings", *a.readings, "--threads", str(a.threads), "--output", report_path],
-                           stdout=subprocess.DEVNULL, stderr=sys.stderr, text=True)
-        if p.returncode != 0:
-            sys.exit(f"sheaf-measure chime-ranking failed ({p.returncode})")
-    with open(report_path) as f:
-        rep = json.load(f)
+    # One sheaf-measure run per (ranker, seed), each kept and reused: a stopped evaluation resumes at
+    # the first missing one. The runs are deterministic (the same seed gives the same scores whatever
+    # the threads), so results of different invocations sit in one table.
+    variants = [("recent", None)] + [("recent+profile", r) for r in a.readings] + [("full", None)]
+    reports = []
+    for name, reading in variants:
+        for seed in a.seeds:
+            tag = name + (f"-{reading}" if reading else "")
+            path = f"{a.out}_work/ranking-{os.path.basename(model)}-L{a.levels}-K{a.codes}-f{a.folds}-{tag}-s{seed}.json"
+            if not os.path.exists(path):
+                print(f"training and scoring the {tag} rankers, seed {seed}", file=sys.stderr, flush=True)
+                p = subprocess.run([MEASURE, "chime-ranking", "--store", a.store, "--model", model, "--seeds", str(seed),
+                                    "--folds", str(a.folds), "--inputs", name] + (["--readings", reading] if reading else [])
+                                   + ["--threads", str(a.threads), "--output", path],
+                                   stdout=subprocess.DEVNULL, stderr=sys.stderr, text=True)
+                if p.returncode != 0:
+                    sys.exit(f"sheaf-measure chime-ranking failed ({p.returncode})")
+            with open(path) as f:
+                r = json.load(f)
+            for run_ in r["runs"]:
+                run_["input"] = f"{name} ({reading})" if reading and len(a.readings) > 1 else name
+            reports.append(r)
+    rep = dict(reports[-1])
+    rep["runs"] = [x for r in reports for x in r["runs"]]
+    rep["chimeScores"] = next((r["chimeScores"] for r in reversed(reports) if r.get("chimeScores")), None)
 
     def ms(xs):
         return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
@@ -95,10 +109,8 @@ def main():
              f"Machine: {m.get('cpu')}; OpenBLAS core {m.get('blasCore')}. CHIME: {a.init} initialisation, {a.layers} layers, "
              f"best epoch {o['bestEpoch']} of {len(o['epochs'])} (held-out holistic {o['bestHeldOutHolistic']:.4f}), model "
              f"{rep['modelVersion']}; ICM cosine L={a.levels} K={a.codes}. {rep['users']} users, {rep['samples']:,} window samples "
-             f"({rep['positives']:,} positive: rating >= 4); profiles of the first 80%: {build['bytes'] / max(build['built'], 1):.0f} B "
-             f"each on average." if build.get("built") else
-             f"Machine: {m.get('cpu')}; OpenBLAS core {m.get('blasCore')}. CHIME: {a.init}, {a.layers} layers, model {rep['modelVersion']}; "
-             f"ICM cosine L={a.levels} K={a.codes}. {rep['users']} users, {rep['samples']:,} window samples ({rep['positives']:,} positive).", "",
+             f"({rep['positives']:,} positive: rating >= 4); profiles of the first 80%: {costs['profile']['bytesPerRequest']:.0f} B "
+             f"each on average.", "",
              "| user input | AUC | GAUC | bytes / request | µs / request (fetch + decode) |",
              "|---|---:|---:|---:|---:|"]
     for name, r in rows.items():
