@@ -65,7 +65,7 @@ let package = Package(
         /// Models trained from the store: training sequences read out of it, the leave-one-out split,
         /// full-ranking metrics, the training loop and the recommenders. The only module that knows both
         /// SheafNN and SheafStore.
-        .target(name: "SheafModels", dependencies: ["SheafNN", "SheafStore", "SheafCodebook", "SheafFormats", "SheafRandom", "SheafText", "SheafQuantizer"]),
+        .target(name: "SheafModels", dependencies: ["SheafNN", "CSheafNN", "SheafStore", "SheafCodebook", "SheafFormats", "SheafRandom", "SheafText", "SheafQuantizer"]),
         /// The `sheaf` command line: subcommands, loaders, progress. A library so tests can run commands in-process.
         .target(
             name: "SheafCLI",

@@ -32,6 +32,7 @@ extension SheafMeasure {
         var readings: [String] = [ProfileReading.decoded.rawValue]
         @Option(help: "Rounds over all users for the per-request costs.") var costRounds = 5
         @Option(help: "Threads.") var threads = Tape.defaultThreads
+        @Flag(help: "Only measure the per-request costs (no rankers, no CHIME scores).") var costsOnly = false
         @Option(help: "Write the JSON report here.") var output: String?
 
         struct Run: Codable {
@@ -77,7 +78,7 @@ extension SheafMeasure {
             guard let icm = try InterestCodebook.load(from: model) else { throw ValidationError("\(model) has no ICM codebook") }
             let profiles = RankerProfiles(histograms: histograms, icm: icm, itemKeys: chime.itemKeys(content: content, threads: threads))
             log("\(data.users.count) users, \(task.samples.count) window samples (\(task.samples.filter(\.label).count) positive); profiles: \(reader.levels) levels × \(reader.codesPerLevel) codes")
-            let direct = directScores(chime, data: data, task: task, content: content, profiles: profiles)
+            let direct = costsOnly ? [] : directScores(chime, data: data, task: task, content: content, profiles: profiles)
 
             var variants: [(name: String, configuration: RankerConfiguration)] = []
             for name in inputs {
@@ -96,7 +97,7 @@ extension SheafMeasure {
                 }
             }
             var runs: [Run] = []
-            for seed in seeds {
+            for seed in costsOnly ? [] : seeds {
                 let fold = { (u: Int) in Int(SplitMix64.mix(UInt64(u) &* 0x9E37 ^ seed) % UInt64(folds)) }
                 for (name, c) in variants {
                     var training = RankerTraining()
@@ -167,21 +168,27 @@ extension SheafMeasure {
             }
         }
 
-        /// Per request, over every user, interleaved: the profile (fetch + parse), the last `recent`
+        /// Per request, over every user, interleaved: the profile (fetch + parse), its decoding into
+        /// CHIME's space (`ProfileReader.decodedMean`, what the decoded reading reads), the last `recent`
         /// behaviours (fetch + decode of their items), the whole history (fetch + decode). Bytes: the
         /// stored records read (profile record; history segments holding the behaviours; the items'
         /// packed codes).
         func servingCosts(_ store: Store, data: SequenceDataset, reader: ProfileReader) throws -> [Cost] {
             let users = data.users.map(\.user)
             let itemBytes = try store.read { try $0.activeCodebook()?.bytesPerItem ?? 0 }
-            var time = [0.0, 0.0, 0.0], bytes = [0.0, 0.0, 0.0], behaviours = [0.0, 0.0, 0.0]
+            let names = ["profile", "recent", "full", "profile decode"]
+            var time = [0.0, 0.0, 0.0, 0.0], bytes = [0.0, 0.0, 0.0, 0.0], behaviours = [0.0, 0.0, 0.0, 0.0]
             var requests = 0
+            var decoded: [Float] = []
             for round in 0..<costRounds {
                 for u in users {
                     try store.read { txn in
                         var t = monotonicNanoseconds()
                         let h = try reader.histogram(user: u, in: txn)
                         time[0] += Double(monotonicNanoseconds() - t)
+                        t = monotonicNanoseconds()
+                        if let h { decoded = reader.decodedMean(h) }  // what the decoded reading reads
+                        time[3] += Double(monotonicNanoseconds() - t)
                         t = monotonicNanoseconds()
                         let recentHistory = try txn.history(user: u, .last(recent))!
                         _ = try txn.decodeItems(recentHistory.itemIDs)
@@ -208,8 +215,9 @@ extension SheafMeasure {
                     requests += 1
                 }
             }
+            precondition(decoded.isEmpty || decoded.count == reader.codebook.codebook.dimension)
             let n = Double(users.count)
-            return zip(["profile", "recent", "full"].indices, ["profile", "recent", "full"]).map { i, name in
+            return zip(names.indices, names).map { i, name in
                 Cost(input: name, microsecondsPerRequest: time[i] / Double(requests) / 1000, bytesPerRequest: bytes[i] / n,
                      behavioursPerRequest: behaviours[i] / n)
             }
