@@ -37,6 +37,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--init", default="minilm")
+    ap.add_argument("--negative-label", type=float, default=2,
+                    help="CHIME's holistic negatives: a user's future behaviours rated at most this (and other users')")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--chime-seed", type=int, default=1)
     ap.add_argument("--levels", type=int, default=3)
@@ -51,12 +53,13 @@ def main():
     a = ap.parse_args()
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     ensure_store(a.store)
-    model = f"{a.out}_work/chime-{a.init}-L{a.layers}-e{a.epochs}-seed{a.chime_seed}"
+    negatives = "" if a.negative_label == 2 else f"-neg{a.negative_label:g}"
+    model = f"{a.out}_work/chime-{a.init}-L{a.layers}-e{a.epochs}{negatives}-seed{a.chime_seed}"
     if not os.path.exists(os.path.join(model, "metrics.json")):
         print(f"training CHIME ({a.init}, {a.layers} layers) on each user's first 80%", file=sys.stderr, flush=True)
         run([SHEAF, "chime", "train", a.store, "--output", model, "--layers", str(a.layers), "--init", a.init,
              "--model-dir", os.path.join(ROOT, "data", "minilm"), "--epochs", str(a.epochs), "--first-fraction", "0.8",
-             "--seed", str(a.chime_seed), "--threads", str(a.threads), "--quiet"]
+             "--negative-label", str(a.negative_label), "--seed", str(a.chime_seed), "--threads", str(a.threads), "--quiet"]
             + (["--resume"] if os.path.exists(os.path.join(model, "last.safetensors")) else []))
     with open(os.path.join(model, "metrics.json")) as f:
         chime = json.load(f)
@@ -119,6 +122,7 @@ def main():
     o = chime["outcome"]
     lines = [f"# CHIME profiles in a ranking model (MovieLens-100K, {len(a.seeds)} seeds × {a.folds} folds over users)", "",
              f"Machine: {m.get('cpu')}; OpenBLAS core {m.get('blasCore')}. CHIME: {a.init} initialisation, {a.layers} layers, "
+             f"holistic negatives rated <= {a.negative_label:g}, "
              f"best epoch {o['bestEpoch']} of {len(o['epochs'])} (held-out holistic {o['bestHeldOutHolistic']:.4f}), model "
              f"{rep['modelVersion']}; ICM cosine L={a.levels} K={a.codes}. {rep['users']} users, {rep['samples']:,} window samples "
              f"({rep['positives']:,} positive: rating >= 4); profiles of the first 80%: {costs['profile']['bytesPerRequest']:.0f} B "

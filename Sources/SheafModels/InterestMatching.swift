@@ -1,3 +1,5 @@
+import SheafNN
+
 /// The matching and clustering steps of HyMiRec's DMIL (disentangled multi-interest learning): the
 /// next w behaviours are clustered into at most s groups under cosine similarity, and the s refined
 /// interests are matched one-to-one to the groups, maximising the total similarity.
@@ -147,5 +149,94 @@ public enum InterestMatching {
             }
         }
         return (centroids, k, assignment)
+    }
+}
+
+/// How DMIL matches interests to targets.
+public enum InterestMatchingRule: String, Codable, Sendable, CaseIterable {
+    /// One-to-one, maximising the total similarity (the Hungarian algorithm).
+    case hungarian
+    /// One-to-one, greedily (an ablation).
+    case greedy
+}
+
+/// One DMIL step's plan for a batch: which refined interest each window target trains. Computed on
+/// detached values (no gradient flows through clustering or matching), as the paper does.
+public struct DMILPlan: Sendable, Equatable {
+    /// Per target (rows in order, each row's targets in time order): its row.
+    public let targetRow: [Int]
+    /// Per target: the interest it is matched to, as a row of the interests tensor (row·s + j).
+    public let interest: [Int]
+
+    /// - Parameters:
+    ///   - interests: the refined interests' values, rows × s × d (row-major).
+    ///   - targets: per row, its window targets' embeddings (w_r × d each, w_r ≥ 0; a row without
+    ///     targets is skipped).
+    ///   - s: interests per row. - d: width.
+    ///   - iterations: k-means rounds.
+    public init(
+        interests: [Float], targets: [[Float]], interestsPerRow s: Int, dimension d: Int, iterations: Int = 5,
+        rule: InterestMatchingRule = .hungarian
+    ) {
+        precondition(s >= 1 && d >= 1 && interests.count == targets.count * s * d, "interests must be rows × s × d")
+        var rows: [Int] = [], chosen: [Int] = []
+        for (r, t) in targets.enumerated() {
+            precondition(t.count % d == 0, "targets must be whole rows of width d")
+            let w = t.count / d
+            if w == 0 { continue }
+            let c = InterestMatching.clusters(t, count: w, dimension: d, groups: s, iterations: iterations)
+            // scores[cluster, interest] = cos(g_c, r_j) (g_c is unit; r_j normalised here).
+            var scores = [Float](repeating: 0, count: c.k * s)
+            for j in 0..<s {
+                let base = (r * s + j) * d
+                var norm: Float = 0
+                for x in 0..<d { norm += interests[base + x] * interests[base + x] }
+                let inverse = norm > 0 ? 1 / norm.squareRoot() : 0
+                for g in 0..<c.k {
+                    var dot: Float = 0
+                    for x in 0..<d { dot += c.centroids[g * d + x] * interests[base + x] }
+                    scores[g * s + j] = dot * inverse
+                }
+            }
+            let match = rule == .hungarian
+                ? InterestMatching.hungarian(scores, rows: c.k, columns: s) : InterestMatching.greedy(scores, rows: c.k, columns: s)
+            for a in c.assignment {
+                rows.append(r)
+                chosen.append(r * s + match[a])
+            }
+        }
+        targetRow = rows
+        interest = chosen
+    }
+}
+
+extension Tape {
+    /// DMIL's loss: InfoNCE between each window target and the interest it is matched to, with
+    /// sampled negatives. For target t with matched interest q_t and item key k_t (both
+    /// L2-normalised here), and negatives n_1…n_N (the same for every target; a negative that is t's
+    /// own item is left out of t's term):
+    ///
+    ///     ℓ_t = −cos(q_t, k_t)/τ + log(exp(cos(q_t, k_t)/τ) + Σ_i exp(cos(q_t, n_i)/τ))
+    ///
+    /// averaged over the targets. Only matched interests receive gradient.
+    ///
+    /// - Parameters:
+    ///   - interests: [rows · s, d] (on the tape).
+    ///   - plan: which interest each target trains.
+    ///   - keys: item keys [N + 1, d] (on the tape); `targetItems` and `negativeItems` are rows of it.
+    public func dmilLoss(
+        interests: Tensor, plan: DMILPlan, keys: Tensor, targetItems: [Int], negativeItems: [Int], temperature: Float
+    ) -> Tensor {
+        precondition(plan.interest.count == targetItems.count, "one item per planned target")
+        precondition(temperature > 0, "the temperature must be positive")
+        let t = targetItems.count
+        guard t > 0 else { return scale(sum(interests), 0) }
+        let queries = l2Normalize(embedding(interests, ids: plan.interest))
+        let columns = targetItems + negativeItems
+        let columnKeys = l2Normalize(embedding(keys, ids: columns))
+        let logits = scale(matmul(queries, columnKeys, transposeB: true), 1 / temperature)
+        let negatives = Array(t..<(t + negativeItems.count))
+        return contrastive(
+            logits, ContrastiveTargets(positives: (0..<t).map { [$0] }, negatives: Array(repeating: negatives, count: t), columnKeys: columns))
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+import SheafNN
 import SheafRandom
 import Testing
 
@@ -86,5 +88,48 @@ import Testing
         #expect(one.k == 1 && one.assignment == [0, 0])
         let expected: [Float] = [1, 0, 0.7071, 0.7071].map { $0 / Float(2).squareRoot() }  // (a + b/|b|) normalised
         for j in 0..<4 { #expect(abs(one.centroids[j] - expected[j]) < 1e-3, "\(one.centroids)") }
+    }
+}
+
+@Suite struct DMILTests {
+    let a: [Float] = [1, 0], b: [Float] = [0, 1]
+
+    @Test func planMatchesClustersToInterests() {
+        // Row 0: interests r0 = B, r1 = A; targets A, B, A. Row 1: no targets. Row 2: r0 = A, r1 = B; target B.
+        let interests: [Float] = b + a + a + b + a + b
+        let plan = DMILPlan(interests: interests, targets: [a + b + a, [], b], interestsPerRow: 2, dimension: 2)
+        #expect(plan.targetRow == [0, 0, 0, 2])
+        #expect(plan.interest == [1, 0, 1, 2 * 2 + 1])
+        // One interest: every target trains it.
+        let one = DMILPlan(interests: a, targets: [a + b + a], interestsPerRow: 1, dimension: 2)
+        #expect(one.interest == [0, 0, 0])
+        // Greedy and Hungarian agree here (the best pairs are disjoint).
+        #expect(DMILPlan(interests: interests, targets: [a + b + a, [], b], interestsPerRow: 2, dimension: 2, rule: .greedy) == plan)
+    }
+
+    @Test func lossAgainstItsDefinition() {
+        // Interests (1 row, s = 3): r0 = B, r1 = A, r2 = (1, 1) never matched (two clusters only).
+        let t = Tape()
+        let interests = Tensor.parameter(shape: [3, 2], values: b + a + [1, 1])
+        // Items: 0 padding, 1 = A, 2 = B, 3 = (1, 2).
+        let keys = Tensor.parameter(shape: [4, 2], values: [0, 0] + a + b + [1, 2])
+        let plan = DMILPlan(interests: interests.values, targets: [a + b + a], interestsPerRow: 3, dimension: 2)
+        #expect(plan.interest == [1, 0, 1])
+        let tau: Float = 0.5
+        let loss = t.dmilLoss(interests: interests, plan: plan, keys: keys, targetItems: [1, 2, 1], negativeItems: [3, 1], temperature: tau)
+        // By hand: targets 1 and 3 (item A, interest A): positive cos 1; negatives item 3 (cos 1/√5);
+        // item 1 is their own item, left out. Target 2 (item B, interest B): positive cos 1; negatives
+        // item 3 (cos 2/√5) and item 1 (cos 0).
+        func term(_ positive: Double, _ negatives: [Double]) -> Double {
+            let s = Double(tau)
+            return -positive / s + log(exp(positive / s) + negatives.reduce(0) { $0 + exp($1 / s) })
+        }
+        let expected = (2 * term(1, [1 / 5.0.squareRoot()]) + term(1, [2 / 5.0.squareRoot(), 0])) / 3
+        #expect(abs(Double(loss.scalar) - expected) < 1e-5, "\(loss.scalar) vs \(expected)")
+        // Only matched interests receive gradient: r2 (unmatched) gets none, r0 and r1 do.
+        t.backward(loss)
+        let g = interests.grad!
+        #expect(g[4] == 0 && g[5] == 0)
+        #expect(g[0..<4].contains { $0 != 0 })
     }
 }
