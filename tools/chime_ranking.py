@@ -77,7 +77,10 @@ def main():
     for name, reading in variants:
         for seed in a.seeds:
             tag = name + (f"-{reading}" if reading else "")
-            path = f"{a.out}_work/ranking-{os.path.basename(model)}-L{a.levels}-K{a.codes}-f{a.folds}-{tag}-s{seed}.json"
+            # recent and full read no profile: their runs do not depend on the CHIME model or ICM, and
+            # are shared by every evaluation of the same store.
+            path = (f"{a.out}_work/ranking-{os.path.basename(model)}-L{a.levels}-K{a.codes}-f{a.folds}-{tag}-s{seed}.json"
+                    if reading else os.path.join(os.path.dirname(a.store.rstrip("/")), f"chime_ranking_{tag}-f{a.folds}-s{seed}.json"))
             if not os.path.exists(path):
                 print(f"training and scoring the {tag} rankers, seed {seed}", file=sys.stderr, flush=True)
                 p = subprocess.run([MEASURE, "chime-ranking", "--store", a.store, "--model", model, "--seeds", str(seed),
