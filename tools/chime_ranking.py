@@ -102,7 +102,7 @@ def main():
         sys.exit(f"sheaf-measure chime-ranking --costs-only failed ({p.returncode})")
     with open(costs_path) as f:
         fresh = json.load(f)
-    rep = dict(reports[-1])
+    rep = dict(next(r for r in reversed(reports) if r["runs"][0]["input"].startswith("recent+profile")))  # the model's own
     rep["costs"], rep["machine"] = fresh["costs"], fresh["machine"]
     rep["runs"] = [x for r in reports for x in r["runs"]]
     rep["chimeScores"] = next((r["chimeScores"] for r in reversed(reports) if r.get("chimeScores")), None)
