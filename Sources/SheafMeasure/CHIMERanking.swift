@@ -75,8 +75,7 @@ extension SheafMeasure {
                 }
                 histograms.append(h)
             }
-            guard let icm = try InterestCodebook.load(from: model) else { throw ValidationError("\(model) has no ICM codebook") }
-            let profiles = RankerProfiles(histograms: histograms, icm: icm, itemKeys: chime.itemKeys(content: content, threads: threads))
+            let profiles = RankerProfiles(histograms: histograms, icm: reader.codebook, itemKeys: chime.itemKeys(content: content, threads: threads))
             log("\(data.users.count) users, \(task.samples.count) window samples (\(task.samples.filter(\.label).count) positive); profiles: \(reader.levels) levels × \(reader.codesPerLevel) codes")
             let direct = costsOnly ? [] : directScores(chime, data: data, task: task, content: content, profiles: profiles)
 
