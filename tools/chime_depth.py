@@ -32,6 +32,8 @@ from sasrec_compare import SHEAF, ensure_store, run  # noqa: E402
 
 def one(a, store, init, depth, seed):
     d = f"{a.out}_work/{init}-L{depth}-e{a.epochs}-seed{seed}"
+    if a.report_only and not os.path.exists(os.path.join(d, "metrics.json")):
+        return None
     if not os.path.exists(os.path.join(d, "metrics.json")):
         t = time.perf_counter()
         run([SHEAF, "chime", "train", store, "--output", d, "--layers", str(depth), "--init", init,
@@ -60,12 +62,14 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--store", default=os.path.join(ROOT, "results", "sasrec-store"))
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "chime_depth"))
+    ap.add_argument("--report-only", action="store_true",
+                    help="train nothing: report the finished runs (each row says how many seeds it has)")
     a = ap.parse_args()
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     ensure_store(a.store)
     jobs = [(i, d, s) for s in a.seeds for d in sorted(a.depths) for i in a.inits]  # cheap runs first
     with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
-        runs = list(pool.map(lambda j: one(a, a.store, *j), jobs))
+        runs = [r for r in pool.map(lambda j: one(a, a.store, *j), jobs) if r is not None]
     runs.sort(key=lambda r: (r["init"], r["depth"], r["seed"]))
     machine = next((r["machine"] for r in runs if r.get("machine")), {}) or {}
 
@@ -76,28 +80,44 @@ def main():
         return statistics.stdev(xs) if len(xs) > 1 else 0.0
 
     marks = [e for e in (1, 2, 5, 10, 15, 20, 30, 40) if e <= a.epochs]
-    lines = [f"# CHIME held-out holistic loss by depth and initialisation (MovieLens-100K, {len(a.seeds)} seed(s): {a.seeds})", "",
+    lines = [f"# CHIME held-out holistic loss by depth and initialisation (MovieLens-100K, seeds {sorted({r['seed'] for r in runs})})", "",
              f"Machine: {machine.get('cpu', '?')}; OpenBLAS core {machine.get('blasCore', '?')}; {a.threads} thread(s) per run, "
              f"{a.jobs} runs at once (epoch times are therefore not a speed result). {a.epochs} epochs, no early stopping; "
              "held-out users 10% by id hash; each user's first 80% of behaviours.", "",
-             "| init | layers | best epoch | best held-out holistic | " + " | ".join(f"epoch {e}" for e in marks)
+             "| init | layers | seeds | best epoch | best held-out holistic | " + " | ".join(f"epoch {e}" for e in marks)
              + " | last − best | s / epoch |",
-             "|---|---:|---:|---:|" + "---:|" * len(marks) + "---:|---:|"]
+             "|---|---:|---:|---:|---:|" + "---:|" * len(marks) + "---:|---:|"]
     summary = []
     for init in a.inits:
         for d in sorted(a.depths):
             rs = [r for r in runs if r["init"] == init and r["depth"] == d]
+            if not rs:
+                continue
             curve = [mean([r["held_out_holistic"][e - 1] for r in rs]) for e in range(1, a.epochs + 1)]
             best = [r["best"] for r in rs]
-            row = dict(init=init, depth=d, curve=curve, best_mean=mean(best), best_std=spread(best),
+            row = dict(init=init, depth=d, seeds=[r["seed"] for r in rs], curve=curve, best_mean=mean(best), best_std=spread(best),
                        best_epoch=mean([r["best_epoch"] for r in rs]), overfit=curve[-1] - min(curve),
                        seconds_per_epoch=mean([r["seconds_per_epoch"] for r in rs]))
             summary.append(row)
-            lines.append(f"| {init} | {d} | {row['best_epoch']:.1f} | {row['best_mean']:.4f} ± {row['best_std']:.4f} | "
+            lines.append(f"| {init} | {d} | {len(rs)} | {row['best_epoch']:.1f} | {row['best_mean']:.4f} ± {row['best_std']:.4f} | "
                          + " | ".join(f"{curve[e - 1]:.4f}" for e in marks)
                          + f" | {row['overfit']:.4f} | {row['seconds_per_epoch']:.1f} |")
-    lines += ["", "± is the sample standard deviation over seeds (0 with one seed). \"last − best\": how far the last "
-              "epoch's loss rose above the curve's minimum (overfitting)."]
+    lines += ["", "± is the sample standard deviation over seeds (0 with one seed); curves are means over the row's seeds. "
+              "\"last − best\": how far the last epoch's loss rose above the curve's minimum (overfitting)."]
+    gaps = []
+    for d in sorted(a.depths):
+        pair = {row["init"]: row for row in summary if row["depth"] == d}
+        if "random" in pair and "minilm" in pair:
+            common = sorted(set(pair["random"]["seeds"]) & set(pair["minilm"]["seeds"]))
+            per_seed = [next(r["best"] for r in runs if r["init"] == "random" and r["depth"] == d and r["seed"] == sd)
+                        - next(r["best"] for r in runs if r["init"] == "minilm" and r["depth"] == d and r["seed"] == sd)
+                        for sd in common]
+            if per_seed:
+                gaps.append(f"| {d} | {len(per_seed)} | {mean(per_seed):.4f} ± {spread(per_seed):.4f} | "
+                            + ", ".join(f"{g:.4f}" for g in per_seed) + " |")
+    if gaps:
+        lines += ["", "Best held-out holistic, random − MiniLM (positive: pretrained is better), paired by seed:", "",
+                  "| layers | seeds | mean ± std | per seed |", "|---:|---:|---:|---|"] + gaps
     with open(a.out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(a.out + ".json", "w") as f:
