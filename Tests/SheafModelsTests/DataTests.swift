@@ -76,6 +76,29 @@ func makeStore(_ dir: TempDirectory, dimension: Int = 4, histories: [UInt64: [(U
         #expect(split.validation.count == 2 && split.test.count == 2)
     }
 
+    /// The window split keeps the leave-one-out targets, and no training window reaches into them.
+    @Test func windowTargetsStayInTheTrainingPart() throws {
+        let (dir, store) = try handMade()
+        _ = dir
+        let data = try SequenceDataset.load(from: store)
+        let split = WindowSplit(data, window: 2)
+        // User 5 (index 0), 5 behaviours: training part 0..<3, so cuts 1 and 2 with targets 1..<3 and 2..<3.
+        #expect(split.training.filter { $0.user == 0 } == [
+            WindowExample(user: 0, cut: 1, targetEnd: 3), WindowExample(user: 0, cut: 2, targetEnd: 3),
+        ])
+        #expect(split.validation.filter { $0.user == 0 } == [WindowExample(user: 0, cut: 3, targetEnd: 4)])
+        #expect(split.test.filter { $0.user == 0 } == [WindowExample(user: 0, cut: 4, targetEnd: 5)])
+        // The same targets as the leave-one-out split, for every user.
+        let loo = LeaveOneOutSplit(data)
+        #expect(split.validation.map(\.cut) == loo.validation.map(\.inputEnd) && split.test.map(\.cut) == loo.test.map(\.inputEnd))
+        // User 7 (three behaviours): nothing to train; user 9 (two): one example, one target.
+        #expect(split.training.filter { $0.user == 1 }.isEmpty)
+        #expect(split.training.filter { $0.user == 2 } == [WindowExample(user: 2, cut: 1, targetEnd: 2)])
+        // w = 1 gives exactly the leave-one-out training targets.
+        let one = WindowSplit(data, window: 1)
+        #expect(one.training.map { [$0.user, $0.cut, $0.targetEnd - $0.cut] } == loo.training.map { [$0.user, $0.inputEnd, 1] })
+    }
+
     @Test func aStoreWithoutHistoriesIsRefused() throws {
         let dir = TempDirectory()
         let store = try Store(path: dir.path, dimension: 4)
