@@ -36,6 +36,10 @@ public struct LeaveOneOutSplit: Sendable {
     public let validation: [SequenceExample]
     public let test: [SequenceExample]
 
+    /// Of a user's n behaviours, how many train: all but the validation and test behaviours, or all
+    /// of them when there are fewer than 3.
+    public static func trainingCount(of n: Int) -> Int { n >= 3 ? n - 2 : n }
+
     public init(_ data: SequenceDataset, maxLength: Int = 50) {
         precondition(maxLength > 0, "maxLength must be positive")
         self.maxLength = maxLength
@@ -45,7 +49,7 @@ public struct LeaveOneOutSplit: Sendable {
         }
         for (u, s) in data.users.enumerated() {
             let n = s.count
-            let trainEnd = n >= 3 ? n - 2 : n
+            let trainEnd = Self.trainingCount(of: n)
             if trainEnd > 1 { for end in 1..<trainEnd { training.append(example(u, end: end)) } }
             if n >= 3 {
                 validation.append(example(u, end: n - 2))

@@ -36,7 +36,7 @@ public struct WindowSplit: Sendable {
         var training: [WindowExample] = [], validation: [WindowExample] = [], test: [WindowExample] = []
         for (u, s) in data.users.enumerated() {
             let n = s.count
-            let trainEnd = n >= 3 ? n - 2 : n
+            let trainEnd = LeaveOneOutSplit.trainingCount(of: n)
             if trainEnd > 1 {
                 for c in 1..<trainEnd { training.append(WindowExample(user: u, cut: c, targetEnd: min(c + window, trainEnd))) }
             }
