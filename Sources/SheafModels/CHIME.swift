@@ -238,12 +238,8 @@ public final class CHIME {
         self.contentDimension = contentDimension
         self.sideFeatureWidth = sideFeatureWidth
         self.itemCount = c.itemIDs ? itemCount : 0
-        var rng = SplitMix64(seed: seed)
-        let std = Double(c.initializerRange)
-        func normal(_ shape: [Int]) -> Tensor {
-            Tensor.parameter(shape: shape, values: (0..<Tensor.count(of: shape)).map { _ in Float(rng.normal(standardDeviation: std)) })
-        }
-        func constant(_ n: Int, _ v: Float) -> Tensor { Tensor.parameter(shape: [n], values: [Float](repeating: v, count: n)) }
+        let initializer = ParameterInitializer(seed: seed, standardDeviation: Double(c.initializerRange))
+        let normal = initializer.normal as ([Int]) -> Tensor, constant = ParameterInitializer.constant
         let (d, cw) = (c.width, c.contentWidth)
         gluValue = (normal([contentDimension, cw]), constant(cw, 0))
         gluGate = (normal([contentDimension, cw]), constant(cw, 0))

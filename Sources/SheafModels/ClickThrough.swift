@@ -175,11 +175,9 @@ public final class TargetAttentionRanker {
         self.contentDimension = contentDimension
         self.codeCount = readsCodes ? codeCount : 0
         self.profileWidth = readsDecoded ? profileWidth : 0
-        var rng = SplitMix64(seed: seed)
-        func normal(_ shape: [Int], _ std: Double) -> Tensor {
-            Tensor.parameter(shape: shape, values: (0..<Tensor.count(of: shape)).map { _ in Float(rng.normal(standardDeviation: std)) })
-        }
-        func zeros(_ n: Int) -> Tensor { Tensor.parameter(shape: [n], values: [Float](repeating: 0, count: n)) }
+        let initializer = ParameterInitializer(seed: seed)
+        let normal = initializer.normal as ([Int], Double) -> Tensor
+        func zeros(_ n: Int) -> Tensor { ParameterInitializer.constant(n, 0) }
         let (e, h) = (c.width, c.hidden)
         itemProjection = (normal([contentDimension, e], 1 / Double(contentDimension).squareRoot()), zeros(e))
         labels = normal([c.labelBuckets, e], 0.1)

@@ -108,12 +108,8 @@ public final class HyMiRec {
         let c = configuration
         self.configuration = c
         self.contentDimension = contentDimension
-        var rng = SplitMix64(seed: seed)
-        let std = Double(c.initializerRange)
-        func normal(_ shape: [Int]) -> Tensor {
-            Tensor.parameter(shape: shape, values: (0..<Tensor.count(of: shape)).map { _ in Float(rng.normal(standardDeviation: std)) })
-        }
-        func constant(_ n: Int, _ v: Float) -> Tensor { Tensor.parameter(shape: [n], values: [Float](repeating: v, count: n)) }
+        let initializer = ParameterInitializer(seed: seed, standardDeviation: Double(c.initializerRange))
+        let normal = initializer.normal as ([Int]) -> Tensor, constant = ParameterInitializer.constant
         let d = c.width
         itemProjection = (normal([contentDimension, d]), constant(d, 0))
         coarseQueryTable = normal([c.coarseQueries, d])

@@ -105,12 +105,8 @@ public final class SASRec {
         self.configuration = c
         self.itemCount = itemCount
         self.contentDimension = c.content ? contentDimension : 0
-        var rng = SplitMix64(seed: seed)
-        let std = Double(c.initializerRange)
-        func normal(_ shape: [Int]) -> Tensor {
-            Tensor.parameter(shape: shape, values: (0..<Tensor.count(of: shape)).map { _ in Float(rng.normal(standardDeviation: std)) })
-        }
-        func constant(_ n: Int, _ v: Float) -> Tensor { Tensor.parameter(shape: [n], values: [Float](repeating: v, count: n)) }
+        let initializer = ParameterInitializer(seed: seed, standardDeviation: Double(c.initializerRange))
+        let normal = initializer.normal as ([Int]) -> Tensor, constant = ParameterInitializer.constant
         let h = c.hiddenSize
         if c.content, let content {
             itemEmbedding = nil

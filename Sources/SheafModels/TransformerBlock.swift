@@ -1,4 +1,5 @@
 import SheafNN
+import SheafRandom
 
 /// One post-LN transformer layer as BERT and RecBole's SASRec build it: multi-head self-attention,
 /// dropout, residual, layer norm; then a GELU feed-forward layer, dropout, residual, layer norm.
@@ -14,7 +15,7 @@ struct TransformerBlock {
     /// A layer of `width` with a feed-forward layer of `innerSize`: weights from `normal(shape)`,
     /// biases 0, norms 1 and 0.
     static func initialised(width h: Int, innerSize: Int, normal: (_ shape: [Int]) -> Tensor) -> TransformerBlock {
-        func constant(_ n: Int, _ v: Float) -> Tensor { Tensor.parameter(shape: [n], values: [Float](repeating: v, count: n)) }
+        let constant = ParameterInitializer.constant
         return TransformerBlock(
             query: (normal([h, h]), constant(h, 0)), key: (normal([h, h]), constant(h, 0)),
             value: (normal([h, h]), constant(h, 0)), output: (normal([h, h]), constant(h, 0)),
@@ -53,4 +54,28 @@ struct TransformerBlock {
         let f = t.dropout(t.linear(t.gelu(t.linear(y, inner.weight, bias: inner.bias)), outer.weight, bias: outer.bias), probability: hiddenDropout)
         return t.layerNorm(t.add(f, y), gamma: feedForwardNorm.gamma, beta: feedForwardNorm.beta, epsilon: epsilon)
     }
+}
+
+/// Seeded parameter initialisation shared by the models: one generator, drawn in call order, so a
+/// model's parameters depend only on its seed and the order it creates them in.
+final class ParameterInitializer {
+    private var rng: SplitMix64
+    /// The standard deviation of `normal(_:)`.
+    let standardDeviation: Double
+
+    init(seed: UInt64, standardDeviation: Double = 0.02) {
+        rng = SplitMix64(seed: seed)
+        self.standardDeviation = standardDeviation
+    }
+
+    /// A tensor of normal draws with `standardDeviation`.
+    func normal(_ shape: [Int]) -> Tensor { normal(shape, standardDeviation) }
+
+    /// A tensor of normal draws with the given standard deviation.
+    func normal(_ shape: [Int], _ std: Double) -> Tensor {
+        Tensor.parameter(shape: shape, values: (0..<Tensor.count(of: shape)).map { _ in Float(rng.normal(standardDeviation: std)) })
+    }
+
+    /// A vector of n copies of v (biases, norm gains).
+    static func constant(_ n: Int, _ v: Float) -> Tensor { Tensor.parameter(shape: [n], values: [Float](repeating: v, count: n)) }
 }
