@@ -85,7 +85,7 @@ def main():
                 print(f"training and scoring the {tag} rankers, seed {seed}", file=sys.stderr, flush=True)
                 p = subprocess.run([MEASURE, "chime-ranking", "--store", a.store, "--model", model, "--seeds", str(seed),
                                     "--folds", str(a.folds), "--inputs", name] + (["--readings", reading] if reading else [])
-                                   + ["--threads", str(a.threads), "--output", path],
+                                   + ["--parts", "rankers", "--threads", str(a.threads), "--output", path],
                                    stdout=subprocess.DEVNULL, stderr=sys.stderr, text=True)
                 if p.returncode != 0:
                     sys.exit(f"sheaf-measure chime-ranking failed ({p.returncode})")
@@ -94,18 +94,20 @@ def main():
             for run_ in r["runs"]:
                 run_["input"] = f"{name} ({reading})" if reading and len(a.readings) > 1 else name
             reports.append(r)
+    # CHIME's own scores and the per-request costs: once per run, not per ranker.
     costs_path = f"{a.out}_work/costs.json"
-    print("measuring the per-request costs", file=sys.stderr, flush=True)
-    p = subprocess.run([MEASURE, "chime-ranking", "--store", a.store, "--model", model, "--costs-only", "--output", costs_path],
+    print("measuring CHIME's own scores and the per-request costs", file=sys.stderr, flush=True)
+    p = subprocess.run([MEASURE, "chime-ranking", "--store", a.store, "--model", model, "--parts", "scores", "costs",
+                        "--threads", str(a.threads), "--output", costs_path],
                        stdout=subprocess.DEVNULL, stderr=sys.stderr, text=True)
     if p.returncode != 0:
-        sys.exit(f"sheaf-measure chime-ranking --costs-only failed ({p.returncode})")
+        sys.exit(f"sheaf-measure chime-ranking --parts scores costs failed ({p.returncode})")
     with open(costs_path) as f:
         fresh = json.load(f)
     rep = dict(next(r for r in reversed(reports) if r["runs"][0]["input"].startswith("recent+profile")))  # the model's own
     rep["costs"], rep["machine"] = fresh["costs"], fresh["machine"]
     rep["runs"] = [x for r in reports for x in r["runs"]]
-    rep["chimeScores"] = next((r["chimeScores"] for r in reversed(reports) if r.get("chimeScores")), None)
+    rep["chimeScores"] = fresh["chimeScores"]
 
     def ms(xs):
         return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)

@@ -32,7 +32,8 @@ extension SheafMeasure {
         var readings: [String] = [ProfileReading.decoded.rawValue]
         @Option(help: "Rounds over all users for the per-request costs.") var costRounds = 5
         @Option(help: "Threads.") var threads = Tape.defaultThreads
-        @Flag(help: "Only measure the per-request costs (no rankers, no CHIME scores).") var costsOnly = false
+        @Option(parsing: .upToNextOption, help: "What to run: rankers (AUC/GAUC per seed), scores (CHIME's own scores), costs (per request).")
+        var parts: [String] = ["rankers", "scores", "costs"]
         @Option(help: "Write the JSON report here.") var output: String?
 
         struct Run: Codable {
@@ -52,6 +53,10 @@ extension SheafMeasure {
             var chimeScores: [DirectScore]
             var costs: [Cost]
             var machine: MachineReport
+        }
+
+        func validate() throws {
+            for p in parts where !["rankers", "scores", "costs"].contains(p) { throw ValidationError("unknown part \(p): rankers, scores or costs") }
         }
 
         func run() throws {
@@ -77,7 +82,7 @@ extension SheafMeasure {
             }
             let profiles = RankerProfiles(histograms: histograms, icm: reader.codebook, itemKeys: chime.itemKeys(content: content, threads: threads))
             log("\(data.users.count) users, \(task.samples.count) window samples (\(task.samples.filter(\.label).count) positive); profiles: \(reader.levels) levels × \(reader.codesPerLevel) codes")
-            let direct = costsOnly ? [] : directScores(chime, data: data, task: task, content: content, profiles: profiles)
+            let direct = parts.contains("scores") ? directScores(chime, data: data, task: task, content: content, profiles: profiles) : []
 
             var variants: [(name: String, configuration: RankerConfiguration)] = []
             for name in inputs {
@@ -96,7 +101,7 @@ extension SheafMeasure {
                 }
             }
             var runs: [Run] = []
-            for seed in costsOnly ? [] : seeds {
+            for seed in parts.contains("rankers") ? seeds : [] {
                 let fold = { (u: Int) in Int(SplitMix64.mix(UInt64(u) &* 0x9E37 ^ seed) % UInt64(folds)) }
                 for (name, c) in variants {
                     var training = RankerTraining()
@@ -122,7 +127,7 @@ extension SheafMeasure {
                     log(String(format: "seed %llu %@: AUC %.4f GAUC %.4f (%.0f s, epochs %@)", seed, name, auc, gauc, seconds, epochs.map(String.init).joined(separator: ",")))
                 }
             }
-            let costs = try servingCosts(opened, data: data, reader: reader)
+            let costs = parts.contains("costs") ? try servingCosts(opened, data: data, reader: reader) : []
             let report = Report(
                 store: store, model: model, modelVersion: reader.modelVersion, codebookVersion: reader.codebookVersion,
                 users: data.users.count, samples: task.samples.count, positives: task.samples.filter(\.label).count, window: window,

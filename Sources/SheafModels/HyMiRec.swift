@@ -138,10 +138,11 @@ public final class HyMiRec {
         t.linear(t.embedding(content, ids: ids), itemProjection.weight, bias: itemProjection.bias)
     }
 
+    /// Every item's projected content, [N + 1, d] (row 0, padding, included).
+    func projectedItems(_ t: Tape, content: Tensor) -> Tensor { t.linear(content, itemProjection.weight, bias: itemProjection.bias) }
+
     /// Every item's key, L2-normalised: [N + 1, d] (row 0, padding, included).
-    public func itemKeys(_ t: Tape, content: Tensor) -> Tensor {
-        t.l2Normalize(t.linear(content, itemProjection.weight, bias: itemProjection.bias))
-    }
+    public func itemKeys(_ t: Tape, content: Tensor) -> Tensor { t.l2Normalize(projectedItems(t, content: content)) }
 
     /// The refined interests of a batch, [rows · s, d] (row r's interests are rows r·s…r·s + s − 1).
     /// - Parameter content: the content table [N + 1, D] (a frozen tensor).
@@ -205,7 +206,7 @@ extension HyMiRec {
         let c = configuration, d = c.width
         let batch = HyMiRecBatch(examples.map { (user: $0.user, cut: $0.cut) }, in: data, configuration: c)
         let r = interests(t, batch, content: content, training: true)
-        let keys = t.linear(content, itemProjection.weight, bias: itemProjection.bias)
+        let keys = projectedItems(t, content: content)  // dmilLoss normalises the rows it reads
         let targetItems = examples.flatMap { e in e.targets.map { Int(data.users[e.user].items[$0]) } }
         // The plan reads normalised keys (clustering is under cosine, so the norm does not matter).
         let keyValues = keys.values
