@@ -7,13 +7,7 @@ import SheafText
 /// position, trained with an immediate and a holistic contrastive loss. Every field is stored in
 /// checkpoints.
 public struct CHIMEConfiguration: Codable, Sendable, Equatable {
-    public enum Initialization: String, Codable, Sendable, CaseIterable {
-        /// Normal(0, `initializerRange`) weights, as BERT initialises.
-        case random
-        /// The first `layers` layers, the position embeddings and the embedding norm of a pretrained
-        /// BERT-style model (all-MiniLM-L6-v2: width 384, 12 heads, feed-forward 1536, 6 layers).
-        case minilm
-    }
+    public typealias Initialization = LayerInitialization
 
     /// Model width d (MiniLM: 384).
     public var width = 384
@@ -391,32 +385,12 @@ extension CHIME {
             throw .invalidConfiguration("the encoder has \(e.maxPositions) positions; maxLength is \(c.maxLength)")
         }
         let p = encoder.namedParameters
-        func get(_ name: String) -> Tensor { p[name]! }  // present: the encoder checked every tensor when it loaded
-        func transposed(_ w: Tensor) -> [Float] {
-            let (rows, cols) = (w.shape[0], w.shape[1])
-            var out = [Float](repeating: 0, count: w.count)
-            for r in 0..<rows { for k in 0..<cols { out[k * rows + r] = w.values[r * cols + k] } }
-            return out
-        }
-        let (d, typeZero) = (c.width, get("embeddings.token_type_embeddings.weight[0]").values)
-        let table = get("embeddings.position_embeddings.weight").values
+        let (d, typeZero) = (c.width, p["embeddings.token_type_embeddings.weight[0]"]!.values)
+        let table = p["embeddings.position_embeddings.weight"]!.values
         positions.assign((0..<(c.maxLength * d)).map { table[$0] + typeZero[$0 % d] })
-        inputNorm.gamma.assign(get("embeddings.LayerNorm.weight").values)
-        inputNorm.beta.assign(get("embeddings.LayerNorm.bias").values)
-        for (l, b) in blocks.enumerated() {
-            let q = "encoder.layer.\(l)."
-            for (target, name) in [
-                (b.query, "attention.self.query"), (b.key, "attention.self.key"), (b.value, "attention.self.value"),
-                (b.output, "attention.output.dense"), (b.inner, "intermediate.dense"), (b.outer, "output.dense"),
-            ] {
-                target.weight.assign(transposed(get(q + name + ".weight")))
-                target.bias.assign(get(q + name + ".bias").values)
-            }
-            b.attentionNorm.gamma.assign(get(q + "attention.output.LayerNorm.weight").values)
-            b.attentionNorm.beta.assign(get(q + "attention.output.LayerNorm.bias").values)
-            b.feedForwardNorm.gamma.assign(get(q + "output.LayerNorm.weight").values)
-            b.feedForwardNorm.beta.assign(get(q + "output.LayerNorm.bias").values)
-        }
+        inputNorm.gamma.assign(p["embeddings.LayerNorm.weight"]!.values)
+        inputNorm.beta.assign(p["embeddings.LayerNorm.bias"]!.values)
+        for (l, b) in blocks.enumerated() { b.assign(layer: l, of: encoder) }
     }
 }
 

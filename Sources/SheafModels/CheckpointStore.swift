@@ -8,11 +8,12 @@ import SheafRandom
 /// index i), `last.safetensors` (the last epoch's parameters, the optimizer's moments and the run's
 /// progress, for resuming) and `metrics.json` (written by the caller). Files are replaced atomically.
 ///
-/// Metadata keys (all strings): `sheaf.model` ("sasrec"), `sheaf.model_configuration` and
+/// Metadata keys (all strings): `sheaf.model` ("sasrec", "hymirec"), `sheaf.model_configuration` and
 /// `sheaf.training_configuration` (JSON), `sheaf.items` (N), `sheaf.items_checksum` (of the item ids,
 /// to refuse another store's model), `sheaf.content_dimension`, and in `last.safetensors`
 /// `sheaf.epochs_done`, `sheaf.optimizer_steps`, `sheaf.logs`, `sheaf.best_epoch`, `sheaf.best_ndcg`,
-/// `sheaf.best_validation`.
+/// `sheaf.best_validation`. A model that reads content embeddings also holds `content_table`
+/// [N + 1, D] (frozen; row 0 zeros).
 public struct CheckpointStore: Sendable {
     public let directory: String
     public var modelPath: String { directory + "/model.safetensors" }
@@ -37,12 +38,12 @@ public struct CheckpointStore: Sendable {
         return String(h, radix: 16)
     }
 
-    func metadata(_ trainer: SASRecTrainer) throws -> [String: String] {
+    func metadata<Model>(_ trainer: Trainer<Model>) throws -> [String: String] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let m = trainer.model
         return [
-            "sheaf.model": "sasrec",
+            "sheaf.model": Model.kind,
             "sheaf.model_configuration": String(decoding: try encoder.encode(m.configuration), as: UTF8.self),
             "sheaf.training_configuration": String(decoding: try encoder.encode(trainer.configuration), as: UTF8.self),
             "sheaf.items": String(m.itemCount),
@@ -51,12 +52,12 @@ public struct CheckpointStore: Sendable {
         ]
     }
 
-    func contentTensors(_ model: SASRec) -> [(name: String, tensor: Tensor)] {
+    func contentTensors(_ model: some SequentialRecommender) -> [(name: String, tensor: Tensor)] {
         model.contentTable.map { [("content_table", $0)] } ?? []
     }
 
     /// Writes the best epoch's parameters (the model's current values) as `model.safetensors`.
-    func saveBest(_ trainer: SASRecTrainer) throws {
+    func saveBest<Model>(_ trainer: Trainer<Model>) throws {
         var meta = try metadata(trainer)
         if let best = trainer.best {
             meta["sheaf.best_epoch"] = String(best.epoch)
@@ -85,7 +86,7 @@ public struct CheckpointStore: Sendable {
     }
 
     /// Writes the last epoch's parameters, the optimizer's moments and the run's progress.
-    func saveLast(_ trainer: SASRecTrainer) throws {
+    func saveLast<Model>(_ trainer: Trainer<Model>) throws {
         var meta = try metadata(trainer)
         let state = trainer.optimizer.state
         meta["sheaf.epochs_done"] = String(trainer.epochsDone)
@@ -101,11 +102,14 @@ public struct CheckpointStore: Sendable {
     }
 
     /// The model configuration and item count a checkpoint file declares, checked against `data`.
-    static func header(_ file: SafeTensors, data: SequenceDataset?) throws -> (SASRecConfiguration, Int, Int) {
+    static func header<Model: SequentialRecommender>(_: Model.Type, _ file: SafeTensors, data: SequenceDataset?) throws
+        -> (Model.Configuration, Int, Int)
+    {
         func corrupt(_ why: String) -> ModelError { .corruptCheckpoint(path: file.path, reason: why) }
-        guard file.metadata["sheaf.model"] == "sasrec" else { throw corrupt("not a Sheaf SASRec checkpoint (no sheaf.model)") }
+        guard let kind = file.metadata["sheaf.model"] else { throw corrupt("not a Sheaf model checkpoint (no sheaf.model)") }
+        guard kind == Model.kind else { throw corrupt("a \(kind) checkpoint, not \(Model.kind)") }
         guard let json = file.metadata["sheaf.model_configuration"],
-            let config = try? JSONDecoder().decode(SASRecConfiguration.self, from: Data(json.utf8))
+            let config = try? JSONDecoder().decode(Model.Configuration.self, from: Data(json.utf8))
         else { throw corrupt("no readable sheaf.model_configuration") }
         guard let items = file.metadata["sheaf.items"].flatMap(Int.init), items >= 1,
             let contentDimension = file.metadata["sheaf.content_dimension"].flatMap(Int.init), contentDimension >= 0
@@ -119,25 +123,42 @@ public struct CheckpointStore: Sendable {
         return (config, items, contentDimension)
     }
 
-    /// The best model of this directory (`model.safetensors`), checked against the store's data.
-    /// - Throws: `ModelError.corruptCheckpoint` (missing, unreadable or inconsistent file),
-    ///   `.storeMismatch` (another store's items).
-    public func loadModel(for data: SequenceDataset?) throws -> SASRec {
+    /// Which model `model.safetensors` holds (its `sheaf.model`: "sasrec", "hymirec").
+    /// - Throws: `ModelError.corruptCheckpoint` (missing or unreadable file, or no `sheaf.model`).
+    public func kind() throws -> String {
         let file: SafeTensors
         do { file = try SafeTensors.read(path: modelPath) } catch {
             throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)")
         }
-        let (config, items, contentDimension) = try Self.header(file, data: data)
+        guard let kind = file.metadata["sheaf.model"] else {
+            throw ModelError.corruptCheckpoint(path: modelPath, reason: "not a Sheaf model checkpoint (no sheaf.model)")
+        }
+        return kind
+    }
+
+    /// The best SASRec model of this directory (`model.safetensors`), checked against the store's data.
+    public func loadModel(for data: SequenceDataset?) throws -> SASRec { try load(SASRec.self, for: data) }
+
+    /// The best model of this directory (`model.safetensors`), checked against the store's data (nil:
+    /// not checked).
+    /// - Throws: `ModelError.corruptCheckpoint` (missing, unreadable or inconsistent file, or another
+    ///   kind of model), `.storeMismatch` (another store's items).
+    public func load<Model: SequentialRecommender>(_: Model.Type, for data: SequenceDataset?) throws -> Model {
+        let file: SafeTensors
+        do { file = try SafeTensors.read(path: modelPath) } catch {
+            throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)")
+        }
+        let (config, items, contentDimension) = try Self.header(Model.self, file, data: data)
         var content: [Float]?
-        if config.content {
+        if Model.readsContent(config) {
             do {
                 let table = try file.floats("content_table", shape: [items + 1, contentDimension]).values
                 content = Array(table[contentDimension...])
             } catch { throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)") }
         }
-        let model: SASRec
+        let model: Model
         do {
-            model = try SASRec(configuration: config, itemCount: items, content: content, contentDimension: contentDimension, seed: 0)
+            model = try Model(configuration: config, itemCount: items, content: content, contentDimension: contentDimension, seed: 0)
         } catch { throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)") }
         do { try Checkpoint.load(model.namedParameters, from: modelPath) } catch {
             throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)")
@@ -152,11 +173,11 @@ public struct CheckpointStore: Sendable {
     /// done, logs, and the best epoch (whose parameters come from `model.safetensors`).
     /// - Throws: `ModelError.corruptCheckpoint`, `.storeMismatch`, or `.invalidConfiguration` when the
     ///   checkpoint's model configuration differs from the trainer's.
-    public func resume(_ trainer: SASRecTrainer) throws {
+    public func resume<Model>(_ trainer: Trainer<Model>) throws {
         func corrupt(_ why: String) -> ModelError { .corruptCheckpoint(path: lastPath, reason: why) }
         let file: SafeTensors
         do { file = try SafeTensors.read(path: lastPath) } catch { throw corrupt("\(error)") }
-        let (config, _, _) = try Self.header(file, data: trainer.data)
+        let (config, _, _) = try Self.header(Model.self, file, data: trainer.data)
         guard config == trainer.model.configuration else {
             throw ModelError.invalidConfiguration("the run in \(directory) has another model configuration; use a new directory")
         }
@@ -172,7 +193,7 @@ public struct CheckpointStore: Sendable {
             let ndcg = file.metadata["sheaf.best_ndcg"].flatMap(Double.init),
             let validation = file.metadata["sheaf.best_validation"].flatMap({ try? JSONDecoder().decode([String: Double].self, from: Data($0.utf8)) })
         {
-            let bestModel = try loadModel(for: trainer.data)
+            let bestModel = try load(Model.self, for: trainer.data)
             best = (epoch, ndcg, validation, bestModel.namedParameters.map(\.tensor.values))
         }
         // Everything is read and checked; now change the trainer.

@@ -1,16 +1,26 @@
 import SheafNN
 import SheafRandom
+import SheafText
 
 /// Every choice of HyMiRec (the multi-interest recommender of the HyMiRec seed).
 public struct HyMiRecConfiguration: Codable, Sendable, Equatable {
-    /// Width of every token and interest.
+    /// Width of the refined recommender, its interests and the item keys (MiniLM: 384).
     public var width = 64
     public var heads = 2
+    /// Feed-forward width of the refined recommender (GELU; MiniLM: 1536).
     public var innerSize = 256
-    /// Layers of the lightweight recommender (over the whole history before the recent window).
-    public var lightweightLayers = 1
-    /// Layers of the refined recommender.
+    /// Layers of the refined recommender (1…6 with MiniLM).
     public var refinedLayers = 2
+    /// How the refined layers start: random, or MiniLM's first `refinedLayers` layers (then width,
+    /// heads and inner size must be MiniLM's).
+    public var initialization: LayerInitialization = .random
+    /// The lightweight recommender (over the whole history before the recent window) is small
+    /// whatever the refined one is: its own width, heads, feed-forward width and layers. Its coarse
+    /// interests reach the refined width through a learned projection.
+    public var lightweightWidth = 64
+    public var lightweightHeads = 2
+    public var lightweightInnerSize = 256
+    public var lightweightLayers = 1
     /// N_c: learnable coarse queries, one coarse interest each.
     public var coarseQueries = 4
     /// s: refined interests.
@@ -38,8 +48,12 @@ public struct HyMiRecConfiguration: Codable, Sendable, Equatable {
 
     public func validate() throws(ModelError) {
         func fail(_ why: String) -> ModelError { .invalidConfiguration(why) }
-        guard width >= 1, heads >= 1, width % heads == 0 else { throw fail("width must be a positive multiple of heads") }
-        guard innerSize >= 1, lightweightLayers >= 0, refinedLayers >= 1 else { throw fail("layers and inner size must be ≥ 1") }
+        guard width >= 1, heads >= 1, width % heads == 0, lightweightWidth >= 1, lightweightHeads >= 1,
+            lightweightWidth % lightweightHeads == 0
+        else { throw fail("each width must be a positive multiple of its heads") }
+        guard innerSize >= 1, lightweightInnerSize >= 1, lightweightLayers >= 1, refinedLayers >= 1 else {
+            throw fail("layers and inner sizes must be ≥ 1")
+        }
         guard coarseQueries >= 1, interests >= 1, window >= 1, recent >= 1, maxHistory >= 1 else {
             throw fail("coarse queries, interests, window, recent and max history must be ≥ 1")
         }
@@ -94,94 +108,173 @@ public struct HyMiRecBatch: Sendable {
 /// positions] ++ [s learnable refined queries], whose outputs at the queries are the interests
 /// r_1…r_s. Items are scored by max_j cos(r_j, key(item)), with key(item) the projected content.
 /// Both transformers are bidirectional over their input (every input precedes the targets).
+///
+/// Every item is projected once per batch (content [N + 1, D] · W + b) and tokens are rows of that
+/// table, which is the same as projecting each token and far cheaper for long histories. The last
+/// lightweight layer computes only the coarse queries' rows (the history's outputs there are unused).
 public final class HyMiRec {
     public let configuration: HyMiRecConfiguration
+    /// Items N; the content table has N + 1 rows, row 0 being padding.
+    public let itemCount: Int
     public let contentDimension: Int
+    /// The frozen content table [N + 1, D] (row 0 zeros).
+    public let content: Tensor
+    /// The lightweight recommender's parameters.
+    struct Lightweight {
+        /// Content → lightweight width.
+        let projection: TransformerBlock.Linear
+        let queries: Tensor
+        let inputNorm: TransformerBlock.Norm
+        let blocks: [TransformerBlock]
+        /// Coarse interests → refined width.
+        let output: TransformerBlock.Linear
+    }
+    /// Content → refined width (the refined tokens and the item keys).
     let itemProjection: TransformerBlock.Linear
-    let coarseQueryTable: Tensor, refinedQueryTable: Tensor, indicatorEmbedding: Tensor, recentPositions: Tensor
-    let lightweightBlocks: [TransformerBlock], refinedBlocks: [TransformerBlock]
+    /// nil without the lightweight recommender; the indicator also without the indicator embedding.
+    let lightweight: Lightweight?
+    let indicatorEmbedding: Tensor?
+    let refinedQueryTable: Tensor, recentPositions: Tensor
+    let refinedBlocks: [TransformerBlock]
     let inputNorm: TransformerBlock.Norm
 
-    public init(configuration: HyMiRecConfiguration, contentDimension: Int, seed: UInt64) throws(ModelError) {
+    /// - Parameters:
+    ///   - content: N × `contentDimension` content embeddings of items 1…N (decoded from the store's
+    ///     codes, or the original float32 rows).
+    public init(configuration: HyMiRecConfiguration, itemCount: Int, content: [Float]?, contentDimension: Int, seed: UInt64)
+        throws(ModelError)
+    {
         try configuration.validate()
-        guard contentDimension >= 1 else { throw .invalidConfiguration("HyMiRec needs content embeddings (dimension ≥ 1)") }
+        guard itemCount >= 1 else { throw .invalidConfiguration("a model needs at least one item") }
+        guard let content, contentDimension >= 1, content.count == itemCount * contentDimension else {
+            throw .invalidConfiguration("HyMiRec needs \(itemCount) × D content embeddings")
+        }
         let c = configuration
         self.configuration = c
+        self.itemCount = itemCount
         self.contentDimension = contentDimension
+        self.content = ItemContent.table(content, dimension: contentDimension)
         let initializer = ParameterInitializer(seed: seed, standardDeviation: Double(c.initializerRange))
         let normal = initializer.normal as ([Int]) -> Tensor, constant = ParameterInitializer.constant
-        let d = c.width
+        let d = c.width, lw = c.lightweightWidth
         itemProjection = (normal([contentDimension, d]), constant(d, 0))
-        coarseQueryTable = normal([c.coarseQueries, d])
+        if c.lightweight {
+            lightweight = Lightweight(
+                projection: (normal([contentDimension, lw]), constant(lw, 0)), queries: normal([c.coarseQueries, lw]),
+                inputNorm: (constant(lw, 1), constant(lw, 0)),
+                blocks: (0..<c.lightweightLayers).map { _ in
+                    TransformerBlock.initialised(width: lw, innerSize: c.lightweightInnerSize, normal: normal)
+                },
+                output: (normal([lw, d]), constant(d, 0)))
+            indicatorEmbedding = c.indicator ? normal([1, d]) : nil
+        } else {
+            lightweight = nil
+            indicatorEmbedding = nil
+        }
         refinedQueryTable = normal([c.interests, d])
-        indicatorEmbedding = normal([1, d])
         recentPositions = normal([c.recent, d])
-        lightweightBlocks = (0..<c.lightweightLayers).map { _ in TransformerBlock.initialised(width: d, innerSize: c.innerSize, normal: normal) }
         refinedBlocks = (0..<c.refinedLayers).map { _ in TransformerBlock.initialised(width: d, innerSize: c.innerSize, normal: normal) }
         inputNorm = (constant(d, 1), constant(d, 0))
     }
 
+    /// Initialises the refined recommender from a pretrained BERT-style encoder (all-MiniLM-L6-v2):
+    /// refined layer l gets the encoder's layer l, the recent positions get the encoder's first n
+    /// position embeddings plus its token-type-0 embedding, and the refined input norm gets the
+    /// embedding layer norm. The lightweight recommender, the projections and the queries stay random.
+    /// - Throws: `ModelError.invalidConfiguration` when the encoder's width, heads, feed-forward size,
+    ///   depth or positions do not fit.
+    public func loadPretrained(from encoder: BertEncoder) throws(ModelError) {
+        let c = configuration, e = encoder.configuration
+        guard c.width == e.hiddenSize, c.heads == e.heads, c.innerSize == e.intermediateSize else {
+            throw .invalidConfiguration(
+                "a pretrained initialisation needs width \(e.hiddenSize), \(e.heads) heads and feed-forward \(e.intermediateSize) "
+                    + "(the encoder's); this model has \(c.width), \(c.heads) and \(c.innerSize)")
+        }
+        guard c.refinedLayers <= e.layers else {
+            throw .invalidConfiguration("the encoder has \(e.layers) layers; this model asks for \(c.refinedLayers)")
+        }
+        guard c.recent <= e.maxPositions else { throw .invalidConfiguration("the encoder has \(e.maxPositions) positions; recent is \(c.recent)") }
+        let p = encoder.namedParameters
+        let (d, typeZero) = (c.width, p["embeddings.token_type_embeddings.weight[0]"]!.values)
+        let table = p["embeddings.position_embeddings.weight"]!.values
+        recentPositions.assign((0..<(c.recent * d)).map { table[$0] + typeZero[$0 % d] })
+        inputNorm.gamma.assign(p["embeddings.LayerNorm.weight"]!.values)
+        inputNorm.beta.assign(p["embeddings.LayerNorm.bias"]!.values)
+        for (l, b) in refinedBlocks.enumerated() { b.assign(layer: l, of: encoder) }
+    }
+
     /// Every trainable tensor with its checkpoint name, in a fixed order.
     public var namedParameters: [(name: String, tensor: Tensor)] {
-        var out: [(String, Tensor)] = [
-            ("items.weight", itemProjection.weight), ("items.bias", itemProjection.bias), ("coarse_queries", coarseQueryTable),
-            ("refined_queries", refinedQueryTable), ("indicator", indicatorEmbedding), ("recent_positions", recentPositions),
-            ("input_norm.gamma", inputNorm.gamma), ("input_norm.beta", inputNorm.beta),
+        var out: [(String, Tensor)] = [("items.weight", itemProjection.weight), ("items.bias", itemProjection.bias)]
+        if let l = lightweight {
+            out += [
+                ("lightweight.items.weight", l.projection.weight), ("lightweight.items.bias", l.projection.bias),
+                ("lightweight.queries", l.queries), ("lightweight.input_norm.gamma", l.inputNorm.gamma),
+                ("lightweight.input_norm.beta", l.inputNorm.beta),
+            ]
+            for (i, b) in l.blocks.enumerated() { out += b.namedParameters(prefix: "lightweight.\(i).") }
+            out += [("lightweight.output.weight", l.output.weight), ("lightweight.output.bias", l.output.bias)]
+        }
+        if let indicatorEmbedding { out.append(("indicator", indicatorEmbedding)) }
+        out += [
+            ("refined_queries", refinedQueryTable), ("recent_positions", recentPositions), ("input_norm.gamma", inputNorm.gamma),
+            ("input_norm.beta", inputNorm.beta),
         ]
-        for (i, b) in lightweightBlocks.enumerated() { out += b.namedParameters(prefix: "lightweight.\(i).") }
         for (i, b) in refinedBlocks.enumerated() { out += b.namedParameters(prefix: "refined.\(i).") }
         return out
     }
 
-    /// Projected content of the given items: [count, d].
-    func project(_ t: Tape, _ content: Tensor, _ ids: [Int]) -> Tensor {
-        t.linear(t.embedding(content, ids: ids), itemProjection.weight, bias: itemProjection.bias)
-    }
-
     /// Every item's projected content, [N + 1, d] (row 0, padding, included).
-    func projectedItems(_ t: Tape, content: Tensor) -> Tensor { t.linear(content, itemProjection.weight, bias: itemProjection.bias) }
+    func projectedItems(_ t: Tape) -> Tensor { t.linear(content, itemProjection.weight, bias: itemProjection.bias) }
 
     /// Every item's key, L2-normalised: [N + 1, d] (row 0, padding, included).
-    public func itemKeys(_ t: Tape, content: Tensor) -> Tensor { t.l2Normalize(projectedItems(t, content: content)) }
+    public func itemKeys(_ t: Tape) -> Tensor { t.l2Normalize(projectedItems(t)) }
 
     /// The refined interests of a batch, [rows · s, d] (row r's interests are rows r·s…r·s + s − 1).
-    /// - Parameter content: the content table [N + 1, D] (a frozen tensor).
-    public func interests(_ t: Tape, _ batch: HyMiRecBatch, content: Tensor, training: Bool) -> Tensor {
+    /// - Parameter projected: `projectedItems(t)`, the table tokens are read from.
+    public func interests(_ t: Tape, _ batch: HyMiRecBatch, projected: Tensor, training: Bool) -> Tensor {
         let c = configuration, d = c.width, b = batch.rows
         let dropout = training ? c.dropout : 0
-        func norm(_ x: Tensor) -> Tensor { t.layerNorm(x, gamma: inputNorm.gamma, beta: inputNorm.beta, epsilon: c.layerNormEpsilon) }
-        func run(_ blocks: [TransformerBlock], _ x: Tensor, length: Int, mask: [Bool]) -> Tensor {
-            var y = t.reshape(x, [b, length, d])
-            for block in blocks {
-                y = block(t, y, heads: c.heads, keyMask: mask, causal: false, hiddenDropout: dropout, attentionDropout: dropout, epsilon: c.layerNormEpsilon)
-            }
-            return t.reshape(y, [b * length, d])
+        /// Layer norm, then dropout, of x [rows, width].
+        func normalise(_ x: Tensor, _ norm: TransformerBlock.Norm) -> Tensor {
+            t.dropout(t.layerNorm(x, gamma: norm.gamma, beta: norm.beta, epsilon: c.layerNormEpsilon), probability: dropout)
         }
-        /// Rows of `x` [b · length, d] at positions `from..<from + count` of every row.
-        func positions(_ x: Tensor, length: Int, from: Int, count: Int) -> Tensor {
-            t.embedding(x, ids: (0..<b).flatMap { r in (from..<(from + count)).map { r * length + $0 } })
+        /// The blocks over x [b · length, width]; the last block computes only the last `lastRows`
+        /// positions of each row, and the result is [b · lastRows, width].
+        func run(_ blocks: [TransformerBlock], _ x: Tensor, length: Int, width: Int, heads: Int, mask: [Bool], lastRows: Int) -> Tensor {
+            var y = t.reshape(x, [b, length, width])
+            for (i, block) in blocks.enumerated() {
+                y = block(
+                    t, y, heads: heads, keyMask: mask, causal: false, hiddenDropout: dropout, attentionDropout: dropout,
+                    epsilon: c.layerNormEpsilon, lastRows: i == blocks.count - 1 ? lastRows : nil)
+            }
+            return t.reshape(y, [b * lastRows, width])
         }
         let nc = c.coarseQueries, s = c.interests
         func perRow(_ table: Tensor, _ n: Int) -> Tensor {
-            t.reshape(t.embedding(table, ids: (0..<b).flatMap { _ in Array(0..<n) }), [b, n, d])
+            t.reshape(t.embedding(table, ids: (0..<b).flatMap { _ in Array(0..<n) }), [b, n, table.shape[1]])
         }
         // The refined input, as [b, length, d] parts concatenated along the sequence, with their masks.
         var parts: [Tensor] = [], masks: [[Bool]] = []
-        if c.lightweight {
-            // Lightweight: [history ++ coarse queries], bidirectional; its outputs at the queries.
-            let lh = batch.historyLength, length = lh + nc
-            let queries = perRow(coarseQueryTable, nc)
-            let input = lh > 0 ? t.concatSequence([t.reshape(project(t, content, batch.history), [b, lh, d]), queries]) : queries
+        if let l = lightweight {
+            // Lightweight: [history ++ coarse queries], bidirectional; its outputs at the queries,
+            // projected to the refined width.
+            let lw = c.lightweightWidth, lh = batch.historyLength, length = lh + nc
+            let queries = perRow(l.queries, nc)
+            let history = t.linear(content, l.projection.weight, bias: l.projection.bias)  // every item, [N + 1, lw]
+            let input = lh > 0 ? t.concatSequence([t.reshape(t.embedding(history, ids: batch.history), [b, lh, lw]), queries]) : queries
             var mask = [Bool](repeating: true, count: b * length)
             for r in 0..<b { for p in 0..<lh { mask[r * length + p] = batch.historyMask[r * lh + p] } }
-            let x = t.dropout(norm(t.reshape(input, [b * length, d])), probability: dropout)
-            var coarse = positions(run(lightweightBlocks, x, length: length, mask: mask), length: length, from: lh, count: nc)
-            if c.indicator { coarse = t.add(coarse, t.reshape(indicatorEmbedding, [d])) }
+            let x = normalise(t.reshape(input, [b * length, lw]), l.inputNorm)
+            let out = run(l.blocks, x, length: length, width: lw, heads: c.lightweightHeads, mask: mask, lastRows: nc)
+            var coarse = t.linear(out, l.output.weight, bias: l.output.bias)
+            if let indicatorEmbedding { coarse = t.add(coarse, t.reshape(indicatorEmbedding, [d])) }
             parts.append(t.reshape(coarse, [b, nc, d]))
             masks.append([Bool](repeating: true, count: b * nc))
         }
         let lr = batch.recentLength
-        parts.append(t.reshape(t.add(project(t, content, batch.recent), t.embedding(recentPositions, ids: (0..<b).flatMap { _ in Array(0..<lr) })), [b, lr, d]))
+        let recent = t.add(t.embedding(projected, ids: batch.recent), t.embedding(recentPositions, ids: (0..<b).flatMap { _ in Array(0..<lr) }))
+        parts.append(t.reshape(recent, [b, lr, d]))
         masks.append(batch.recentMask)
         parts.append(perRow(refinedQueryTable, s))
         masks.append([Bool](repeating: true, count: b * s))
@@ -189,48 +282,54 @@ public final class HyMiRec {
         var mask: [Bool] = []
         mask.reserveCapacity(b * length)
         for r in 0..<b { for (k, l) in lengths.enumerated() { mask += masks[k][(r * l)..<((r + 1) * l)] } }
-        let x = t.dropout(norm(t.reshape(t.concatSequence(parts), [b * length, d])), probability: dropout)
-        let out = run(refinedBlocks, x, length: length, mask: mask)
-        return positions(out, length: length, from: length - s, count: s)
+        let x = normalise(t.reshape(t.concatSequence(parts), [b * length, d]), inputNorm)
+        return run(refinedBlocks, x, length: length, width: d, heads: c.heads, mask: mask, lastRows: s)
+    }
+
+    /// The refined interests of a batch (no dropout), each L2-normalised: [rows · s, d].
+    public func interests(_ batch: HyMiRecBatch, threads: Int = Tape.defaultThreads) -> [Float] {
+        let t = Tape(recording: false, threads: threads)
+        return t.l2Normalize(interests(t, batch, projected: projectedItems(t), training: false)).values
     }
 }
 
-extension HyMiRec {
+extension HyMiRec: SequentialRecommender {
+    public static var kind: String { "hymirec" }
+    public static func readsContent(_ configuration: HyMiRecConfiguration) -> Bool { true }
+    public var contentTable: Tensor? { content }
+
+    public func split(_ data: SequenceDataset) -> WindowSplit { WindowSplit(data, window: configuration.window) }
+
     /// DMIL's loss on a batch of window examples: the interests of each example, its window targets
     /// clustered and matched to them (`DMILPlan`, on detached values), and InfoNCE of each target
-    /// against its matched interest with `negatives` items drawn uniformly from the vocabulary.
-    /// - Parameter content: the content table [N + 1, D].
-    public func loss(_ t: Tape, _ examples: [WindowExample], in data: SequenceDataset, content: Tensor, rng: inout SplitMix64)
-        -> Tensor
-    {
+    /// against its matched interest with `negatives` items drawn uniformly from the vocabulary by `rng`.
+    public func loss(_ t: Tape, _ examples: [WindowExample], in data: SequenceDataset, rng: inout SplitMix64) -> Tensor {
         let c = configuration, d = c.width
         let batch = HyMiRecBatch(examples.map { (user: $0.user, cut: $0.cut) }, in: data, configuration: c)
-        let r = interests(t, batch, content: content, training: true)
-        let keys = projectedItems(t, content: content)  // dmilLoss normalises the rows it reads
+        let keys = projectedItems(t)  // dmilLoss normalises the rows it reads
+        let r = interests(t, batch, projected: keys, training: true)
         let targetItems = examples.flatMap { e in e.targets.map { Int(data.users[e.user].items[$0]) } }
-        // The plan reads normalised keys (clustering is under cosine, so the norm does not matter).
+        // The plan clusters the targets' keys under cosine (so their norm does not matter).
         let keyValues = keys.values
         let plan = DMILPlan(
             interests: r.values, targets: examples.map { e in e.targets.flatMap { p in
                 let item = Int(data.users[e.user].items[p])
                 return Array(keyValues[(item * d)..<((item + 1) * d)])
             } }, interestsPerRow: c.interests, dimension: d, iterations: c.clusterIterations, rule: c.matching)
-        let n = content.shape[0] - 1
-        let negatives = (0..<c.negatives).map { _ in 1 + Int(rng.next() % UInt64(n)) }
+        let negatives = (0..<c.negatives).map { _ in 1 + Int(rng.next() % UInt64(itemCount)) }
         return t.dmilLoss(interests: r, plan: plan, keys: keys, targetItems: targetItems, negativeItems: negatives, temperature: c.temperature)
     }
 
     /// Each example's score of every item, max_j cos(r_j, key(item)): [examples × (N + 1)] (column 0,
     /// padding, included), without dropout.
-    public func scores(_ examples: [(user: Int, cut: Int)], in data: SequenceDataset, content: Tensor, threads: Int = Tape.defaultThreads)
-        -> [Float]
-    {
+    public func scores(_ examples: [(user: Int, cut: Int)], in data: SequenceDataset, threads: Int = Tape.defaultThreads) -> [Float] {
         let c = configuration, s = c.interests
         let t = Tape(recording: false, threads: threads)
         let batch = HyMiRecBatch(examples, in: data, configuration: c)
-        let r = t.l2Normalize(interests(t, batch, content: content, training: false))
-        let all = t.matmul(r, itemKeys(t, content: content), transposeB: true).values  // [b · s, N + 1]
-        let n = content.shape[0]
+        let projected = projectedItems(t)
+        let r = t.l2Normalize(interests(t, batch, projected: projected, training: false))
+        let all = t.matmul(r, t.l2Normalize(projected), transposeB: true).values  // [b · s, N + 1]
+        let n = itemCount + 1
         var out = [Float](repeating: -.infinity, count: examples.count * n)
         for row in 0..<examples.count {
             for j in 0..<s {
@@ -241,17 +340,27 @@ extension HyMiRec {
         return out
     }
 
+    public func scoresAfterHistory(of users: [Int], in data: SequenceDataset, threads: Int) -> [Float] {
+        scores(users.map { (user: $0, cut: data.users[$0].count) }, in: data, threads: threads)
+    }
+
+    /// Examples scored at once: `batchSize`, or fewer when more than one lightweight layer attends
+    /// over whole histories (whose attention weights grow with the square of their length).
+    func evaluationBatch(_ batchSize: Int) -> Int {
+        configuration.lightweight && configuration.lightweightLayers > 1 ? min(batchSize, 64) : batchSize
+    }
+
     /// Full-ranking metrics of examples with one target each (validation and test: the behaviour at
     /// `cut`), every item ranked.
-    public func evaluate(
-        _ examples: [WindowExample], in data: SequenceDataset, content: Tensor, batchSize: Int = 256, threads: Int = Tape.defaultThreads
-    ) -> RankingMetrics {
+    public func evaluate(_ examples: [WindowExample], in data: SequenceDataset, batchSize: Int = 256, threads: Int = Tape.defaultThreads)
+        -> RankingMetrics
+    {
         var metrics = RankingMetrics()
-        let n = content.shape[0]
+        let n = itemCount + 1, size = max(1, evaluationBatch(batchSize))
         var start = 0
         while start < examples.count {
-            let part = Array(examples[start..<min(examples.count, start + max(1, batchSize))])
-            let scores = scores(part.map { (user: $0.user, cut: $0.cut) }, in: data, content: content, threads: threads)
+            let part = Array(examples[start..<min(examples.count, start + size)])
+            let scores = scores(part.map { (user: $0.user, cut: $0.cut) }, in: data, threads: threads)
             scores.withUnsafeBufferPointer { s in
                 for (r, e) in part.enumerated() {
                     metrics.add(scores: UnsafeBufferPointer(rebasing: s[(r * n)..<((r + 1) * n)]), target: Int(data.users[e.user].items[e.cut]))

@@ -78,7 +78,7 @@ public final class SASRec {
     /// The item-ID table [N + 1, H] (ID variant).
     let itemEmbedding: Tensor?
     /// The frozen content table [N + 1, D] (content variant; row 0 zeros), its projection [D, H] and bias [H].
-    let contentTable: Tensor?
+    public let contentTable: Tensor?
     let projection: Tensor?
     let projectionBias: Tensor?
     let positions: Tensor
@@ -134,12 +134,6 @@ public final class SASRec {
         out += [("positions", positions), ("input_norm.gamma", inputNorm.gamma), ("input_norm.beta", inputNorm.beta)]
         for (i, b) in blocks.enumerated() { out += b.namedParameters(prefix: "layers.\(i).") }
         return out
-    }
-
-    /// Weight matrices and embeddings (which AdamW may decay), and biases and norms (which it never does).
-    public var parameterGroups: (decayed: [Tensor], undecayed: [Tensor]) {
-        let all = namedParameters
-        return (all.filter { $0.tensor.rank == 2 }.map(\.tensor), all.filter { $0.tensor.rank != 2 }.map(\.tensor))
     }
 
     /// The item table the model reads and scores against: [N + 1, H].

@@ -81,16 +81,17 @@ public struct TrainingOutcome: Codable, Sendable {
     public var stoppedEarly: Bool
 }
 
-/// Trains a SASRec model on a leave-one-out split, choosing the best epoch on validation NDCG@10
-/// with early stopping, and keeping checkpoints that a later run resumes from.
+/// Trains a sequential recommender (SASRec, HyMiRec) on its leave-one-out split, choosing the best
+/// epoch on validation NDCG@10 with early stopping, and keeping checkpoints that a later run resumes
+/// from.
 ///
 /// Runs are reproducible: epoch e shuffles with a generator seeded from (seed, e) and step s of it
-/// draws dropout from (seed, e, s), so a run resumed from the checkpoint of epoch e continues exactly
-/// as the uninterrupted run would have.
-public final class SASRecTrainer {
-    public let model: SASRec
+/// draws dropout (and the model's sampled negatives) from (seed, e, s), so a run resumed from the
+/// checkpoint of epoch e continues exactly as the uninterrupted run would have.
+public final class Trainer<Model: SequentialRecommender> {
+    public let model: Model
     public let data: SequenceDataset
-    public let split: LeaveOneOutSplit
+    public let split: Model.Split
     public let configuration: TrainingConfiguration
     let optimizer: AdamW
     /// Epochs completed.
@@ -99,7 +100,7 @@ public final class SASRecTrainer {
     /// The best epoch so far, its validation NDCG@10 and metrics, and its parameter values.
     private(set) var best: (epoch: Int, ndcg: Double, validation: [String: Double], values: [[Float]])?
 
-    public init(model: SASRec, data: SequenceDataset, split: LeaveOneOutSplit, configuration: TrainingConfiguration) throws {
+    public init(model: Model, data: SequenceDataset, split: Model.Split, configuration: TrainingConfiguration) throws {
         try configuration.validate()
         guard model.itemCount == data.vocabulary.count else {
             throw ModelError.storeMismatch("the model has \(model.itemCount) items, the store's histories \(data.vocabulary.count)")
@@ -125,7 +126,7 @@ public final class SASRecTrainer {
     func learningRate(at step: Int) -> Float { configuration.learningRate(at: step, stepsPerEpoch: stepsPerEpoch) }
 
     /// Full-ranking metrics of `examples` with the current parameters (no dropout).
-    public func evaluate(_ examples: [SequenceExample]) -> RankingMetrics {
+    public func evaluate(_ examples: [Model.Split.Example]) -> RankingMetrics {
         model.evaluate(examples, in: data, batchSize: configuration.evaluationBatchSize, threads: configuration.threads)
     }
 
@@ -142,9 +143,10 @@ public final class SASRecTrainer {
         let steps = stepsPerEpoch
         for step in 0..<steps {
             let slice = order[(step * c.batchSize)..<min(order.count, (step + 1) * c.batchSize)]
-            let batch = SequenceBatch(slice.map { split.training[$0] }, in: data, maxLength: model.configuration.maxLength)
-            let tape = Tape(seed: SplitMix64.mix(rng.state ^ UInt64(step)), threads: c.threads)
-            let loss = model.loss(tape, batch)
+            let stepSeed = SplitMix64.mix(rng.state ^ UInt64(step))
+            let tape = Tape(seed: stepSeed, threads: c.threads)
+            var sampler = SplitMix64(seed: SplitMix64.mix(stepSeed ^ 0x5A4D_504C_4552))
+            let loss = model.loss(tape, slice.map { split.training[$0] }, in: data, rng: &sampler)
             optimizer.zeroGrad()
             tape.backward(loss)
             if c.gradientClip > 0 { clipGradientNorm(optimizer.parameters, maxNorm: c.gradientClip) }
@@ -218,3 +220,6 @@ public final class SASRecTrainer {
         return true
     }
 }
+
+/// The trainer of SASRec (the name the sequence-training issue introduced).
+public typealias SASRecTrainer = Trainer<SASRec>

@@ -1,5 +1,16 @@
 import SheafNN
 import SheafRandom
+import SheafText
+
+/// How a model's transformer layers start.
+public enum LayerInitialization: String, Codable, Sendable, CaseIterable {
+    /// Normal(0, `initializerRange`) weights, as BERT initialises.
+    case random
+    /// The first layers (and, where the model has them, the position embeddings and the embedding
+    /// norm) of a pretrained BERT-style model (all-MiniLM-L6-v2: width 384, 12 heads, feed-forward
+    /// 1536, 6 layers).
+    case minilm
+}
 
 /// One post-LN transformer layer as BERT and RecBole's SASRec build it: multi-head self-attention,
 /// dropout, residual, layer norm; then a GELU feed-forward layer, dropout, residual, layer norm.
@@ -37,20 +48,57 @@ struct TransformerBlock {
         ]
     }
 
+    /// Sets this layer to layer `l` of a pretrained BERT-style encoder (Linear weights transposed to
+    /// [in, out]). The caller checks that widths and depth fit.
+    func assign(layer l: Int, of encoder: BertEncoder) {
+        let p = encoder.namedParameters
+        func get(_ name: String) -> Tensor { p[name]! }  // present: the encoder checked every tensor when it loaded
+        func transposed(_ w: Tensor) -> [Float] {
+            let (rows, cols) = (w.shape[0], w.shape[1])
+            var out = [Float](repeating: 0, count: w.count)
+            for r in 0..<rows { for k in 0..<cols { out[k * rows + r] = w.values[r * cols + k] } }
+            return out
+        }
+        let q = "encoder.layer.\(l)."
+        for (target, name) in [
+            (query, "attention.self.query"), (key, "attention.self.key"), (value, "attention.self.value"),
+            (output, "attention.output.dense"), (inner, "intermediate.dense"), (outer, "output.dense"),
+        ] {
+            target.weight.assign(transposed(get(q + name + ".weight")))
+            target.bias.assign(get(q + name + ".bias").values)
+        }
+        attentionNorm.gamma.assign(get(q + "attention.output.LayerNorm.weight").values)
+        attentionNorm.beta.assign(get(q + "attention.output.LayerNorm.bias").values)
+        feedForwardNorm.gamma.assign(get(q + "output.LayerNorm.weight").values)
+        feedForwardNorm.beta.assign(get(q + "output.LayerNorm.bias").values)
+    }
+
     /// The layer applied to x [B, T, width].
     /// - Parameters:
     ///   - keyMask: [B·T], true for real behaviours.
     ///   - hiddenDropout: on the attention and feed-forward outputs; `attentionDropout`: on the weights.
+    ///   - lastRows: only the last `lastRows` positions of each sequence ask (they still attend to all
+    ///     T): the result is [B, lastRows, width], exactly those rows of the full layer's result, at
+    ///     lastRows·T attention cost instead of T². For a last layer whose other outputs are unused.
     func callAsFunction(
         _ t: Tape, _ x: Tensor, heads: Int, keyMask: [Bool], causal: Bool, hiddenDropout: Float, attentionDropout: Float,
-        epsilon: Float
+        epsilon: Float, lastRows: Int? = nil
     ) -> Tensor {
-        let q = t.linear(x, query.weight, bias: query.bias)
+        var asking = x
+        if let n = lastRows {
+            let (b, l, w) = (x.shape[0], x.shape[1], x.shape[2])
+            precondition(!causal && n <= l, "lastRows: \(n) of \(l) rows, causal \(causal)")
+            if n < l {
+                let rows = (0..<b).flatMap { r in ((l - n)..<l).map { r * l + $0 } }
+                asking = t.reshape(t.embedding(t.reshape(x, [b * l, w]), ids: rows), [b, n, w])
+            }
+        }
+        let q = t.linear(asking, query.weight, bias: query.bias)
         let k = t.linear(x, key.weight, bias: key.bias)
         let v = t.linear(x, value.weight, bias: value.bias)
         let attended = t.attention(q, k, v, heads: heads, keyMask: keyMask, causal: causal, dropout: attentionDropout)
         let a = t.dropout(t.linear(attended, output.weight, bias: output.bias), probability: hiddenDropout)
-        let y = t.layerNorm(t.add(a, x), gamma: attentionNorm.gamma, beta: attentionNorm.beta, epsilon: epsilon)
+        let y = t.layerNorm(t.add(a, asking), gamma: attentionNorm.gamma, beta: attentionNorm.beta, epsilon: epsilon)
         let f = t.dropout(t.linear(t.gelu(t.linear(y, inner.weight, bias: inner.bias)), outer.weight, bias: outer.bias), probability: hiddenDropout)
         return t.layerNorm(t.add(f, y), gamma: feedForwardNorm.gamma, beta: feedForwardNorm.beta, epsilon: epsilon)
     }

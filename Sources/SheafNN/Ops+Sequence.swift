@@ -135,7 +135,9 @@ extension Tape {
         return crossEntropy(logits, targets: Array(0..<queries.shape[0]))
     }
 
-    /// Multi-head scaled dot-product attention: q, k, v are [B, T, H·d]; the result is [B, T, H·d].
+    /// Multi-head scaled dot-product attention: q is [B, Tq, H·d], k and v are [B, Tk, H·d]; the
+    /// result is [B, Tq, H·d]. Self-attention has Tq = Tk; fewer queries than keys (cross-attention,
+    /// e.g. only a sequence's last rows asking) cost Tq·Tk per pair instead of Tk².
     ///
     /// One fused operation: for each (sequence, head) pair, S = Q·Kᵀ (two `sgemm`s read the head's
     /// columns in place, no head split), P = softmax(S/√d) over the allowed keys, O = P·V written
@@ -144,9 +146,9 @@ extension Tape {
     /// thread count.
     ///
     /// - Parameters:
-    ///   - keyMask: [B·T], true for real tokens; padding keys get no attention weight. nil = all real.
+    ///   - keyMask: [B·Tk], true for real tokens; padding keys get no attention weight. nil = all real.
     ///     A query with no allowed key gets uniform weights (its output is padding anyway).
-    ///   - causal: position t attends only to positions ≤ t.
+    ///   - causal: position t attends only to positions ≤ t (only with Tq = Tk).
     ///   - dropout: inverted dropout on the attention weights P (each weight zeroed with this
     ///     probability, the rest scaled by 1 / (1 − probability)), as BERT and SASRec apply it; the mask
     ///     is drawn from the tape's seeded generator before the pairs run, so it does not depend on the
@@ -154,47 +156,51 @@ extension Tape {
     public func attention(
         _ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int, keyMask: [Bool]? = nil, causal: Bool = false, dropout: Float = 0
     ) -> Tensor {
-        precondition(q.rank == 3 && q.shape == k.shape && q.shape == v.shape, "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
-        let (b, t, width) = (q.shape[0], q.shape[1], q.shape[2])
+        precondition(
+            q.rank == 3 && k.rank == 3 && k.shape == v.shape && q.shape[0] == k.shape[0] && q.shape[2] == k.shape[2],
+            "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
+        let (b, t, tk, width) = (q.shape[0], q.shape[1], k.shape[1], q.shape[2])
+        precondition(!causal || t == tk, "attention: causal needs as many queries as keys (\(t), \(tk))")
         precondition(heads > 0 && width % heads == 0, "attention: width \(width) into \(heads) heads")
-        if let keyMask { precondition(keyMask.count == b * t, "attention: key mask of \(keyMask.count) for \(b)×\(t)") }
+        if let keyMask { precondition(keyMask.count == b * tk, "attention: key mask of \(keyMask.count) for \(b)×\(tk)") }
         precondition(dropout >= 0 && dropout < 1, "attention dropout \(dropout) outside [0, 1)")
-        let d = width / heads, pairs = b * heads, tt = t * t
+        let d = width / heads, pairs = b * heads, tt = t * tk
         let scale = 1 / Float(d).squareRoot()
         let allowed: [UInt8]? = keyMask.map { $0.map { $0 ? 1 : 0 } }
         let threads = self.threads
-        // Dropout of the weights: one run of t × t factors per (sequence, head) pair, made again by the
+        // Dropout of the weights: one run of Tq × Tk factors per (sequence, head) pair, made again by the
         // backward pass (nothing stored).
         let mask: DropoutMask? = dropout > 0 ? DropoutMask(base: random.next(), probability: dropout) : nil
         var probabilities = unfilledFloats(pairs * tt)
         var out = unfilledFloats(q.count)  // every head's columns are written (empty when t or d is 0)
-        if t > 0, d > 0 {
+        if t > 0, tk > 0, d > 0 {
             q.values.withUnsafeBufferPointer { pq in
                 k.values.withUnsafeBufferPointer { pk in
                     v.values.withUnsafeBufferPointer { pv in
                         probabilities.withUnsafeMutableBufferPointer { pp in
                             out.withUnsafeMutableBufferPointer { po in
                                 Parallel.forEach(pairs, threads: threads) { e in
-                                    let (bi, base) = (e / heads, (e / heads) * t * width + (e % heads) * d)
+                                    let (bi, head) = (e / heads, (e % heads) * d)
+                                    let (base, keyBase) = (bi * t * width + head, bi * tk * width + head)
                                     let p = pp.baseAddress! + e * tt
                                     BLAS.gemm(
-                                        m: t, n: t, k: d, a: pq.baseAddress! + base, lda: width, b: pk.baseAddress! + base, transposeB: true,
-                                        ldb: width, c: p)
+                                        m: t, n: tk, k: d, a: pq.baseAddress! + base, lda: width, b: pk.baseAddress! + keyBase,
+                                        transposeB: true, ldb: width, c: p)
                                     if let allowed {
-                                        allowed.withUnsafeBufferPointer { sheaf_softmax_rows(p, p, t, t, scale, causal ? 1 : 0, $0.baseAddress! + bi * t) }
+                                        allowed.withUnsafeBufferPointer { sheaf_softmax_rows(p, p, t, tk, scale, causal ? 1 : 0, $0.baseAddress! + bi * tk) }
                                     } else {
-                                        sheaf_softmax_rows(p, p, t, t, scale, causal ? 1 : 0, nil)
+                                        sheaf_softmax_rows(p, p, t, tk, scale, causal ? 1 : 0, nil)
                                     }
                                     if let mask {
                                         // O = (P ⊙ factors) · V; P itself is kept for the backward pass.
                                         mask.withFactors((e * tt)..<((e + 1) * tt)) { f in
                                             for i in 0..<tt { f[i] *= p[i] }
                                             BLAS.gemm(
-                                                m: t, n: d, k: t, a: f.baseAddress!, b: pv.baseAddress! + base, ldb: width,
+                                                m: t, n: d, k: tk, a: f.baseAddress!, b: pv.baseAddress! + keyBase, ldb: width,
                                                 c: po.baseAddress! + base, ldc: width)
                                         }
                                     } else {
-                                        BLAS.gemm(m: t, n: d, k: t, a: p, b: pv.baseAddress! + base, ldb: width, c: po.baseAddress! + base, ldc: width)
+                                        BLAS.gemm(m: t, n: d, k: tk, a: p, b: pv.baseAddress! + keyBase, ldb: width, c: po.baseAddress! + base, ldc: width)
                                     }
                                 }
                             }
@@ -204,8 +210,8 @@ extension Tape {
             }
         }
         return record(shape: q.shape, values: out, inputs: [q, k, v]) { [probabilities] g in
-            guard t > 0, d > 0 else { return }
-            var dq = unfilledFloats(q.count), dk = unfilledFloats(q.count), dv = unfilledFloats(q.count)
+            guard t > 0, tk > 0, d > 0 else { return }
+            var dq = unfilledFloats(q.count), dk = unfilledFloats(k.count), dv = unfilledFloats(v.count)
             q.values.withUnsafeBufferPointer { pq in
                 k.values.withUnsafeBufferPointer { pk in
                     v.values.withUnsafeBufferPointer { pv in
@@ -214,7 +220,8 @@ extension Tape {
                                 dk.withUnsafeMutableBufferPointer { gk in
                                     dv.withUnsafeMutableBufferPointer { gv in
                                         Parallel.forEach(pairs, threads: threads) { e in
-                                            let base = (e / heads) * t * width + (e % heads) * d
+                                            let (bi, head) = (e / heads, (e % heads) * d)
+                                            let (base, keyBase) = (bi * t * width + head, bi * tk * width + head)
                                             let p = pp.baseAddress! + e * tt, go = g.baseAddress! + base
                                             withUnsafeTemporaryAllocation(of: Float.self, capacity: tt) { ds in
                                                 let s = ds.baseAddress!
@@ -223,28 +230,34 @@ extension Tape {
                                                     mask.withFactors((e * tt)..<((e + 1) * tt)) { f in
                                                         // dP first (s), then W in place of the factors for dV.
                                                         BLAS.gemm(
-                                                            m: t, n: t, k: d, a: go, lda: width, b: pv.baseAddress! + base, transposeB: true,
+                                                            m: t, n: tk, k: d, a: go, lda: width, b: pv.baseAddress! + keyBase, transposeB: true,
                                                             ldb: width, c: s)
                                                         for i in 0..<tt {
                                                             s[i] *= f[i]
                                                             f[i] *= p[i]
                                                         }
                                                         BLAS.gemm(
-                                                            m: t, n: d, k: t, a: f.baseAddress!, transposeA: true, b: go, ldb: width,
-                                                            c: gv.baseAddress! + base, ldc: width)
+                                                            m: tk, n: d, k: t, a: f.baseAddress!, transposeA: true, lda: tk, b: go, ldb: width,
+                                                            c: gv.baseAddress! + keyBase, ldc: width)
                                                     }
                                                 } else {
                                                     // dV = Pᵀ·dO; dP = dO·Vᵀ
-                                                    BLAS.gemm(m: t, n: d, k: t, a: p, transposeA: true, b: go, ldb: width, c: gv.baseAddress! + base, ldc: width)
-                                                    BLAS.gemm(m: t, n: t, k: d, a: go, lda: width, b: pv.baseAddress! + base, transposeB: true, ldb: width, c: s)
+                                                    BLAS.gemm(
+                                                        m: tk, n: d, k: t, a: p, transposeA: true, lda: tk, b: go, ldb: width,
+                                                        c: gv.baseAddress! + keyBase, ldc: width)
+                                                    BLAS.gemm(
+                                                        m: t, n: tk, k: d, a: go, lda: width, b: pv.baseAddress! + keyBase, transposeB: true,
+                                                        ldb: width, c: s)
                                                 }
                                                 // dS = P ⊙ (dP − rowsum(dP ⊙ P)) / √d
-                                                sheaf_softmax_backward_rows(p, s, s, t, t, scale, 0)
+                                                sheaf_softmax_backward_rows(p, s, s, t, tk, scale, 0)
                                                 // dQ = dS·K, dK = dSᵀ·Q
-                                                BLAS.gemm(m: t, n: d, k: t, a: s, b: pk.baseAddress! + base, ldb: width, c: gq.baseAddress! + base, ldc: width)
                                                 BLAS.gemm(
-                                                    m: t, n: d, k: t, a: s, transposeA: true, b: pq.baseAddress! + base, ldb: width,
-                                                    c: gk.baseAddress! + base, ldc: width)
+                                                    m: t, n: d, k: tk, a: s, b: pk.baseAddress! + keyBase, ldb: width, c: gq.baseAddress! + base,
+                                                    ldc: width)
+                                                BLAS.gemm(
+                                                    m: tk, n: d, k: t, a: s, transposeA: true, lda: tk, b: pq.baseAddress! + base, ldb: width,
+                                                    c: gk.baseAddress! + keyBase, ldc: width)
                                             }
                                         }
                                     }

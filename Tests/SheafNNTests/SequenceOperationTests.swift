@@ -116,4 +116,34 @@ import Testing
         let out = tape.attention(same, same, vals, heads: 1).values
         #expect(abs(out[0] - 6) <= 1e-5 && abs(out[1] - 9) <= 1e-5 && abs(out[4] - 6) <= 1e-5)
     }
+
+    /// Fewer queries than keys: each query row equals that row of the full attention over the same
+    /// keys (padding included), and gradients (with dropout) match finite differences.
+    @Test func crossAttention() {
+        var rng = SplitMix64(seed: 31)
+        let (b, tk, tq, w) = (2, 5, 2, 6)
+        let q = rng.tensor([b, tk, w]), k = rng.tensor([b, tk, w]), v = rng.tensor([b, tk, w])
+        let mask = [true, true, true, true, true, false, true, true, false, true]
+        let tape = Tape(recording: false)
+        let full = tape.attention(q, k, v, heads: 2, keyMask: mask).values
+        // The last tq query rows of each sequence.
+        var lastRows = [Float]()
+        for r in 0..<b { lastRows += q.values[((r * tk + tk - tq) * w)..<((r + 1) * tk * w)] }
+        let asking = Tensor(shape: [b, tq, w], values: lastRows)
+        let cross = tape.attention(asking, k, v, heads: 2, keyMask: mask).values
+        #expect(cross.count == b * tq * w)
+        for r in 0..<b {
+            for p in 0..<tq {
+                for j in 0..<w {
+                    let want = full[(r * tk + tk - tq + p) * w + j], got = cross[(r * tq + p) * w + j]
+                    #expect(abs(want - got) <= 1e-6, "sequence \(r) query \(p) column \(j): \(got) vs \(want)")
+                }
+            }
+        }
+        let small = rng.tensor([b, tq, w])
+        expectGood(checkGradients([small, k, v]) { tp, x in tp.attention(x[0], x[1], x[2], heads: 2, keyMask: mask) }, "cross-attention", minimum: 130)
+        expectGood(
+            checkGradients([small, k, v]) { tp, x in tp.attention(x[0], x[1], x[2], heads: 3, keyMask: mask, dropout: 0.3) },
+            "cross-attention with dropout", minimum: 100)
+    }
 }

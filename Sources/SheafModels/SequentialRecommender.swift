@@ -1,0 +1,81 @@
+import SheafNN
+import SheafRandom
+
+/// A split of a store's histories into training, validation and test examples.
+public protocol ExampleSplit: Sendable {
+    associatedtype Example: Sendable
+    var training: [Example] { get }
+    var validation: [Example] { get }
+    var test: [Example] { get }
+}
+
+extension LeaveOneOutSplit: ExampleSplit {}
+extension WindowSplit: ExampleSplit {}
+
+/// A recommender over the store's histories that `Trainer` trains, `CheckpointStore` saves and
+/// loads, and `sheaf evaluate` and `sheaf recommend` apply: SASRec and HyMiRec.
+///
+/// A model's item tables have N + 1 rows, row 0 being padding; its frozen content table (when it
+/// reads content) is saved with its parameters, so that a checkpoint is self-contained.
+public protocol SequentialRecommender: AnyObject {
+    associatedtype Configuration: Codable, Sendable, Equatable
+    associatedtype Split: ExampleSplit
+
+    /// The checkpoint's `sheaf.model` ("sasrec", "hymirec").
+    static var kind: String { get }
+    /// Whether a model of this configuration reads content embeddings (then `init` needs them).
+    static func readsContent(_ configuration: Configuration) -> Bool
+
+    /// - Parameters:
+    ///   - content: N × `contentDimension` embeddings of items 1…N, when the configuration reads content.
+    init(configuration: Configuration, itemCount: Int, content: [Float]?, contentDimension: Int, seed: UInt64) throws(ModelError)
+
+    var configuration: Configuration { get }
+    var itemCount: Int { get }
+    /// Width of the content embeddings (0 when the model reads none).
+    var contentDimension: Int { get }
+    /// The frozen content table [N + 1, D] (row 0 zeros), when the model reads content.
+    var contentTable: Tensor? { get }
+    /// Every trainable tensor with its checkpoint name, in a fixed order.
+    var namedParameters: [(name: String, tensor: Tensor)] { get }
+
+    /// The model's leave-one-out split of `data` (the test and validation targets are the same for
+    /// every model: each user's last and second-to-last behaviour).
+    func split(_ data: SequenceDataset) -> Split
+    /// The training loss of a batch of examples, with dropout; `rng` draws anything else the loss
+    /// samples (negatives), seeded per step by the trainer.
+    func loss(_ t: Tape, _ examples: [Split.Example], in data: SequenceDataset, rng: inout SplitMix64) -> Tensor
+    /// Full-ranking metrics of examples (every item ranked, no dropout).
+    func evaluate(_ examples: [Split.Example], in data: SequenceDataset, batchSize: Int, threads: Int) -> RankingMetrics
+    /// Every item's score after each given user's whole history (index into `data.users`), without
+    /// dropout: [users × (N + 1)], column 0 (padding) included.
+    func scoresAfterHistory(of users: [Int], in data: SequenceDataset, threads: Int) -> [Float]
+}
+
+extension SequentialRecommender {
+    /// Weight matrices and embeddings (which AdamW may decay), and biases and norms (which it never does).
+    public var parameterGroups: (decayed: [Tensor], undecayed: [Tensor]) {
+        let all = namedParameters
+        return (all.filter { $0.tensor.rank == 2 }.map(\.tensor), all.filter { $0.tensor.rank != 2 }.map(\.tensor))
+    }
+}
+
+extension SASRec: SequentialRecommender {
+    public static var kind: String { "sasrec" }
+    public static func readsContent(_ configuration: SASRecConfiguration) -> Bool { configuration.content }
+
+    public func split(_ data: SequenceDataset) -> LeaveOneOutSplit { LeaveOneOutSplit(data, maxLength: configuration.maxLength) }
+
+    /// SASRec samples nothing: `rng` is not drawn from.
+    public func loss(_ t: Tape, _ examples: [SequenceExample], in data: SequenceDataset, rng: inout SplitMix64) -> Tensor {
+        loss(t, SequenceBatch(examples, in: data, maxLength: configuration.maxLength))
+    }
+
+    public func scoresAfterHistory(of users: [Int], in data: SequenceDataset, threads: Int) -> [Float] {
+        let examples = users.map { u in
+            let n = data.users[u].count
+            return SequenceExample(user: u, inputStart: max(0, n - configuration.maxLength), inputEnd: n, target: 0)
+        }
+        return scores(SequenceBatch(examples, in: data, maxLength: configuration.maxLength), threads: threads)
+    }
+}
