@@ -4,11 +4,15 @@ import SheafFormats
 import SheafModels
 import SheafNN
 import SheafStore
+import SheafText
 
 /// `--model` values.
 enum ModelKind: String, ExpressibleByArgument, CaseIterable {
     case sasrec
+    case hymirec
 }
+
+extension InterestMatchingRule: ExpressibleByArgument {}
 
 /// What `sheaf train` writes to `DIR/metrics.json`.
 struct TrainingReport: Codable {
@@ -40,25 +44,33 @@ func loadSequences(_ target: StoreArguments, store: Store) throws -> (SequenceDa
 }
 
 extension SheafCommand {
-    /// `sheaf train STORE --model sasrec --output DIR`.
+    /// `sheaf train STORE --model sasrec|hymirec --output DIR`.
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Train a sequential recommender on the store's histories (leave-one-out split by time).",
             discussion: """
                 Every user's last behaviour is the test target, the one before it the validation target, the \
-                rest train (every prefix predicting its next item). The best epoch is chosen on validation \
-                NDCG@10, with early stopping; test metrics are reported for that epoch only, ranking all items. \
-                DIR receives model.safetensors (the best epoch), last.safetensors (to resume with --resume) and \
-                metrics.json. The defaults are RecBole 1.2.1's SASRec.
+                rest train. The best epoch is chosen on validation NDCG@10, with early stopping; test metrics \
+                are reported for that epoch only, ranking all items. DIR receives model.safetensors (the best \
+                epoch), last.safetensors (to resume with --resume) and metrics.json.
+
+                sasrec: every prefix predicts its next item; the defaults are RecBole 1.2.1's SASRec. \
+                hymirec: the multi-interest recommender (HyMiRec) over the items' content embeddings (the \
+                store's decoded codes, or --content-embeddings): a lightweight transformer whose coarse \
+                queries read the whole history before the last --recent behaviours, a refined transformer \
+                over the coarse interests, the recent behaviours and --interests queries, trained with DMIL \
+                on the next --window behaviours.
                 """)
 
         @OptionGroup var target: StoreArguments
-        @Option(help: "The model.") var model: ModelKind = .sasrec
+        @Option(help: "The model: sasrec or hymirec.") var model: ModelKind = .sasrec
         @Option(name: .shortAndLong, help: "The model directory to write.") var output: String
 
-        @Flag(help: "Item inputs and outputs from the items' embeddings (frozen, through a learned projection) instead of ID embeddings.")
+        @Flag(help: "SASRec: item inputs and outputs from the items' embeddings (frozen, through a learned projection) instead of ID embeddings.")
         var content = false
-        @Option(help: "With --content: the original float32 embeddings (.npy/.fvecs/.safetensors) instead of the store's decoded codes.")
+        @Option(
+            name: [.customLong("content-embeddings"), .customLong("embeddings")],
+            help: "The original float32 embeddings (.npy/.fvecs/.safetensors) instead of the store's decoded codes (`codes`, the default).")
         var contentEmbeddings: String?
         @Option(help: "Ids of the --content-embeddings rows (.npy or text); default: row i is id i.")
         var contentIds: String?
@@ -70,29 +82,73 @@ extension SheafCommand {
         @Option(help: "constant or warmup-cosine.") var schedule: String = "constant"
         @Option(help: "Warm-up steps of warmup-cosine.") var warmupSteps = 0
         @Option(help: "Global gradient-norm clip (0: none).") var clip: Float = 0
-        @Option(help: "Seed of initialisation, shuffling and dropout.") var seed: UInt64 = 2020
+        @Option(help: "Seed of initialisation, shuffling, dropout and sampled negatives.") var seed: UInt64 = 2020
         @Option(help: "Epochs without a better validation NDCG@10 before stopping.") var patience = 10
-        @Option(help: "Behaviours per input sequence.") var maxLength = 50
-        @Option(help: "Hidden size.") var hidden = 64
-        @Option(help: "Transformer layers.") var layers = 2
-        @Option(help: "Attention heads.") var heads = 2
-        @Option(help: "Feed-forward width.") var inner = 256
-        @Option(help: "Dropout of embeddings and layer outputs.") var dropout: Float = 0.5
-        @Option(help: "Dropout of attention weights.") var attentionDropout: Float = 0.5
+        @Option(help: "SASRec: behaviours per input sequence.") var maxLength = 50
+        @Option(help: "Hidden size (HyMiRec: of the refined recommender; default 64, 384 with --init minilm).") var hidden: Int?
+        @Option(help: "Transformer layers (HyMiRec: of the refined recommender).") var layers = 2
+        @Option(help: "Attention heads (default 2, 12 with --init minilm).") var heads: Int?
+        @Option(help: "Feed-forward width (default 256, 1536 with --init minilm).") var inner: Int?
+        @Option(help: "Dropout of embeddings and layer outputs (default: SASRec 0.5, HyMiRec 0.1).") var dropout: Float?
+        @Option(help: "SASRec: dropout of attention weights (HyMiRec uses --dropout).") var attentionDropout: Float = 0.5
+
+        @Option(help: "HyMiRec: coarse queries N_c of the lightweight recommender.") var coarseQueries = 4
+        @Option(help: "HyMiRec: interests s.") var interests = 4
+        @Option(help: "HyMiRec: window targets w per training example.") var window = 4
+        @Option(help: "HyMiRec: recent behaviours n the refined recommender reads.") var recent = 50
+        @Option(help: "HyMiRec: at most this many behaviours before the recent ones reach the lightweight recommender.")
+        var maxHistory = 1024
+        @Option(help: "HyMiRec: layers of the lightweight recommender.") var lightweightLayers = 1
+        @Option(help: "HyMiRec: width of the lightweight recommender (heads 2, feed-forward 4×).") var lightweightWidth = 64
+        @Option(help: "HyMiRec: sampled negatives per step.") var negatives = 256
+        @Option(help: "HyMiRec: InfoNCE temperature τ.") var tau: Float = 0.1
+        @Option(help: "HyMiRec: hungarian or greedy matching of interests to target clusters.") var matching: InterestMatchingRule = .hungarian
+        @Option(name: .customLong("init"), help: "HyMiRec: refined layers random or from MiniLM (--model-dir).")
+        var initialization: LayerInitialization = .random
+        @Option(help: "The pretrained model directory for --init minilm.") var modelDir = "data/minilm"
+        @Flag(help: "HyMiRec ablation: no lightweight recommender (the refined one reads only the recent behaviours).")
+        var noLightweight = false
+        @Flag(help: "HyMiRec ablation: no indicator embedding on the coarse interests.") var noIndicator = false
+
         @Option(help: "Threads (results do not depend on it).") var threads = Tape.defaultThreads
         @Flag(help: "Continue the run saved in DIR/last.safetensors.") var resume = false
         @Flag(help: "Print one JSON line per epoch on stdout, and the outcome as JSON.") var json = false
 
-        var modelConfiguration: SASRecConfiguration {
+        var sasrecConfiguration: SASRecConfiguration {
             var c = SASRecConfiguration()
             c.maxLength = maxLength
-            c.hiddenSize = hidden
+            c.hiddenSize = hidden ?? 64
             c.layers = layers
-            c.heads = heads
-            c.innerSize = inner
-            c.hiddenDropout = dropout
+            c.heads = heads ?? 2
+            c.innerSize = inner ?? 256
+            c.hiddenDropout = dropout ?? 0.5
             c.attentionDropout = attentionDropout
             c.content = content
+            return c
+        }
+
+        var hymirecConfiguration: HyMiRecConfiguration {
+            var c = HyMiRecConfiguration()
+            let minilm = initialization == .minilm
+            c.width = hidden ?? (minilm ? 384 : 64)
+            c.heads = heads ?? (minilm ? 12 : 2)
+            c.innerSize = inner ?? (minilm ? 1536 : 256)
+            c.refinedLayers = layers
+            c.initialization = initialization
+            c.lightweightWidth = lightweightWidth
+            c.lightweightInnerSize = 4 * lightweightWidth
+            c.lightweightLayers = lightweightLayers
+            c.lightweight = !noLightweight
+            c.indicator = !noIndicator
+            c.coarseQueries = coarseQueries
+            c.interests = interests
+            c.window = window
+            c.recent = recent
+            c.maxHistory = maxHistory
+            c.negatives = negatives
+            c.temperature = tau
+            c.matching = matching
+            c.dropout = dropout ?? 0.1
             return c
         }
 
@@ -111,13 +167,25 @@ extension SheafCommand {
             return t
         }
 
+        /// The store's decoded codes unless --content-embeddings names a file.
+        var contentFile: String? { contentEmbeddings == "codes" ? nil : contentEmbeddings }
+
         func validate() throws {
             guard TrainingConfiguration.Schedule(rawValue: schedule) != nil else {
                 throw ValidationError("--schedule must be constant or warmup-cosine")
             }
-            if contentEmbeddings != nil && !content { throw ValidationError("--content-embeddings needs --content") }
+            switch model {
+            case .sasrec:
+                if contentEmbeddings != nil && !content { throw ValidationError("--content-embeddings needs --content") }
+            case .hymirec:
+                if content { throw ValidationError("--content is SASRec's: HyMiRec always reads the items' content") }
+            }
+            if contentIds != nil && contentFile == nil { throw ValidationError("--content-ids needs --content-embeddings FILE") }
             do {
-                try modelConfiguration.validate()
+                switch model {
+                case .sasrec: try sasrecConfiguration.validate()
+                case .hymirec: try hymirecConfiguration.validate()
+                }
                 try trainingConfiguration.validate()
             } catch { throw ValidationError(error.description) }
         }
@@ -126,23 +194,40 @@ extension SheafCommand {
             Memory.retainFreedBuffers()
             let store = try target.open(readOnly: true)
             let (data, readSeconds) = try loadSequences(target, store: store)
-            let split = LeaveOneOutSplit(data, maxLength: maxLength)
-            var contentRows: [Float]?
-            var contentSource: String?
-            if content {
-                (contentRows, contentSource) = try contentVectors(store: store, data: data)
+            switch model {
+            case .sasrec:
+                var contentRows: [Float]?
+                var contentSource: String?
+                if content { (contentRows, contentSource) = try contentVectors(store: store, data: data) }
+                let net = try SASRec(
+                    configuration: sasrecConfiguration, itemCount: data.vocabulary.count, content: contentRows,
+                    contentDimension: content ? store.dimension : 0, seed: seed)
+                try train(net, data: data, readSeconds: readSeconds, contentSource: contentSource, detail: "")
+            case .hymirec:
+                let (rows, source) = try contentVectors(store: store, data: data)
+                let c = hymirecConfiguration
+                let net = try HyMiRec(
+                    configuration: c, itemCount: data.vocabulary.count, content: rows, contentDimension: store.dimension, seed: seed)
+                if initialization == .minilm { try net.loadPretrained(from: try BertEncoder(modelDirectory: modelDir, maxLength: 2)) }
+                try train(
+                    net, data: data, readSeconds: readSeconds, contentSource: source,
+                    detail: "; s = \(c.interests) interests, w = \(c.window), n = \(c.recent) recent, \(c.lightweight ? "\(c.coarseQueries) coarse queries" : "no lightweight recommender"), \(initialization.rawValue) initialisation")
             }
-            let net = try SASRec(
-                configuration: modelConfiguration, itemCount: data.vocabulary.count, content: contentRows,
-                contentDimension: content ? store.dimension : 0, seed: seed)
-            let trainer = try SASRecTrainer(model: net, data: data, split: split, configuration: trainingConfiguration)
+        }
+
+        /// Trains `net` with the shared trainer, writing checkpoints and metrics to DIR.
+        func train<Model: SequentialRecommender>(
+            _ net: Model, data: SequenceDataset, readSeconds: Double, contentSource: String?, detail: String
+        ) throws {
+            let split = net.split(data)
+            let trainer = try Trainer(model: net, data: data, split: split, configuration: trainingConfiguration)
             let checkpoints = try CheckpointStore(directory: output)
             if resume {
                 guard checkpoints.hasLast else { throw CLIError("nothing to resume: \(checkpoints.lastPath) does not exist") }
                 try checkpoints.resume(trainer)
                 note("resuming after epoch \(trainer.epochsDone)")
             }
-            note("\(thousands(data.users.count)) users, \(thousands(data.vocabulary.count)) items, \(thousands(data.behaviorCount)) behaviours read in \(String(format: "%.2f", readSeconds)) s; \(thousands(split.training.count)) training examples (\(trainer.stepsPerEpoch) steps per epoch), \(thousands(split.validation.count)) validation, \(thousands(split.test.count)) test")
+            note("\(thousands(data.users.count)) users, \(thousands(data.vocabulary.count)) items, \(thousands(data.behaviorCount)) behaviours read in \(String(format: "%.2f", readSeconds)) s; \(thousands(split.training.count)) training examples (\(trainer.stepsPerEpoch) steps per epoch), \(thousands(split.validation.count)) validation, \(thousands(split.test.count)) test\(detail)")
             var bar: ProgressReporter?
             var barEpoch = 0
             let outcome = try trainer.run(
@@ -184,7 +269,7 @@ extension SheafCommand {
         /// N × D content rows in vocabulary order: the store's decoded codes, or the original embeddings.
         func contentVectors(store: Store, data: SequenceDataset) throws -> ([Float], String) {
             let ids = data.vocabulary.ids
-            guard let path = contentEmbeddings else {
+            guard let path = contentFile else {
                 var options = DecodeOptions()
                 options.missingItems = .fail
                 let rows = try store.read { try $0.decodeItems(ids, options: options) }
@@ -213,6 +298,9 @@ extension SheafCommand {
         }
     }
 
+    /// What `sheaf evaluate --json` prints.
+    struct EvaluationOutput: Codable { var validation: [String: Double]; var test: [String: Double]; var users: Int; var seconds: Double }
+
     /// `sheaf evaluate STORE --model DIR`.
     struct Evaluate: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -225,18 +313,26 @@ extension SheafCommand {
 
         func run() throws {
             let store = try target.open(readOnly: true)
+            let checkpoints = try CheckpointStore(directory: model)
+            let kind = try checkpoints.kind()
             let (data, _) = try loadSequences(target, store: store)
-            let net = try CheckpointStore(directory: model).loadModel(for: data)
-            let split = LeaveOneOutSplit(data, maxLength: net.configuration.maxLength)
+            switch kind {
+            case SASRec.kind: try evaluate(try checkpoints.load(SASRec.self, for: data), data: data)
+            case HyMiRec.kind: try evaluate(try checkpoints.load(HyMiRec.self, for: data), data: data)
+            default: throw ModelError.corruptCheckpoint(path: checkpoints.modelPath, reason: "an unknown model kind \(kind)")
+            }
+        }
+
+        func evaluate<Model: SequentialRecommender>(_ net: Model, data: SequenceDataset) throws {
+            let split = net.split(data)
             let started = DispatchTime.now().uptimeNanoseconds
-            let validation = net.evaluate(split.validation, in: data, threads: threads)
-            let test = net.evaluate(split.test, in: data, threads: threads)
+            let validation = net.evaluate(split.validation, in: data, batchSize: 1024, threads: threads)
+            let test = net.evaluate(split.test, in: data, batchSize: 1024, threads: threads)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             let v = validation.dictionary
             let s = test.dictionary
             if json {
-                struct Output: Codable { var validation: [String: Double]; var test: [String: Double]; var users: Int; var seconds: Double }
-                say(try jsonText(Output(validation: v, test: s, users: split.test.count, seconds: seconds)))
+                say(try jsonText(EvaluationOutput(validation: v, test: s, users: split.test.count, seconds: seconds)))
             } else {
                 say(metricTable(validation: v, test: s))
                 say("\(thousands(split.validation.count + split.test.count)) rankings of \(thousands(data.vocabulary.count)) items in \(String(format: "%.2f", seconds)) s")
@@ -247,58 +343,100 @@ extension SheafCommand {
     /// `sheaf recommend STORE --model DIR --user U`.
     struct Recommend: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "The top items for a user after their whole history, with titles and scores.")
+            abstract: "The top items for a user after their whole history, with titles and scores.",
+            discussion: """
+                Only this user's history is read (in one read transaction); the model directory holds its own \
+                vocabulary. A HyMiRec model scores an item by its best interest (max over j of cos(r_j, item)); \
+                --per-interest shows each interest's own top items instead.
+                """)
 
         @OptionGroup var target: StoreArguments
         @Option(help: "The model directory (from `sheaf train`).") var model: String
         @Option(help: "The user id.") var user: UInt64
-        @Option(name: .short, help: "Items to show.") var k = 10
+        @Option(name: .short, help: "Items to show (per interest with --per-interest).") var k = 10
         @Flag(help: "Leave out items the user already has in their history.") var excludeSeen = false
+        @Flag(help: "HyMiRec: each interest's top items, by cos(r_j, item).") var perInterest = false
         @Flag(help: "Print JSON.") var json = false
 
         func validate() throws { guard k >= 1 else { throw ValidationError("-k must be ≥ 1") } }
 
+        struct Row: Codable { var item: UInt64; var score: Float; var title: String?; var seen: Bool }
+
         func run() throws {
             let store = try target.open(readOnly: true)
-            // Only this user's history is read: the model directory has its own vocabulary.
             let checkpoints = try CheckpointStore(directory: model)
-            let net = try checkpoints.loadModel(for: nil)
+            let kind = try checkpoints.kind()
             let vocabulary = try checkpoints.vocabulary()
-            guard let history = try store.read({ try $0.history(user: user) }), !history.isEmpty else {
-                throw ModelError.unknownUser(user)
+            switch kind {
+            case SASRec.kind:
+                if perInterest { throw CLIError("--per-interest needs a HyMiRec model; \(model) holds SASRec") }
+                try recommend(try checkpoints.load(SASRec.self, for: nil), store: store, vocabulary: vocabulary)
+            case HyMiRec.kind:
+                let net = try checkpoints.load(HyMiRec.self, for: nil)
+                if perInterest { try showInterests(net, store: store, vocabulary: vocabulary) } else {
+                    try recommend(net, store: store, vocabulary: vocabulary)
+                }
+            default: throw ModelError.corruptCheckpoint(path: checkpoints.modelPath, reason: "an unknown model kind \(kind)")
             }
-            // Items the model never saw (added to the store after training) have no embedding: left out.
-            let known = history.itemIDs.indices.filter { vocabulary.index(of: history.itemIDs[$0]) != nil }
-            if known.count < history.count {
-                note("\(history.count - known.count) of the user's \(history.count) behaviours are on items the model does not know; left out")
-            }
-            guard !known.isEmpty else { throw ModelError.storeMismatch("none of user \(user)'s items is in the model's vocabulary") }
-            let sequence = UserSequence(
-                user: user, items: known.map { vocabulary.index(of: history.itemIDs[$0])! }, timestamps: known.map { history.timestamps[$0] },
-                labels: known.map { history.labels[$0] })
-            let data = SequenceDataset(users: [sequence], vocabulary: vocabulary)
-            let example = SequenceExample(
-                user: 0, inputStart: max(0, sequence.count - net.configuration.maxLength), inputEnd: sequence.count, target: 0)
-            let scores = net.scores(SequenceBatch([example], in: data, maxLength: net.configuration.maxLength))
-            let seen = Set(sequence.items)
+        }
+
+        /// The best `k` of `scores` (index 0, padding, never), with the user's seen items left out on request.
+        func top(_ scores: [Float], seen: Set<Int32>) -> [Int] {
             var candidates: [Int] = []
             for j in 1..<scores.count where !excludeSeen || !seen.contains(Int32(j)) { candidates.append(j) }
-            let ranked = candidates.sorted { (a: Int, b: Int) -> Bool in
-                scores[a] > scores[b] || (scores[a] == scores[b] && a < b)
-            }.prefix(k)
-            struct Row: Codable { var item: UInt64; var score: Float; var title: String?; var seen: Bool }
-            let rows = try store.read { txn in
+            return Array(candidates.sorted { (a: Int, b: Int) -> Bool in scores[a] > scores[b] || (scores[a] == scores[b] && a < b) }.prefix(k))
+        }
+
+        func rows(_ ranked: [Int], scores: [Float], seen: Set<Int32>, store: Store, vocabulary: ItemVocabulary) throws -> [Row] {
+            try store.read { txn in
                 try ranked.map { j in
-                    let id = data.vocabulary.id(at: Int32(j))
+                    let id = vocabulary.id(at: Int32(j))
                     return Row(item: id, score: scores[j], title: try txn.title(item: id), seen: seen.contains(Int32(j)))
                 }
             }
+        }
+
+        func show(_ rows: [Row]) {
+            for (i, r) in rows.enumerated() {
+                say(String(format: "%3d  %8llu  %8.4f  %@%@", i + 1, r.item, r.score, r.title ?? "—", r.seen ? "  (seen)" : ""))
+            }
+        }
+
+        func recommend<Model: SequentialRecommender>(_ net: Model, store: Store, vocabulary: ItemVocabulary) throws {
+            let (scores, one) = try net.scores(user: user, in: store, vocabulary: vocabulary)
+            if one.unknownItems > 0 {
+                note("\(one.unknownItems) of the user's \(one.sequence.count + one.unknownItems) behaviours are on items the model does not know; left out")
+            }
+            let seen = Set(one.sequence.items)
+            let rows = try rows(top(scores, seen: seen), scores: scores, seen: seen, store: store, vocabulary: vocabulary)
             if json {
                 say(try jsonText(rows))
             } else {
-                say("user \(user): \(thousands(sequence.count)) behaviours; top \(rows.count)\(excludeSeen ? " unseen" : "") items")
-                for (i, r) in rows.enumerated() {
-                    say(String(format: "%3d  %8llu  %8.4f  %@%@", i + 1, r.item, r.score, r.title ?? "—", r.seen ? "  (seen)" : ""))
+                say("user \(user): \(thousands(one.sequence.count)) behaviours; top \(rows.count)\(excludeSeen ? " unseen" : "") items")
+                show(rows)
+            }
+        }
+
+        /// Each interest's top items: cos(r_j, key(item)).
+        func showInterests(_ net: HyMiRec, store: Store, vocabulary: ItemVocabulary) throws {
+            let interests = try net.interests(of: user, in: store, vocabulary: vocabulary)
+            let one = try store.read { try OneUserSequence(user: user, in: $0, vocabulary: vocabulary) }
+            let keys = net.itemKeys()
+            let d = net.configuration.width, n = net.itemCount + 1
+            let seen = Set(one.sequence.items)
+            var all: [[Row]] = []
+            for r in interests {
+                var scores = [Float](repeating: 0, count: n)
+                for i in 0..<n { scores[i] = (0..<d).reduce(Float(0)) { $0 + r[$1] * keys[i * d + $1] } }
+                all.append(try rows(top(scores, seen: seen), scores: scores, seen: seen, store: store, vocabulary: vocabulary))
+            }
+            if json {
+                say(try jsonText(all))
+            } else {
+                say("user \(user): \(thousands(one.sequence.count)) behaviours; \(interests.count) interests, top \(k)\(excludeSeen ? " unseen" : "") items of each")
+                for (j, rows) in all.enumerated() {
+                    say("interest \(j + 1)")
+                    show(rows)
                 }
             }
         }

@@ -1,5 +1,7 @@
+import Foundation
 import SheafNN
 import SheafRandom
+import SheafText
 import Testing
 
 @testable import SheafModels
@@ -141,5 +143,74 @@ import Testing
         let one = try trainPlanted(interests: 1, seed: 2)
         #expect(one.separated == 0)
         #expect(one.recall < two.recall - 0.2, "s = 1: Recall@10 \(one.recall), s = 2: \(two.recall)")
+    }
+}
+
+extension HyMiRecTests {
+    /// MiniLM-style initialisation of the refined recommender: with the encoder's word embeddings as
+    /// tokens, the refined layers give the encoder's own hidden states (both read bidirectionally);
+    /// a model the encoder cannot fill is refused, naming what differs.
+    @Test func pretrainedRefinedLayers() throws {
+        for layers in [1, 2] {
+            let directory = NSTemporaryDirectory() + "sheaf-hymirec-bert-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b", "c", "d", "e", "f"]
+            let bert = BertConfiguration(hiddenSize: 16, layers: layers, heads: 2, intermediateSize: 32, maxPositions: 12, vocabularySize: tokens.count)
+            try BertEncoder.writeRandomModel(to: directory, configuration: bert, tokens: tokens, seed: 7)
+            let encoder = try BertEncoder(modelDirectory: directory, maxLength: 12)
+            var c = tiny()
+            c.refinedLayers = layers
+            c.initialization = .minilm
+            let (_, content, _) = planted()
+            let model = try HyMiRec(configuration: c, itemCount: 24, content: content, contentDimension: 27, seed: 8)
+            try model.loadPretrained(from: encoder)
+            let ids = [2, 5, 7, 4, 9, 3]
+            let words = encoder.namedParameters["embeddings.word_embeddings.weight"]!
+            let t = Tape(recording: false)
+            let n = ids.count, d = 16
+            let x = t.add(t.embedding(words, ids: ids), t.embedding(model.recentPositions, ids: Array(0..<n)))
+            var y = t.reshape(t.layerNorm(x, gamma: model.inputNorm.gamma, beta: model.inputNorm.beta, epsilon: c.layerNormEpsilon), [1, n, d])
+            for block in model.refinedBlocks {
+                y = block(
+                    t, y, heads: 2, keyMask: [Bool](repeating: true, count: n), causal: false, hiddenDropout: 0, attentionDropout: 0,
+                    epsilon: c.layerNormEpsilon)
+            }
+            let (expected, _) = encoder.hiddenStates([ids.map(Int32.init)])
+            let worst = zip(expected.values, y.values).map { abs($0 - $1) }.max()!
+            #expect(expected.count == n * d && worst < 1e-4, "\(layers) layer(s): \(worst)")
+            var deep = c
+            deep.refinedLayers = layers + 1
+            #expect(throws: ModelError.invalidConfiguration("the encoder has \(layers) layers; this model asks for \(layers + 1)")) {
+                try HyMiRec(configuration: deep, itemCount: 24, content: content, contentDimension: 27, seed: 1).loadPretrained(from: encoder)
+            }
+            var wide = c
+            wide.width = 32
+            #expect(throws: ModelError.self) {
+                try HyMiRec(configuration: wide, itemCount: 24, content: content, contentDimension: 27, seed: 1).loadPretrained(from: encoder)
+            }
+        }
+    }
+
+    /// A model without the lightweight recommender or the indicator has no parameters for them, and
+    /// its interests read only the recent behaviours.
+    @Test func ablationsDropTheirParameters() throws {
+        let (data, content, _) = planted()
+        var c = tiny()
+        let full = try HyMiRec(configuration: c, itemCount: 24, content: content, contentDimension: 27, seed: 1)
+        c.indicator = false
+        let noIndicator = try HyMiRec(configuration: c, itemCount: 24, content: content, contentDimension: 27, seed: 1)
+        c.lightweight = false
+        let noLightweight = try HyMiRec(configuration: c, itemCount: 24, content: content, contentDimension: 27, seed: 1)
+        let names = [full, noIndicator, noLightweight].map { Set($0.namedParameters.map(\.name)) }
+        #expect(names[0].subtracting(names[1]) == ["indicator"])
+        #expect(names[1].subtracting(names[2]).allSatisfy { $0.hasPrefix("lightweight.") } && names[2].isSubset(of: names[1]))
+        #expect(!names[2].contains { $0.hasPrefix("lightweight.") })
+        // Without the lightweight recommender, behaviours before the last `recent` change nothing.
+        var users = data.users
+        users[0].items = [Int32](repeating: 24, count: 20) + Array(users[0].items[20...])
+        let changed = SequenceDataset(users: users, vocabulary: data.vocabulary)
+        func r(_ m: HyMiRec, _ d: SequenceDataset) -> [Float] { m.interests(HyMiRecBatch([(user: 0, cut: 29)], in: d, configuration: m.configuration)) }
+        #expect(r(noLightweight, changed) == r(noLightweight, data))
+        #expect(r(full, changed) != r(full, data))
     }
 }
