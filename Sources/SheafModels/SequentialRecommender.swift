@@ -47,12 +47,23 @@ public protocol SequentialRecommender: AnyObject {
     func loss(_ t: Tape, _ examples: [Split.Example], in data: SequenceDataset, rng: inout SplitMix64) -> Tensor
     /// Full-ranking metrics of examples (every item ranked, no dropout).
     func evaluate(_ examples: [Split.Example], in data: SequenceDataset, batchSize: Int, threads: Int) -> RankingMetrics
+    /// An epoch's steps: `order` (a seeded shuffle of the indices of `examples`) cut into batches of
+    /// at most `batchSize`, ⌈count / batchSize⌉ of them. The default cuts it in order; a model may
+    /// group examples of similar cost (drawing only from `rng`).
+    func batches(_ order: [Int], of examples: [Split.Example], in data: SequenceDataset, batchSize: Int, rng: inout SplitMix64)
+        -> [ArraySlice<Int>]
     /// Every item's score after each given user's whole history (index into `data.users`), without
     /// dropout: [users × (N + 1)], column 0 (padding) included.
     func scoresAfterHistory(of users: [Int], in data: SequenceDataset, threads: Int) -> [Float]
 }
 
 extension SequentialRecommender {
+    public func batches(_ order: [Int], of examples: [Split.Example], in data: SequenceDataset, batchSize: Int, rng: inout SplitMix64)
+        -> [ArraySlice<Int>]
+    {
+        stride(from: 0, to: order.count, by: batchSize).map { order[$0..<min(order.count, $0 + batchSize)] }
+    }
+
     /// Weight matrices and embeddings (which AdamW may decay), and biases and norms (which it never does).
     public var parameterGroups: (decayed: [Tensor], undecayed: [Tensor]) {
         let all = namedParameters

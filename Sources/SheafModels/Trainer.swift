@@ -141,8 +141,10 @@ public final class Trainer<Model: SequentialRecommender> {
         let started = DispatchTime.now().uptimeNanoseconds
         var total = 0.0
         let steps = stepsPerEpoch
-        for step in 0..<steps {
-            let slice = order[(step * c.batchSize)..<min(order.count, (step + 1) * c.batchSize)]
+        var grouping = SplitMix64(seed: SplitMix64.mix(rng.state ^ 0x4255_434B_4554))
+        let batches = model.batches(order, of: split.training, in: data, batchSize: c.batchSize, rng: &grouping)
+        precondition(batches.count == steps && batches.allSatisfy { $0.count <= c.batchSize }, "the model cut an epoch into other steps")
+        for (step, slice) in batches.enumerated() {
             let stepSeed = SplitMix64.mix(rng.state ^ UInt64(step))
             let tape = Tape(seed: stepSeed, threads: c.threads)
             var sampler = SplitMix64(seed: SplitMix64.mix(stepSeed ^ 0x5A4D_504C_4552))
