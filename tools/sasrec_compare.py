@@ -60,9 +60,10 @@ def ensure_store(store):
     run([SHEAF, "behaviors", "load", store, "--input", f"{d}/ml-100k.inter", "--format", "recbole"])
 
 
-def sheaf_side(store, out, seed, a, extra):
-    # The directory names the run's length, so a finished shorter run is never taken for a longer one.
-    model = f"{out}_work/{'-'.join(['sheaf'] + [x.strip('-') for x in extra[:1]])}-e{a.epochs}-p{a.patience}-seed{seed}"
+def sheaf_side(store, out, seed, a, extra, name="sheaf"):
+    # The directory names the side and the run's length, so a finished run of another side or a
+    # shorter run is never taken for this one.
+    model = f"{out}_work/{name}-e{a.epochs}-p{a.patience}-seed{seed}"
     args = [SHEAF, "train", store, "--output", model, "--seed", str(seed), "--epochs", str(a.epochs),
             "--patience", str(a.patience), "--threads", str(a.threads), "--json", "--quiet"] + extra
     t = time.perf_counter()
@@ -134,9 +135,10 @@ def main():
         if side == "sheaf":
             r = sheaf_side(a.store, a.out, seed, a, [])
         elif side == "content":
-            r = sheaf_side(a.store, a.out, seed, a, ["--content"])
+            r = sheaf_side(a.store, a.out, seed, a, ["--content"], "sheaf-content")
         elif side == "content-float32":
-            r = sheaf_side(a.store, a.out, seed, a, ["--content", "--content-embeddings", emb, "--content-ids", ids])
+            r = sheaf_side(a.store, a.out, seed, a, ["--content", "--content-embeddings", emb, "--content-ids", ids],
+                           "sheaf-content-float32")
         else:
             r = recbole_side(a.out, seed, a)
         print(f"seed {seed} {side}: best epoch {r['best_epoch']} of {r['epochs']}, test Recall@10 "
