@@ -109,6 +109,8 @@ extension SheafCommand {
         @Flag(help: "HyMiRec ablation: no lightweight recommender (the refined one reads only the recent behaviours).")
         var noLightweight = false
         @Flag(help: "HyMiRec ablation: no indicator embedding on the coarse interests.") var noIndicator = false
+        @Flag(help: "HyMiRec: add a learned item-ID embedding to each item's projected content (tokens and keys).")
+        var itemIds = false
 
         @Option(help: "Threads (results do not depend on it).") var threads = Tape.defaultThreads
         @Flag(help: "Continue the run saved in DIR/last.safetensors.") var resume = false
@@ -140,6 +142,7 @@ extension SheafCommand {
             c.lightweightLayers = lightweightLayers
             c.lightweight = !noLightweight
             c.indicator = !noIndicator
+            c.itemIDs = itemIds
             c.coarseQueries = coarseQueries
             c.interests = interests
             c.window = window

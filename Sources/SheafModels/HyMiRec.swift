@@ -32,6 +32,10 @@ public struct HyMiRecConfiguration: Codable, Sendable, Equatable {
     /// The lightweight recommender reads at most this many behaviours before the recent window (the
     /// most recent ones).
     public var maxHistory = 1024
+    /// Adds a learned item-ID embedding to each item's projected content (the refined recommender's
+    /// tokens and the keys it scores), standing in for the seed's item encoder fine-tuned on the
+    /// recommendation loss. Off by default: items added after training have none.
+    public var itemIDs = false
     /// Without it, the refined recommender reads no coarse interests (ablation).
     public var lightweight = true
     /// Without it, coarse interests carry no indicator embedding (ablation).
@@ -131,6 +135,8 @@ public final class HyMiRec {
     }
     /// Content → refined width (the refined tokens and the item keys).
     let itemProjection: TransformerBlock.Linear
+    /// Item-ID table [N + 1, d] (with `itemIDs`).
+    let idTable: Tensor?
     /// nil without the lightweight recommender; the indicator also without the indicator embedding.
     let lightweight: Lightweight?
     let indicatorEmbedding: Tensor?
@@ -158,6 +164,7 @@ public final class HyMiRec {
         let normal = initializer.normal as ([Int]) -> Tensor, constant = ParameterInitializer.constant
         let d = c.width, lw = c.lightweightWidth
         itemProjection = (normal([contentDimension, d]), constant(d, 0))
+        idTable = c.itemIDs ? normal([itemCount + 1, d]) : nil
         if c.lightweight {
             lightweight = Lightweight(
                 projection: (normal([contentDimension, lw]), constant(lw, 0)), queries: normal([c.coarseQueries, lw]),
@@ -206,6 +213,7 @@ public final class HyMiRec {
     /// Every trainable tensor with its checkpoint name, in a fixed order.
     public var namedParameters: [(name: String, tensor: Tensor)] {
         var out: [(String, Tensor)] = [("items.weight", itemProjection.weight), ("items.bias", itemProjection.bias)]
+        if let idTable { out.append(("item_ids", idTable)) }
         if let l = lightweight {
             out += [
                 ("lightweight.items.weight", l.projection.weight), ("lightweight.items.bias", l.projection.bias),
@@ -224,8 +232,12 @@ public final class HyMiRec {
         return out
     }
 
-    /// Every item's projected content, [N + 1, d] (row 0, padding, included).
-    func projectedItems(_ t: Tape) -> Tensor { t.linear(content, itemProjection.weight, bias: itemProjection.bias) }
+    /// Every item's projected content (plus its ID embedding with `itemIDs`), [N + 1, d] (row 0,
+    /// padding, included).
+    func projectedItems(_ t: Tape) -> Tensor {
+        let projected = t.linear(content, itemProjection.weight, bias: itemProjection.bias)
+        return idTable.map { t.add(projected, $0) } ?? projected
+    }
 
     /// Every item's key, L2-normalised: [N + 1, d] (row 0, padding, included).
     public func itemKeys(_ t: Tape) -> Tensor { t.l2Normalize(projectedItems(t)) }

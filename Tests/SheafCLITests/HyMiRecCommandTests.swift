@@ -65,12 +65,12 @@ import Testing
     @Test func floatContentAndAblations() throws {
         let s = Scratch()
         let (store, emb) = try store(s)
-        try sheaf(["train", store, "--output", s.file("f"), "--epochs", "1", "--embeddings", emb, "--no-lightweight", "--matching", "greedy"] + tiny)
+        try sheaf(["train", store, "--output", s.file("f"), "--epochs", "1", "--embeddings", emb, "--no-lightweight", "--matching", "greedy", "--item-ids"] + tiny)
         let report = try JSONDecoder().decode(TrainingReport.self, from: Data(contentsOf: URL(fileURLWithPath: s.file("f/metrics.json"))))
         #expect(report.content == "float32 \(emb)")
         let meta = try SafeTensors.read(path: s.file("f/model.safetensors")).metadata
         let c = try JSONDecoder().decode(HyMiRecConfiguration.self, from: Data(meta["sheaf.model_configuration"]!.utf8))
-        #expect(!c.lightweight && c.matching == .greedy && c.interests == 2 && c.window == 2)
+        #expect(!c.lightweight && c.matching == .greedy && c.itemIDs && c.interests == 2 && c.window == 2)
         #expect(meta["sheaf.model"] == "hymirec")
     }
 

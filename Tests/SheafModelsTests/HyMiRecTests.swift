@@ -201,7 +201,7 @@ extension HyMiRecTests {
     }
 
     /// A model without the lightweight recommender or the indicator has no parameters for them, and
-    /// its interests read only the recent behaviours.
+    /// its interests read only the recent behaviours; item ids add one table.
     @Test func ablationsDropTheirParameters() throws {
         let (data, content, _) = planted()
         var c = tiny()
@@ -210,6 +210,10 @@ extension HyMiRecTests {
         let noIndicator = try HyMiRec(configuration: c, itemCount: 24, content: content, contentDimension: 27, seed: 1)
         c.lightweight = false
         let noLightweight = try HyMiRec(configuration: c, itemCount: 24, content: content, contentDimension: 27, seed: 1)
+        var withIDs = tiny()
+        withIDs.itemIDs = true
+        let ids = try HyMiRec(configuration: withIDs, itemCount: 24, content: content, contentDimension: 27, seed: 1)
+        #expect(Set(ids.namedParameters.map(\.name)).subtracting(full.namedParameters.map(\.name)) == ["item_ids"])
         let names = [full, noIndicator, noLightweight].map { Set($0.namedParameters.map(\.name)) }
         #expect(names[0].subtracting(names[1]) == ["indicator"])
         #expect(names[1].subtracting(names[2]).allSatisfy { $0.hasPrefix("lightweight.") } && names[2].isSubset(of: names[1]))
