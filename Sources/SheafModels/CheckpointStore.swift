@@ -108,9 +108,9 @@ public struct CheckpointStore: Sendable {
         func corrupt(_ why: String) -> ModelError { .corruptCheckpoint(path: file.path, reason: why) }
         guard let kind = file.metadata["sheaf.model"] else { throw corrupt("not a Sheaf model checkpoint (no sheaf.model)") }
         guard kind == Model.kind else { throw corrupt("a \(kind) checkpoint, not \(Model.kind)") }
-        guard let json = file.metadata["sheaf.model_configuration"],
-            let config = try? JSONDecoder().decode(Model.Configuration.self, from: Data(json.utf8))
-        else { throw corrupt("no readable sheaf.model_configuration") }
+        guard let json = file.metadata["sheaf.model_configuration"], let config = Self.configuration(Model.self, json) else {
+            throw corrupt("no readable sheaf.model_configuration")
+        }
         guard let items = file.metadata["sheaf.items"].flatMap(Int.init), items >= 1,
             let contentDimension = file.metadata["sheaf.content_dimension"].flatMap(Int.init), contentDimension >= 0
         else { throw corrupt("no readable sheaf.items / sheaf.content_dimension") }
@@ -121,6 +121,16 @@ public struct CheckpointStore: Sendable {
             }
         }
         return (config, items, contentDimension)
+    }
+
+    /// A model configuration from its JSON, fields the JSON lacks (added after it was written) taking
+    /// today's defaults; nil when the JSON is not an object or a field has the wrong type.
+    static func configuration<Model: SequentialRecommender>(_: Model.Type, _ json: String) -> Model.Configuration? {
+        guard let stored = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+            let defaults = try? JSONSerialization.jsonObject(with: JSONEncoder().encode(Model.Configuration())) as? [String: Any],
+            let merged = try? JSONSerialization.data(withJSONObject: defaults.merging(stored) { _, new in new })
+        else { return nil }
+        return try? JSONDecoder().decode(Model.Configuration.self, from: merged)
     }
 
     /// Which model `model.safetensors` holds (its `sheaf.model`: "sasrec", "hymirec").

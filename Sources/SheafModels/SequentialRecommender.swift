@@ -1,6 +1,12 @@
 import SheafNN
 import SheafRandom
 
+/// A configuration with defaults for every field.
+public protocol DefaultConstructible { init() }
+
+extension SASRecConfiguration: DefaultConstructible {}
+extension HyMiRecConfiguration: DefaultConstructible {}
+
 /// A split of a store's histories into training, validation and test examples.
 public protocol ExampleSplit: Sendable {
     associatedtype Example: Sendable
@@ -18,7 +24,9 @@ extension WindowSplit: ExampleSplit {}
 /// A model's item tables have N + 1 rows, row 0 being padding; its frozen content table (when it
 /// reads content) is saved with its parameters, so that a checkpoint is self-contained.
 public protocol SequentialRecommender: AnyObject {
-    associatedtype Configuration: Codable, Sendable, Equatable
+    /// Every field is saved in checkpoints. A field added later must default to the behaviour models
+    /// had before it: a checkpoint that lacks it is read with today's default (`init()`).
+    associatedtype Configuration: Codable, Sendable, Equatable, DefaultConstructible
     associatedtype Split: ExampleSplit
 
     /// The checkpoint's `sheaf.model` ("sasrec", "hymirec").

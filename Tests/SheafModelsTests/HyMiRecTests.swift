@@ -294,3 +294,21 @@ extension HyMiRecTests {
         }
     }
 }
+
+extension HyMiRecTests {
+    /// A checkpoint written before a configuration field existed reads with that field's default;
+    /// a field of the wrong type, or JSON that is not an object, is unreadable.
+    @Test func configurationFieldsAddedLaterTakeTheirDefaults() throws {
+        var c = tiny()
+        c.interests = 3
+        var object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(c)) as? [String: Any])
+        object.removeValue(forKey: "itemIDs")
+        let old = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        let read = try #require(CheckpointStore.configuration(HyMiRec.self, old))
+        #expect(read == c && !read.itemIDs)
+        object["interests"] = "three"
+        #expect(CheckpointStore.configuration(HyMiRec.self, String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)) == nil)
+        #expect(CheckpointStore.configuration(HyMiRec.self, "[1, 2]") == nil)
+        #expect(CheckpointStore.configuration(SASRec.self, "{}") == SASRecConfiguration())
+    }
+}
