@@ -374,23 +374,10 @@ extension CHIME {
     /// - Throws: `ModelError.invalidConfiguration` when the encoder's width, heads, feed-forward size,
     ///   depth or positions do not fit this model.
     public func loadPretrained(from encoder: BertEncoder) throws(ModelError) {
-        let c = configuration, e = encoder.configuration
-        guard c.width == e.hiddenSize, c.heads == e.heads, c.innerSize == e.intermediateSize else {
-            throw .invalidConfiguration(
-                "a pretrained initialisation needs width \(e.hiddenSize), \(e.heads) heads and feed-forward \(e.intermediateSize) "
-                    + "(the encoder's); this model has \(c.width), \(c.heads) and \(c.innerSize)")
-        }
-        guard c.layers <= e.layers else { throw .invalidConfiguration("the encoder has \(e.layers) layers; this model asks for \(c.layers)") }
-        guard c.maxLength <= e.maxPositions else {
-            throw .invalidConfiguration("the encoder has \(e.maxPositions) positions; maxLength is \(c.maxLength)")
-        }
-        let p = encoder.namedParameters
-        let (d, typeZero) = (c.width, p["embeddings.token_type_embeddings.weight[0]"]!.values)
-        let table = p["embeddings.position_embeddings.weight"]!.values
-        positions.assign((0..<(c.maxLength * d)).map { table[$0] + typeZero[$0 % d] })
-        inputNorm.gamma.assign(p["embeddings.LayerNorm.weight"]!.values)
-        inputNorm.beta.assign(p["embeddings.LayerNorm.bias"]!.values)
-        for (l, b) in blocks.enumerated() { b.assign(layer: l, of: encoder) }
+        let c = configuration
+        try TransformerBlock.loadPretrained(
+            blocks, positions: positions, inputNorm: inputNorm, heads: c.heads, innerSize: c.innerSize, positionsName: "maxLength",
+            from: encoder)
     }
 }
 

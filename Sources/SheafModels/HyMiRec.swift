@@ -191,23 +191,10 @@ public final class HyMiRec {
     /// - Throws: `ModelError.invalidConfiguration` when the encoder's width, heads, feed-forward size,
     ///   depth or positions do not fit.
     public func loadPretrained(from encoder: BertEncoder) throws(ModelError) {
-        let c = configuration, e = encoder.configuration
-        guard c.width == e.hiddenSize, c.heads == e.heads, c.innerSize == e.intermediateSize else {
-            throw .invalidConfiguration(
-                "a pretrained initialisation needs width \(e.hiddenSize), \(e.heads) heads and feed-forward \(e.intermediateSize) "
-                    + "(the encoder's); this model has \(c.width), \(c.heads) and \(c.innerSize)")
-        }
-        guard c.refinedLayers <= e.layers else {
-            throw .invalidConfiguration("the encoder has \(e.layers) layers; this model asks for \(c.refinedLayers)")
-        }
-        guard c.recent <= e.maxPositions else { throw .invalidConfiguration("the encoder has \(e.maxPositions) positions; recent is \(c.recent)") }
-        let p = encoder.namedParameters
-        let (d, typeZero) = (c.width, p["embeddings.token_type_embeddings.weight[0]"]!.values)
-        let table = p["embeddings.position_embeddings.weight"]!.values
-        recentPositions.assign((0..<(c.recent * d)).map { table[$0] + typeZero[$0 % d] })
-        inputNorm.gamma.assign(p["embeddings.LayerNorm.weight"]!.values)
-        inputNorm.beta.assign(p["embeddings.LayerNorm.bias"]!.values)
-        for (l, b) in refinedBlocks.enumerated() { b.assign(layer: l, of: encoder) }
+        let c = configuration
+        try TransformerBlock.loadPretrained(
+            refinedBlocks, positions: recentPositions, inputNorm: inputNorm, heads: c.heads, innerSize: c.innerSize,
+            positionsName: "recent", from: encoder)
     }
 
     /// Every trainable tensor with its checkpoint name, in a fixed order.

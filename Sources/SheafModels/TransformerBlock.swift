@@ -104,6 +104,39 @@ struct TransformerBlock {
     }
 }
 
+extension TransformerBlock {
+    /// Initialises a model's transformer stack from a pretrained BERT-style encoder: layer l gets the
+    /// encoder's layer l, `positions` [P, width] the encoder's first P position embeddings plus its
+    /// token-type-0 embedding (which BERT adds to every token), and `inputNorm` its embedding norm.
+    /// Nothing changes unless everything fits.
+    /// - Parameters:
+    ///   - positionsName: how the model calls its positions, for the error (e.g. "maxLength").
+    /// - Throws: `ModelError.invalidConfiguration` naming what does not fit: width, heads and
+    ///   feed-forward size, depth, or positions.
+    static func loadPretrained(
+        _ blocks: [TransformerBlock], positions: Tensor, inputNorm: Norm, heads: Int, innerSize: Int, positionsName: String,
+        from encoder: BertEncoder
+    ) throws(ModelError) {
+        let e = encoder.configuration, (count, width) = (positions.shape[0], positions.shape[1])
+        guard width == e.hiddenSize, heads == e.heads, innerSize == e.intermediateSize else {
+            throw .invalidConfiguration(
+                "a pretrained initialisation needs width \(e.hiddenSize), \(e.heads) heads and feed-forward \(e.intermediateSize) "
+                    + "(the encoder's); this model has \(width), \(heads) and \(innerSize)")
+        }
+        guard blocks.count <= e.layers else { throw .invalidConfiguration("the encoder has \(e.layers) layers; this model asks for \(blocks.count)") }
+        guard count <= e.maxPositions else {
+            throw .invalidConfiguration("the encoder has \(e.maxPositions) positions; \(positionsName) is \(count)")
+        }
+        let p = encoder.namedParameters
+        let typeZero = p["embeddings.token_type_embeddings.weight[0]"]!.values
+        let table = p["embeddings.position_embeddings.weight"]!.values
+        positions.assign((0..<(count * width)).map { table[$0] + typeZero[$0 % width] })
+        inputNorm.gamma.assign(p["embeddings.LayerNorm.weight"]!.values)
+        inputNorm.beta.assign(p["embeddings.LayerNorm.bias"]!.values)
+        for (l, b) in blocks.enumerated() { b.assign(layer: l, of: encoder) }
+    }
+}
+
 /// Seeded parameter initialisation shared by the models: one generator, drawn in call order, so a
 /// model's parameters depend only on its seed and the order it creates them in.
 final class ParameterInitializer {

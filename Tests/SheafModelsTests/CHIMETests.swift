@@ -145,12 +145,7 @@ func randomContent(items: Int, dimension: Int, seed: UInt64) -> Tensor {
     /// exactly those); a 2-layer one matches the 2-layer encoder at position 0.
     @Test func pretrainedInitialisation() throws {
         for layers in [1, 2] {
-            let directory = NSTemporaryDirectory() + "sheaf-chime-bert-\(UUID().uuidString)"
-            defer { try? FileManager.default.removeItem(atPath: directory) }
-            let tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b", "c", "d", "e", "f"]
-            let bert = BertConfiguration(hiddenSize: 16, layers: layers, heads: 2, intermediateSize: 32, maxPositions: 12, vocabularySize: tokens.count)
-            try BertEncoder.writeRandomModel(to: directory, configuration: bert, tokens: tokens, seed: 7)
-            let encoder = try BertEncoder(modelDirectory: directory, maxLength: 12)
+            let encoder = try tinyBert(layers: layers)
             var c = tinyCHIME(layers: layers)
             c.initialization = .minilm
             let model = try CHIME(configuration: c, contentDimension: 6, seed: 8)
@@ -289,4 +284,15 @@ func randomContent(items: Int, dimension: Int, seed: UInt64) -> Tensor {
         let batched = model.representations(of: [0, 1], in: data, content: content, rowsPerBatch: 32)
         for u in 0..<2 { for i in whole[u].indices { #expect(abs(batched[u][i] - whole[u][i]) < 1e-5) } }
     }
+}
+
+/// A random tiny BERT (width 16, 2 heads, feed-forward 32, 12 positions, 10 tokens) of `layers`
+/// layers, written to a temporary directory and loaded as an encoder.
+func tinyBert(layers: Int) throws -> BertEncoder {
+    let directory = NSTemporaryDirectory() + "sheaf-models-bert-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b", "c", "d", "e", "f"]
+    let bert = BertConfiguration(hiddenSize: 16, layers: layers, heads: 2, intermediateSize: 32, maxPositions: 12, vocabularySize: tokens.count)
+    try BertEncoder.writeRandomModel(to: directory, configuration: bert, tokens: tokens, seed: 7)
+    return try BertEncoder(modelDirectory: directory, maxLength: 12)
 }

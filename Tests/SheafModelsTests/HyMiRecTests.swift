@@ -161,12 +161,7 @@ extension HyMiRecTests {
     /// a model the encoder cannot fill is refused, naming what differs.
     @Test func pretrainedRefinedLayers() throws {
         for layers in [1, 2] {
-            let directory = NSTemporaryDirectory() + "sheaf-hymirec-bert-\(UUID().uuidString)"
-            defer { try? FileManager.default.removeItem(atPath: directory) }
-            let tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b", "c", "d", "e", "f"]
-            let bert = BertConfiguration(hiddenSize: 16, layers: layers, heads: 2, intermediateSize: 32, maxPositions: 12, vocabularySize: tokens.count)
-            try BertEncoder.writeRandomModel(to: directory, configuration: bert, tokens: tokens, seed: 7)
-            let encoder = try BertEncoder(modelDirectory: directory, maxLength: 12)
+            let encoder = try tinyBert(layers: layers)
             var c = tiny()
             c.refinedLayers = layers
             c.initialization = .minilm
@@ -262,29 +257,15 @@ extension HyMiRecTests {
     /// metrics, parameters and optimizer state (the negatives and the batch grouping are seeded per
     /// epoch and step); the best model loads back with the same scores.
     @Test func resumingContinuesTheSameRun() throws {
-        let a = TempDirectory("a"), b = TempDirectory("b")
         let (data, content, _) = planted(users: 12, length: 20)
         var c = tiny()
         c.dropout = 0.1
-        func trainer(_ epochs: Int) throws -> Trainer<HyMiRec> {
+        let (resumed, store, directory) = try expectResumeContinuesTheRun { epochs in
             let model = try HyMiRec(configuration: c, itemCount: 24, content: content, contentDimension: 27, seed: 3)
             var t = tinyTrainingConfiguration(epochs: epochs)
             t.batchSize = 8
             return try Trainer(model: model, data: data, split: model.split(data), configuration: t)
         }
-        let straight = try trainer(2)
-        let whole = try straight.run(checkpoints: try CheckpointStore(directory: a.path))
-        let first = try trainer(1)
-        let store = try CheckpointStore(directory: b.path)
-        _ = try first.run(checkpoints: store)
-        let resumed = try trainer(2)
-        try store.resume(resumed)
-        #expect(resumed.epochsDone == 1)
-        let continued = try resumed.run(checkpoints: store)
-        #expect(continued.epochs.map(\.trainingLoss) == whole.epochs.map(\.trainingLoss))
-        #expect(continued.bestEpoch == whole.bestEpoch && continued.test == whole.test)
-        #expect(straight.optimizer.state == resumed.optimizer.state)
-        #expect(straight.model.namedParameters.map(\.tensor.values) == resumed.model.namedParameters.map(\.tensor.values))
         // The saved best model scores as the trained one does.
         let loaded = try store.load(HyMiRec.self, for: data)
         #expect(loaded.scoresAfterHistory(of: [0, 5], in: data, threads: 1) == resumed.model.scoresAfterHistory(of: [0, 5], in: data, threads: 1))
@@ -292,6 +273,7 @@ extension HyMiRecTests {
         #expect(throws: ModelError.corruptCheckpoint(path: store.modelPath, reason: "a hymirec checkpoint, not sasrec")) {
             try store.loadModel(for: data)
         }
+        withExtendedLifetime(directory) {}
     }
 }
 

@@ -38,6 +38,31 @@ func tinyTrainingConfiguration(epochs: Int) -> TrainingConfiguration {
     return t
 }
 
+/// Trains `trainer(2)` straight, and `trainer(1)` then a resumed `trainer(2)` from its checkpoints:
+/// the same losses, best epoch, test metrics, parameters and optimizer state. Returns the resumed
+/// trainer and its checkpoint directory (kept alive by the returned value).
+@discardableResult
+func expectResumeContinuesTheRun<Model: SequentialRecommender>(
+    _ trainer: (_ epochs: Int) throws -> Trainer<Model>, sourceLocation: SourceLocation = #_sourceLocation
+) throws -> (trainer: Trainer<Model>, checkpoints: CheckpointStore, directory: TempDirectory) {
+    let a = TempDirectory("a"), b = TempDirectory("b")
+    let straight = try trainer(2)
+    let whole = try straight.run(checkpoints: try CheckpointStore(directory: a.path))
+    let store = try CheckpointStore(directory: b.path)
+    _ = try trainer(1).run(checkpoints: store)
+    let resumed = try trainer(2)
+    try store.resume(resumed)
+    #expect(resumed.epochsDone == 1, sourceLocation: sourceLocation)
+    let continued = try resumed.run(checkpoints: store)
+    #expect(continued.epochs.map(\.trainingLoss) == whole.epochs.map(\.trainingLoss), sourceLocation: sourceLocation)
+    #expect(continued.bestEpoch == whole.bestEpoch && continued.test == whole.test, sourceLocation: sourceLocation)
+    #expect(straight.optimizer.state == resumed.optimizer.state, sourceLocation: sourceLocation)
+    #expect(
+        straight.model.namedParameters.map(\.tensor.values) == resumed.model.namedParameters.map(\.tensor.values),
+        sourceLocation: sourceLocation)
+    return (resumed, store, b)
+}
+
 /// The cycle store's data and split, and a tiny ID model's trainer for `epochs` epochs (the store's
 /// directory lives as long as the returned value).
 struct TinyRun {
@@ -86,26 +111,13 @@ struct TinyRun {
     /// Two epochs in one run, and one epoch, then a resumed run of one more: the same parameters,
     /// optimizer state and losses.
     @Test func resumingContinuesTheSameRun() throws {
-        let dir = TempDirectory(), a = TempDirectory("a"), b = TempDirectory("b")
+        let dir = TempDirectory()
         let data = try SequenceDataset.load(from: try cyclicStore(dir))
         let split = LeaveOneOutSplit(data, maxLength: 6)
-        func trainer(_ epochs: Int) throws -> SASRecTrainer {
+        try expectResumeContinuesTheRun { epochs in
             let model = try SASRec(configuration: tinyModelConfiguration(), itemCount: data.vocabulary.count, seed: 3)
             return try SASRecTrainer(model: model, data: data, split: split, configuration: tinyTrainingConfiguration(epochs: epochs))
         }
-        let straight = try trainer(2)
-        let whole = try straight.run(checkpoints: try CheckpointStore(directory: a.path))
-        let first = try trainer(1)
-        let store = try CheckpointStore(directory: b.path)
-        _ = try first.run(checkpoints: store)
-        let resumed = try trainer(2)
-        try store.resume(resumed)
-        #expect(resumed.epochsDone == 1)
-        let continued = try resumed.run(checkpoints: store)
-        #expect(continued.epochs.map(\.trainingLoss) == whole.epochs.map(\.trainingLoss))
-        #expect(continued.bestEpoch == whole.bestEpoch && continued.test == whole.test)
-        let lastA = straight.optimizer.state, lastB = resumed.optimizer.state
-        #expect(lastA == lastB)
     }
 
     @Test func anotherStoresModelIsRefused() throws {
