@@ -189,10 +189,11 @@ def main():
     a = ap.parse_args()
     parts = a.parts.split(",")
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    sasrec_compare.ensure_store(a.store)
     euclidean = a.store + "-euclidean"
-    if "ablations" in parts:
-        ensure_euclidean_store(euclidean)
+    if not a.report_only:
+        sasrec_compare.ensure_store(a.store)
+        if "ablations" in parts:
+            ensure_euclidean_store(euclidean)
     main_v, with_ids, ablations, sweep_s, sweep_w = variants(a.store, euclidean)
     wanted = [main_v, with_ids]
     if "ablations" in parts:
