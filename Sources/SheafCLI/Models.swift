@@ -100,7 +100,7 @@ extension SheafCommand {
         var maxHistory = 1024
         @Option(help: "HyMiRec: layers of the lightweight recommender.") var lightweightLayers = 1
         @Option(help: "HyMiRec: width of the lightweight recommender (heads 2, feed-forward 4×).") var lightweightWidth = 64
-        @Option(help: "HyMiRec: sampled negatives per step.") var negatives = 256
+        @Option(help: "HyMiRec: sampled negatives per step (at least the item count: every item, a full softmax).") var negatives = 256
         @Option(help: "HyMiRec: InfoNCE temperature τ.") var tau: Float = 0.1
         @Option(help: "HyMiRec: hungarian or greedy matching of interests to target clusters.") var matching: InterestMatchingRule = .hungarian
         @Option(name: .customLong("init"), help: "HyMiRec: refined layers random or from MiniLM (--model-dir).")

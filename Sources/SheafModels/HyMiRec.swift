@@ -41,7 +41,7 @@ public struct HyMiRecConfiguration: Codable, Sendable, Equatable {
     /// Without it, coarse interests carry no indicator embedding (ablation).
     public var indicator = true
     public var matching: InterestMatchingRule = .hungarian
-    /// Sampled negatives per step (shared by the batch).
+    /// Sampled negatives per step (shared by the batch); at least the item count: every item once.
     public var negatives = 256
     public var temperature: Float = 0.1
     public var dropout: Float = 0.1
@@ -315,7 +315,7 @@ extension HyMiRec: SequentialRecommender {
                 let item = Int(data.users[e.user].items[p])
                 return Array(keyValues[(item * d)..<((item + 1) * d)])
             } }, interestsPerRow: c.interests, dimension: d, iterations: c.clusterIterations, rule: c.matching)
-        let negatives = (0..<c.negatives).map { _ in 1 + Int(rng.next() % UInt64(itemCount)) }
+        let negatives = Self.negatives(c.negatives, itemCount: itemCount, rng: &rng)
         return t.dmilLoss(interests: r, plan: plan, keys: keys, targetItems: targetItems, negativeItems: negatives, temperature: c.temperature)
     }
 
@@ -341,6 +341,13 @@ extension HyMiRec: SequentialRecommender {
         }
         rng.partialShuffle(&out, count: out.count)
         return out
+    }
+
+    /// A step's negatives: `count` items drawn uniformly (with replacement) from 1…N, or, when
+    /// `count` ≥ N, every item once (InfoNCE then becomes a softmax over the whole catalogue, as
+    /// SASRec's loss is; nothing is drawn).
+    static func negatives(_ count: Int, itemCount: Int, rng: inout SplitMix64) -> [Int] {
+        count >= itemCount ? Array(1...itemCount) : (0..<count).map { _ in 1 + Int(rng.next() % UInt64(itemCount)) }
     }
 
     /// Each example's score of every item, max_j cos(r_j, key(item)): [examples × (N + 1)] (column 0,

@@ -294,3 +294,16 @@ extension HyMiRecTests {
         #expect(CheckpointStore.configuration(SASRec.self, "{}") == SASRecConfiguration())
     }
 }
+
+extension HyMiRecTests {
+    /// Negatives: drawn with replacement from 1…N below the item count (the same for the same
+    /// generator), every item once (nothing drawn) from it on.
+    @Test func negativesUpToTheWholeCatalogue() {
+        var a = SplitMix64(seed: 4), b = SplitMix64(seed: 4)
+        let drawn = HyMiRec.negatives(10, itemCount: 24, rng: &a)
+        #expect(drawn.count == 10 && drawn.allSatisfy { (1...24).contains($0) } && drawn == HyMiRec.negatives(10, itemCount: 24, rng: &b))
+        let before = a.state
+        #expect(HyMiRec.negatives(24, itemCount: 24, rng: &a) == Array(1...24))
+        #expect(HyMiRec.negatives(500, itemCount: 24, rng: &a) == Array(1...24) && a.state == before)
+    }
+}
