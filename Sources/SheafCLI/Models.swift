@@ -422,8 +422,8 @@ extension SheafCommand {
 
         /// Each interest's top items: cos(r_j, key(item)).
         func showInterests(_ net: HyMiRec, store: Store, vocabulary: ItemVocabulary) throws {
-            let interests = try net.interests(of: user, in: store, vocabulary: vocabulary)
             let one = try store.read { try OneUserSequence(user: user, in: $0, vocabulary: vocabulary) }
+            let interests = net.interests(after: one)
             let keys = net.itemKeys()
             let d = net.configuration.width, n = net.itemCount + 1
             let seen = Set(one.sequence.items)

@@ -43,7 +43,11 @@ extension HyMiRec {
     /// (`itemKeys`).
     /// - Throws: `ModelError.unknownUser`, `.storeMismatch`, and the store's errors.
     public func interests(of user: UInt64, in store: Store, vocabulary: ItemVocabulary, threads: Int = 1) throws -> [[Float]] {
-        let one = try store.read { try OneUserSequence(user: user, in: $0, vocabulary: vocabulary) }
+        interests(after: try store.read { try OneUserSequence(user: user, in: $0, vocabulary: vocabulary) }, threads: threads)
+    }
+
+    /// The s interests after a history already read, each L2-normalised.
+    public func interests(after one: OneUserSequence, threads: Int = 1) -> [[Float]] {
         let flat = interests(HyMiRecBatch([(user: 0, cut: one.sequence.count)], in: one.data, configuration: configuration), threads: threads)
         let d = configuration.width
         return (0..<configuration.interests).map { Array(flat[($0 * d)..<(($0 + 1) * d)]) }
