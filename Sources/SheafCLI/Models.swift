@@ -407,9 +407,7 @@ extension SheafCommand {
 
         func recommend<Model: SequentialRecommender>(_ net: Model, store: Store, vocabulary: ItemVocabulary) throws {
             let (scores, one) = try net.scores(user: user, in: store, vocabulary: vocabulary)
-            if one.unknownItems > 0 {
-                note("\(one.unknownItems) of the user's \(one.sequence.count + one.unknownItems) behaviours are on items the model does not know; left out")
-            }
+            noteUnknown(one)
             let seen = Set(one.sequence.items)
             let rows = try rows(top(scores, seen: seen), scores: scores, seen: seen, store: store, vocabulary: vocabulary)
             if json {
@@ -420,9 +418,17 @@ extension SheafCommand {
             }
         }
 
+        /// Items added to the store after training have no embedding in the model: said, and left out.
+        func noteUnknown(_ one: OneUserSequence) {
+            if one.unknownItems > 0 {
+                note("\(one.unknownItems) of the user's \(one.sequence.count + one.unknownItems) behaviours are on items the model does not know; left out")
+            }
+        }
+
         /// Each interest's top items: cos(r_j, key(item)).
         func showInterests(_ net: HyMiRec, store: Store, vocabulary: ItemVocabulary) throws {
             let one = try store.read { try OneUserSequence(user: user, in: $0, vocabulary: vocabulary) }
+            noteUnknown(one)
             let interests = net.interests(after: one)
             let keys = net.itemKeys()
             let d = net.configuration.width, n = net.itemCount + 1
