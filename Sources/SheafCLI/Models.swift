@@ -179,7 +179,7 @@ extension SheafCommand {
             }
             switch model {
             case .sasrec:
-                if contentEmbeddings != nil && !content { throw ValidationError("--content-embeddings needs --content") }
+                if contentFile != nil && !content { throw ValidationError("--content-embeddings FILE needs --content") }
             case .hymirec:
                 if content { throw ValidationError("--content is SASRec's: HyMiRec always reads the items' content") }
             }
