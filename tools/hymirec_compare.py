@@ -13,7 +13,8 @@ an ended session) resumes from its last.safetensors, exactly as the uninterrupte
 that mean the same thing share a directory (w = 1 is both an ablation and a sweep point).
 
 Runs (the default model: s = 4 interests, w = 4, n = 50 recent, N_c = 4 coarse queries, width 64):
-  main        HyMiRec, and HyMiRec --item-ids (a learned ID embedding added to each item's projected content)
+  main        HyMiRec; HyMiRec --item-ids (a learned ID embedding added to each item's projected content);
+              HyMiRec --negatives 1682 (every item a negative: a softmax over the catalogue)
   ablations   --no-lightweight; --embeddings E.npy (float32 rows instead of codes); a euclidean codebook
               at the same 8 bytes per item (store <store>-euclidean, L8 K256); --no-indicator; without
               DMIL (--interests 1 --window 1: one interest, the next item); without window targets
@@ -68,6 +69,8 @@ def variants(store, euclidean):
     emb, ids = f"{DATA}/item_embeddings.npy", f"{DATA}/item_ids.npy"
     main = ("HyMiRec", store, [])
     with_ids = ("HyMiRec + item IDs", store, ["--item-ids"])
+    # Every one of MovieLens-100K's 1,682 items as a negative: a softmax over the catalogue, as SASRec's.
+    all_negatives = ("HyMiRec, every item a negative", store, ["--negatives", "1682"])
     ablations = [
         ("w/o lightweight recommender", store, ["--no-lightweight"]),
         ("float32 embeddings instead of codes", store, ["--embeddings", emb, "--content-ids", ids]),
@@ -79,7 +82,7 @@ def variants(store, euclidean):
     ]
     sweep_s = [(f"s = {s}", store, [] if s == 4 else ["--interests", str(s)]) for s in (1, 2, 3, 4)]
     sweep_w = [(f"w = {w}", store, [] if w == 4 else ["--window", str(w)]) for w in (1, 2, 4, 8)]
-    return main, with_ids, ablations, sweep_s, sweep_w
+    return main, [with_ids, all_negatives], ablations, sweep_s, sweep_w
 
 
 def key(store, flags, base_store):
@@ -194,8 +197,8 @@ def main():
         sasrec_compare.ensure_store(a.store)
         if "ablations" in parts:
             ensure_euclidean_store(euclidean)
-    main_v, with_ids, ablations, sweep_s, sweep_w = variants(a.store, euclidean)
-    wanted = [main_v, with_ids]
+    main_v, others, ablations, sweep_s, sweep_w = variants(a.store, euclidean)
+    wanted = [main_v] + others
     if "ablations" in parts:
         wanted += ablations
     if "sweep" in parts:
@@ -241,16 +244,15 @@ def main():
     hy = runs(main_v[1], main_v[2])
     peers = sasrec_rows(a.seeds, a.epochs, a.patience)
     lines += ["## Main table (the seed's Table 2)", "", header, rule]
-    ids = runs(with_ids[1], with_ids[2])
-    ours = ([("HyMiRec (codes)", [r["test"] for r in hy])] if hy else []) + \
-        ([("HyMiRec (codes) + item IDs", [r["test"] for r in ids])] if ids else [])
+    variants_run = [("HyMiRec (codes)", hy)] + [(name, runs(st, fl)) for name, st, fl in others]
+    ours = [(name, [r["test"] for r in rs]) for name, rs in variants_run if rs]
     for name, tests in list(peers.items()) + ours:
         lines.append(f"| {name} | {len(tests)} | " + " | ".join(cell(tests, m) for m in SHOWN) + " |")
         summary[name] = {m: dict(zip(("mean", "std"), mean_std([t[m] for t in tests]))) for m in METRICS}
     base = peers.get("Sheaf SASRec (IDs)")
     if hy and base:
         lines.append("")
-        for name, rs in (("HyMiRec", hy), ("HyMiRec + item IDs", ids)):
+        for name, rs in variants_run:
             if not rs:
                 continue
             h, b = [r["test"]["recall@10"] for r in rs], [t["recall@10"] for t in base]
