@@ -329,15 +329,14 @@ extension HyMiRec: SequentialRecommender {
     {
         let c = configuration
         guard c.lightweight else {
-            return stride(from: 0, to: order.count, by: batchSize).map { order[$0..<min(order.count, $0 + batchSize)] }
+            return order.consecutive(batchSize)
         }
         func historyLength(_ i: Int) -> Int { min(c.maxHistory, max(0, examples[i].cut - c.recent)) }
-        let run = 32 * batchSize
         var out: [ArraySlice<Int>] = []
-        for start in stride(from: 0, to: order.count, by: run) {
-            let sorted = order[start..<min(order.count, start + run)].enumerated()
+        for run in order.consecutive(32 * batchSize) {
+            let sorted = run.enumerated()
                 .sorted { (historyLength($0.element), $0.offset) < (historyLength($1.element), $1.offset) }.map(\.element)
-            for b in stride(from: 0, to: sorted.count, by: batchSize) { out.append(sorted[b..<min(sorted.count, b + batchSize)]) }
+            out += sorted.consecutive(batchSize)
         }
         rng.partialShuffle(&out, count: out.count)
         return out
@@ -385,19 +384,8 @@ extension HyMiRec: SequentialRecommender {
     public func evaluate(_ examples: [WindowExample], in data: SequenceDataset, batchSize: Int = 256, threads: Int = Tape.defaultThreads)
         -> RankingMetrics
     {
-        var metrics = RankingMetrics()
-        let n = itemCount + 1, size = max(1, evaluationBatch(batchSize))
-        var start = 0
-        while start < examples.count {
-            let part = Array(examples[start..<min(examples.count, start + size)])
-            let scores = scores(part.map { (user: $0.user, cut: $0.cut) }, in: data, threads: threads)
-            scores.withUnsafeBufferPointer { s in
-                for (r, e) in part.enumerated() {
-                    metrics.add(scores: UnsafeBufferPointer(rebasing: s[(r * n)..<((r + 1) * n)]), target: Int(data.users[e.user].items[e.cut]))
-                }
-            }
-            start += part.count
+        RankingMetrics.ranking(examples, items: itemCount + 1, batchSize: evaluationBatch(batchSize)) { part in
+            (scores(part.map { (user: $0.user, cut: $0.cut) }, in: data, threads: threads), part.map { Int(data.users[$0.user].items[$0.cut]) })
         }
-        return metrics
     }
 }

@@ -53,6 +53,27 @@ public struct RankingMetrics: Sendable, Equatable, Codable {
         add(rank: Self.rank(of: target, in: scores))
     }
 
+    /// Full-ranking metrics of `examples`, `batchSize` at a time: `score` gives a part's scores, one
+    /// row of `items` values per example (row-major), and each example's target column.
+    public static func ranking<Example>(
+        _ examples: [Example], items: Int, batchSize: Int, score: (ArraySlice<Example>) -> (scores: [Float], targets: [Int])
+    ) -> RankingMetrics {
+        var metrics = RankingMetrics()
+        var start = 0
+        while start < examples.count {
+            let end = min(examples.count, start + max(1, batchSize))
+            let (scores, targets) = score(examples[start..<end])
+            precondition(targets.count == end - start && scores.count == targets.count * items, "one row of \(items) scores per example")
+            scores.withUnsafeBufferPointer { s in
+                for (r, target) in targets.enumerated() {
+                    metrics.add(scores: UnsafeBufferPointer(rebasing: s[(r * items)..<((r + 1) * items)]), target: target)
+                }
+            }
+            start = end
+        }
+        return metrics
+    }
+
     /// Merges another accumulator with the same cut-offs (for examples ranked on other threads).
     public mutating func merge(_ other: RankingMetrics) {
         precondition(other.cutoffs == cutoffs && other.mrrCutoff == mrrCutoff, "merging metrics with other cut-offs")

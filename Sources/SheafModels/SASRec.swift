@@ -185,20 +185,9 @@ extension SASRec {
     public func evaluate(
         _ examples: [SequenceExample], in data: SequenceDataset, batchSize: Int = 1024, threads: Int = Tape.defaultThreads
     ) -> RankingMetrics {
-        var metrics = RankingMetrics()
-        let n = itemCount + 1
-        var start = 0
-        while start < examples.count {
-            let end = min(examples.count, start + max(1, batchSize))
-            let batch = SequenceBatch(examples[start..<end], in: data, maxLength: configuration.maxLength)
-            let scores = scores(batch, threads: threads)
-            scores.withUnsafeBufferPointer { s in
-                for r in 0..<batch.count {
-                    metrics.add(scores: UnsafeBufferPointer(rebasing: s[(r * n)..<((r + 1) * n)]), target: batch.targets[r])
-                }
-            }
-            start = end
+        RankingMetrics.ranking(examples, items: itemCount + 1, batchSize: batchSize) { part in
+            let batch = SequenceBatch(part, in: data, maxLength: configuration.maxLength)
+            return (scores(batch, threads: threads), batch.targets)
         }
-        return metrics
     }
 }

@@ -69,7 +69,7 @@ extension SequentialRecommender {
     public func batches(_ order: [Int], of examples: [Split.Example], in data: SequenceDataset, batchSize: Int, rng: inout SplitMix64)
         -> [ArraySlice<Int>]
     {
-        stride(from: 0, to: order.count, by: batchSize).map { order[$0..<min(order.count, $0 + batchSize)] }
+        order.consecutive(batchSize)
     }
 
     /// Weight matrices and embeddings (which AdamW may decay), and biases and norms (which it never does).
@@ -96,5 +96,13 @@ extension SASRec: SequentialRecommender {
             return SequenceExample(user: u, inputStart: max(0, n - configuration.maxLength), inputEnd: n, target: 0)
         }
         return scores(SequenceBatch(examples, in: data, maxLength: configuration.maxLength), threads: threads)
+    }
+}
+
+extension Array {
+    /// The array cut in order into slices of `size` (the last one shorter when the count is not a
+    /// multiple).
+    func consecutive(_ size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min(count, $0 + size)] }
     }
 }

@@ -247,7 +247,7 @@ extension HyMiRecTests {
         func padded(_ batches: [ArraySlice<Int>]) -> Int {
             batches.map { batch in batch.count * batch.map { max(0, split.training[$0].cut - 6) }.max()! }.reduce(0, +)
         }
-        let plain = stride(from: 0, to: order.count, by: 7).map { order[$0..<min(order.count, $0 + 7)] }
+        let plain = order.consecutive(7)
         #expect(padded(batches) * 2 < padded(plain), "\(padded(batches)) vs \(padded(plain))")
     }
 }
