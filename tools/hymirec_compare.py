@@ -29,9 +29,7 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,28 +39,14 @@ METRICS = ["recall@10", "recall@50", "recall@200", "ndcg@10", "ndcg@50", "ndcg@2
 SHOWN = ["recall@10", "recall@50", "recall@200", "ndcg@10", "ndcg@50", "ndcg@200"]
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import sasrec_compare  # noqa: E402  (its store, the SASRec runs' directories)
-
-
-def run(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p
+import sasrec_compare  # noqa: E402  (its store, its Sheaf runs, the SASRec runs' directories)
+from sasrec_compare import mean_std, run  # noqa: E402
 
 
 def ensure_euclidean_store(store):
     """The same items and histories under a euclidean residual codebook of the same bytes per item
     (8 levels of 256 codes: 8 B, as the cosine L4 K256 codes with 8-bit magnitudes)."""
-    if os.path.exists(os.path.join(store, "data.mdb")):
-        return
-    d = DATA
-    run([SHEAF, "init", store, "--dim", "384"])
-    run([SHEAF, "codebook", "train", store, "--input", f"{d}/item_embeddings.npy", "--metric", "euclidean",
-         "--levels", "8", "--codes", "256"])
-    run([SHEAF, "items", "load", store, "--input", f"{d}/item_embeddings.npy", "--ids", f"{d}/item_ids.npy",
-         "--titles", f"{d}/item_texts.tsv"])
-    run([SHEAF, "behaviors", "load", store, "--input", f"{d}/ml-100k.inter", "--format", "recbole"])
+    sasrec_compare.ensure_store(store, codebook=("--metric", "euclidean", "--levels", "8", "--codes", "256"))
 
 
 def variants(store, euclidean):
@@ -105,22 +89,9 @@ def key(store, flags, base_store):
 
 
 def train(store, base_store, flags, seed, a):
-    model = f"{a.out}_work/{key(store, flags, base_store)}-e{a.epochs}-p{a.patience}-seed{seed}"
-    args = [SHEAF, "train", store, "--model", "hymirec", "--output", model, "--seed", str(seed), "--epochs",
-            str(a.epochs), "--patience", str(a.patience), "--threads", str(a.threads), "--json", "--quiet"] + flags
-    t = time.perf_counter()
-    if not os.path.exists(os.path.join(model, "metrics.json")):
-        run(args + (["--resume"] if os.path.exists(os.path.join(model, "last.safetensors")) else []))
-    wall = time.perf_counter() - t
-    with open(os.path.join(model, "metrics.json")) as f:
-        m = json.load(f)
-    o = m["outcome"]
-    return dict(seed=seed, directory=model, best_epoch=o["bestEpoch"], epochs=len(o["epochs"]), test=o["test"],
-                validation=o["validation"],
-                median_train_seconds=statistics.median(e["trainingSeconds"] for e in o["epochs"]),
-                median_valid_seconds=statistics.median(e["validationSeconds"] for e in o["epochs"]),
-                wall_seconds=wall, machine=m.get("machine"), content=m.get("content"),
-                training_examples=m.get("trainingExamples"))
+    """`sheaf train STORE --model hymirec` with `flags`, in a directory named by them (reused when
+    finished, resumed when stopped part-way), as tools/sasrec-compare runs its Sheaf sides."""
+    return sasrec_compare.sheaf_side(store, a.out, seed, a, ["--model", "hymirec"] + flags, key(store, flags, base_store))
 
 
 def sasrec_rows(seeds, epochs, patience):
@@ -151,10 +122,6 @@ def sasrec_rows(seeds, epochs, patience):
     if rs:
         out["RecBole 1.2.1 SASRec"] = rs
     return out
-
-
-def mean_std(values):
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def cell(tests, m):

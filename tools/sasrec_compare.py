@@ -46,7 +46,9 @@ def run(cmd, **kw):
     return p
 
 
-def ensure_store(store):
+def ensure_store(store, codebook=("--levels", "4", "--codes", "256")):
+    """The MovieLens-100K store, built unless it exists: `codebook` are the `sheaf codebook train`
+    options (default: cosine L4 K256, 8-bit magnitudes, 8 bytes per item)."""
     if os.path.exists(os.path.join(store, "data.mdb")):
         return
     d = os.path.join(ROOT, "data", "ml-100k")
@@ -54,7 +56,7 @@ def ensure_store(store):
         if not os.path.exists(os.path.join(d, f)):
             sys.exit(f"{d}/{f} is missing: run tools/demo once (it fetches and embeds MovieLens-100K)")
     run([SHEAF, "init", store, "--dim", "384"])
-    run([SHEAF, "codebook", "train", store, "--input", f"{d}/item_embeddings.npy", "--levels", "4", "--codes", "256"])
+    run([SHEAF, "codebook", "train", store, "--input", f"{d}/item_embeddings.npy", *codebook])
     run([SHEAF, "items", "load", store, "--input", f"{d}/item_embeddings.npy", "--ids", f"{d}/item_ids.npy",
          "--titles", f"{d}/item_texts.tsv"])
     run([SHEAF, "behaviors", "load", store, "--input", f"{d}/ml-100k.inter", "--format", "recbole"])
