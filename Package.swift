@@ -96,7 +96,9 @@ let package = Package(
         .testTarget(name: "SheafLinearAlgebraTests", dependencies: ["SheafLinearAlgebra"]),
         .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats", "SheafRandom", "CSheafNN"]),
         .testTarget(name: "SheafTextTests", dependencies: ["SheafText", "SheafNN", "SheafFormats"]),
-        .testTarget(name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook", "SheafRandom"]),
+        .testTarget(
+            name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook", "SheafRandom", "SheafFormats"],
+            exclude: ["Fixtures"]),
         .testTarget(name: "SheafModelsTests", dependencies: ["SheafModels", "SheafNN", "SheafStore", "SheafCodebook", "SheafRandom", "SheafText"]),
         .testTarget(
             name: "SheafCLITests",

@@ -33,14 +33,5 @@ extension WriteTransaction {
 
 extension ReadTransaction {
     /// Bytes stored for `user`'s history (the sum of its segment values).
-    public func historyStoredBytes(user: UInt64) throws -> Int {
-        try withCursor(store.tables.histories) { cursor in
-            var total = 0
-            try forEachSegment(cursor, user: user) { _, bytes in
-                total += bytes.count
-                return true
-            }
-            return total
-        }
-    }
+    public func historyStoredBytes(user: UInt64) throws -> Int { try historySize(user: user).bytes }
 }

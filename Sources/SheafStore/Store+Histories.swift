@@ -39,10 +39,12 @@ extension ReadTransaction {
     /// the headers, nothing decompressed). What reading `.last(n)` costs is the trailing segments
     /// that hold n behaviours.
     public func historySegmentSizes(user: UInt64) throws -> [(count: Int, bytes: Int)] {
-        try withCursor(store.tables.histories) { cursor in
+        let trailer = store.recordsHaveChecksums ? RecordChecksum.size : 0
+        return try withCursor(store.tables.histories) { cursor in
             var out: [(count: Int, bytes: Int)] = []
             try forEachSegment(cursor, user: user) { seq, bytes in
-                out.append((try header(user: user, seq: seq, bytes).count, bytes.count))
+                // Stored bytes: the segment and its checksum trailer.
+                out.append((try header(user: user, seq: seq, bytes).count, bytes.count + trailer))
                 return true
             }
             return out
@@ -104,7 +106,7 @@ extension ReadTransaction {
                     chosen.append((seq, bytes))
                     guard let prev = try cursor.previous(), let k = prev.key, k.user == user
                     else { break }
-                    entry = (k.segment, prev.value)
+                    entry = (k.segment, try body(prev, in: store.tables.histories))
                 }
                 var parts: [(HistorySegment, Range<Int>)] = []
                 var skip = max(0, covered - n)
@@ -143,7 +145,7 @@ extension ReadTransaction {
     ) throws {
         var entry = try cursor.seek(atLeast: SegmentKey(user: user, segment: 0))
         while let e = entry, let k = e.key, k.user == user {
-            guard try body(k.segment, e.value) else { return }
+            guard try body(k.segment, try self.body(e, in: store.tables.histories)) else { return }
             entry = try cursor.next()
         }
     }
@@ -153,7 +155,7 @@ extension ReadTransaction {
         let after = try cursor.seek(atLeast: SegmentKey(user: user, segment: UInt32.max))
         let entry = after != nil ? try cursor.previous() : try cursor.last()
         guard let e = entry, let k = e.key, k.user == user else { return nil }
-        return (k.segment, e.value)
+        return (k.segment, try body(e, in: store.tables.histories))
     }
 
     func header(user: UInt64, seq: UInt32, _ bytes: UnsafeRawBufferPointer) throws -> HistorySegment.Header {

@@ -73,7 +73,7 @@ extension ReadTransaction {
         try withCursor(store.tables.items) { cursor in
             var entry = try cursor.first()
             while let e = entry {
-                if let (cb, _) = try? ItemRecord.parse(e.value) { perCodebook[cb, default: 0] += 1 }
+                if let b = checkedBody(e), let (cb, _) = try? ItemRecord.parse(b) { perCodebook[cb, default: 0] += 1 }
                 entry = try cursor.next()
             }
         }
@@ -95,7 +95,7 @@ extension ReadTransaction {
                         userBytes = 0
                         userCount = 0
                     }
-                    let h = try header(user: k.user, seq: k.segment, e.value)
+                    let h = try header(user: k.user, seq: k.segment, try body(e, in: store.tables.histories))
                     segments += 1
                     behaviors += h.count
                     bytes += e.value.count
@@ -179,12 +179,18 @@ extension ReadTransaction {
         checkLive()
         var report = VerificationReport()
         func problem(_ t: String, _ k: String, _ r: String) { report.add(t, k, r, limit: problemLimit) }
-        func scan<K>(_ table: Table<K>, _ body: (TableEntry<K>) throws -> Void) throws {
+        /// Visits every record of `table` whose checksum holds, with its body; a record whose checksum
+        /// fails is a problem and is not looked at further.
+        func scan<K>(_ table: Table<K>, _ visit: (TableEntry<K>, UnsafeRawBufferPointer) throws -> Void) throws {
             var n = 0
             try withCursor(table) { cursor in
                 var entry = try cursor.first()
                 while let e = entry {
-                    try body(e)
+                    if let b = checkedBody(e) {
+                        try visit(e, b)
+                    } else {
+                        problem(table.name, e.keyDescription, RecordChecksum.failure(valueBytes: e.value.count))
+                    }
                     n += 1
                     if n & 0xFFFF == 0 { progress?(table.name, n) }
                     entry = try cursor.next()
@@ -193,14 +199,11 @@ extension ReadTransaction {
             report.checked[table.name] = n
             progress?(table.name, n)
         }
-        func keyText<K>(_ entry: TableEntry<K>) -> String {
-            entry.key?.description ?? "0x" + entry.keyBytes.map { String($0, radix: 16) }.joined()
-        }
+        func keyText<K>(_ entry: TableEntry<K>) -> String { entry.keyDescription }
 
         // meta
         var activeCodebook: UInt16 = 0
-        try scan(store.tables.meta) { entry in
-            let value = entry.value
+        try scan(store.tables.meta) { entry, value in
             do {
                 let m = try StoreMetadata.decode(value)
                 activeCodebook = m.activeCodebook
@@ -210,8 +213,7 @@ extension ReadTransaction {
 
         // codebooks
         var codebooks: [UInt16: Codebook] = [:]
-        try scan(store.tables.codebooks) { entry in
-            let value = entry.value
+        try scan(store.tables.codebooks) { entry, value in
             let k = keyText(entry)
             do {
                 let c = try CodebookRecord.decode(value).0
@@ -229,8 +231,7 @@ extension ReadTransaction {
         // items
         var codes: [UInt32] = []
         var mags: [Float] = []
-        try scan(store.tables.items) { entry in
-            let value = entry.value
+        try scan(store.tables.items) { entry, value in
             let k = keyText(entry)
             guard entry.key != nil else { return problem("items", k, "key is not 8 bytes") }
             let parsed: (codebook: UInt16, payload: UnsafeRawBufferPointer)
@@ -257,8 +258,7 @@ extension ReadTransaction {
         var lastTimestamp = Int64.min
         var previousWasOpen = false
         let capacity = store.historySegmentCapacity
-        try scan(store.tables.histories) { entry in
-            let value = entry.value
+        try scan(store.tables.histories) { entry, value in
             guard let (u, seq) = entry.key.map({ ($0.user, $0.segment) }) else {
                 return problem("histories", keyText(entry), "key is not 12 bytes (user, segment)")
             }
@@ -298,13 +298,11 @@ extension ReadTransaction {
         }
 
         // profiles
-        try scan(store.tables.profiles) { entry in
-            let value = entry.value
+        try scan(store.tables.profiles) { entry, value in
             do { _ = try Profile.decode(value) } catch { problem("profiles", keyText(entry), why(error)) }
         }
         // titles
-        try scan(store.tables.titles) { entry in
-            let value = entry.value
+        try scan(store.tables.titles) { entry, value in
             do { _ = try TitleRecord.decode(value) } catch { problem("titles", keyText(entry), why(error)) }
         }
         return report

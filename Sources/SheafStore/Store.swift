@@ -52,6 +52,11 @@ public final class Store: @unchecked Sendable {
     public let isReadOnly: Bool
     /// When the store was created (Unix seconds).
     public let createdAt: Int64
+    /// The schema the store is written in (`StoreMetadata.schemaVersion` once open; older only inside
+    /// `Store.migrate`).
+    let schemaVersion: Int
+    /// Whether every record ends with a checksum trailer (`RecordChecksum`): schema ≥ 3.
+    let recordsHaveChecksums: Bool
 
     let env: LMDBEnvironment
     let tables: Tables
@@ -97,7 +102,13 @@ public final class Store: @unchecked Sendable {
     ///     store exists and this differs from its dimension, opening fails.
     /// - Throws: `StoreError.storeMissing`, `.notAStore`, `.schemaVersionMismatch`, `.dimensionMismatch`,
     ///   `.invalidArgument`, or an `LMDBError`.
-    public init(path: String, dimension: Int? = nil, options: StoreOptions = StoreOptions()) throws {
+    public convenience init(path: String, dimension: Int? = nil, options: StoreOptions = StoreOptions()) throws {
+        try self.init(path: path, dimension: dimension, options: options, migrating: false)
+    }
+
+    /// Opens the store; with `migrating`, also one of an older schema whose records have no checksum
+    /// trailers (for `Store.migrate` only: reads then take values as they are).
+    init(path: String, dimension: Int?, options: StoreOptions, migrating: Bool) throws {
         let fm = FileManager.default
         let dataFile = (path as NSString).appendingPathComponent("data.mdb")
         let existed = fm.fileExists(atPath: dataFile)
@@ -130,9 +141,12 @@ public final class Store: @unchecked Sendable {
         }
 
         // Read, or on creation write, the header.
-        let meta: StoreMetadata = try Self.loadOrCreateMetadata(
+        let (meta, checksummed) = try Self.loadOrCreateMetadata(
             env: env, tables: tables, path: path, existed: existed, dimension: dimension, options: options)
-        guard meta.schemaVersion == StoreMetadata.schemaVersion else {
+        if !checksummed, !migrating {
+            throw StoreError.needsMigration(path: path, found: meta.schemaVersion, current: StoreMetadata.schemaVersion)
+        }
+        guard meta.schemaVersion == StoreMetadata.schemaVersion || (migrating && !checksummed) else {
             throw StoreError.schemaVersionMismatch(found: meta.schemaVersion, supported: StoreMetadata.schemaVersion)
         }
         if let dimension, dimension != meta.dimension {
@@ -147,19 +161,27 @@ public final class Store: @unchecked Sendable {
         self.historySegmentCapacity = meta.historySegmentCapacity
         self.isReadOnly = options.readOnly
         self.createdAt = meta.createdAt
+        self.schemaVersion = meta.schemaVersion
+        self.recordsHaveChecksums = checksummed
         self.compressor = options.readOnly ? nil : ZstdCompressor(level: options.compressionLevel, checksum: true)
     }
 
+    /// The header, and whether the store's records carry checksum trailers (schema ≥ 3).
     private static func loadOrCreateMetadata(
         env: LMDBEnvironment, tables: Tables, path: String, existed: Bool, dimension: Int?, options: StoreOptions
-    ) throws -> StoreMetadata {
-        func read(_ txn: LMDBTransaction) throws -> StoreMetadata? {
-            guard let bytes = try txn.get(tables.meta, metaKey) else { return nil }
-            do { return try StoreMetadata.decode(bytes) } catch {
-                throw StoreError.corruptRecord(table: "meta", key: "0", reason: error.reason)
+    ) throws -> (StoreMetadata, Bool) {
+        func read(_ txn: LMDBTransaction) throws -> (StoreMetadata, Bool)? {
+            guard let value = try txn.get(tables.meta, metaKey) else { return nil }
+            if let body = metaKey.withKeyBytes({ RecordChecksum.body(of: value, key: $0) }) {
+                do { return (try StoreMetadata.decode(body), true) } catch {
+                    throw StoreError.corruptRecord(table: "meta", key: "0", reason: error.reason)
+                }
             }
+            // No valid trailer: a store from before schema 3, whose records have none, or a damaged header.
+            if let legacy = try? StoreMetadata.decode(value), legacy.schemaVersion < 3 { return (legacy, false) }
+            throw StoreError.corruptRecord(table: "meta", key: "0", reason: RecordChecksum.failure(valueBytes: value.count))
         }
-        if let meta = try env.withReadTransaction(read) { return meta }
+        if let found = try env.withReadTransaction(read) { return found }
         // No header. A pre-existing file without one is some other LMDB environment.
         guard !existed, !options.readOnly, let dimension else { throw StoreError.notAStore(path: path) }
         let meta = StoreMetadata(
@@ -168,10 +190,13 @@ public final class Store: @unchecked Sendable {
             createdAt: Int64(Date().timeIntervalSince1970))
         try storeErrors(maxMapSize: options.maxMapSize) {
             try env.withWriteTransaction { txn, mapFull in
-                try meta.encode().withUnsafeBytes { try txn.put(tables.meta, metaKey, $0, mapFull: &mapFull) }
+                let body = meta.encode()
+                try txn.put(tables.meta, metaKey, reserving: body.count + RecordChecksum.size, mapFull: &mapFull) { k, space in
+                    body.withUnsafeBytes { RecordChecksum.write(key: k, body: $0, into: space) }
+                }
             }
         }
-        return meta
+        return (meta, true)
     }
 
     // MARK: - Transactions
@@ -233,7 +258,7 @@ public final class Store: @unchecked Sendable {
 
 /// Runs a write and turns the environment's full-map and full-disk errors into the store's: the
 /// environment grows the map by itself, so a full map that escapes it is at `maxMapSize`.
-private func storeErrors<R>(maxMapSize: Int, _ body: () throws -> R) throws -> R {
+func storeErrors<R>(maxMapSize: Int, _ body: () throws -> R) throws -> R {
     do { return try body() } catch LMDBError.diskFull {
         throw StoreError.diskFull
     } catch LMDBError.mapFull {

@@ -10,6 +10,11 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case notAStore(path: String)
     /// The store was written with a schema this version of Sheaf does not read.
     case schemaVersionMismatch(found: Int, supported: Int)
+    /// The store was written with an older schema that this build upgrades with `Store.migrate`
+    /// (`sheaf migrate PATH`); until then it is not opened.
+    case needsMigration(path: String, found: Int, current: Int)
+    /// `Store.migrate` found damage in the old store and changed nothing; the reason lists it.
+    case migrationRefused(path: String, reason: String)
     /// The embedding dimension asked for (or given) differs from the store's.
     case dimensionMismatch(stored: Int, requested: Int)
     /// A write was attempted on a store opened read-only.
@@ -46,6 +51,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .storeMissing(let p): "no Sheaf store at \(p)"
         case .notAStore(let p): "\(p) is not a Sheaf store"
         case .schemaVersionMismatch(let f, let s): "store schema version \(f) is not supported (this build reads \(s))"
+        case .needsMigration(let p, let f, let c):
+            "the store at \(p) has schema version \(f); this build reads version \(c), which checksums every record's key and value. "
+                + "Upgrade it in place with `sheaf migrate \(p)` (stop its readers and writers first; the upgrade is one transaction)"
+        case .migrationRefused(let p, let r): "\(p) was not migrated (nothing changed): \(r)"
         case .dimensionMismatch(let s, let r): "dimension mismatch: the store holds \(s)-d embeddings, got \(r)"
         case .readOnly: "the store is open read-only"
         case .invalidArgument(let m): "invalid argument: \(m)"

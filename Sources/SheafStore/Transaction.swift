@@ -46,12 +46,29 @@ public class ReadTransaction {
 
     // MARK: Table access, for the table extensions
 
-    /// The bytes stored under `key`, or `nil`.
+    /// The record body stored under `key` (its value without the checksum trailer), or `nil`.
     /// The bytes point into the map: valid only until the end of the transaction.
+    /// - Throws: `StoreError.corruptRecord` when the checksum does not match the key and value.
     @inline(__always)
-    func bytes<K>(_ table: Table<K>, _ key: K) throws(LMDBError) -> UnsafeRawBufferPointer? {
+    func bytes<K>(_ table: Table<K>, _ key: K) throws -> UnsafeRawBufferPointer? {
         checkLive()
-        return try lmdb.get(table, key)
+        guard let value = try lmdb.get(table, key) else { return nil }
+        guard store.recordsHaveChecksums else { return value }
+        guard let body = key.withKeyBytes({ RecordChecksum.body(of: value, key: $0) }) else {
+            throw StoreError.corruptRecord(table: table.name, key: key.description, reason: RecordChecksum.failure(valueBytes: value.count))
+        }
+        return body
+    }
+
+    /// The body of the entry a cursor landed on (its value without the checksum trailer).
+    /// - Throws: `StoreError.corruptRecord` naming the table and key when the checksum does not match.
+    @inline(__always)
+    func body<K>(_ entry: TableEntry<K>, in table: Table<K>) throws -> UnsafeRawBufferPointer {
+        guard let body = checkedBody(entry) else {
+            throw StoreError.corruptRecord(
+                table: table.name, key: entry.keyDescription, reason: RecordChecksum.failure(valueBytes: entry.value.count))
+        }
+        return body
     }
 
     /// The record under `key` parsed by `decode`, or `nil` when there is none.
@@ -63,6 +80,13 @@ public class ReadTransaction {
         do { return try decode(bytes) } catch {
             throw StoreError.corruptRecord(table: table.name, key: key.description, reason: error.reason)
         }
+    }
+
+    /// The body of `entry` when its checksum holds, else `nil`. (A store being migrated from a schema
+    /// before 3 has no trailers: its values are their bodies.)
+    @inline(__always)
+    func checkedBody<K>(_ entry: TableEntry<K>) -> UnsafeRawBufferPointer? {
+        store.recordsHaveChecksums ? entry.body : entry.value
     }
 
     /// Opens a cursor on `table` for the duration of `body`.
@@ -95,11 +119,13 @@ public final class WriteTransaction: ReadTransaction {
 
     override var isWrite: Bool { true }
 
-    /// Stores `value` under `key`.
+    /// Stores `value` under `key`, followed by its checksum trailer (`RecordChecksum`).
     @inline(__always)
     func put<K>(_ table: Table<K>, _ key: K, _ value: UnsafeRawBufferPointer, options: WriteOptions = []) throws(LMDBError) {
         checkLive()
-        try lmdb.put(table, key, value, options: options, mapFull: &hitMapFull)
+        try lmdb.put(table, key, reserving: value.count + RecordChecksum.size, options: options, mapFull: &hitMapFull) { k, space in
+            RecordChecksum.write(key: k, body: value, into: space)
+        }
     }
 
     /// Stores `value` under `key`.

@@ -80,6 +80,24 @@ struct LMDBTransaction {
         }
     }
 
+    /// Stores a value of `size` bytes under `key`, written in place by `fill` (`MDB_RESERVE`: LMDB
+    /// allocates the space in the map and `fill` writes it, so the value is never assembled elsewhere).
+    /// `fill` gets the key's bytes and the reserved space. Write transactions only; `mapFull` as for `put`.
+    @inline(__always)
+    func put<K>(
+        _ table: Table<K>, _ key: K, reserving size: Int, options: WriteOptions = [], mapFull: inout Bool,
+        _ fill: (UnsafeRawBufferPointer, UnsafeMutableRawBufferPointer) -> Void
+    ) throws(LMDBError) {
+        try key.withKeyBytes { (k) throws(LMDBError) in
+            var kv = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+            var v = MDB_val(mv_size: size, mv_data: nil)
+            let rc = mdb_put(handle, table.handle, &kv, &v, options.rawValue | UInt32(MDB_RESERVE))
+            if rc == MDB_MAP_FULL { mapFull = true }
+            try check(rc)
+            fill(k, UnsafeMutableRawBufferPointer(start: v.mv_data, count: size))
+        }
+    }
+
     /// Deletes `key`; returns whether it existed. Write transactions only; `mapFull` as for `put`.
     func delete<K>(_ table: Table<K>, _ key: K, mapFull: inout Bool) throws(LMDBError) -> Bool {
         try key.withKeyBytes { (k) throws(LMDBError) in
@@ -119,6 +137,13 @@ struct TableEntry<Key: TableKey> {
     let value: UnsafeRawBufferPointer
     /// The key, or `nil` when its bytes are not a valid `Key` (a damaged record).
     var key: Key? { Key(keyBytes: keyBytes) }
+    /// The value without its checksum trailer, or `nil` when the trailer does not match the key and
+    /// value (`RecordChecksum`).
+    var body: UnsafeRawBufferPointer? { RecordChecksum.body(of: value, key: keyBytes) }
+    /// The key as errors name it ("42", "user/segment"), or its bytes in hex when they are not a valid key.
+    var keyDescription: String {
+        key?.description ?? "0x" + keyBytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
 }
 
 /// A cursor over one table, in key order. Valid only inside the `withCursor` closure that made it.

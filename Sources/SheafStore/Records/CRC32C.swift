@@ -1,6 +1,7 @@
 import CSheafDecode
 
-/// CRC-32C (Castagnoli), the checksum of codebook and profile records.
+/// CRC-32C (Castagnoli): every record's trailer (`RecordChecksum`) and the inner checksum of codebook
+/// and profile records.
 enum CRC32C {
     /// The checksum of `bytes`, continuing from `crc` (pass the previous result to chain buffers).
     /// SSE4.2 `crc32` when the CPU has it (the C kernel checks at run time), a table otherwise.

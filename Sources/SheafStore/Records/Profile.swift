@@ -12,7 +12,8 @@ public struct Profile: Sendable, Equatable {
 
     static let formatVersion: UInt8 = 1
 
-    /// Bytes of the stored record: the payload plus the 13-byte header and checksum of `encode()`.
+    /// Bytes of the record: the payload plus the 13-byte header and checksum of `encode()` (the store adds
+    /// its 4-byte trailer, `RecordChecksum`, to every record).
     public var storedSize: Int { bytes.count + 13 }
 
     /// Layout: u8 format version (1) · u32 model version · u32 payload length · payload · u32 CRC-32C of all preceding bytes.

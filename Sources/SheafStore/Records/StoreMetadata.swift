@@ -5,8 +5,9 @@
 /// i64 creation time (Unix seconds).
 public struct StoreMetadata: Sendable, Equatable {
     static let formatVersion: UInt8 = 1
-    /// The schema this build writes and reads. 2 added the `titles` table.
-    public static let schemaVersion = 2
+    /// The schema this build writes and reads. 2 added the `titles` table; 3 ends every record with a
+    /// CRC-32C of its key and value (`RecordChecksum`). Older stores are upgraded by `Store.migrate`.
+    public static let schemaVersion = 3
 
     /// The schema version the store was written with.
     public var schemaVersion: Int
