@@ -61,6 +61,8 @@ def sheaf_template(work, train):
         p = run([SHEAF, "codebook", "train", store, "--input", train, "--levels", "3", "--codes", "4096",
                  "--sample", "0"])
         print(p.stdout.strip(), file=sys.stderr)
+    else:
+        run([SHEAF, "migrate", store, "--quiet"])  # a template an older build made (no-op when current)
     return store
 
 

@@ -50,6 +50,8 @@ def ensure_store(store, codebook=("--levels", "4", "--codes", "256")):
     """The MovieLens-100K store, built unless it exists: `codebook` are the `sheaf codebook train`
     options (default: cosine L4 K256, 8-bit magnitudes, 8 bytes per item)."""
     if os.path.exists(os.path.join(store, "data.mdb")):
+        # A store an older build made is upgraded in place (a no-op when it is current).
+        run([SHEAF, "migrate", store, "--quiet"])
         return
     d = os.path.join(ROOT, "data", "ml-100k")
     for f in ("item_embeddings.npy", "item_ids.npy", "item_texts.tsv", "ml-100k.inter"):

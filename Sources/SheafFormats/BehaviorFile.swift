@@ -21,6 +21,11 @@ public struct BehaviorRecord: Sendable, Equatable {
     /// The action type (0 when the file has none).
     public var action: UInt16
 
+    /// The timestamps a file may hold: −2^62 … 2^62 − 1, in whatever unit it uses. Seconds, milliseconds,
+    /// microseconds and nanoseconds since 1970 all fit for centuries (nanoseconds until 2116); the bound
+    /// keeps Int64's extremes, which are arithmetic sentinels and overflow traps, out of the store.
+    public static let timestampRange: ClosedRange<Int64> = (-(1 << 62))...((1 << 62) - 1)
+
     /// A record; label and action default to 0.
     public init(user: UInt64, item: UInt64, timestamp: Int64, label: Float = 0, action: UInt16 = 0) {
         self.user = user
@@ -86,6 +91,12 @@ public struct BehaviorFileReader: Sendable {
         try POSIXFile.forEachLine(path: path) { line, number in
             guard !Self.isBlank(line) || format == .movielens else { return true }
             if format != .movielens {
+                // Header names are matched as text: a byte that is not UTF-8 would be replaced and the
+                // column silently not found (a label column read as absent, every label 0).
+                guard String(validating: line, as: UTF8.self) != nil else {
+                    throw FormatError.badLine(
+                        path: path, line: number, reason: "the header is not valid UTF-8: \(quoted(line))")
+                }
                 var splitter = FieldSplitter(separator: format == .csv ? .comma : .tab)
                 let source = splitter.split(line)
                 first = (splitter.strings(source), number)
@@ -156,8 +167,10 @@ public struct BehaviorFileReader: Sendable {
         try POSIXFile.forEachLine(path: path) { line, number in
             if number <= headerLine || Self.isBlank(line) { return true }
             let source = splitter.split(line)
-            guard splitter.count >= fieldCount else {
-                throw FormatError.badLine(path: path, line: number, reason: "expected \(fieldCount) fields, found \(splitter.count)")
+            guard splitter.count == fieldCount else {
+                throw FormatError.badLine(
+                    path: path, line: number,
+                    reason: "expected \(fieldCount) fields\(headerLine > 0 ? " (as the header)" : ""), found \(splitter.count)")
             }
             let record = try source.withUnsafeBufferPointer { try parse(splitter, $0, line: number) }
             return try body(record, number)
@@ -169,26 +182,36 @@ public struct BehaviorFileReader: Sendable {
     /// Builds the record of one split line.
     private func parse(_ fields: FieldSplitter, _ source: UnsafeBufferPointer<UInt8>, line: Int) throws -> BehaviorRecord {
         func field(_ i: Int) -> UnsafeBufferPointer<UInt8> { Self.trimmed(fields.field(i, in: source)) }
-        func text(_ i: Int) -> String { String(decoding: fields.field(i, in: source), as: UTF8.self) }
+        func text(_ i: Int) -> String { quoted(fields.field(i, in: source)) }
         func fail(_ reason: String) -> FormatError { FormatError.badLine(path: path, line: line, reason: reason) }
+        func id(_ name: String, _ i: Int) throws -> UInt64 {
+            switch Self.unsigned(field(i)) {
+            case .value(let v): return v
+            case .tooLarge: throw fail("\(name) \(text(i)) is too large: ids are at most 18446744073709551615 (2^64 − 1)")
+            case .notANumber: throw fail("\(name) \(text(i)) is not an unsigned integer")
+            }
+        }
 
-        guard let user = Self.unsigned(field(userIndex)) else { throw fail("user '\(text(userIndex))' is not an unsigned integer") }
-        guard let item = Self.unsigned(field(itemIndex)) else { throw fail("item '\(text(itemIndex))' is not an unsigned integer") }
+        let user = try id("user", userIndex)
+        let item = try id("item", itemIndex)
         guard let timestamp = Self.integer(field(timestampIndex)) else {
-            throw fail("timestamp '\(text(timestampIndex))' is not an integer")
+            throw fail("timestamp \(text(timestampIndex)) is not an integer")
+        }
+        guard BehaviorRecord.timestampRange.contains(timestamp) else {
+            throw fail("timestamp \(text(timestampIndex)) is outside the supported range −2^62 … 2^62 − 1")
         }
         var label: Float = 0
         if let labelIndex {
             guard let value = Float(String(decoding: field(labelIndex), as: UTF8.self)) else {
-                throw fail("label '\(text(labelIndex))' is not a number")
+                throw fail("label \(text(labelIndex)) is not a number")
             }
-            guard value.isFinite else { throw fail("label '\(text(labelIndex))' is not a finite number") }
+            guard value.isFinite else { throw fail("label \(text(labelIndex)) is not a finite number") }
             label = value
         }
         var action: UInt16 = 0
         if let actionIndex {
-            guard let value = Self.unsigned(field(actionIndex)), value <= UInt64(UInt16.max) else {
-                throw fail("action '\(text(actionIndex))' is not an integer in 0...65535")
+            guard case .value(let value) = Self.unsigned(field(actionIndex)), value <= UInt64(UInt16.max) else {
+                throw fail("action \(text(actionIndex)) is not an integer in 0...65535")
             }
             action = UInt16(value)
         }
@@ -215,19 +238,29 @@ public struct BehaviorFileReader: Sendable {
         return UnsafeBufferPointer(rebasing: bytes[start..<end])
     }
 
-    /// Unsigned decimal digits fitting UInt64, or nil.
-    private static func unsigned(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64? {
-        guard !bytes.isEmpty else { return nil }
+    /// What a field of unsigned decimal digits holds.
+    enum Unsigned: Equatable {
+        case value(UInt64)
+        /// Only digits, but more than UInt64 holds.
+        case tooLarge
+        /// Empty, or something other than digits.
+        case notANumber
+    }
+
+    /// Unsigned decimal digits fitting UInt64.
+    static func unsigned(_ bytes: UnsafeBufferPointer<UInt8>) -> Unsigned {
+        guard !bytes.isEmpty else { return .notANumber }
         var value: UInt64 = 0
+        var overflow = false
         for b in bytes {
             let digit = b &- 0x30
-            guard digit < 10 else { return nil }
+            guard digit < 10 else { return .notANumber }
             let (times10, o1) = value.multipliedReportingOverflow(by: 10)
             let (sum, o2) = times10.addingReportingOverflow(UInt64(digit))
-            guard !o1, !o2 else { return nil }
+            overflow = overflow || o1 || o2
             value = sum
         }
-        return value
+        return overflow ? .tooLarge : .value(value)
     }
 
     /// A signed decimal integer fitting Int64, optionally followed by a fraction of zeros ("881250949.0"), or nil.
@@ -242,7 +275,7 @@ public struct BehaviorFileReader: Sendable {
             guard digits[(dot + 1)...].allSatisfy({ $0 == UInt8(ascii: "0") }) else { return nil }
             digits = digits[..<dot]
         }
-        guard let magnitude = unsigned(UnsafeBufferPointer(rebasing: digits)) else { return nil }
+        guard case .value(let magnitude) = unsigned(UnsafeBufferPointer(rebasing: digits)) else { return nil }
         if negative {
             guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
             return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
@@ -378,4 +411,40 @@ struct FieldSplitter {
             }
         }
     }
+}
+
+/// A field or line as error messages quote it: in single quotes, cut to 80 characters (saying how many
+/// bytes there were), with control characters, DEL and bytes that are not UTF-8 written as `\xNN`, so a
+/// huge field or a binary line cannot flood or garble a terminal.
+public func quoted(_ bytes: UnsafeBufferPointer<UInt8>, limit: Int = 80) -> String {
+    var out = "'"
+    var shown = 0
+    var i = 0
+    let n = bytes.count
+    while i < n, shown < limit {
+        let b = bytes[i]
+        // The length of a well-formed UTF-8 sequence starting here (0 when it is not one).
+        var length = 0
+        if b < 0x80 { length = 1 } else if b & 0xE0 == 0xC0 { length = 2 } else if b & 0xF0 == 0xE0 { length = 3 } else if b & 0xF8 == 0xF0 { length = 4 }
+        if length > 1, i + length <= n, let s = String(validating: UnsafeBufferPointer(rebasing: bytes[i..<(i + length)]), as: UTF8.self) {
+            out += s
+            i += length
+        } else if length == 1, b >= 0x20, b != 0x7F {
+            out.unicodeScalars.append(Unicode.Scalar(b))
+            i += 1
+        } else {
+            out += "\\x" + (b < 16 ? "0" : "") + String(b, radix: 16, uppercase: true)
+            i += 1
+        }
+        shown += 1
+    }
+    out += "'"
+    if i < n { out += "… (\(n) bytes)" }
+    return out
+}
+
+/// `quoted` of a string's UTF-8 bytes.
+public func quoted(_ text: String, limit: Int = 80) -> String {
+    var t = text
+    return t.withUTF8 { quoted($0, limit: limit) }
 }

@@ -23,7 +23,12 @@ func records(_ path: String, _ format: BehaviorFormat, columns: [String]? = nil)
 
     /// The error reading `text`, with the temporary file's path replaced by "F".
     func failure(_ text: String, _ format: BehaviorFormat = .csv, columns: [String]? = nil) -> FormatError? {
-        let file = TemporaryFile(".\(format.rawValue)", text: text)
+        failure(bytes: Array(text.utf8), format, columns: columns)
+    }
+
+    /// The error reading `bytes`, with the temporary file's path replaced by "F".
+    func failure(bytes: [UInt8], _ format: BehaviorFormat = .csv, columns: [String]? = nil) -> FormatError? {
+        let file = TemporaryFile(".\(format.rawValue)", bytes: bytes)
         defer { file.remove() }
         do {
             _ = try records(file.path, format, columns: columns)
@@ -115,7 +120,7 @@ func records(_ path: String, _ format: BehaviorFormat, columns: [String]? = nil)
 
     @Test func badLines() throws {
         let head = "user,item,timestamp,label\n"
-        #expect(failure(head + "1,2,3,4\n5,6\n") == .badLine(path: "F", line: 3, reason: "expected 4 fields, found 2"))
+        #expect(failure(head + "1,2,3,4\n5,6\n") == .badLine(path: "F", line: 3, reason: "expected 4 fields (as the header), found 2"))
         #expect(failure(head + "x1,2,3,4\n") == .badLine(path: "F", line: 2, reason: "user 'x1' is not an unsigned integer"))
         #expect(failure(head + "-1,2,3,4\n") == .badLine(path: "F", line: 2, reason: "user '-1' is not an unsigned integer"))
         #expect(failure(head + "1,2.0,3,4\n") == .badLine(path: "F", line: 2, reason: "item '2.0' is not an unsigned integer"))
@@ -128,6 +133,49 @@ func records(_ path: String, _ format: BehaviorFormat, columns: [String]? = nil)
         #expect(throws: FormatError.unreadable(path: "/nonexistent/b.csv", reason: "no such file")) {
             try BehaviorFileReader(path: "/nonexistent/b.csv", format: .csv)
         }
+    }
+
+    /// The input edges a new user hit (issue 17): each was accepted, or reported badly, before.
+    @Test func inputEdges() throws {
+        let head = "user,item,timestamp,label\n"
+        // A header byte that is not UTF-8 made the label column vanish (every label stored as 0).
+        #expect(failure(bytes: Array("user,item,timestamp,rat".utf8) + [0xFF] + Array("ing\n1,2,3,4\n".utf8))
+            == .badLine(path: "F", line: 1, reason: "the header is not valid UTF-8: 'user,item,timestamp,rat\\xFFing'"))
+        // A row with an extra field was accepted (one with too few was refused).
+        #expect(failure(head + "1,2,3,4,5\n") == .badLine(path: "F", line: 2, reason: "expected 4 fields (as the header), found 5"))
+        #expect(failure("1::2::3::4::5\n", .movielens) == .badLine(path: "F", line: 1, reason: "expected 4 fields, found 5"))
+        // A 10 MB field was echoed whole; a NUL byte raw.
+        let huge = String(repeating: "x", count: 10_000_000)
+        guard case .badLine(_, 2, let reason)? = failure(head + huge + ",2,3,4\n") else {
+            Issue.record("a huge bad field was not reported as a bad line")
+            return
+        }
+        #expect(reason == "user '" + String(repeating: "x", count: 80) + "'… (10000000 bytes) is not an unsigned integer")
+        #expect(failure(bytes: Array(head.utf8) + [0x31, 0x00, 0x2C] + Array("2,3,4\n".utf8))
+            == .badLine(path: "F", line: 2, reason: "user '1\\x00' is not an unsigned integer"))
+        // −2^63 was accepted (and shown as the year 5838270); the bound is ±2^62.
+        #expect(failure(head + "1,2,-9223372036854775808,4\n")
+            == .badLine(path: "F", line: 2, reason: "timestamp '-9223372036854775808' is outside the supported range −2^62 … 2^62 − 1"))
+        #expect(failure(head + "1,2,4611686018427387904,4\n")
+            == .badLine(path: "F", line: 2, reason: "timestamp '4611686018427387904' is outside the supported range −2^62 … 2^62 − 1"))
+        let edge = try read(head + "1,2,4611686018427387903,4\n1,2,-4611686018427387904,4\n", ".csv", .csv)
+        let bounds: [Int64] = [(1 << 62) - 1, -(1 << 62)]
+        #expect(edge.map(\.0.timestamp) == bounds)
+        // A 30-digit id was "not an unsigned integer".
+        #expect(failure(head + "123456789012345678901234567890,2,3,4\n")
+            == .badLine(path: "F", line: 2, reason: "user '123456789012345678901234567890' is too large: ids are at most 18446744073709551615 (2^64 − 1)"))
+        #expect(failure(head + "1,18446744073709551616,3,4\n")
+            == .badLine(path: "F", line: 2, reason: "item '18446744073709551616' is too large: ids are at most 18446744073709551615 (2^64 − 1)"))
+        #expect(try read(head + "1,18446744073709551615,3,4\n", ".csv", .csv).map(\.0.item) == [.max])
+    }
+
+    @Test func quotingForMessages() {
+        #expect(quoted("plain") == "'plain'")
+        #expect(quoted("Zoë 🎬") == "'Zoë 🎬'")
+        #expect(quoted("a\tb\u{7F}") == "'a\\x09b\\x7F'")
+        #expect(quoted(String(repeating: "é", count: 100)) == "'" + String(repeating: "é", count: 80) + "'… (200 bytes)")
+        let bytes: [UInt8] = [0x41, 0xC3, 0x28, 0xE2, 0x82]  // 'A', a broken 2-byte sequence, a cut 3-byte one
+        #expect(bytes.withUnsafeBufferPointer { quoted($0) } == "'A\\xC3(\\xE2\\x82'")
     }
 
     @Test func guessesFormats() {
