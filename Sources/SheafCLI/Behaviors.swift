@@ -48,8 +48,12 @@ extension SheafCommand.BehaviorsCommand {
                 The file is read and checked whole before anything is written; each user's behaviours are then \
                 sorted by time and appended, whole users per write transaction. Appends are idempotent per \
                 (user, timestamp, item): a behaviour already stored is skipped, so an interrupted load is finished \
-                by re-running the same command, and an overlapping file adds only what is new. A behaviour older \
-                than the user's latest stored one, and not stored, is refused (histories are append-only in time).
+                by re-running the same command, and an overlapping file adds only what is new. A late behaviour \
+                (older than the user's latest stored one) is merged into place, rewriting that user's segments \
+                from the one it falls in; two loads of the same users end with the same store in either order. \
+                --max-lateness bounds how far back a load may reach (0 refuses late behaviours). Behaviours of \
+                items the store has no code for are loaded and counted (their embeddings decode as missing until \
+                the items are loaded); --strict-items refuses them.
                 Memory: the file (or the shard) is held in memory, about 75 bytes per behaviour.
                 """)
 
@@ -67,7 +71,19 @@ extension SheafCommand.BehaviorsCommand {
         @Option(help: "Load only users of shard k of n (k/n, 0 ≤ k < n), by a documented hash of the user id.")
         var shard: ShardArgument?
 
+        @Option(help: ArgumentHelp(
+            "How far before a user's latest stored behaviour a new one may lie, in the file's timestamp unit; older ones are refused and nothing is written. Default: merge late behaviours however old; 0: refuse any.",
+            valueName: "units"))
+        var maxLateness: Int64?
+
+        @Flag(help: "Refuse the file (writing nothing) when a behaviour names an item the store has no code for.")
+        var strictItems = false
+
         @OptionGroup var chunks: LoadChunkOptions<BehaviorChunk>
+
+        func validate() throws {
+            if let maxLateness, maxLateness < 0 { throw ValidationError("--max-lateness must be ≥ 0") }
+        }
 
         func run() throws {
             let store = try target.open()
@@ -107,17 +123,39 @@ extension SheafCommand.BehaviorsCommand {
             reading.finish()
             let order = users.keys.sorted()
 
-            // 2. Check every user against the store before writing anything.
+            // 2. Check every user against the store before writing anything, and find the items it has no code for.
+            var unknown = Set<UInt64>()
+            var unknownBehaviours = 0
             try store.read { txn in
+                var known: [UInt64: Bool] = [:]
                 for user in order {
                     let p = users[user]!
-                    do { _ = try txn.newBehaviors(p.behaviors, user: user) } catch StoreError.outOfOrder(let u, let t, let latest) {
+                    do { _ = try txn.newBehaviors(p.behaviors, user: user, maxLateness: maxLateness) } catch StoreError.tooLate(let u, let t, let latest, let m) {
                         let line = p.lines[p.behaviors.firstIndex { $0.timestamp == t } ?? 0]
+                        let gap = latest.subtractingReportingOverflow(t)
                         throw CLIError(
-                            "\(input):\(line): user \(u): a behaviour at \(t) is older than the latest stored one (\(latest)); "
-                                + "histories are append-only in time. Nothing was written.")
+                            "\(input):\(line): user \(u): a behaviour at \(t) is older than the latest stored one (\(latest)) by "
+                                + (gap.overflow ? "more than 2^63" : thousands(Int(gap.partialValue)))
+                                + ", more than --max-lateness \(m) allows. Nothing was written.")
+                    }
+                    for b in p.behaviors {
+                        let has: Bool
+                        if let k = known[b.item] { has = k } else {
+                            has = try txn.containsItem(b.item)
+                            known[b.item] = has
+                        }
+                        if !has {
+                            unknown.insert(b.item)
+                            unknownBehaviours += 1
+                        }
                     }
                 }
+            }
+            let unknownText = unknown.isEmpty ? "" :
+                "\(thousands(unknownBehaviours)) behaviour(s) name \(thousands(unknown.count)) item(s) the store has no code for (first: "
+                + unknown.sorted().prefix(5).map(String.init).joined(separator: ", ") + (unknown.count > 5 ? ", …" : "") + ")"
+            if strictItems, !unknown.isEmpty {
+                throw CLIError("\(input): \(unknownText); --strict-items refuses them. Nothing was written.")
             }
 
             // 3. Append, whole users per transaction.
@@ -135,7 +173,9 @@ extension SheafCommand.BehaviorsCommand {
                 do {
                     appended += try store.write { txn in
                         var n = 0
-                        for user in order[start..<end] { n += try txn.appendNewBehaviors(users[user]!.behaviors, user: user) }
+                        for user in order[start..<end] {
+                            n += try txn.appendNewBehaviors(users[user]!.behaviors, user: user, maxLateness: maxLateness)
+                        }
                         return n
                     }
                 } catch {
@@ -153,6 +193,9 @@ extension SheafCommand.BehaviorsCommand {
             say("read \(thousands(rows)) behaviours from \(input)"
                 + (shard.map { " (shard \($0.index)/\($0.count): \(thousands(loaded)) kept, \(thousands(otherShards)) in other shards)" } ?? ""))
             say("appended \(thousands(appended)) behaviours for \(thousands(order.count)) users; \(thousands(loaded - appended)) were already stored or repeated")
+            if !unknown.isEmpty {
+                say("warning: \(unknownText): loaded; they decode as missing until the items are loaded (--strict-items refuses such files)")
+            }
         }
     }
 }

@@ -11,6 +11,11 @@ public struct Behavior: Sendable, Equatable, Hashable {
     /// Optional side features; exactly `sideFeatureWidth` values of the store (usually none).
     public var sideFeatures: [Float]
 
+    /// The timestamps a store keeps: −2^62 … 2^62 − 1, in the caller's unit. Seconds, milliseconds,
+    /// microseconds and nanoseconds since 1970 all fit for centuries (nanoseconds until 2116); Int64's
+    /// extremes, which overflow on any arithmetic, are refused (`StoreError.invalidBehavior`).
+    public static let timestampRange: ClosedRange<Int64> = (-(1 << 62))...((1 << 62) - 1)
+
     public init(item: UInt64, timestamp: Int64, action: UInt16 = 0, label: Float = 0, sideFeatures: [Float] = []) {
         self.item = item
         self.timestamp = timestamp

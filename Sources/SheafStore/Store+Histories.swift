@@ -191,18 +191,44 @@ func partitionPoint<T>(_ a: [T], _ pred: (T) -> Bool) -> Int {
 
 // MARK: - Appending
 
+/// Where a behaviour goes among others with the same timestamp (a late behaviour, or one arriving at
+/// the latest stored time): merged by item id, then action, label and side features, while each side
+/// keeps its own order. Two loads of the same users thus end with identical histories whichever
+/// commits first, and one load's behaviours with equal timestamps keep their input order (the file's).
+@inline(__always)
+private func goesFirst(_ a: History, _ i: Int, before b: History, _ j: Int) -> Bool {
+    if a.timestamps[i] != b.timestamps[j] { return a.timestamps[i] < b.timestamps[j] }
+    if a.itemIDs[i] != b.itemIDs[j] { return a.itemIDs[i] < b.itemIDs[j] }
+    if a.actions[i] != b.actions[j] { return a.actions[i] < b.actions[j] }
+    if a.labels[i].bitPattern != b.labels[j].bitPattern { return a.labels[i].bitPattern < b.labels[j].bitPattern }
+    let w = a.sideFeatureWidth
+    for k in 0..<w where a.sideFeatures[i * w + k].bitPattern != b.sideFeatures[j * w + k].bitPattern {
+        return a.sideFeatures[i * w + k].bitPattern < b.sideFeatures[j * w + k].bitPattern
+    }
+    return true
+}
+
+/// `latest − maxLateness`, the oldest timestamp an append may reach back to (saturating).
+private func oldestAllowed(latest: Int64, maxLateness: Int64) -> Int64 {
+    let (v, overflow) = latest.subtractingReportingOverflow(maxLateness)
+    return overflow ? .min : v
+}
+
 extension ReadTransaction {
     /// The behaviours of `behaviors` that `user`'s history does not hold yet, in their input order.
     ///
     /// A behaviour's identity is (user, timestamp, item). Behaviours whose identity is already stored,
-    /// or repeated earlier in the batch, are dropped. A remaining behaviour older than the latest stored
-    /// one cannot be appended, and is refused. A bulk loader calls this in a read transaction to check
-    /// a whole input before writing anything.
+    /// or repeated earlier in the batch, are dropped (a repeat with another label or action is dropped
+    /// too: the first one stored wins). A bulk loader calls this in a read transaction to check a whole
+    /// input before writing anything.
     ///
+    /// - Parameter maxLateness: how far before the user's latest stored behaviour a new one may lie
+    ///   (in timestamp units); `nil` (the default) merges late behaviours however old, `0` refuses any
+    ///   older than the latest stored one.
     /// - Complexity: one segment header when the batch is newer than the history; otherwise the
     ///   segments overlapping the batch's time span are decoded to look for duplicates.
-    /// - Throws: `StoreError.outOfOrder` for the first remaining behaviour older than the latest stored one.
-    public func newBehaviors(_ behaviors: [Behavior], user: UInt64) throws -> [Behavior] {
+    /// - Throws: `StoreError.tooLate` for the first remaining behaviour older than `maxLateness` allows.
+    public func newBehaviors(_ behaviors: [Behavior], user: UInt64, maxLateness: Int64? = nil) throws -> [Behavior] {
         guard let minTimestamp = behaviors.lazy.map(\.timestamp).min() else { return [] }
         checkLive()
         let latest: Int64? = try withCursor(store.tables.histories) { cursor in
@@ -222,8 +248,8 @@ extension ReadTransaction {
         var fresh: [Behavior] = []
         fresh.reserveCapacity(behaviors.count)
         for b in behaviors where seen.insert(Identity(timestamp: b.timestamp, item: b.item)).inserted {
-            if let latest, b.timestamp < latest {
-                throw StoreError.outOfOrder(user: user, timestamp: b.timestamp, latestStored: latest)
+            if let latest, let maxLateness, b.timestamp < oldestAllowed(latest: latest, maxLateness: maxLateness) {
+                throw StoreError.tooLate(user: user, timestamp: b.timestamp, latestStored: latest, maxLateness: maxLateness)
             }
             fresh.append(b)
         }
@@ -232,18 +258,29 @@ extension ReadTransaction {
 }
 
 extension WriteTransaction {
-    /// Appends behaviours to `user`'s history.
+    /// Adds behaviours to `user`'s history, in time order.
     ///
-    /// The batch is sorted by timestamp (stably, so equal timestamps keep their order). Behaviours older
-    /// than the user's latest stored one are refused with `StoreError.outOfOrder`: histories are
-    /// append-only in time. Sealed segments (full ones) are never rewritten; only the open tail segment
-    /// (fewer than `historySegmentCapacity` behaviours) is rewritten, so an append costs O(capacity + batch)
-    /// whatever the history's length. Each behaviour's packed item code under the active codebook is
-    /// copied into the segment, so reads need no item lookups; items without a code are marked absent.
+    /// The batch is sorted by timestamp (stably, so equal timestamps keep their order). Behaviours newer
+    /// than the user's latest stored one are appended: sealed segments (full ones) are not touched and
+    /// only the open tail segment (fewer than `historySegmentCapacity` behaviours) is rewritten, so an
+    /// append costs O(capacity + batch) whatever the history's length. A late behaviour (older than the
+    /// latest stored one, or equal to it) is merged into place: the segment it falls in and every later
+    /// segment of the user are decoded, merged with the batch and rewritten, still as full segments
+    /// then one open tail, so a late event costs O(behaviours stored after it) and one write
+    /// transaction. Among equal timestamps, stored and new behaviours are merged by item id (then
+    /// action, label, side features), each side keeping its order: loads commute.
     ///
-    /// - Throws: `StoreError.invalidBehavior` (wrong side-feature width, NaN/infinite label or feature),
-    ///   `.outOfOrder`. Nothing is written when it throws.
-    public func appendBehaviors(_ behaviors: [Behavior], user: UInt64) throws {
+    /// Each behaviour's packed item code under the active codebook is copied into the segment, so reads
+    /// need no item lookups; items without a code are marked absent. Rewritten behaviours keep the codes
+    /// they were written with when those belong to the active codebook, and are looked up otherwise.
+    ///
+    /// This call does not drop duplicates: `appendNewBehaviors` does.
+    ///
+    /// - Parameter maxLateness: how far before the latest stored behaviour the batch may reach (`nil`:
+    ///   any distance; `0`: none, histories are append-only in time).
+    /// - Throws: `StoreError.invalidBehavior` (wrong side-feature width, NaN/infinite label or feature,
+    ///   timestamp outside `Behavior.timestampRange`), `.tooLate`. Nothing is written when it throws.
+    public func appendBehaviors(_ behaviors: [Behavior], user: UInt64, maxLateness: Int64? = nil) throws {
         guard !behaviors.isEmpty else { return }
         let width = store.sideFeatureWidth
         for (i, b) in behaviors.enumerated() {
@@ -257,44 +294,80 @@ extension WriteTransaction {
             guard b.sideFeatures.allSatisfy(\.isFinite) else {
                 throw StoreError.invalidBehavior(user: user, index: i, reason: "a side feature is not finite")
             }
+            guard Behavior.timestampRange.contains(b.timestamp) else {
+                throw StoreError.invalidBehavior(
+                    user: user, index: i, reason: "timestamp \(b.timestamp) is outside the supported range −2^62 … 2^62 − 1")
+            }
         }
         var sorted = behaviors
         if !zip(sorted, sorted.dropFirst()).allSatisfy({ $0.timestamp <= $1.timestamp }) {
             sorted = behaviors.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }
                 .map(\.element)
         }
+        let incoming = History(sorted, sideFeatureWidth: width)
         let active = try activeCodebook()
         let capacity = store.historySegmentCapacity
 
-        // The open tail segment, if any, is merged with the new behaviours.
-        var pending = History(sideFeatureWidth: width)
-        var carried: HistorySegment?  // the open tail, whose inline codes are reused
-        var nextSeq: UInt32 = 0
-        let tail: (UInt32, HistorySegment?)? = try withCursor(store.tables.histories) { cursor in
-            guard let (seq, bytes) = try lastSegment(cursor, user: user) else { return nil }
-            let h = try header(user: user, seq: seq, bytes)
-            if h.lastTimestamp > sorted[0].timestamp {
-                throw StoreError.outOfOrder(user: user, timestamp: sorted[0].timestamp, latestStored: h.lastTimestamp)
+        // The stored segments the batch reaches: from the first whose last behaviour is not older than
+        // the batch's first (a late batch), or else the open tail; decoded with their inline codes.
+        var rewritten: [HistorySegment] = []
+        var firstSeq: UInt32 = 0
+        try withCursor(store.tables.histories) { cursor in
+            guard var (seq, bytes) = try lastSegment(cursor, user: user) else { return }
+            var h = try header(user: user, seq: seq, bytes)
+            if let maxLateness, sorted[0].timestamp < oldestAllowed(latest: h.lastTimestamp, maxLateness: maxLateness) {
+                throw StoreError.tooLate(user: user, timestamp: sorted[0].timestamp, latestStored: h.lastTimestamp, maxLateness: maxLateness)
             }
-            return (seq, h.count < capacity ? try decodeSegment(user: user, seq: seq, bytes) : nil)
-        }
-        if let (seq, open) = tail {
-            if let open {
-                pending.append(contentsOf: open.history)
-                carried = open
-                nextSeq = seq
-            } else {
+            guard h.lastTimestamp >= sorted[0].timestamp || h.count < capacity else {
                 guard seq < UInt32.max - 1 else { throw StoreError.invalidArgument("user \(user) has too many segments") }
-                nextSeq = seq + 1
+                firstSeq = seq + 1  // in order after a sealed tail: new segments only
+                return
+            }
+            // Walk back over segments that end at or after the batch's first timestamp.
+            var reached: [(UInt32, HistorySegment)] = [(seq, try decodeSegment(user: user, seq: seq, bytes))]
+            while h.firstTimestamp >= sorted[0].timestamp, seq > 0,
+                let prev = try cursor.previous(), let k = prev.key, k.user == user
+            {
+                (seq, bytes) = (k.segment, try body(prev, in: store.tables.histories))
+                h = try header(user: user, seq: seq, bytes)
+                guard h.lastTimestamp >= sorted[0].timestamp else { break }
+                reached.append((seq, try decodeSegment(user: user, seq: seq, bytes)))
+            }
+            rewritten = reached.reversed().map(\.1)
+            firstSeq = reached.last!.0
+        }
+
+        // Merge the stored behaviours with the batch, remembering where each stored one came from.
+        var pending = History(sideFeatureWidth: width)
+        var origin: [(segment: Int32, row: Int32)] = []  // segment −1: a new behaviour
+        let storedCount = rewritten.reduce(0) { $0 + $1.history.count }
+        pending.reserveCapacity(storedCount + incoming.count)
+        origin.reserveCapacity(storedCount + incoming.count)
+        var si = 0, row = 0, ni = 0
+        while si < rewritten.count || ni < incoming.count {
+            if si < rewritten.count, row >= rewritten[si].history.count {
+                si += 1
+                row = 0
+                continue
+            }
+            let takeStored = si < rewritten.count && (ni >= incoming.count || goesFirst(rewritten[si].history, row, before: incoming, ni))
+            if takeStored {
+                pending.append(contentsOf: rewritten[si].history, range: row..<(row + 1))
+                origin.append((Int32(si), Int32(row)))
+                row += 1
+            } else {
+                pending.append(contentsOf: incoming, range: ni..<(ni + 1))
+                origin.append((-1, 0))
+                ni += 1
             }
         }
-        for b in sorted { pending.append(b) }
 
-        // Write full segments, then the new open tail.
+        // Write full segments, then the open tail, numbered from the first one rewritten.
+        var nextSeq = firstSeq
         var start = 0
         while start < pending.count {
             let end = min(start + capacity, pending.count)
-            let segment = try makeSegment(pending, start..<end, codebook: active, carried: carried)
+            let segment = try makeSegment(pending, start..<end, codebook: active, origin: origin, stored: rewritten)
             let bytes = try segment.encode(using: store.compressor!)
             try put(store.tables.histories, SegmentKey(user: user, segment: nextSeq), bytes)
             nextSeq += 1
@@ -302,28 +375,29 @@ extension WriteTransaction {
         }
     }
 
-    /// Appends the behaviours of `behaviors` that `user`'s history does not hold yet: the idempotent
+    /// Adds the behaviours of `behaviors` that `user`'s history does not hold yet: the idempotent
     /// append bulk loads use, so that re-running a load after a crash adds nothing twice.
     ///
-    /// See `ReadTransaction.newBehaviors(_:user:)` for what counts as already stored.
+    /// See `ReadTransaction.newBehaviors(_:user:maxLateness:)` for what counts as already stored, and
+    /// `appendBehaviors` for how late behaviours are merged.
     ///
-    /// - Returns: how many behaviours were appended.
+    /// - Returns: how many behaviours were added.
     /// - Throws: as `appendBehaviors`. Nothing is written when it throws.
     @discardableResult
-    public func appendNewBehaviors(_ behaviors: [Behavior], user: UInt64) throws -> Int {
-        let fresh = try newBehaviors(behaviors, user: user)
-        try appendBehaviors(fresh, user: user)
+    public func appendNewBehaviors(_ behaviors: [Behavior], user: UInt64, maxLateness: Int64? = nil) throws -> Int {
+        let fresh = try newBehaviors(behaviors, user: user, maxLateness: maxLateness)
+        try appendBehaviors(fresh, user: user, maxLateness: maxLateness)
         return fresh.count
     }
 
     /// Builds a segment of `range` of `h`, copying each item's packed code under `codebook`.
     ///
-    /// `carried` is the open tail segment being rewritten, whose behaviours are `h`'s first rows: its
-    /// inline codes under `codebook` are reused as they are (so a tail rewrite looks up only the new
-    /// behaviours' items, and a tail keeps the codes it was written with, like sealed segments do);
-    /// its rows without a code, or coded under another codebook, are looked up again.
+    /// `origin[i]` says where row i of `h` was stored (an index into `stored` and a row in it), or
+    /// segment −1 for a new behaviour. A stored row's inline code under `codebook` is reused as it is (so
+    /// a rewrite looks up only the new behaviours' items, and behaviours keep the codes they were written
+    /// with); new rows, and stored rows without a code or coded under another codebook, are looked up.
     private func makeSegment(
-        _ h: History, _ range: Range<Int>, codebook: Codebook?, carried: HistorySegment? = nil
+        _ h: History, _ range: Range<Int>, codebook: Codebook?, origin: [(segment: Int32, row: Int32)], stored: [HistorySegment]
     ) throws -> HistorySegment {
         var part = History(sideFeatureWidth: h.sideFeatureWidth)
         part.append(contentsOf: h, range: range)
@@ -331,17 +405,20 @@ extension WriteTransaction {
         var present: [Bool] = []
         if let cb = codebook {
             let size = cb.bytesPerItem
-            let reusable = carried.map { $0.codebookID == cb.id && $0.codeSize == size ? $0.count : 0 } ?? 0
             codes = [UInt8](repeating: 0, count: part.count * size)
             present = [Bool](repeating: false, count: part.count)
             try codes.withUnsafeMutableBytes { dst in
                 for (i, id) in part.itemIDs.enumerated() {
-                    let row = range.lowerBound + i
                     let target = UnsafeMutableRawBufferPointer(rebasing: dst[(i * size)..<((i + 1) * size)])
-                    if row < reusable, let tail = carried, tail.codePresent[row] {
-                        tail.codes.withUnsafeBytes { target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[(row * size)..<((row + 1) * size)])) }
-                        present[i] = true
-                        continue
+                    let (s, r) = origin[range.lowerBound + i]
+                    if s >= 0 {
+                        let from = stored[Int(s)]
+                        let row = Int(r)
+                        if from.codebookID == cb.id, from.codeSize == size, from.codePresent[row] {
+                            from.codes.withUnsafeBytes { target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[(row * size)..<((row + 1) * size)])) }
+                            present[i] = true
+                            continue
+                        }
                     }
                     guard let bytes = try bytes(store.tables.items, id) else { continue }
                     let (itemCB, payload) = try parseItem(id, bytes)

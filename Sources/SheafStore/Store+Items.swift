@@ -14,6 +14,9 @@ extension ReadTransaction {
         return ItemCode(codebookID: codebook.id, codes: codes, magnitudes: mags)
     }
 
+    /// Whether item `id` has a code (one lookup; the record is not parsed).
+    public func containsItem(_ id: UInt64) throws -> Bool { try bytes(store.tables.items, id) != nil }
+
     /// Calls `body` with item `id`'s codebook and packed code, without copying.
     /// The bytes point into the map: valid only until the end of the transaction.
     /// - Returns: `nil` when the item has no code.

@@ -35,8 +35,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidItemCodes(item: UInt64, reason: CodebookError)
     /// A behaviour is invalid (wrong side-feature width, NaN label…).
     case invalidBehavior(user: UInt64, index: Int, reason: String)
-    /// A behaviour is older than the user's latest stored behaviour. Appends must be in time order.
-    case outOfOrder(user: UInt64, timestamp: Int64, latestStored: Int64)
+    /// A behaviour is older than the user's latest stored one by more than the append's `maxLateness`
+    /// (0: appends must be in time order).
+    case tooLate(user: UInt64, timestamp: Int64, latestStored: Int64, maxLateness: Int64)
     /// Items without codes were asked to be decoded (pass `.zeroFill` to accept them).
     case missingItems([UInt64])
     /// The map reached `StoreOptions.maxMapSize` and cannot grow further.
@@ -65,8 +66,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .codebookMismatch(let i, let e, let f): "item \(i) is coded with codebook \(f), expected \(e)"
         case .invalidItemCodes(let i, let r): "item \(i) has invalid codes: \(r)"
         case .invalidBehavior(let u, let i, let r): "user \(u), behaviour #\(i): \(r)"
-        case .outOfOrder(let u, let t, let l):
-            "user \(u): behaviour at \(t) is older than the latest stored one (\(l)); appends must be in time order"
+        case .tooLate(let u, let t, let l, let m):
+            m == 0
+                ? "user \(u): behaviour at \(t) is older than the latest stored one (\(l)), and late behaviours are refused (max lateness 0)"
+                : "user \(u): behaviour at \(t) is older than the latest stored one (\(l)) by more than the max lateness \(m)"
         case .missingItems(let ids):
             "\(ids.count) item(s) have no codes: \(ids.prefix(10).map(String.init).joined(separator: ", "))\(ids.count > 10 ? ", …" : "")"
         case .mapFull(let limit): "the store reached its maximum map size of \(limit) bytes"

@@ -110,7 +110,7 @@ import Testing
             try sheaf("behaviors", "load", store, "--input", s.file("bad.csv"))
         }
         try "user,item,timestamp,label\n1,2,300\n".write(toFile: s.file("short.csv"), atomically: true, encoding: .utf8)
-        #expect(throws: FormatError.badLine(path: s.file("short.csv"), line: 2, reason: "expected 4 fields, found 3")) {
+        #expect(throws: FormatError.badLine(path: s.file("short.csv"), line: 2, reason: "expected 4 fields (as the header), found 3")) {
             try sheaf("behaviors", "load", store, "--input", s.file("short.csv"))
         }
         try "user,item,when\n1,2,300\n".write(toFile: s.file("cols.csv"), atomically: true, encoding: .utf8)
@@ -120,15 +120,44 @@ import Testing
         try expectUnchanged(store, before, h)
     }
 
-    @Test func olderBehaviourIsRefusedWithItsLine() throws {
+    @Test func aBehaviourLaterThanMaxLatenessIsRefusedWithItsLine() throws {
         let s = Scratch()
         let (store, _, before, h) = try populated(s)
-        // User 7 is new and fine; user 1's behaviour at 150 is older than the stored 200: nothing is written, not even user 7.
+        // User 7 is new and fine; user 1's behaviour at 150 is 50 older than the stored 200: with
+        // --max-lateness 0 or 49 nothing is written, not even user 7.
         try "user,item,timestamp,label\n7,1,10,1\n1,9,150,2\n".write(toFile: s.file("old.csv"), atomically: true, encoding: .utf8)
-        #expect(throws: CLIError("\(s.file("old.csv")):3: user 1: a behaviour at 150 is older than the latest stored one (200); histories are append-only in time. Nothing was written.")) {
-            try sheaf("behaviors", "load", store, "--input", s.file("old.csv"))
+        for m in ["0", "49"] {
+            #expect(throws: CLIError("\(s.file("old.csv")):3: user 1: a behaviour at 150 is older than the latest stored one (200) by 50, more than --max-lateness \(m) allows. Nothing was written.")) {
+                try sheaf("behaviors", "load", store, "--input", s.file("old.csv"), "--max-lateness", m)
+            }
+            try expectUnchanged(store, before, h)
+        }
+        #expect(throws: (any Error).self) { try sheaf("behaviors", "load", store, "--input", s.file("old.csv"), "--max-lateness", "-1") }
+        try expectUnchanged(store, before, h)
+        // --max-lateness 50 reaches it: merged into place.
+        let out = try sheaf("behaviors", "load", store, "--input", s.file("old.csv"), "--max-lateness", "50")
+        #expect(out.standardOutput.contains("appended 2 behaviours for 2 users"))
+        let user1 = try Store(path: store).read { try $0.history(user: 1) }
+        let times = try #require(user1).timestamps
+        #expect(times.contains(150) && zip(times, times.dropFirst()).allSatisfy { $0 <= $1 })
+    }
+
+    @Test func itemsTheStoreLacksAreCountedOrRefused() throws {
+        let s = Scratch()
+        let (store, _, before, h) = try populated(s)
+        try "user,item,timestamp,label\n7,1,1000,1\n7,900001,1001,1\n8,900001,1002,1\n8,900002,1003,1\n".write(
+            toFile: s.file("unknown.csv"), atomically: true, encoding: .utf8)
+        #expect(throws: CLIError("\(s.file("unknown.csv")): 3 behaviour(s) name 2 item(s) the store has no code for (first: 900001, 900002); --strict-items refuses them. Nothing was written.")) {
+            try sheaf("behaviors", "load", store, "--input", s.file("unknown.csv"), "--strict-items")
         }
         try expectUnchanged(store, before, h)
+        let out = try sheaf("behaviors", "load", store, "--input", s.file("unknown.csv"))
+        #expect(out.standardOutput.contains("warning: 3 behaviour(s) name 2 item(s) the store has no code for (first: 900001, 900002): loaded"))
+        #expect(try Store(path: store).read { try $0.history(user: 8) }?.itemIDs == [900001, 900002])
+    }
+
+    @Test func theParserAndTheStoreBoundTimestampsAlike() {
+        #expect(BehaviorRecord.timestampRange == Behavior.timestampRange)
     }
 
     @Test func unknownFormatMissingStoreAndBadArguments() throws {

@@ -26,17 +26,25 @@ import Testing
         #expect(zip(after.timestamps, after.timestamps.dropFirst()).allSatisfy { $0 <= $1 })
     }
 
-    @Test func anOlderBehaviourThatIsNotStoredIsStillRefused() throws {
+    @Test func anOlderBehaviourThatIsNotStoredIsMergedOrRefusedByMaxLateness() throws {
         let dir = TempDirectory()
         let store = try Store(path: dir.path, dimension: 4)
         try store.write { try $0.appendBehaviors([Behavior(item: 1, timestamp: 10), Behavior(item: 2, timestamp: 20)], user: 1) }
-        #expect(throws: StoreError.outOfOrder(user: 1, timestamp: 15, latestStored: 20)) {
-            try store.write { try $0.appendNewBehaviors([Behavior(item: 3, timestamp: 15)], user: 1) }
+        #expect(throws: StoreError.tooLate(user: 1, timestamp: 15, latestStored: 20, maxLateness: 0)) {
+            try store.write { try $0.appendNewBehaviors([Behavior(item: 3, timestamp: 15)], user: 1, maxLateness: 0) }
+        }
+        #expect(throws: StoreError.tooLate(user: 1, timestamp: 15, latestStored: 20, maxLateness: 4)) {
+            try store.write { try $0.appendNewBehaviors([Behavior(item: 3, timestamp: 15)], user: 1, maxLateness: 4) }
         }
         #expect(try store.read { try $0.history(user: 1) }?.itemIDs == [1, 2])
+        #expect(try store.write { try $0.appendNewBehaviors([Behavior(item: 3, timestamp: 15)], user: 1, maxLateness: 5) } == 1)
+        #expect(try store.read { try $0.history(user: 1) }?.itemIDs == [1, 3, 2])
+        // Loaded again: already stored, nothing added.
+        #expect(try store.write { try $0.appendNewBehaviors([Behavior(item: 3, timestamp: 15)], user: 1) } == 0)
+        #expect(try store.read { try $0.history(user: 1) }?.itemIDs == [1, 3, 2])
         // Same timestamp as the latest, other item: a new behaviour, appended.
         #expect(try store.write { try $0.appendNewBehaviors([Behavior(item: 2, timestamp: 20), Behavior(item: 4, timestamp: 20)], user: 1) } == 1)
-        #expect(try store.read { try $0.history(user: 1) }?.itemIDs == [1, 2, 4])
+        #expect(try store.read { try $0.history(user: 1) }?.itemIDs == [1, 3, 2, 4])
     }
 }
 
