@@ -178,6 +178,8 @@ extension SheafCommand.BehaviorsCommand {
                         }
                         return n
                     }
+                } catch StoreError.readOnly {
+                    throw StoreError.readOnly  // nothing was written: no "re-run" advice
                 } catch {
                     throw CLIError(
                         "\(error)\nthe histories of \(thousands(doneUsers)) of \(thousands(order.count)) users were stored before this failure; "

@@ -126,6 +126,8 @@ extension SheafCommand.ItemsCommand {
                     }
                     stages.add("LMDB puts", nanoseconds: inside)
                     stages.add("LMDB commit (\(store.isDurable ? "durable: fsync" : "not durable"))", nanoseconds: StageTimes.now() - writeStart - inside)
+                } catch StoreError.readOnly {
+                    throw StoreError.readOnly  // nothing was written: no "re-run" advice
                 } catch {
                     throw CLIError(
                         "\(error)\n\(thousands(start)) of \(thousands(n)) items were stored before this failure; "

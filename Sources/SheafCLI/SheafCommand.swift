@@ -36,11 +36,17 @@ struct StoreArguments: ParsableArguments {
     @Flag(name: .shortAndLong, help: "No progress on stderr (it is also off when stderr is not a terminal).")
     var quiet = false
 
-    /// Opens the existing store (never creates one).
+    @Flag(help: ArgumentHelp(
+        "Read without LMDB's lock file (MDB_NOLOCK), for a store you cannot write (another user's, read-only media, a backup). Only while no process writes it: readers then go unregistered and a concurrent writer can tear what they read."))
+    var readOnly = false
+
+    /// Opens the existing store (never creates one); `--read-only` opens every command's store read-only
+    /// and without the lock file.
     func open(readOnly: Bool = false) throws -> Store {
         var options = StoreOptions()
         options.createIfMissing = false
-        options.readOnly = readOnly
+        options.readOnly = readOnly || self.readOnly
+        options.withoutLock = self.readOnly
         do {
             return try Store(path: store, options: options)
         } catch StoreError.storeMissing(let path) {

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import SheafCodebook
 import Synchronization
 
@@ -8,10 +9,16 @@ public struct StoreOptions: Sendable {
     public var mapSize: Int = 256 << 20
     /// Ceiling for automatic growth. A write that needs more fails with `StoreError.mapFull`, leaving the store unchanged.
     public var maxMapSize: Int = 1 << 40
-    /// Concurrent read transactions allowed across all processes (the lock file is sparse, so a large value is cheap).
+    /// Concurrent read transactions allowed across all processes (64 bytes of `lock.mdb` each, allocated
+    /// when the lock file is created).
     public var maxReaders: Int = 1024
     /// Open for reading only (serving processes). Writes throw `StoreError.readOnly`.
     public var readOnly: Bool = false
+    /// Read without the lock file (LMDB's `MDB_NOLOCK`; only with `readOnly`): for a store you cannot
+    /// write (another user's, on read-only media, a backup) and **that no process writes meanwhile**.
+    /// Readers then take no reader slot, so a concurrent writer may reuse pages they are reading and
+    /// they can see torn data; nothing detects it. Run `verify` afterwards if in doubt.
+    public var withoutLock: Bool = false
     /// Create the store when the directory holds none (needs a dimension).
     public var createIfMissing: Bool = true
     /// Fsync on every commit. `false` trades durability of the last commits after an OS crash for write speed.
@@ -112,6 +119,9 @@ public final class Store: @unchecked Sendable {
         let fm = FileManager.default
         let dataFile = (path as NSString).appendingPathComponent("data.mdb")
         let existed = fm.fileExists(atPath: dataFile)
+        guard !options.withoutLock || options.readOnly else {
+            throw StoreError.invalidArgument("withoutLock needs readOnly: a writer must take LMDB's locks")
+        }
         if !existed {
             guard !options.readOnly, options.createIfMissing else { throw StoreError.storeMissing(path: path) }
             guard let dimension else {
@@ -131,11 +141,17 @@ public final class Store: @unchecked Sendable {
         guard options.mapSize > 0, options.maxMapSize >= options.mapSize else {
             throw StoreError.invalidArgument("mapSize must be positive and at most maxMapSize")
         }
-        let env = try LMDBEnvironment(
-            path: path,
-            configuration: .init(
-                mapSize: options.mapSize, maxMapSize: options.maxMapSize, maxReaders: options.maxReaders,
-                maxDatabases: 16, readOnly: options.readOnly, noSync: !options.durable))
+        if existed, !options.readOnly { try Self.refuseWriteProtected(path: path, dataFile: dataFile) }
+        let env: LMDBEnvironment
+        do {
+            env = try LMDBEnvironment(
+                path: path,
+                configuration: .init(
+                    mapSize: options.mapSize, maxMapSize: options.maxMapSize, maxReaders: options.maxReaders,
+                    maxDatabases: 16, readOnly: options.readOnly, noSync: !options.durable, noLock: options.withoutLock))
+        } catch {
+            throw Self.openError(error, path: path, dataFile: dataFile, readOnly: options.readOnly)
+        }
         guard let tables = try Tables.open(in: env, create: !options.readOnly) else {
             throw StoreError.notAStore(path: path)
         }
@@ -164,6 +180,51 @@ public final class Store: @unchecked Sendable {
         self.schemaVersion = meta.schemaVersion
         self.recordsHaveChecksums = checksummed
         self.compressor = options.readOnly ? nil : ZstdCompressor(level: options.compressionLevel, checksum: true)
+    }
+
+    /// Refuses to open for writing a store whose directory or `data.mdb` has no write permission bit at
+    /// all (`chmod a-w`): root's writes would otherwise bypass what the owner meant.
+    private static func refuseWriteProtected(path: String, dataFile: String) throws {
+        for (file, what) in [(path, "directory"), (dataFile, "data.mdb")] {
+            var st = stat()
+            guard stat(file, &st) == 0, st.st_mode & 0o222 == 0 else { continue }
+            let mode = String(st.st_mode & 0o777, radix: 8)
+            var reason = "the store's \(what) is write-protected (mode \(mode)), so it is not opened for writing, even by root. "
+            reason += "Open it read-only (`--read-only`, StoreOptions.readOnly), or make it writable with `chmod u+w`"
+            throw StoreError.permissionDenied(path: file, reason: reason)
+        }
+    }
+
+    /// What an environment that failed to open reports: a permission or full-disk error as the store's
+    /// own, anything else as it is.
+    private static func openError(_ error: LMDBError, path: String, dataFile: String, readOnly: Bool) -> any Error {
+        let code = error.code
+        if code == EACCES || code == EPERM || code == EROFS {
+            return permissionError(path: path, dataFile: dataFile, readOnly: readOnly, code: code)
+        }
+        if code == ENOSPC || code == EDQUOT { return StoreError.diskFull }
+        return error
+    }
+
+    /// The permission error of an environment that failed to open with `code`, naming the file.
+    private static func permissionError(path: String, dataFile: String, readOnly: Bool, code: Int32) -> StoreError {
+        let lockFile = (path as NSString).appendingPathComponent("lock.mdb")
+        let fm = FileManager.default
+        if !fm.isReadableFile(atPath: dataFile) {
+            return .permissionDenied(path: dataFile, reason: "cannot read the store's data file. Ask its owner for read access")
+        }
+        let lockExists = fm.fileExists(atPath: lockFile)
+        let lockProblem: Bool = lockExists ? !fm.isWritableFile(atPath: lockFile) : !fm.isWritableFile(atPath: path)
+        if lockProblem || code == EROFS {
+            var reason: String = code == EROFS ? "the file system is read-only, so " : ""
+            reason += "the lock file cannot be " + (lockExists ? "written" : "created")
+            reason += ", and LMDB's readers register in it. If no process writes the store meanwhile, read it without "
+            reason += "the lock: `--read-only` (StoreOptions.readOnly with withoutLock)"
+            if !readOnly { reason += "; writing needs write access to the directory" }
+            return .permissionDenied(path: lockFile, reason: reason)
+        }
+        if readOnly { return .permissionDenied(path: path, reason: "permission denied") }
+        return .permissionDenied(path: dataFile, reason: "cannot write the store's data file")
     }
 
     /// The header, and whether the store's records carry checksum trailers (schema ≥ 3).

@@ -42,6 +42,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case missingItems([UInt64])
     /// The map reached `StoreOptions.maxMapSize` and cannot grow further.
     case mapFull(limit: Int)
+    /// The store cannot be opened as asked: `path` names the file or directory, `reason` what to do.
+    case permissionDenied(path: String, reason: String)
     /// The disk is full. Nothing of the failed write was committed.
     case diskFull
     /// A caller's buffer is too small.
@@ -73,6 +75,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .missingItems(let ids):
             "\(ids.count) item(s) have no codes: \(ids.prefix(10).map(String.init).joined(separator: ", "))\(ids.count > 10 ? ", …" : "")"
         case .mapFull(let limit): "the store reached its maximum map size of \(limit) bytes"
+        case .permissionDenied(let p, let r): "permission denied on \(p): \(r)"
         case .diskFull: "the disk is full; the write was rolled back"
         case .bufferTooSmall(let n, let a): "buffer too small: need \(n), have \(a)"
         }

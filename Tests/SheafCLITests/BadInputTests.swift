@@ -156,6 +156,18 @@ import Testing
         #expect(try Store(path: store).read { try $0.history(user: 8) }?.itemIDs == [900001, 900002])
     }
 
+    @Test func readOnlyReadsWithoutTheLockAndRefusesWrites() throws {
+        let s = Scratch()
+        let (store, _, before, h) = try populated(s)
+        let stats = try sheaf("stats", store, "--read-only")
+        #expect(stats.standardOutput.contains("users"))
+        try "user,item,timestamp,label\n7,1,10,1\n".write(toFile: s.file("more.csv"), atomically: true, encoding: .utf8)
+        #expect(throws: StoreError.readOnly) {
+            try sheaf("behaviors", "load", store, "--input", s.file("more.csv"), "--read-only")
+        }
+        try expectUnchanged(store, before, h)
+    }
+
     @Test func theParserAndTheStoreBoundTimestampsAlike() {
         #expect(BehaviorRecord.timestampRange == Behavior.timestampRange)
     }

@@ -20,6 +20,8 @@ final class LMDBEnvironment: @unchecked Sendable {
         var maxDatabases: Int
         var readOnly: Bool
         var noSync: Bool
+        /// `MDB_NOLOCK`: no lock file, no reader table. Only safe while no process writes the store.
+        var noLock: Bool = false
     }
 
     let handle: OpaquePointer
@@ -39,6 +41,7 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// Opens (creating files if needed and allowed) the environment in directory `path`.
     /// - Throws: `LMDBError` from `mdb_env_open`; the half-open handle is closed first.
     init(path: String, configuration: Configuration) throws(LMDBError) {
+        if !configuration.noLock { try Self.reserveLockFile(in: path, maxReaders: configuration.maxReaders) }
         var env: OpaquePointer?
         try check(mdb_env_create(&env))
         guard let env else { throw LMDBError(code: ENOMEM) }
@@ -49,6 +52,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             var flags = UInt32(MDB_NOTLS) | UInt32(MDB_NORDAHEAD)
             if configuration.readOnly { flags |= UInt32(MDB_RDONLY) }
             if configuration.noSync { flags |= UInt32(MDB_NOSYNC) }
+            if configuration.noLock { flags |= UInt32(MDB_NOLOCK) }
             try check(mdb_env_open(env, path, flags, 0o644))
             // Free reader slots left by processes that died inside a read transaction.
             var dead: Int32 = 0
@@ -60,6 +64,29 @@ final class LMDBEnvironment: @unchecked Sendable {
         self.handle = env
         self.path = path
         self.configuration = configuration
+    }
+
+    /// Bytes of the lock file LMDB makes for `maxReaders` reader slots: one 64-byte cache line per
+    /// slot plus two header lines (`sizeof(MDB_txninfo)` with one slot inside it, liblmdb 0.9.x).
+    static func lockFileSize(maxReaders: Int) -> Int { 64 * maxReaders + 128 }
+
+    /// Creates `lock.mdb` at its full size with its blocks allocated, when there is none yet.
+    ///
+    /// LMDB sizes a new lock file with `ftruncate` (a sparse file) and maps it; on a full disk the first
+    /// write through the map then kills the process with SIGBUS. Allocating the blocks first
+    /// (`posix_fallocate`) turns that into `ENOSPC` here. An existing lock file is left as it is (other
+    /// processes may have it mapped), and nothing is done when the directory is not writable (LMDB then
+    /// reports the permission problem itself).
+    private static func reserveLockFile(in directory: String, maxReaders: Int) throws(LMDBError) {
+        let path = directory + "/lock.mdb"
+        let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }  // it exists, or the directory is not ours to write: LMDB takes over
+        defer { close(fd) }
+        let rc = posix_fallocate(fd, 0, off_t(lockFileSize(maxReaders: maxReaders)))
+        if rc == 0 { return }
+        unlink(path)
+        if rc == ENOSPC || rc == EDQUOT { throw LMDBError(code: ENOSPC) }
+        // fallocate unsupported here (EOPNOTSUPP…): leave the file to LMDB as before.
     }
 
     deinit {
