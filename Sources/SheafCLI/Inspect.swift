@@ -76,6 +76,8 @@ extension SheafCommand {
         @Flag(help: "Print JSON.")
         var json = false
 
+        @Flag(help: .hidden) var inProcess = false
+
         /// The JSON form: the raw counts plus the derived ratios.
         struct Output: Codable {
             var path: String
@@ -96,8 +98,17 @@ extension SheafCommand {
         }
 
         func run() throws {
+            // The scan runs in a child process: a structurally damaged file can crash LMDB.
+            if !inProcess, !CommandOutput.current.isCapturing {
+                try runInChildProcess { signal, position in
+                    note("Error: counting crashed with \(signalName(signal)) \(crashPlace(position)): the file's own structure "
+                        + "(an LMDB page header, node size or pointer, which no record checksum covers) is damaged there. "
+                        + "Run `sheaf verify \(target.store)`, and restore the store from a copy.")
+                }
+            }
             let store = try target.open(readOnly: true)
-            let s = try store.read { try $0.statistics() }
+            let position = inheritedScanPosition()
+            let s = try store.read { try $0.statistics(visiting: position.map { p in { p.reached($0, $1) } }) }
             let bpi = s.codebooks.first { $0.active }?.bytesPerItem ?? 0
             let attrs = try? FileManager.default.attributesOfItem(atPath: (target.store as NSString).appendingPathComponent("data.mdb"))
             let users = Double(max(s.users, 1))
@@ -142,6 +153,8 @@ extension SheafCommand {
         @Option(help: "Problems listed at most (all are counted).")
         var limit = 100
 
+        @Flag(help: .hidden) var inProcess = false
+
         @Flag(help: "Print JSON.")
         var json = false
 
@@ -153,19 +166,35 @@ extension SheafCommand {
         }
 
         func run() throws {
+            // The scan runs in a child process: a structurally damaged file can crash LMDB.
+            if !inProcess, !CommandOutput.current.isCapturing {
+                try runInChildProcess { signal, position in
+                    if json {
+                        let problem = "the scan crashed with \(signalName(signal)) \(crashPlace(position))"
+                        let out = Output(clean: false, checked: [:], problemCount: 1, problems: [problem])
+                        say((try? jsonText(out)) ?? "{}")
+                        return
+                    }
+                    say("PROBLEM the scan crashed with \(signalName(signal)) \(crashPlace(position)): the file's own structure "
+                        + "(an LMDB page header, node size or pointer, which no record checksum covers) is damaged there")
+                    say("FAILED: the store's file is structurally damaged; restore it from a copy (records before that point "
+                        + "can still be read, e.g. with `sheaf items export` or `sheaf history`)")
+                }
+            }
             let store = try target.open(readOnly: true)
+            let position = inheritedScanPosition()
             let progress = target.progress("verifying", total: nil, unit: "records")
             var current = ""
             var last = 0
             let report = try store.read { txn in
-                try txn.verify(problemLimit: limit) { table, n in
+                try txn.verify(problemLimit: limit, progress: { table, n in
                     if table != current {
                         current = table
                         last = 0
                     }
                     progress.advance(by: n - last)
                     last = n
-                }
+                }, visiting: position.map { p in { p.reached($0, $1) } })
             }
             progress.finish()
             let out = Output(

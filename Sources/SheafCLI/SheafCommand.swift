@@ -91,6 +91,8 @@ public final class CommandOutput: @unchecked Sendable {
     public var standardOutput: String { lock.withLock { out } }
     /// Everything written to stderr so far (captured outputs only).
     public var standardError: String { lock.withLock { err } }
+    /// Whether this output is captured in memory (commands run in-process, as tests do).
+    var isCapturing: Bool { capture }
     /// Whether stderr is an interactive terminal (progress is shown only then).
     var stderrIsTerminal: Bool { capture ? captureAsTerminal : isatty(STDERR_FILENO) == 1 }
 

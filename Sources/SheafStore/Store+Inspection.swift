@@ -66,13 +66,16 @@ extension ReadTransaction {
     /// Counts everything in the store: one pass over the items table (record headers only) and over
     /// the history segment headers (nothing is decompressed).
     /// - Complexity: O(items + segments).
-    public func statistics() throws -> StoreStatistics {
+    /// - Parameter visiting: called with a table's name and each record's key bytes as the scan reaches
+    ///   it (a crash-isolating caller records the position; see `sheaf stats`).
+    public func statistics(visiting: ((String, UnsafeRawBufferPointer) -> Void)? = nil) throws -> StoreStatistics {
         checkLive()
         let active = try metadata().activeCodebook
         var perCodebook: [UInt16: Int] = [:]
         try withCursor(store.tables.items) { cursor in
             var entry = try cursor.first()
             while let e = entry {
+                visiting?(store.tables.items.name, e.keyBytes)
                 if let b = checkedBody(e), let (cb, _) = try? ItemRecord.parse(b) { perCodebook[cb, default: 0] += 1 }
                 entry = try cursor.next()
             }
@@ -87,6 +90,7 @@ extension ReadTransaction {
                 maxCount = max(maxCount, userCount)
             }
             while let e = entry {
+                visiting?(store.tables.histories.name, e.keyBytes)
                 if let k = e.key {
                     if k.user != current {
                         if current != nil { closeUser() }
@@ -110,6 +114,7 @@ extension ReadTransaction {
         try withCursor(store.tables.profiles) { cursor in
             var entry = try cursor.first()
             while let e = entry {
+                visiting?(store.tables.profiles.name, e.keyBytes)
                 profiles += 1
                 profileBytes += e.value.count
                 entry = try cursor.next()
@@ -174,8 +179,16 @@ extension ReadTransaction {
     /// - Parameters:
     ///   - problemLimit: how many problems to keep in the report (all are counted).
     ///   - progress: called every 65,536 records with the table name and records checked in it.
-    /// - Throws: only LMDB errors; damage is reported, not thrown.
-    public func verify(problemLimit: Int = 100, progress: ((String, Int) -> Void)? = nil) throws -> VerificationReport {
+    ///   - visiting: called with a table's name and each record's key bytes as the scan reaches it (a
+    ///     crash-isolating caller records the position; see `sheaf verify`).
+    /// - Throws: only LMDB errors; damage to records is reported, not thrown. Damage to LMDB's own
+    ///   structure (page headers, node sizes, B-tree pointers) is not covered by any checksum: LMDB
+    ///   follows it and may return `MDB_CORRUPTED` or crash the process. `sheaf verify` runs this scan in
+    ///   a child process for that reason.
+    public func verify(
+        problemLimit: Int = 100, progress: ((String, Int) -> Void)? = nil,
+        visiting: ((String, UnsafeRawBufferPointer) -> Void)? = nil
+    ) throws -> VerificationReport {
         checkLive()
         var report = VerificationReport()
         func problem(_ t: String, _ k: String, _ r: String) { report.add(t, k, r, limit: problemLimit) }
@@ -186,6 +199,7 @@ extension ReadTransaction {
             try withCursor(table) { cursor in
                 var entry = try cursor.first()
                 while let e = entry {
+                    visiting?(table.name, e.keyBytes)
                     if let b = checkedBody(e) {
                         try visit(e, b)
                     } else {
