@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "_SheafBench", targets: ["_SheafBench"]),
         .executable(name: "sheaf", targets: ["sheaf"]),
         .executable(name: "sheaf-measure", targets: ["SheafMeasure"]),
+        .executable(name: "sheaf-fuzz", targets: ["sheaf-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -77,6 +78,10 @@ let package = Package(
         .executableTarget(name: "sheaf", dependencies: ["SheafCLI", "SheafLinearAlgebra"]),
         /// Benchmark workloads: synthetic clustered data, decode and store workloads, float32 baselines
         /// kept in the same LMDB, latency sampling. Used by `sheaf-measure` and by Benchmarks/; not API.
+        /// Every decoder of untrusted bytes behind one entry point, for `sheaf-fuzz` and FuzzTargetTests.
+        .target(name: "SheafFuzzTargets", dependencies: ["SheafStore", "SheafFormats", "SheafText"]),
+        /// libFuzzer driver (tools/fuzz builds it with -sanitize=fuzzer); an ordinary build replays files.
+        .executableTarget(name: "sheaf-fuzz", dependencies: ["SheafFuzzTargets"]),
         .target(name: "_SheafBench", dependencies: ["SheafStore", "SheafCodebook", "SheafQuantizer", "SheafRandom"]),
         /// `sheaf-measure`, one command with a subcommand per measurement: the `bench` suites of
         /// tools/bench-report (JSON out), `quantize`, `history-fetch`, `nn-step`.
@@ -93,6 +98,7 @@ let package = Package(
         .testTarget(name: "SheafCodebookTests", dependencies: ["SheafCodebook", "SheafRandom", "CSheafDecode"]),
         .testTarget(name: "SheafQuantizerTests", dependencies: ["SheafQuantizer", "SheafCodebook", "SheafRandom", "CSheafEncode"]),
         .testTarget(name: "SheafFormatsTests", dependencies: ["SheafFormats"]),
+        .testTarget(name: "SheafFuzzTargetTests", dependencies: ["SheafFuzzTargets", "SheafRandom"]),
         .testTarget(name: "SheafLinearAlgebraTests", dependencies: ["SheafLinearAlgebra"]),
         .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats", "SheafRandom", "CSheafNN"]),
         .testTarget(name: "SheafTextTests", dependencies: ["SheafText", "SheafNN", "SheafFormats"]),
