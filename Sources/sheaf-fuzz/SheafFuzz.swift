@@ -17,9 +17,25 @@ import SheafFuzzTargets
     }()
 
     @_cdecl("LLVMFuzzerTestOneInput")
-    public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         _ = FuzzTargets.run(target, UnsafeRawBufferPointer(start: data, count: size))
         return 0
+    }
+
+    /// libFuzzer's driver, which its own `main` calls (`FuzzerInterface.h`).
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func LLVMFuzzerRunDriver(
+        _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+    ) -> CInt
+
+    /// The entry point SwiftPM links an executable target to (`main` is defined as `<target>_main`), so
+    /// libFuzzer's own `main` is not the one that runs: this one starts libFuzzer's driver.
+    @_cdecl("sheaf_fuzz_main")
+    public func sheafFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+        var count = argc
+        var vector = argv
+        return LLVMFuzzerRunDriver(&count, &vector) { data, size in fuzzOneInput(data, size) }
     }
 #else
     @main
