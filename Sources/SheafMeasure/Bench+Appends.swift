@@ -31,6 +31,8 @@ extension SheafMeasure.Bench {
         var name: String?
         @Flag(help: "Commit with fsync (the default store is not durable).")
         var durable = false
+        @Option(help: "Also append the same behaviours to a second store with this percentage of them late (timestamps 1.7 to 25.7 hours before the user's newest, about 20 to 300 behaviours back at this generator's 5 minutes between behaviours; merged into place), timed against the in-order store in the same rounds. 0: off.")
+        var latePercent = 0.0
 
         func run() throws {
             let out = output.out
@@ -49,6 +51,16 @@ extension SheafMeasure.Bench {
             let rows = vectors.rows(0..<items)
             let (codes, mags) = try ResidualEncoder(codebook: codebook, beamWidth: 1, threads: 2).encode(rows, count: items)
             try store.write { try $0.putItems(ids: (0..<items).map(UInt64.init), codes: codes, magnitudes: mags) }
+            // The same store again, for the late-event run.
+            let lateDir = dir + "-late"
+            defer { if !keep { try? FileManager.default.removeItem(atPath: lateDir) } }
+            let lateStore: Store? = latePercent > 0 ? try Store(path: lateDir, dimension: d, options: options) : nil
+            try lateStore?.write { txn in
+                try txn.putCodebook(codebook)
+                try txn.putItems(ids: (0..<items).map(UInt64.init), codes: codes, magnitudes: mags)
+            }
+            var latePerRound: [Double] = []
+            var lateCount = 0
 
             var rng = SplitMix64(seed: 21)
             var clock = [Int64](repeating: 1_600_000_000, count: users)
@@ -68,6 +80,24 @@ extension SheafMeasure.Bench {
                 }
                 var t1 = monotonicNanoseconds()
                 perRound.append(Double(t1 - t0) / 1e3 / Double(users * batch))
+                if let lateStore {
+                    // The same behaviours, latePercent of them moved 6,000 + (1…86,400) s before the user's clock.
+                    let late = batches.enumerated().map { u, b in
+                        b.map { x -> Behavior in
+                            guard Double(rng.next() % 1_000_000) < latePercent * 10_000, round > 0 else { return x }
+                            lateCount += 1
+                            var y = x
+                            y.timestamp = max(1_600_000_000, clock[u] - 10 * 600 - Int64(1 + rng.next() % 86_400))
+                            return y
+                        }
+                    }
+                    t0 = monotonicNanoseconds()
+                    try lateStore.write { txn in
+                        for (u, b) in late.enumerated() { try txn.appendBehaviors(b, user: UInt64(u)) }
+                    }
+                    t1 = monotonicNanoseconds()
+                    latePerRound.append(Double(t1 - t0) / 1e3 / Double(users * batch))
+                }
                 // Baseline: the same behaviours as float32 rows, one row per behaviour keyed (user, position).
                 t0 = monotonicNanoseconds()
                 try store.write { txn in
@@ -94,6 +124,16 @@ extension SheafMeasure.Bench {
                     label: "behaviours appended to existing histories (\(batch) per user, \(users) users per txn), histories ≈\(length) long, D=\(d)",
                     unit: "behaviours/s", sheaf: sheaf, baselineName: "float32 row per behaviour put", baseline: base, better: "higher",
                     params: ["users": "\(users)", "batch": "\(batch)", "history_length": "\(length)", "durable": "\(options.durable)"]))
+            }
+            if latePercent > 0 {
+                // Both stores saw the same rounds; compare over all of them.
+                let inOrder = 1e6 / mean(perRound[...]), late = 1e6 / mean(latePerRound[...])
+                result.append(ReportRow(
+                    section: "ingest", key: "ingest/\(name)/append-late-\(latePercent)pct",
+                    label: "behaviours appended with \(latePercent)% late (1.7–25.7 h back, merged into place; \(lateCount) late in all), histories up to \(rounds * batch) long, D=\(d)",
+                    unit: "behaviours/s", sheaf: late, baselineName: "the same behaviours in order, same rounds", baseline: inOrder, better: "higher",
+                    params: ["users": "\(users)", "batch": "\(batch)", "late_percent": "\(latePercent)", "late_behaviours": "\(lateCount)", "durable": "\(options.durable)"]))
+                log("\(name): \(latePercent)% late: \(String(format: "%.0f", late)) behaviours/s against \(String(format: "%.0f", inOrder)) in order (\(String(format: "%.2f", late / inOrder))×), \(lateCount) late behaviours")
             }
             try writeJSON(SuiteResult(suite: "appends", dataset: name, rows: result, notes: [], details: ["dimension": "\(d)", "rounds": "\(rounds)"]), to: out)
         }

@@ -562,6 +562,14 @@ private let label1: [UInt8] = [0x00, 0x00, 0x80, 0x3f]  // 1.0 as float32 LE
         // payload size impossible for the count, and a huge count
         #expect(tampered(bytes) { putLE(UInt32(3), &$0, at: 28) }?.kind == "invalid")
         #expect(tampered(bytes) { putLE(UInt32.max, &$0, at: 8) }?.kind == "invalid")
+        // A header asking for a payload no store writes is refused before any allocation: a count above
+        // 65,535 with a payload size to match (found by fuzzing: 4 GB allocated, then rejected).
+        #expect(tampered(plainBytes) { b in
+            putLE(UInt32(1_000_000), &b, at: 8)
+            putLE(UInt32(7_000_000), &b, at: 28)
+        } == .invalid("behaviour count 1000000 exceeds any segment's capacity (65,535)"))
+        #expect(tampered(plainBytes) { putLE(UInt16(257), &$0, at: 6) } == .invalid("side-feature width 257 exceeds 256"))
+        #expect(tampered(bytes) { putLE(UInt16(1025), &$0, at: 4) } == .invalid("code size 1025 exceeds 1,024 bytes"))
         // a different code size or width changes the column layout
         #expect(tampered(bytes) { putLE(UInt16(5), &$0, at: 4) } != nil)
         #expect(tampered(plainBytes) { putLE(UInt16(1), &$0, at: 6) } != nil)

@@ -46,8 +46,9 @@
 /// arbitrary bytes: a short header, a missing or cut zstd frame, or a column running past the payload is
 /// `.truncated`; a bad version byte is `.unsupportedVersion`; a frame whose size differs from the
 /// header's payload size is `.invalid`; any other zstd failure (corruption, checksum) is `.compression`.
-/// The header's payload size is checked against the count before anything is allocated, and the frame's
-/// declared content size against the header before decompressing.
+/// The header's payload size is checked against the count before anything is allocated (the count is at
+/// most 65,535, the width 256 and the code size 1,024 bytes, so no header asks for more than ~137 MB),
+/// and the frame's declared content size against the header before decompressing.
 
 /// Why a segment could not be read.
 enum SegmentFormatError: Error, Equatable, CustomStringConvertible {
@@ -177,6 +178,11 @@ struct HistorySegment: Equatable {
             }
         }
         guard count >= 1 else { throw .invalid("behaviour count is 0") }
+        // What a store can write (segment capacity ≤ 65,535, side features ≤ 256, packed codes ≤ 96 bytes):
+        // a damaged header must not make a reader allocate gigabytes for a payload it then rejects.
+        guard count <= Int(UInt16.max) else { throw .invalid("behaviour count \(count) exceeds any segment's capacity (65,535)") }
+        guard width <= 256 else { throw .invalid("side-feature width \(width) exceeds 256") }
+        guard codeSize <= 1024 else { throw .invalid("code size \(codeSize) exceeds 1,024 bytes") }
         guard first <= last else { throw .invalid("first timestamp \(first) after last \(last)") }
         guard count > 1 || first == last else { throw .invalid("one behaviour but two different timestamps") }
         let minSize = minPayloadSize(count: count, width: width, codeSize: codeSize)
