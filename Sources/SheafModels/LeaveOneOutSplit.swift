@@ -29,7 +29,8 @@ public struct SequenceExample: Sendable, Equatable {
 ///   validation behaviour (the most recent `maxLength` of each);
 /// - a user with fewer than 3 behaviours has no validation or test example; all their behaviours train.
 ///
-/// Behaviours are in the store's order: by timestamp, equal timestamps in the order they were appended.
+/// Behaviours are in the store's order: by timestamp, equal timestamps in their load's order (ties
+/// between two loads merged by item id; `WriteTransaction.appendBehaviors`).
 public struct LeaveOneOutSplit: Sendable {
     public let maxLength: Int
     public let training: [SequenceExample]

@@ -29,8 +29,8 @@ public struct ItemVocabulary: Sendable, Equatable {
     public static func == (a: ItemVocabulary, b: ItemVocabulary) -> Bool { a.ids == b.ids }
 }
 
-/// One user's behaviours in the store's order (time order; equal timestamps in the order they were
-/// appended, which for `sheaf behaviors load` is the input file's order).
+/// One user's behaviours in the store's order (time order; equal timestamps in their load's order,
+/// which for `sheaf behaviors load` is the input file's; ties between two loads merged by item id).
 public struct UserSequence: Sendable, Equatable {
     public let user: UInt64
     /// Dense item indices (1…N).
