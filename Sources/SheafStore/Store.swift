@@ -107,8 +107,9 @@ public final class Store: @unchecked Sendable {
     ///   - path: the environment directory.
     ///   - dimension: the embedding dimension the caller expects; required to create a store. When the
     ///     store exists and this differs from its dimension, opening fails.
-    /// - Throws: `StoreError.storeMissing`, `.notAStore`, `.schemaVersionMismatch`, `.dimensionMismatch`,
-    ///   `.invalidArgument`, or an `LMDBError`.
+    /// - Throws: `StoreError.storeMissing`, `.notAStore`, `.needsMigration` (an older schema: see
+    ///   `Store.migrate`), `.schemaVersionMismatch` (a newer one), `.dimensionMismatch`, `.permissionDenied`
+    ///   (naming the file), `.diskFull`, `.invalidArgument`, or an `LMDBError`.
     public convenience init(path: String, dimension: Int? = nil, options: StoreOptions = StoreOptions()) throws {
         try self.init(path: path, dimension: dimension, options: options, migrating: false)
     }

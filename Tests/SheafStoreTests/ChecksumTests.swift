@@ -42,13 +42,25 @@ private func liveRecords(_ store: Store) throws -> [LiveBytes] {
 /// read transaction hands out, minus this, is the byte's offset in the file.
 private func mapAddress(of path: String) throws -> UnsafeRawPointer {
     let file = URL(fileURLWithPath: path + "/data.mdb").resolvingSymlinksInPath().path
-    let maps = try String(contentsOfFile: "/proc/self/maps", encoding: .utf8)
+    // Read to EOF with read(2): /proc files report size 0, and under ThreadSanitizer the map is long.
+    let fd = open("/proc/self/maps", O_RDONLY)
+    guard fd >= 0 else { throw StoreError.invalidArgument("cannot read /proc/self/maps") }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n <= 0 { break }
+        bytes += chunk[0..<n]
+    }
+    let maps = String(decoding: bytes, as: UTF8.self)
     for line in maps.split(separator: "\n") where line.hasSuffix(" " + file) {
         let fields = line.split(separator: " ", omittingEmptySubsequences: true)
         guard fields.count >= 6, fields[2] == "00000000", let start = UInt(fields[0].split(separator: "-")[0], radix: 16) else { continue }
         return try #require(UnsafeRawPointer(bitPattern: start))
     }
-    throw StoreError.invalidArgument("\(file) is not mapped")
+    let mentions = maps.split(separator: "\n").filter { $0.contains(path) }
+    throw StoreError.invalidArgument("\(file) is not mapped at offset 0 (maps lines naming the store: \(mentions))")
 }
 
 /// XORs `mask` into the byte at `offset` of a file (through the page cache, which LMDB's read-only
