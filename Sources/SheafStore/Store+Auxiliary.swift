@@ -1,6 +1,8 @@
 /// A named table outside Sheaf's data model, keyed by 64-bit ids, holding raw bytes.
 /// Package-internal: the measurement tools keep baselines (raw float32 rows) in the same
-/// environment with it, so that both sides are read the same way.
+/// environment with it, so that both sides are read the same way. Its values are stored as given,
+/// without Sheaf's checksum trailer: a baseline is what a plain LMDB feature store would hold (and
+/// `tools/lmdb_baseline.py` reads them with the Python binding).
 package struct AuxiliaryTable: Sendable {
     let table: Table<UInt64>
     package var name: String { table.name }
@@ -20,14 +22,16 @@ extension ReadTransaction {
     /// Calls `body` with the bytes under `id`, or `nil`. The bytes point into the map: valid only
     /// until the end of the transaction.
     package func withAuxiliaryValue<R>(_ table: AuxiliaryTable, id: UInt64, _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
-        try body(try bytes(table.table, id))
+        checkLive()
+        return try body(try lmdb.get(table.table, id))
     }
 }
 
 extension WriteTransaction {
     /// Stores raw bytes under `id`; `append` when ids ascend above every stored one (faster).
     package func putAuxiliaryValue(_ table: AuxiliaryTable, id: UInt64, _ bytes: UnsafeRawBufferPointer, append: Bool = false) throws {
-        try put(table.table, id, bytes, options: append ? .append : [])
+        checkLive()
+        try lmdb.put(table.table, id, bytes, options: append ? .append : [], mapFull: &hitMapFull)
     }
 }
 

@@ -239,3 +239,18 @@ private func fileBytes(_ path: String) throws -> Data { try Data(contentsOf: URL
         #expect(throws: StoreError.needsMigration(path: dir.path, found: 2, current: 3)) { try Store(path: dir.path) }
     }
 }
+
+@Suite struct AuxiliaryTableTests {
+    /// Baseline tables hold exactly the bytes given (no trailer): tools/lmdb_baseline.py reads them as
+    /// plain float32 rows with the Python binding.
+    @Test func auxiliaryValuesAreStoredAsGiven() throws {
+        let dir = TempDirectory("aux")
+        let store = try Store(path: dir.path, dimension: 4)
+        let table = try store.auxiliaryTable("rows")
+        let row: [Float] = [1, 2, 3, 4]
+        try store.write { txn in try row.withUnsafeBytes { try txn.putAuxiliaryValue(table, id: 9, $0) } }
+        let stored = try store.read { txn in try txn.withAuxiliaryValue(table, id: 9) { $0.map(Array.init) } }
+        #expect(stored == row.withUnsafeBytes(Array.init))
+        #expect(try store.read { try $0.verify() }.isClean)
+    }
+}
