@@ -187,16 +187,6 @@ public final class EmbeddingFile: @unchecked Sendable {
     }
 
     /// `a * b * c`, or `.malformed` on overflow.
-    private static func product(_ factors: [Int], path: String) throws -> Int {
-        var p = 1
-        for f in factors {
-            let (r, overflow) = p.multipliedReportingOverflow(by: f)
-            guard !overflow else { throw FormatError.malformed(path: path, reason: "shape \(factors.dropLast()) is too large") }
-            p = r
-        }
-        return p
-    }
-
     private static func npyLayout(fd: Int32, size: Int, path: String) throws -> Layout {
         let prefix = try POSIXFile.readBytes(fd, count: min(size, 12), offset: 0, path: path)
         let needed = min(size, NPYHeader.requiredBytes(prefix: prefix))
@@ -211,7 +201,7 @@ public final class EmbeddingFile: @unchecked Sendable {
             throw FormatError.malformed(path: path, reason: "expected a 2-D array (N, D), got shape \(NPYHeader.shapeText(header.shape))")
         }
         let (n, d) = (header.shape[0], header.shape[1])
-        let expected = try product([n, d, itemSize], path: path)
+        let expected = try NPYHeader.byteCount([n, d], itemSize: itemSize, path: path)
         let actual = size - header.dataStart
         guard actual >= expected else { throw FormatError.truncated(path: path, expectedBytes: expected, actualBytes: actual) }
         guard actual == expected else {
@@ -285,7 +275,7 @@ public final class EmbeddingFile: @unchecked Sendable {
         default: throw FormatError.unsupportedDType(path: path, dtype: t.dtype, expected: "F32 or F16")
         }
         let (n, d) = (t.shape[0], t.shape[1])
-        let needed = try product([n, d, itemSize], path: path)
+        let needed = try NPYHeader.byteCount([n, d], itemSize: itemSize, path: path)
         let (begin, end) = (t.offsets[0], t.offsets[1])
         guard begin >= 0, end >= begin, end - begin == needed else {
             throw FormatError.malformed(

@@ -65,7 +65,7 @@ public struct NPYArray: Sendable {
             throw FormatError.unsupportedDType(path: path, dtype: dtype, expected: Self.itemSize.keys.sorted().joined(separator: ", "))
         }
         let dataStart = header.dataStart
-        let expected = shape.reduce(1, *) * size
+        let expected = try NPYHeader.byteCount(shape, itemSize: size, path: path)
         let actual = bytes.count - dataStart
         guard actual >= expected else { throw FormatError.truncated(path: path, expectedBytes: expected, actualBytes: actual) }
         guard actual == expected else {

@@ -66,6 +66,19 @@ struct NPYHeader: Sendable {
         self.dataStart = headerStart + headerLength
     }
 
+    /// The bytes of an array of `shape` with `itemSize`-byte elements.
+    /// - Throws: `FormatError.malformed` ("shape [N, D] is too large") when that overflows `Int`: a
+    ///   damaged or hostile header must not trap.
+    static func byteCount(_ shape: [Int], itemSize: Int, path: String) throws -> Int {
+        var p = itemSize
+        for f in shape {
+            let (r, overflow) = p.multipliedReportingOverflow(by: f)
+            guard !overflow else { throw FormatError.malformed(path: path, reason: "shape \(shape) is too large") }
+            p = r
+        }
+        return p
+    }
+
     /// A shape as numpy prints it: "(5,)", "(2, 3)".
     static func shapeText(_ shape: [Int]) -> String {
         shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"

@@ -50,6 +50,10 @@ func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleE
 
     @Test func badFiles() throws {
         let body = [UInt8](repeating: 0, count: 24)
+        // A shape whose byte count overflows Int trapped (found by tools/fuzz): now it is malformed.
+        #expect(throws: FormatError.malformed(path: "h.npy", reason: "shape [4000000000, 4000000000] is too large")) {
+            try NPYArray(bytes: npyBytes(descr: "<i8", shape: "(4000000000, 4000000000)", body: body), path: "h.npy")
+        }
         #expect(throws: FormatError.truncated(path: "t.npy", expectedBytes: 24, actualBytes: 20)) {
             try NPYArray(bytes: npyBytes(descr: "<f4", shape: "(2, 3)", body: Array(body.dropLast(4))), path: "t.npy")
         }
