@@ -343,22 +343,32 @@ extension WriteTransaction {
         let storedCount = rewritten.reduce(0) { $0 + $1.history.count }
         pending.reserveCapacity(storedCount + incoming.count)
         origin.reserveCapacity(storedCount + incoming.count)
-        var si = 0, row = 0, ni = 0
-        while si < rewritten.count || ni < incoming.count {
-            if si < rewritten.count, row >= rewritten[si].history.count {
-                si += 1
-                row = 0
-                continue
+        if rewritten.last.map({ $0.history.timestamps.last! < incoming.timestamps[0] }) ?? true {
+            // In order (the common case): the stored rows, then the batch.
+            for (s, segment) in rewritten.enumerated() {
+                pending.append(contentsOf: segment.history)
+                for r in 0..<segment.history.count { origin.append((Int32(s), Int32(r))) }
             }
-            let takeStored = si < rewritten.count && (ni >= incoming.count || goesFirst(rewritten[si].history, row, before: incoming, ni))
-            if takeStored {
-                pending.append(contentsOf: rewritten[si].history, range: row..<(row + 1))
-                origin.append((Int32(si), Int32(row)))
-                row += 1
-            } else {
-                pending.append(contentsOf: incoming, range: ni..<(ni + 1))
-                origin.append((-1, 0))
-                ni += 1
+            pending.append(contentsOf: incoming)
+            for _ in 0..<incoming.count { origin.append((segment: -1, row: 0)) }
+        } else {
+            var si = 0, row = 0, ni = 0
+            while si < rewritten.count || ni < incoming.count {
+                if si < rewritten.count, row >= rewritten[si].history.count {
+                    si += 1
+                    row = 0
+                    continue
+                }
+                let takeStored = si < rewritten.count && (ni >= incoming.count || goesFirst(rewritten[si].history, row, before: incoming, ni))
+                if takeStored {
+                    pending.append(contentsOf: rewritten[si].history, range: row..<(row + 1))
+                    origin.append((Int32(si), Int32(row)))
+                    row += 1
+                } else {
+                    pending.append(contentsOf: incoming, range: ni..<(ni + 1))
+                    origin.append((-1, 0))
+                    ni += 1
+                }
             }
         }
 
