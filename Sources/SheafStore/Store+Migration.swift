@@ -95,9 +95,7 @@ extension Store {
                         }
                         guard let last = batch.last else { break }
                         for (key, value) in batch {
-                            try txn.put(table, key, reserving: value.count + RecordChecksum.size, mapFull: &mapFull) { k, space in
-                                value.withUnsafeBytes { RecordChecksum.write(key: k, body: $0, into: space) }
-                            }
+                            try value.withUnsafeBytes { try txn.putRecord(table, key, $0, mapFull: &mapFull) }
                         }
                         done += batch.count
                         progress?(name, done, total)
@@ -114,10 +112,7 @@ extension Store {
                     throw StoreError.corruptRecord(table: "meta", key: "0", reason: error.reason)
                 }
                 meta.schemaVersion = StoreMetadata.schemaVersion
-                let body = meta.encode()
-                try txn.put(self.tables.meta, metaKey, reserving: body.count + RecordChecksum.size, mapFull: &mapFull) { k, space in
-                    body.withUnsafeBytes { RecordChecksum.write(key: k, body: $0, into: space) }
-                }
+                try meta.encode().withUnsafeBytes { try txn.putRecord(self.tables.meta, metaKey, $0, mapFull: &mapFull) }
                 counts["meta"] = 1
                 return counts
             }
@@ -138,5 +133,5 @@ struct RawKey: TableKey, Equatable {
     init(bytes: [UInt8]) { self.bytes = bytes }
     init?(keyBytes bytes: UnsafeRawBufferPointer) { self.bytes = Array(bytes) }
 
-    var description: String { "0x" + bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
+    var description: String { hexKey(bytes) }
 }

@@ -252,10 +252,7 @@ public final class Store: @unchecked Sendable {
             createdAt: Int64(Date().timeIntervalSince1970))
         try storeErrors(maxMapSize: options.maxMapSize) {
             try env.withWriteTransaction { txn, mapFull in
-                let body = meta.encode()
-                try txn.put(tables.meta, metaKey, reserving: body.count + RecordChecksum.size, mapFull: &mapFull) { k, space in
-                    body.withUnsafeBytes { RecordChecksum.write(key: k, body: $0, into: space) }
-                }
+                try meta.encode().withUnsafeBytes { try txn.putRecord(tables.meta, metaKey, $0, mapFull: &mapFull) }
             }
         }
         return (meta, true)

@@ -123,9 +123,7 @@ public final class WriteTransaction: ReadTransaction {
     @inline(__always)
     func put<K>(_ table: Table<K>, _ key: K, _ value: UnsafeRawBufferPointer, options: WriteOptions = []) throws(LMDBError) {
         checkLive()
-        try lmdb.put(table, key, reserving: value.count + RecordChecksum.size, options: options, mapFull: &hitMapFull) { k, space in
-            RecordChecksum.write(key: k, body: value, into: space)
-        }
+        try lmdb.putRecord(table, key, value, options: options, mapFull: &hitMapFull)
     }
 
     /// Stores `value` under `key`.

@@ -11,6 +11,11 @@ protocol TableKey: CustomStringConvertible {
     init?(keyBytes bytes: UnsafeRawBufferPointer)
 }
 
+/// A key's bytes as "0x…" (two hex digits a byte), for keys that are not of their table's layout.
+func hexKey(_ bytes: some Sequence<UInt8>) -> String {
+    "0x" + bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+}
+
 // MARK: - Tables
 
 /// A named LMDB database (a table) whose keys have the layout `Key` and whose values are bytes.
@@ -98,6 +103,17 @@ struct LMDBTransaction {
         }
     }
 
+    /// Stores `body` under `key` as a Sheaf record: the body, then its checksum trailer
+    /// (`RecordChecksum`), written in place in the reserved space. Write transactions only.
+    @inline(__always)
+    func putRecord<K>(
+        _ table: Table<K>, _ key: K, _ body: UnsafeRawBufferPointer, options: WriteOptions = [], mapFull: inout Bool
+    ) throws(LMDBError) {
+        try put(table, key, reserving: body.count + RecordChecksum.size, options: options, mapFull: &mapFull) { k, space in
+            RecordChecksum.write(key: k, body: body, into: space)
+        }
+    }
+
     /// Deletes `key`; returns whether it existed. Write transactions only; `mapFull` as for `put`.
     func delete<K>(_ table: Table<K>, _ key: K, mapFull: inout Bool) throws(LMDBError) -> Bool {
         try key.withKeyBytes { (k) throws(LMDBError) in
@@ -142,7 +158,7 @@ struct TableEntry<Key: TableKey> {
     var body: UnsafeRawBufferPointer? { RecordChecksum.body(of: value, key: keyBytes) }
     /// The key as errors name it ("42", "user/segment"), or its bytes in hex when they are not a valid key.
     var keyDescription: String {
-        key?.description ?? "0x" + keyBytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        key?.description ?? hexKey(keyBytes)
     }
 }
 
