@@ -49,8 +49,9 @@ let package = Package(
         // MARK: - Sheaf modules
         /// SplitMix64, the seeded generator behind training, sampling, synthetic data and tests.
         .target(name: "SheafRandom"),
-        /// Codebook model, bit-packed code layout and the SIMD decoder. Knows nothing of LMDB.
-        .target(name: "SheafCodebook", dependencies: ["CSheafDecode"]),
+        /// Codebook model, bit-packed code layout, the SIMD decoder and projected codebooks (tables C_l · W,
+        /// made with OpenBLAS). Knows nothing of LMDB.
+        .target(name: "SheafCodebook", dependencies: ["CSheafDecode", "SheafLinearAlgebra"]),
         /// Codebook training (balanced k-means), batched encoding and quality reports. Knows nothing of LMDB.
         .target(name: "SheafQuantizer", dependencies: ["SheafCodebook", "SheafLinearAlgebra", "SheafRandom", "CSheafEncode"]),
         /// Readers and writers of the file formats users bring (.npy so far).

@@ -33,7 +33,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHEAF = os.path.join(ROOT, ".build", "release", "sheaf")
+# SHEAF_BIN: another sheaf binary (a study that spans sessions keeps one build: results/bin/).
+SHEAF = os.environ.get("SHEAF_BIN") or os.path.join(ROOT, ".build", "release", "sheaf")
 DATA = os.path.join(ROOT, "data", "ml-100k")
 METRICS = ["recall@10", "recall@50", "recall@200", "ndcg@10", "ndcg@50", "ndcg@200", "mrr@10"]
 SHOWN = ["recall@10", "recall@50", "recall@200", "ndcg@10", "ndcg@50", "ndcg@200"]

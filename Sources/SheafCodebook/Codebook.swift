@@ -58,6 +58,8 @@ public enum CodebookError: Error, Equatable, Sendable {
     case codeOutOfRange(row: Int, level: Int, code: UInt32, codesPerLevel: Int)
     /// A magnitude is NaN or infinite.
     case nonFiniteMagnitude(row: Int, level: Int)
+    /// A linear projection's shape or values are not usable; the string says which and why.
+    case invalidProjection(String)
 }
 
 /// An immutable residual codebook: L levels of K centroids of dimension D, plus how magnitudes are stored.
@@ -86,8 +88,9 @@ public struct Codebook: Sendable {
     public let trainingStats: [String: Double]
     /// The packed layout of one item's codes and magnitudes under this codebook.
     public let layout: CodeLayout
-    /// The binary16 table for `.float16` decodes, built on first use and shared by copies.
-    let halfBox = HalfCentroidsBox()
+    /// Tables derived from the centroids (the binary16 copy, projected tables), built on first use
+    /// and shared by every copy of this value; a codebook made by `init` starts with none.
+    let caches = CodebookCaches()
 
     /// Creates a codebook after validating every field.
     ///

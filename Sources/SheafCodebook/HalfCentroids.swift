@@ -65,22 +65,8 @@ public struct HalfCentroids: Sendable {
     }
 }
 
-/// Holds a codebook's half table once built; shared by every copy of the `Codebook` value.
-final class HalfCentroidsBox: Sendable {
-    private let table = Mutex<HalfCentroids?>(nil)
-
-    func get(_ codebook: Codebook) -> HalfCentroids {
-        table.withLock { t in
-            if let t { return t }
-            let built = HalfCentroids(codebook)
-            t = built
-            return built
-        }
-    }
-}
-
 extension Codebook {
     /// The binary16 copy of the centroids used by `.float16` decodes, built on first use (a pass over
     /// the centroids; 2 bytes per component kept in memory beside the float32 table).
-    public var halfCentroids: HalfCentroids { halfBox.get(self) }
+    public var halfCentroids: HalfCentroids { caches.halfCentroids(of: self) }
 }
