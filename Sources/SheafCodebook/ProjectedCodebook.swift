@@ -183,16 +183,6 @@ public struct ProjectedCodebook: Sendable {
         tables.decodePacked(packed, count: count, into: output, precision: precision)
         projection.addBias(to: output, count: count)
     }
-
-    /// The row a missing item gets: the projection of a zero embedding, which is b (zeros without one).
-    public func fillMissing(_ output: UnsafeMutablePointer<Float>) {
-        if let bias = projection.bias {
-            // safe: output holds H floats and bias holds H.
-            bias.withUnsafeBufferPointer { output.update(from: $0.baseAddress!, count: width) }
-        } else {
-            output.update(repeating: 0, count: width)
-        }
-    }
 }
 
 extension Codebook {

@@ -7,6 +7,10 @@ import SheafCodebook
 //       items-table lookup per behaviour (`decodeFromItemsTable`)
 //     → DecodeSink, which batches consecutive rows of one codebook
 //     → Codebook.decodePacked → the C kernel (sheaf_decode_f32 / _f16).
+//
+// The same calls `through:` a `LinearProjection` (W: D × H, bias b) write ê · W + b instead, n × H:
+// the sink decodes with the codebook's projected tables (`Codebook.projected(by:)`, T_l = C_l · W,
+// cached per codebook and projection), the same kernel over rows of width H, never forming ê.
 
 // MARK: - Decode options and report
 
@@ -101,28 +105,71 @@ extension ReadTransaction {
         _ ids: some Collection<UInt64>, into output: UnsafeMutableBufferPointer<Float>,
         options: DecodeOptions = DecodeOptions()
     ) throws -> DecodeReport {
-        let d = store.dimension
+        try decodeItems(ids, projection: nil, into: output, options: options)
+    }
+
+    /// Like `decodeItems(_:into:options:)`, returning a new ids.count × D array.
+    public func decodeItems(_ ids: some Collection<UInt64>, options: DecodeOptions = DecodeOptions()) throws -> [Float] {
+        try decodeItemsArray(ids, projection: nil, options: options)
+    }
+
+    /// The items' embeddings through a linear layer, ê · W + b, into ids.count × H floats, computed
+    /// from the codes without forming ê (see `Codebook.projected(by:)`). A missing item's row
+    /// (with `.zeroFill`) is b, the projection of a zero embedding.
+    ///
+    /// Within float32 rounding of `decodeItems` followed by `projection.apply` (the tables are
+    /// products of D terms, summed over L levels instead of after them).
+    /// - Throws: as `decodeItems(_:into:options:)`, and `StoreError.dimensionMismatch` when the
+    ///   projection does not map the store's D; `CodebookError.invalidProjection` when a table overflows.
+    @discardableResult
+    public func decodeItems(
+        _ ids: some Collection<UInt64>, through projection: LinearProjection, into output: UnsafeMutableBufferPointer<Float>,
+        options: DecodeOptions = DecodeOptions()
+    ) throws -> DecodeReport {
+        try decodeItems(ids, projection: projection, into: output, options: options)
+    }
+
+    /// Like `decodeItems(_:through:into:options:)`, returning a new ids.count × H array.
+    public func decodeItems(
+        _ ids: some Collection<UInt64>, through projection: LinearProjection, options: DecodeOptions = DecodeOptions()
+    ) throws -> [Float] {
+        try decodeItemsArray(ids, projection: projection, options: options)
+    }
+
+    private func decodeItems(
+        _ ids: some Collection<UInt64>, projection: LinearProjection?, into output: UnsafeMutableBufferPointer<Float>,
+        options: DecodeOptions
+    ) throws -> DecodeReport {
+        let d = try rowWidth(projection)
         guard output.count >= ids.count * d else {
             throw StoreError.bufferTooSmall(needed: ids.count * d, available: output.count)
         }
-        var sink = DecodeSink(output: output.baseAddress!, dimension: d, options: options)
+        var sink = DecodeSink(output: output.baseAddress!, dimension: d, projection: projection, options: options)
         var report = DecodeReport()
         for (row, id) in ids.enumerated() {
             try decodeFromItemsTable(id, row: row, into: &sink, options: options, report: &report)
         }
-        sink.flush()
+        try sink.flush()
         report.rows = ids.count
         try throwIfMissingItemsRefused(report, options)
         return report
     }
 
-    /// Like `decodeItems(_:into:options:)`, returning a new ids.count × D array.
-    public func decodeItems(_ ids: some Collection<UInt64>, options: DecodeOptions = DecodeOptions()) throws -> [Float] {
-        let n = ids.count * store.dimension
+    private func decodeItemsArray(_ ids: some Collection<UInt64>, projection: LinearProjection?, options: DecodeOptions) throws -> [Float] {
+        let n = ids.count * (try rowWidth(projection))
         return try [Float](unsafeUninitializedCapacity: n) { buf, count in
-            try decodeItems(ids, into: buf, options: options)
+            _ = try decodeItems(ids, projection: projection, into: buf, options: options)
             count = n
         }
+    }
+
+    /// The width of a decoded row: D, or H through a projection (whose input must be D).
+    func rowWidth(_ projection: LinearProjection?) throws -> Int {
+        guard let projection else { return store.dimension }
+        guard projection.inputDimension == store.dimension else {
+            throw StoreError.dimensionMismatch(stored: store.dimension, requested: projection.inputDimension)
+        }
+        return projection.outputDimension
     }
 
     /// Looks one item up and queues its code for decoding at `row` (or zero-fills and records it as missing).
@@ -132,7 +179,7 @@ extension ReadTransaction {
     ) throws {
         report.itemLookups += 1
         guard let bytes = try bytes(store.tables.items, id) else {
-            sink.zeroFill(row: row)
+            try sink.fillMissing(row: row)
             report.missingRows.append(row)
             report.missingItems.append(id)
             return
@@ -141,7 +188,7 @@ extension ReadTransaction {
         if let required = options.requiredCodebook, required != codebook.id {
             throw StoreError.codebookMismatch(item: id, expected: required, found: codebook.id)
         }
-        sink.add(row: row, codebook: codebook, packed: payload)
+        try sink.add(row: row, codebook: codebook, packed: payload)
     }
 
     /// Throws `StoreError.missingItems` when the decode met items without codes and `options` say
@@ -177,21 +224,39 @@ extension ReadTransaction {
         user: UInt64, _ selection: HistorySelection = .all, into embeddings: inout [Float],
         options: DecodeOptions = DecodeOptions()
     ) throws -> (History, DecodeReport)? {
+        try decodeHistory(user: user, selection, projection: nil, into: &embeddings, options: options)
+    }
+
+    /// `user`'s behaviours and their item embeddings through a linear layer, ê · W + b, into
+    /// `embeddings` (resized to count × H, capacity reused): the model inputs of a history straight
+    /// from the codes (see `decodeItems(_:through:into:options:)` for missing items and errors).
+    public func decodeHistory(
+        user: UInt64, _ selection: HistorySelection = .all, through projection: LinearProjection,
+        into embeddings: inout [Float], options: DecodeOptions = DecodeOptions()
+    ) throws -> (History, DecodeReport)? {
+        try decodeHistory(user: user, selection, projection: projection, into: &embeddings, options: options)
+    }
+
+    private func decodeHistory(
+        user: UInt64, _ selection: HistorySelection, projection: LinearProjection?, into embeddings: inout [Float],
+        options: DecodeOptions
+    ) throws -> (History, DecodeReport)? {
+        let width = try rowWidth(projection)
         guard let parts = try loadSegments(user: user, selection) else { return nil }
         let n = parts.reduce(0) { $0 + $1.range.count }
-        resize(&embeddings, to: n * store.dimension)
+        resize(&embeddings, to: n * width)
         var h = History(sideFeatureWidth: store.sideFeatureWidth)
         h.reserveCapacity(n)
         var report = DecodeReport()
         try embeddings.withUnsafeMutableBufferPointer { out in
             guard n > 0 else { return }
-            var sink = DecodeSink(output: out.baseAddress!, dimension: store.dimension, options: options)
+            var sink = DecodeSink(output: out.baseAddress!, dimension: width, projection: projection, options: options)
             var row = 0
             for p in parts {
                 try decode(p.segment, p.range, firstRow: row, into: &sink, options: options, report: &report)
                 row += p.range.count
             }
-            sink.flush()
+            try sink.flush()
         }
         for p in parts { h.append(contentsOf: p.segment.history, range: p.range) }
         report.rows = n
@@ -205,6 +270,23 @@ extension ReadTransaction {
         users: [UInt64], _ selection: HistorySelection = .all, into embeddings: inout [Float],
         options: DecodeOptions = DecodeOptions()
     ) throws -> HistoryBatch {
+        try decodeHistories(users: users, selection, projection: nil, into: &embeddings, options: options)
+    }
+
+    /// The histories of many users through a linear layer, ê · W + b, rows of width H concatenated
+    /// in the order of `users` (see `decodeHistory(user:_:through:into:options:)`).
+    public func decodeHistories(
+        users: [UInt64], _ selection: HistorySelection = .all, through projection: LinearProjection,
+        into embeddings: inout [Float], options: DecodeOptions = DecodeOptions()
+    ) throws -> HistoryBatch {
+        try decodeHistories(users: users, selection, projection: projection, into: &embeddings, options: options)
+    }
+
+    private func decodeHistories(
+        users: [UInt64], _ selection: HistorySelection, projection: LinearProjection?, into embeddings: inout [Float],
+        options: DecodeOptions
+    ) throws -> HistoryBatch {
+        let width = try rowWidth(projection)
         var all: [[(segment: HistorySegment, range: Range<Int>)]?] = []
         all.reserveCapacity(users.count)
         var offsets = [0]
@@ -214,11 +296,11 @@ extension ReadTransaction {
             offsets.append(offsets.last! + (parts?.reduce(0) { $0 + $1.range.count } ?? 0))
         }
         let n = offsets.last!
-        resize(&embeddings, to: n * store.dimension)
+        resize(&embeddings, to: n * width)
         var report = DecodeReport()
         try embeddings.withUnsafeMutableBufferPointer { out in
             guard n > 0 else { return }
-            var sink = DecodeSink(output: out.baseAddress!, dimension: store.dimension, options: options)
+            var sink = DecodeSink(output: out.baseAddress!, dimension: width, projection: projection, options: options)
             for (u, parts) in all.enumerated() {
                 var row = offsets[u]
                 for p in parts ?? [] {
@@ -226,7 +308,7 @@ extension ReadTransaction {
                     row += p.range.count
                 }
             }
-            sink.flush()
+            try sink.flush()
         }
         report.rows = n
         try throwIfMissingItemsRefused(report, options)
@@ -273,7 +355,7 @@ extension ReadTransaction {
                 if s.codePresent[i] {
                     var j = i + 1
                     while j < range.upperBound, s.codePresent[j] { j += 1 }
-                    sink.addBlock(
+                    try sink.addBlock(
                         row: firstRow + i - range.lowerBound, count: j - i, codebook: cb,
                         packed: UnsafeRawBufferPointer(rebasing: codes[(i * size)..<(j * size)]))
                     i = j
@@ -299,27 +381,33 @@ func resize(_ a: inout [Float], to n: Int) {
 
 // MARK: - DecodeSink
 
-/// Collects rows to decode and decodes consecutive rows of one codebook in a single kernel call.
+/// Collects rows to decode and decodes consecutive rows of one codebook in a single kernel call,
+/// through the projected tables of each codebook met when a projection is given.
 struct DecodeSink {
     let output: UnsafeMutablePointer<Float>
+    /// Floats per output row: D, or H with a projection.
     let dimension: Int
     let streaming: Bool
     let precision: CentroidPrecision
+    let projection: LinearProjection?
+    /// The projected tables of the codebook last met (histories rarely mix codebooks).
+    private var projected: ProjectedCodebook?
     private var runCodebook: Codebook?
     private var runStart = 0
     private var runCount = 0
     private var runBytes: [UInt8] = []
 
-    init(output: UnsafeMutablePointer<Float>, dimension: Int, options: DecodeOptions) {
+    init(output: UnsafeMutablePointer<Float>, dimension: Int, projection: LinearProjection? = nil, options: DecodeOptions) {
         self.output = output
         self.dimension = dimension
+        self.projection = projection
         self.streaming = options.streamingStores
         self.precision = options.centroidPrecision
     }
 
     /// Queues one packed code for `row`.
-    mutating func add(row: Int, codebook: Codebook, packed: UnsafeRawBufferPointer) {
-        if runCount > 0, runCodebook?.id != codebook.id || runStart + runCount != row { flush() }
+    mutating func add(row: Int, codebook: Codebook, packed: UnsafeRawBufferPointer) throws {
+        if runCount > 0, runCodebook?.id != codebook.id || runStart + runCount != row { try flush() }
         if runCount == 0 {
             runCodebook = codebook
             runStart = row
@@ -330,23 +418,40 @@ struct DecodeSink {
     }
 
     /// Decodes `count` consecutive packed codes straight into rows `row..<row+count`.
-    mutating func addBlock(row: Int, count: Int, codebook: Codebook, packed: UnsafeRawBufferPointer) {
-        flush()
-        codebook.decodePacked(packed, count: count, into: output + row * dimension, streaming: streaming, precision: precision)
+    mutating func addBlock(row: Int, count: Int, codebook: Codebook, packed: UnsafeRawBufferPointer) throws {
+        try flush()
+        try decode(codebook, packed, count: count, row: row)
     }
 
-    /// Writes a zero row.
-    mutating func zeroFill(row: Int) {
-        flush()
-        (output + row * dimension).update(repeating: 0, count: dimension)
+    /// Writes the row of an item without a code: zeros, or the projection of zeros (its bias).
+    mutating func fillMissing(row: Int) throws {
+        try flush()
+        let o = output + row * dimension
+        if let bias = projection?.bias {
+            // safe: the bias holds H = dimension floats, and row < the output's rows.
+            bias.withUnsafeBufferPointer { o.update(from: $0.baseAddress!, count: dimension) }
+        } else {
+            o.update(repeating: 0, count: dimension)
+        }
     }
 
     /// Decodes the queued run.
-    mutating func flush() {
+    mutating func flush() throws {
         guard runCount > 0, let cb = runCodebook else { return }
-        runBytes.withUnsafeBytes { bytes in
-            cb.decodePacked(bytes, count: runCount, into: output + runStart * dimension, streaming: streaming, precision: precision)
-        }
+        let count = runCount
         runCount = 0
+        try runBytes.withUnsafeBytes { bytes in try decode(cb, bytes, count: count, row: runStart) }
+    }
+
+    private mutating func decode(_ cb: Codebook, _ packed: UnsafeRawBufferPointer, count: Int, row: Int) throws {
+        guard let projection else {
+            cb.decodePacked(packed, count: count, into: output + row * dimension, streaming: streaming, precision: precision)
+            return
+        }
+        // The sink's projection never changes, so the codebook alone says whether these tables serve.
+        if projected?.codebookID != cb.id {
+            projected = try cb.projected(by: projection)
+        }
+        projected!.decodePacked(packed, count: count, into: output + row * dimension, precision: precision)
     }
 }
