@@ -58,8 +58,9 @@ let package = Package(
         .target(name: "SheafFormats"),
         /// Thin owned wrapper over OpenBLAS.
         .target(name: "SheafLinearAlgebra", dependencies: ["COpenBLAS", "CSheafCPU"]),
-        // Tensors, reverse-mode gradients and training on OpenBLAS; knows nothing of storage.
-        .target(name: "SheafNN", dependencies: ["SheafLinearAlgebra", "SheafFormats", "SheafRandom", "CSheafNN"]),
+        // Tensors, reverse-mode gradients and training on OpenBLAS; knows nothing of storage (it runs the
+        // decode kernel of CSheafDecode for layers over residual codes, `ResidualCodes`).
+        .target(name: "SheafNN", dependencies: ["SheafLinearAlgebra", "SheafFormats", "SheafRandom", "CSheafNN", "CSheafDecode"]),
         // Sheaf's item-text encoder: the WordPiece tokenizer and a pretrained BERT on SheafNN.
         .target(name: "SheafText", dependencies: ["SheafNN", "SheafFormats", "SheafRandom"]),
         /// The LMDB-backed store: typed tables, item codes, segmented histories, decode.
@@ -101,7 +102,7 @@ let package = Package(
         .testTarget(name: "SheafFormatsTests", dependencies: ["SheafFormats"]),
         .testTarget(name: "SheafFuzzTargetTests", dependencies: ["SheafFuzzTargets", "SheafRandom"]),
         .testTarget(name: "SheafLinearAlgebraTests", dependencies: ["SheafLinearAlgebra"]),
-        .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats", "SheafRandom", "CSheafNN"]),
+        .testTarget(name: "SheafNNTests", dependencies: ["SheafNN", "SheafFormats", "SheafRandom", "CSheafNN", "CSheafDecode"]),
         .testTarget(name: "SheafTextTests", dependencies: ["SheafText", "SheafNN", "SheafFormats"]),
         .testTarget(
             name: "SheafStoreTests", dependencies: ["SheafStore", "SheafCodebook", "SheafRandom", "SheafFormats"],
