@@ -199,18 +199,15 @@ extension SheafCommand {
             let (data, readSeconds) = try loadSequences(target, store: store)
             switch model {
             case .sasrec:
-                var contentRows: [Float]?
+                var contentTable: ContentTable?
                 var contentSource: String?
-                if content { (contentRows, contentSource) = try contentVectors(store: store, data: data) }
-                let net = try SASRec(
-                    configuration: sasrecConfiguration, itemCount: data.vocabulary.count, content: contentRows,
-                    contentDimension: content ? store.dimension : 0, seed: seed)
+                if content { (contentTable, contentSource) = try contentVectors(store: store, data: data) }
+                let net = try SASRec(configuration: sasrecConfiguration, itemCount: data.vocabulary.count, content: contentTable, seed: seed)
                 try train(net, data: data, readSeconds: readSeconds, contentSource: contentSource, detail: "")
             case .hymirec:
-                let (rows, source) = try contentVectors(store: store, data: data)
+                let (table, source) = try contentVectors(store: store, data: data)
                 let c = hymirecConfiguration
-                let net = try HyMiRec(
-                    configuration: c, itemCount: data.vocabulary.count, content: rows, contentDimension: store.dimension, seed: seed)
+                let net = try HyMiRec(configuration: c, itemCount: data.vocabulary.count, content: table, seed: seed)
                 if initialization == .minilm { try net.loadPretrained(from: try BertEncoder(modelDirectory: modelDir, maxLength: 2)) }
                 try train(
                     net, data: data, readSeconds: readSeconds, contentSource: source,
@@ -269,14 +266,12 @@ extension SheafCommand {
             }
         }
 
-        /// N × D content rows in vocabulary order: the store's decoded codes, or the original embeddings.
-        func contentVectors(store: Store, data: SequenceDataset) throws -> ([Float], String) {
+        /// The content of the vocabulary's items: the store's codes (the model's input layer runs in
+        /// code space), or the original embeddings of --content-embeddings FILE.
+        func contentVectors(store: Store, data: SequenceDataset) throws -> (ContentTable, String) {
             let ids = data.vocabulary.ids
             guard let path = contentFile else {
-                var options = DecodeOptions()
-                options.missingItems = .fail
-                let rows = try store.read { try $0.decodeItems(ids, options: options) }
-                return (rows, "decoded codes")
+                return (try ContentTable.codes(from: store, ids: ids), "codes (code-space input layer)")
             }
             let file = try EmbeddingFile(path: path, tensor: nil)
             guard file.dimension == store.dimension else {
@@ -297,7 +292,7 @@ extension SheafCommand {
                     out[i * d + t] = v
                 }
             }
-            return (out, "float32 \(path)")
+            return (try ContentTable.rows(out, dimension: d), "float32 \(path)")
         }
     }
 

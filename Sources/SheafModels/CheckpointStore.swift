@@ -12,8 +12,9 @@ import SheafRandom
 /// `sheaf.training_configuration` (JSON), `sheaf.items` (N), `sheaf.items_checksum` (of the item ids,
 /// to refuse another store's model), `sheaf.content_dimension`, and in `last.safetensors`
 /// `sheaf.epochs_done`, `sheaf.optimizer_steps`, `sheaf.logs`, `sheaf.best_epoch`, `sheaf.best_ndcg`,
-/// `sheaf.best_validation`. A model that reads content embeddings also holds `content_table`
-/// [N + 1, D] (frozen; row 0 zeros).
+/// `sheaf.best_validation`. A model that reads content embeddings also holds its frozen content
+/// (row 0 zeros): `content_table` [N + 1, D] for float32 rows, or for the store's codes
+/// `content_codes` and `content_magnitudes` [N + 1, L] and `content_centroids` [L·K, D].
 public struct CheckpointStore: Sendable {
     public let directory: String
     public var modelPath: String { directory + "/model.safetensors" }
@@ -53,7 +54,7 @@ public struct CheckpointStore: Sendable {
     }
 
     func contentTensors(_ model: some SequentialRecommender) -> [(name: String, tensor: Tensor)] {
-        model.contentTable.map { [("content_table", $0)] } ?? []
+        model.content?.checkpointTensors ?? []
     }
 
     /// Writes the best epoch's parameters (the model's current values) as `model.safetensors`.
@@ -159,16 +160,15 @@ public struct CheckpointStore: Sendable {
             throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)")
         }
         let (config, items, contentDimension) = try Self.header(Model.self, file, data: data)
-        var content: [Float]?
+        var content: ContentTable?
         if Model.readsContent(config) {
-            do {
-                let table = try file.floats("content_table", shape: [items + 1, contentDimension]).values
-                content = Array(table[contentDimension...])
-            } catch { throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)") }
+            do { content = try ContentTable.read(from: file, items: items, dimension: contentDimension) } catch {
+                throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)")
+            }
         }
         let model: Model
         do {
-            model = try Model(configuration: config, itemCount: items, content: content, contentDimension: contentDimension, seed: 0)
+            model = try Model(configuration: config, itemCount: items, content: content, seed: 0)
         } catch { throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)") }
         do { try Checkpoint.load(model.namedParameters, from: modelPath) } catch {
             throw ModelError.corruptCheckpoint(path: modelPath, reason: "\(error)")

@@ -107,22 +107,22 @@ public struct HyMiRecBatch: Sendable {
 }
 
 /// HyMiRec: a lightweight transformer whose N_c learnable coarse queries attend over the whole
-/// history before the recent window (content embeddings decoded from the store's codes), and a
+/// history before the recent window (the items' content, read from the store's codes), and a
 /// refined transformer over [coarse interests + an indicator embedding] ++ [the last n behaviours +
 /// positions] ++ [s learnable refined queries], whose outputs at the queries are the interests
 /// r_1…r_s. Items are scored by max_j cos(r_j, key(item)), with key(item) the projected content.
 /// Both transformers are bidirectional over their input (every input precedes the targets).
 ///
-/// Every item is projected once per batch (content [N + 1, D] · W + b) and tokens are rows of that
-/// table, which is the same as projecting each token and far cheaper for long histories. The last
+/// Every item is projected once per batch (content [N + 1, D] · W + b, in code space when the content
+/// is codes: `ContentTable`) and tokens are rows of that table, which is the same as projecting each
+/// token and far cheaper for long histories. The last
 /// lightweight layer computes only the coarse queries' rows (the history's outputs there are unused).
 public final class HyMiRec {
     public let configuration: HyMiRecConfiguration
     /// Items N; the content table has N + 1 rows, row 0 being padding.
     public let itemCount: Int
-    public let contentDimension: Int
-    /// The frozen content table [N + 1, D] (row 0 zeros).
-    public let content: Tensor
+    /// The frozen content of items 0…N (row 0 zeros): float32 rows or the store's codes.
+    public let contentOfItems: ContentTable
     /// The lightweight recommender's parameters.
     struct Lightweight {
         /// Content → lightweight width.
@@ -145,21 +145,21 @@ public final class HyMiRec {
     let inputNorm: TransformerBlock.Norm
 
     /// - Parameters:
-    ///   - content: N × `contentDimension` content embeddings of items 1…N (decoded from the store's
-    ///     codes, or the original float32 rows).
-    public init(configuration: HyMiRecConfiguration, itemCount: Int, content: [Float]?, contentDimension: Int, seed: UInt64)
+    ///   - content: the content of items 0…N: the store's codes (read through the code-space input
+    ///     layer) or float32 rows.
+    public init(configuration: HyMiRecConfiguration, itemCount: Int, content: ContentTable?, seed: UInt64)
         throws(ModelError)
     {
         try configuration.validate()
         guard itemCount >= 1 else { throw .invalidConfiguration("a model needs at least one item") }
-        guard let content, contentDimension >= 1, content.count == itemCount * contentDimension else {
-            throw .invalidConfiguration("HyMiRec needs \(itemCount) × D content embeddings")
+        guard let content, content.rowCount == itemCount + 1 else {
+            throw .invalidConfiguration("HyMiRec needs the content of \(itemCount) items")
         }
         let c = configuration
         self.configuration = c
         self.itemCount = itemCount
-        self.contentDimension = contentDimension
-        self.content = ItemContent.table(content, dimension: contentDimension)
+        self.contentOfItems = content
+        let contentDimension = content.dimension
         let initializer = ParameterInitializer(seed: seed, standardDeviation: Double(c.initializerRange))
         let normal = initializer.normal as ([Int]) -> Tensor, constant = ParameterInitializer.constant
         let d = c.width, lw = c.lightweightWidth
@@ -222,7 +222,7 @@ public final class HyMiRec {
     /// Every item's projected content (plus its ID embedding with `itemIDs`), [N + 1, d] (row 0,
     /// padding, included).
     func projectedItems(_ t: Tape) -> Tensor {
-        let projected = t.linear(content, itemProjection.weight, bias: itemProjection.bias)
+        let projected = contentOfItems.linear(t, itemProjection.weight, bias: itemProjection.bias)
         return idTable.map { t.add(projected, $0) } ?? projected
     }
 
@@ -260,7 +260,7 @@ public final class HyMiRec {
             // projected to the refined width.
             let lw = c.lightweightWidth, lh = batch.historyLength, length = lh + nc
             let queries = perRow(l.queries, nc)
-            let history = t.linear(content, l.projection.weight, bias: l.projection.bias)  // every item, [N + 1, lw]
+            let history = contentOfItems.linear(t, l.projection.weight, bias: l.projection.bias)  // every item, [N + 1, lw]
             let input = lh > 0 ? t.concatSequence([t.reshape(t.embedding(history, ids: batch.history), [b, lh, lw]), queries]) : queries
             var mask = [Bool](repeating: true, count: b * length)
             for r in 0..<b { for p in 0..<lh { mask[r * length + p] = batch.historyMask[r * lh + p] } }
@@ -295,7 +295,7 @@ public final class HyMiRec {
 extension HyMiRec: SequentialRecommender {
     public static var kind: String { "hymirec" }
     public static func readsContent(_ configuration: HyMiRecConfiguration) -> Bool { true }
-    public var contentTable: Tensor? { content }
+    public var content: ContentTable? { contentOfItems }
 
     public func split(_ data: SequenceDataset) -> WindowSplit { WindowSplit(data, window: configuration.window) }
 

@@ -73,12 +73,10 @@ public final class SASRec {
     public let configuration: SASRecConfiguration
     /// Items N; the item tables have N + 1 rows, row 0 being padding.
     public let itemCount: Int
-    /// Width of the content embeddings (0 for the ID variant).
-    public let contentDimension: Int
     /// The item-ID table [N + 1, H] (ID variant).
     let itemEmbedding: Tensor?
-    /// The frozen content table [N + 1, D] (content variant; row 0 zeros), its projection [D, H] and bias [H].
-    public let contentTable: Tensor?
+    /// The frozen content of items 0…N (content variant; row 0 zeros), its projection [D, H] and bias [H].
+    public let content: ContentTable?
     let projection: Tensor?
     let projectionBias: Tensor?
     let positions: Tensor
@@ -90,32 +88,31 @@ public final class SASRec {
     /// biases 0, layer norms 1 and 0.
     ///
     /// - Parameters:
-    ///   - content: for the content variant, N × `contentDimension` embeddings of items 1…N.
-    public init(configuration: SASRecConfiguration, itemCount: Int, content: [Float]? = nil, contentDimension: Int = 0, seed: UInt64)
+    ///   - content: for the content variant, the content of items 0…N (float32 rows or the store's codes).
+    public init(configuration: SASRecConfiguration, itemCount: Int, content: ContentTable? = nil, seed: UInt64)
         throws(ModelError)
     {
         try configuration.validate()
         guard itemCount >= 1 else { throw .invalidConfiguration("a model needs at least one item") }
         let c = configuration
         if c.content {
-            guard let content, contentDimension >= 1, content.count == itemCount * contentDimension else {
-                throw .invalidConfiguration("the content variant needs \(itemCount) × D content embeddings")
+            guard let content, content.rowCount == itemCount + 1 else {
+                throw .invalidConfiguration("the content variant needs the content of \(itemCount) items")
             }
         }
         self.configuration = c
         self.itemCount = itemCount
-        self.contentDimension = c.content ? contentDimension : 0
         let initializer = ParameterInitializer(seed: seed, standardDeviation: Double(c.initializerRange))
         let normal = initializer.normal as ([Int]) -> Tensor, constant = ParameterInitializer.constant
         let h = c.hiddenSize
         if c.content, let content {
             itemEmbedding = nil
-            contentTable = ItemContent.table(content, dimension: contentDimension)
-            projection = normal([contentDimension, h])
+            self.content = content
+            projection = normal([content.dimension, h])
             projectionBias = constant(h, 0)
         } else {
             itemEmbedding = normal([itemCount + 1, h])
-            contentTable = nil
+            self.content = nil
             projection = nil
             projectionBias = nil
         }
@@ -139,7 +136,7 @@ public final class SASRec {
     /// The item table the model reads and scores against: [N + 1, H].
     func itemTable(_ t: Tape) -> Tensor {
         if let itemEmbedding { return itemEmbedding }
-        return t.linear(contentTable!, projection!, bias: projectionBias!)
+        return content!.linear(t, projection!, bias: projectionBias!)
     }
 
     /// The hidden state at each sequence's last behaviour: [B, H].

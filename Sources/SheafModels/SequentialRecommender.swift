@@ -21,8 +21,9 @@ extension WindowSplit: ExampleSplit {}
 /// A recommender over the store's histories that `Trainer` trains, `CheckpointStore` saves and
 /// loads, and `sheaf evaluate` and `sheaf recommend` apply: SASRec and HyMiRec.
 ///
-/// A model's item tables have N + 1 rows, row 0 being padding; its frozen content table (when it
-/// reads content) is saved with its parameters, so that a checkpoint is self-contained.
+/// A model's item tables have N + 1 rows, row 0 being padding; its frozen content (when it reads
+/// content: float32 rows or the store's codes) is saved with its parameters, so that a checkpoint
+/// is self-contained.
 public protocol SequentialRecommender: AnyObject {
     /// Every field is saved in checkpoints. A field added later must default to the behaviour models
     /// had before it: a checkpoint that lacks it is read with today's default (`init()`).
@@ -35,15 +36,13 @@ public protocol SequentialRecommender: AnyObject {
     static func readsContent(_ configuration: Configuration) -> Bool
 
     /// - Parameters:
-    ///   - content: N × `contentDimension` embeddings of items 1…N, when the configuration reads content.
-    init(configuration: Configuration, itemCount: Int, content: [Float]?, contentDimension: Int, seed: UInt64) throws(ModelError)
+    ///   - content: the content of items 0…N, when the configuration reads content.
+    init(configuration: Configuration, itemCount: Int, content: ContentTable?, seed: UInt64) throws(ModelError)
 
     var configuration: Configuration { get }
     var itemCount: Int { get }
-    /// Width of the content embeddings (0 when the model reads none).
-    var contentDimension: Int { get }
-    /// The frozen content table [N + 1, D] (row 0 zeros), when the model reads content.
-    var contentTable: Tensor? { get }
+    /// The frozen content of items 0…N, when the model reads content.
+    var content: ContentTable? { get }
     /// Every trainable tensor with its checkpoint name, in a fixed order.
     var namedParameters: [(name: String, tensor: Tensor)] { get }
 
@@ -66,6 +65,9 @@ public protocol SequentialRecommender: AnyObject {
 }
 
 extension SequentialRecommender {
+    /// Width of the content embeddings (0 when the model reads none).
+    public var contentDimension: Int { content?.dimension ?? 0 }
+
     public func batches(_ order: [Int], of examples: [Split.Example], in data: SequenceDataset, batchSize: Int, rng: inout SplitMix64)
         -> [ArraySlice<Int>]
     {

@@ -32,7 +32,7 @@ import Testing
         let (store, _) = try store(s)
         try sheaf(["train", store, "--output", s.file("m"), "--epochs", "2"] + tiny)
         let report = try JSONDecoder().decode(TrainingReport.self, from: Data(contentsOf: URL(fileURLWithPath: s.file("m/metrics.json"))))
-        #expect(report.model == "hymirec" && report.content == "decoded codes")
+        #expect(report.model == "hymirec" && report.content == "codes (code-space input layer)")
         // 24 behaviours: 22 train, so 21 training cuts per user.
         #expect(report.users == 30 && report.trainingExamples == 30 * 21 && report.testExamples == 30)
         #expect(report.outcome.epochs.count == 2 && report.outcome.epochs.allSatisfy { $0.trainingLoss.isFinite })

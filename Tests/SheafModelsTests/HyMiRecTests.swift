@@ -49,7 +49,7 @@ import Testing
     /// without changing a row's interests.
     @Test func interestsReadOnlyTheInput() throws {
         let (data, content, _) = planted()
-        let model = try HyMiRec(configuration: tiny(), itemCount: 24, content: content, contentDimension: 27, seed: 1)
+        let model = try HyMiRec(configuration: tiny(), itemCount: 24, content: try .rows(content, dimension: 27), seed: 1)
         func values(_ examples: [(user: Int, cut: Int)], _ d: SequenceDataset) -> [Float] {
             model.interests(HyMiRecBatch(examples, in: d, configuration: model.configuration))
         }
@@ -71,13 +71,13 @@ import Testing
         let (data, content, _) = planted()
         var c = tiny()
         c.lightweightLayers = 2
-        let model = try HyMiRec(configuration: c, itemCount: 24, content: content, contentDimension: 27, seed: 4)
+        let model = try HyMiRec(configuration: c, itemCount: 24, content: try .rows(content, dimension: 27), seed: 4)
         let l = try #require(model.lightweight)
         let batch = HyMiRecBatch([(user: 0, cut: 20), (user: 1, cut: 29)], in: data, configuration: c)
         let t = Tape(recording: false)
         let lh = batch.historyLength, length = lh + c.coarseQueries, w = c.lightweightWidth
         #expect(lh > 0)
-        let history = t.linear(model.content, l.projection.weight, bias: l.projection.bias)
+        let history = t.linear(model.contentOfItems.decodedRows(), l.projection.weight, bias: l.projection.bias)
         let input = t.concatSequence([
             t.reshape(t.embedding(history, ids: batch.history), [2, lh, w]),
             t.reshape(t.embedding(l.queries, ids: [0, 1, 0, 1]), [2, 2, w]),
@@ -108,7 +108,7 @@ import Testing
     ) {
         let (data, content, tastes) = planted()
         let c = tiny(interests: s)  // with the lightweight recommender over everything before the last 6
-        let model = try HyMiRec(configuration: c, itemCount: 24, content: content, contentDimension: 27, seed: seed)
+        let model = try HyMiRec(configuration: c, itemCount: 24, content: try .rows(content, dimension: 27), seed: seed)
         var training = tinyTrainingConfiguration(epochs: 6)
         training.batchSize = 32
         training.learningRate = 3e-3
@@ -166,7 +166,7 @@ extension HyMiRecTests {
             c.refinedLayers = layers
             c.initialization = .minilm
             let (_, content, _) = planted()
-            let model = try HyMiRec(configuration: c, itemCount: 24, content: content, contentDimension: 27, seed: 8)
+            let model = try HyMiRec(configuration: c, itemCount: 24, content: try .rows(content, dimension: 27), seed: 8)
             try model.loadPretrained(from: encoder)
             let ids = [2, 5, 7, 4, 9, 3]
             let words = encoder.namedParameters["embeddings.word_embeddings.weight"]!
@@ -185,12 +185,12 @@ extension HyMiRecTests {
             var deep = c
             deep.refinedLayers = layers + 1
             #expect(throws: ModelError.invalidConfiguration("the encoder has \(layers) layers; this model asks for \(layers + 1)")) {
-                try HyMiRec(configuration: deep, itemCount: 24, content: content, contentDimension: 27, seed: 1).loadPretrained(from: encoder)
+                try HyMiRec(configuration: deep, itemCount: 24, content: try .rows(content, dimension: 27), seed: 1).loadPretrained(from: encoder)
             }
             var wide = c
             wide.width = 32
             #expect(throws: ModelError.self) {
-                try HyMiRec(configuration: wide, itemCount: 24, content: content, contentDimension: 27, seed: 1).loadPretrained(from: encoder)
+                try HyMiRec(configuration: wide, itemCount: 24, content: try .rows(content, dimension: 27), seed: 1).loadPretrained(from: encoder)
             }
         }
     }
@@ -200,14 +200,14 @@ extension HyMiRecTests {
     @Test func ablationsDropTheirParameters() throws {
         let (data, content, _) = planted()
         var c = tiny()
-        let full = try HyMiRec(configuration: c, itemCount: 24, content: content, contentDimension: 27, seed: 1)
+        let full = try HyMiRec(configuration: c, itemCount: 24, content: try .rows(content, dimension: 27), seed: 1)
         c.indicator = false
-        let noIndicator = try HyMiRec(configuration: c, itemCount: 24, content: content, contentDimension: 27, seed: 1)
+        let noIndicator = try HyMiRec(configuration: c, itemCount: 24, content: try .rows(content, dimension: 27), seed: 1)
         c.lightweight = false
-        let noLightweight = try HyMiRec(configuration: c, itemCount: 24, content: content, contentDimension: 27, seed: 1)
+        let noLightweight = try HyMiRec(configuration: c, itemCount: 24, content: try .rows(content, dimension: 27), seed: 1)
         var withIDs = tiny()
         withIDs.itemIDs = true
-        let ids = try HyMiRec(configuration: withIDs, itemCount: 24, content: content, contentDimension: 27, seed: 1)
+        let ids = try HyMiRec(configuration: withIDs, itemCount: 24, content: try .rows(content, dimension: 27), seed: 1)
         #expect(Set(ids.namedParameters.map(\.name)).subtracting(full.namedParameters.map(\.name)) == ["item_ids"])
         let names = [full, noIndicator, noLightweight].map { Set($0.namedParameters.map(\.name)) }
         #expect(names[0].subtracting(names[1]) == ["indicator"])
@@ -235,7 +235,7 @@ extension HyMiRecTests {
         }
         let data = chimeData(rows, items: 24)
         let (_, content, _) = planted()
-        let model = try HyMiRec(configuration: tiny(), itemCount: 24, content: content, contentDimension: 27, seed: 1)
+        let model = try HyMiRec(configuration: tiny(), itemCount: 24, content: try .rows(content, dimension: 27), seed: 1)
         let split = model.split(data)
         var order = Array(split.training.indices)
         rng.partialShuffle(&order, count: order.count)
@@ -261,7 +261,7 @@ extension HyMiRecTests {
         var c = tiny()
         c.dropout = 0.1
         let (resumed, store, directory) = try expectResumeContinuesTheRun { epochs in
-            let model = try HyMiRec(configuration: c, itemCount: 24, content: content, contentDimension: 27, seed: 3)
+            let model = try HyMiRec(configuration: c, itemCount: 24, content: try .rows(content, dimension: 27), seed: 3)
             var t = tinyTrainingConfiguration(epochs: epochs)
             t.batchSize = 8
             return try Trainer(model: model, data: data, split: model.split(data), configuration: t)

@@ -165,8 +165,17 @@ struct TinyRun {
         }
         var content = tinyModelConfiguration()
         content.content = true
-        #expect(throws: ModelError.invalidConfiguration("the content variant needs 8 × D content embeddings")) {
-            try SASRec(configuration: content, itemCount: 8, content: [1, 2, 3], contentDimension: 4, seed: 1)
+        #expect(throws: ModelError.invalidConfiguration("the content variant needs the content of 8 items")) {
+            try SASRec(configuration: content, itemCount: 8, content: try .rows([1, 2, 3, 4], dimension: 4), seed: 1)
+        }
+        #expect(throws: ModelError.invalidConfiguration("the content variant needs the content of 8 items")) {
+            try SASRec(configuration: content, itemCount: 8, seed: 1)
+        }
+        #expect(throws: ModelError.invalidConfiguration("content rows: 3 floats are not whole rows of 4")) {
+            try ContentTable.rows([1, 2, 3], dimension: 4)
+        }
+        #expect(throws: ModelError.invalidConfiguration("content rows hold a NaN or infinity")) {
+            try ContentTable.rows([1, 2, .nan, 4], dimension: 4)
         }
     }
 
@@ -181,11 +190,11 @@ struct TinyRun {
         let d = 8
         var vectors = [Float](repeating: 0, count: 8 * d)
         for i in 0..<8 { vectors[i * d + i] = 1 }  // one-hot: items are told apart
-        let model = try SASRec(configuration: c, itemCount: 8, content: vectors, contentDimension: d, seed: 3)
+        let model = try SASRec(configuration: c, itemCount: 8, content: try .rows(vectors, dimension: d), seed: 3)
         let trainer = try SASRecTrainer(model: model, data: data, split: split, configuration: tinyTrainingConfiguration(epochs: 40))
         let outcome = try trainer.run()
         #expect(outcome.test["mrr@10"]! > 0.9, "\(outcome.test)")
-        #expect(model.contentTable!.values == [Float](repeating: 0, count: d) + vectors)
-        #expect(!model.namedParameters.contains { $0.tensor === model.contentTable! })
+        #expect(model.content!.decodedRows().values == [Float](repeating: 0, count: d) + vectors)
+        #expect(!model.namedParameters.contains { $0.tensor === model.content!.decodedRows() })
     }
 }
