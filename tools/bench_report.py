@@ -18,6 +18,7 @@ import subprocess
 SECTIONS = [
     ("bandwidth", "Bandwidth: bytes fetched per full history"),
     ("store", "Store: history fetch + decode latency and item gets"),
+    ("projected", "Histories into a model's first layer: projected decode against float32 rows + sgemm"),
     ("decode", "Decode throughput (single thread)"),
     ("ingest", "Encode and load"),
     ("side-by-side", "Side by side: Python lmdb reading raw float32"),
@@ -161,6 +162,26 @@ def goals(rows, mode):
         m = r["ratio"] if r else None
         st, margin = status(m, target)
         out.append(dict(goal=name, target=target, measured=(f"{m:.2f}×" if m is not None else "—"), status=st, margin=margin, key=key))
+    # Histories → x · W + b (the code-space input layer issue).
+    for name, key, target in (
+        ("history → model inputs, 1,000 behaviours, D=2048, H=64: projected decode vs float32 rows + sgemm (p50)", f"projected/{large}/{large_len}/h64/rows-p50", 10),
+        ("history → model inputs, 1,000 behaviours, D=384, H=64: projected decode vs float32 rows + sgemm (p50)", f"projected/{small}/{small_len}/h64/rows-p50", 5),
+    ):
+        r = by.get(key)
+        m = r["ratio"] if r else None
+        st, margin = status(m, target)
+        out.append(dict(goal=name, target=target, measured=(f"{m:.2f}×" if m is not None else "—"), status=st, margin=margin, key=key))
+    for suffix, what, widths in (("decode-p50", "Sheaf decode to D + sgemm, every width", None),
+                                 ("blob-p50", "a float32 history blob + sgemm (the strongest baseline), H ≤ 128", ("h64", "h128"))):
+        part = [r for r in rows if r["section"] == "projected" and r["key"].endswith("/" + suffix)
+                and (widths is None or r["key"].split("/")[-2] in widths)]
+        if not part:
+            continue
+        met = [r for r in part if r["ratio"] >= 1]
+        worst = min(part, key=lambda r: r["ratio"])
+        out.append(dict(goal=f"projected decode faster than {what} (p50)", target=1,
+                        measured=f"{len(met)} of {len(part)}; worst {worst['ratio']:.2f}× ({worst['label']})",
+                        status="met" if len(met) == len(part) else ("partly met" if met else "missed"), margin=None))
     dec = [r for r in rows if r["section"] == "faiss" and r["key"].endswith("/decode_gb_per_s")]
     for r in dec:
         st, margin = status(r["ratio"], 1.5)

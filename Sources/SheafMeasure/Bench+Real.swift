@@ -112,6 +112,11 @@ extension SheafMeasure.Bench {
 
             let latency = try StoreMeasurements.historyLatency(store: store, baselines: baselines, users: users, requests: requests)
             var rows = storeRows(section: "store", dataset: name, latency: latency, bucket: "all", dimension: d)
+            for h in SheafMeasure.Bench.projectedWidths {
+                let p = try StoreMeasurements.projectedLatency(store: store, baselines: baselines, users: users, requests: requests, width: h)
+                log("\(name): histories → H=\(h) inputs: projected p50 \(String(format: "%.1f", p.projected.p50Microseconds)) µs, rows+sgemm \(String(format: "%.1f", p.rowsThenGemm.p50Microseconds)) µs, decode+sgemm \(String(format: "%.1f", p.decodeThenGemm.p50Microseconds)) µs, blob+sgemm \(String(format: "%.1f", p.blobThenGemm.p50Microseconds)) µs")
+                rows += projectedRows(dataset: name, latency: p, bucket: "all", dimension: d)
+            }
             for per in [1, 100] {
                 let gets = try StoreMeasurements.itemGets(store: store, baselines: baselines, ids: ids, perTransaction: per, reads: per == 1 ? 20_000 : 100_000)
                 rows += itemGetRows(dataset: name, gets: gets, dimension: d)

@@ -69,3 +69,25 @@ func probeBucket(_ store: Store, name: String, users: [UInt64], latency: History
     let items = try store.read { txn in try chosen.map { try txn.history(user: $0)?.itemIDs ?? [] } }
     return Probe.Bucket(name: name, sheafP50Microseconds: latency.sheaf.p50Microseconds, sheafP99Microseconds: latency.sheaf.p99Microseconds, users: chosen, items: items)
 }
+
+/// The rows of a history → model-input measurement at one width H (`StoreMeasurements.projectedLatency`).
+func projectedRows(dataset: String, latency p: ProjectedLatency, bucket: String, dimension: Int) -> [ReportRow] {
+    let params = [
+        "users": "\(p.users)", "requests": "\(p.requests)", "mean_length": String(format: "%.0f", p.meanLength), "dimension": "\(dimension)",
+        "width": "\(p.width)", "table_bytes": "\(p.tableBytes)", "worst_relative_difference": String(format: "%.1e", p.worstRelativeDifference),
+    ]
+    let k = "projected/\(dataset)/\(bucket)/h\(p.width)"
+    let what = "history of \(bucket == "all" ? String(format: "%.0f (mean)", p.meanLength) : bucket) behaviours → x · W + b, D=\(dimension), H=\(p.width)"
+    func row(_ suffix: String, _ label: String, _ sheaf: Double, _ name: String, _ base: Double) -> ReportRow {
+        ReportRow(section: "projected", key: k + suffix, label: label + ", " + what, unit: "µs", sheaf: sheaf, baselineName: name, baseline: base,
+                  better: "lower", params: params)
+    }
+    return [
+        row("/rows-p50", "projected decode p50", p.projected.p50Microseconds, "(a) float32 rows, one get per behaviour, then sgemm", p.rowsThenGemm.p50Microseconds),
+        row("/rows-p99", "projected decode p99", p.projected.p99Microseconds, "(a) float32 rows, one get per behaviour, then sgemm", p.rowsThenGemm.p99Microseconds),
+        row("/decode-p50", "projected decode p50", p.projected.p50Microseconds, "(b) Sheaf decode to D, then sgemm", p.decodeThenGemm.p50Microseconds),
+        row("/decode-p99", "projected decode p99", p.projected.p99Microseconds, "(b) Sheaf decode to D, then sgemm", p.decodeThenGemm.p99Microseconds),
+        row("/blob-p50", "projected decode p50", p.projected.p50Microseconds, "(c) float32 history blob, one get, then sgemm", p.blobThenGemm.p50Microseconds),
+        row("/blob-p99", "projected decode p99", p.projected.p99Microseconds, "(c) float32 history blob, one get, then sgemm", p.blobThenGemm.p99Microseconds),
+    ]
+}

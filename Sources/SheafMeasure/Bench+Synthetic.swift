@@ -48,6 +48,8 @@ extension SheafMeasure.Bench {
             var rows: [ReportRow] = []
             var probe = Probe(dataset: name, store: dir, dimension: d, rawItemsTable: BaselineTables.rawItemsTable, rawHistoriesTable: BaselineTables.rawHistoriesTable, buckets: [])
             var notes: [String] = []
+            // Histories → a model's first layer, at the measured length closest to 1,000 behaviours.
+            let projectedLength = c.buckets.filter { $0.measuredUsers > 0 }.min { abs($0.length - 1000) < abs($1.length - 1000) }?.length
             for bucket in c.buckets where bucket.measuredUsers > 0 {
                 let users = s.measuredUsers[bucket.length] ?? []
                 let n = max(10, bucket.length >= 10_000 ? requests / 10 : requests)
@@ -56,6 +58,13 @@ extension SheafMeasure.Bench {
                 rows += storeRows(section: "store", dataset: name, latency: latency, bucket: "\(bucket.length)", dimension: d)
                 notes.append("\(bucket.length)-behaviour histories: decoded-vs-original mean cosine \(String(format: "%.3f", latency.decodedCosine)) (sanity check only; synthetic data)")
                 probe.buckets.append(try probeBucket(s.store, name: "\(bucket.length)", users: users, latency: latency))
+                if bucket.length == projectedLength {
+                    for h in SheafMeasure.Bench.projectedWidths {
+                        let p = try StoreMeasurements.projectedLatency(store: s.store, baselines: s.baselines, users: users, requests: n, width: h)
+                        log("\(name): \(bucket.length) behaviours → H=\(h) inputs: projected p50 \(String(format: "%.1f", p.projected.p50Microseconds)) µs, rows+sgemm \(String(format: "%.1f", p.rowsThenGemm.p50Microseconds)) µs, decode+sgemm \(String(format: "%.1f", p.decodeThenGemm.p50Microseconds)) µs, blob+sgemm \(String(format: "%.1f", p.blobThenGemm.p50Microseconds)) µs")
+                        rows += projectedRows(dataset: name, latency: p, bucket: "\(bucket.length)", dimension: d)
+                    }
+                }
             }
             for per in [1, 100] {
                 let gets = try StoreMeasurements.itemGets(store: s.store, baselines: s.baselines, ids: s.rawItemIDs, perTransaction: per, reads: per == 1 ? 20_000 : 100_000)

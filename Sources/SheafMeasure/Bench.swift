@@ -10,6 +10,9 @@ extension SheafMeasure {
             commandName: "bench",
             abstract: "The suites of tools/bench-report: each writes one JSON file of report rows.",
             subcommands: [Decode.self, Synthetic.self, Real.self, NPYLoad.self, Appends.self, StandIn.self, WriteNPY.self])
+
+        /// The model widths H the store suites measure histories → x · W + b at.
+        static let projectedWidths = [64, 128, 256]
     }
 }
 

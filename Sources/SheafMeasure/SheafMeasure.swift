@@ -16,7 +16,7 @@ struct SheafMeasure: ParsableCommand {
               swift build -c release --product sheaf-measure
             tools/bench-report runs the `bench` suites and renders the report.
             """,
-        subcommands: [Bench.self, Quantize.self, HistoryFetch.self, NNStep.self, EncodeShortlist.self, CHIMERanking.self])
+        subcommands: [Bench.self, Quantize.self, HistoryFetch.self, NNStep.self, ModelStep.self, EncodeShortlist.self, CHIMERanking.self])
 
     /// First the best OpenBLAS core for this CPU (may re-execute the process once), then the command.
     static func main() {

@@ -95,7 +95,7 @@ public struct ContentTable: Sendable {
 
     /// x · W + b for every row x of the table, [N + 1, H]: a dense `linear` over float32 rows, or the
     /// code-space layer over codes (equal within float32 rounding).
-    func linear(_ t: Tape, _ w: Tensor, bias: Tensor) -> Tensor {
+    public func linear(_ t: Tape, _ w: Tensor, bias: Tensor) -> Tensor {
         switch storage {
         case .rows(let table): t.linear(table, w, bias: bias)
         case .codes(let codes): t.linear(codes, w, bias: bias)

@@ -194,3 +194,108 @@ public enum StoreMeasurements {
             rawRowGetsPerSecond: n / (best.raw / 1e9))
     }
 }
+
+// MARK: - Histories into a model's first layer
+
+/// Latency of turning a user's whole history into a model's inputs x · W + b (W: D × H), measured
+/// interleaved request by request in one run, for one width H:
+///   projected   read txn + history segments + projected decode (tables C_l · W, n × H written)
+///   rows+sgemm  read txn + history item ids + one get of a float32 row per behaviour + sgemm
+///   decode+sgemm read txn + Sheaf decode to n × D + sgemm
+///   blob+sgemm  read txn + one get of the whole history as float32 rows + sgemm
+/// The projected tables are built once before the timed requests (as a serving process keeps them).
+public struct ProjectedLatency: Sendable, Codable {
+    public var width: Int
+    public var users: Int
+    public var requests: Int
+    public var meanLength: Double
+    /// L × K × H × 4 bytes of projected tables.
+    public var tableBytes: Int
+    public var projected: HistoryLatency.Path
+    public var rowsThenGemm: HistoryLatency.Path
+    public var decodeThenGemm: HistoryLatency.Path
+    public var blobThenGemm: HistoryLatency.Path
+    /// Largest |projected − decode-then-sgemm| over the checked users, relative to the largest |value|.
+    public var worstRelativeDifference: Double
+}
+
+extension StoreMeasurements {
+    /// Measures `requests` history → model-input conversions over `users` (each with both raw tables
+    /// filled) at width `width`, with a random projection (normal, std 1/√D, and a bias; fixed seed).
+    public static func projectedLatency(
+        store: Store, baselines: BaselineTables, users: [UInt64], requests: Int, width: Int, warmup: Int = 20, seed: UInt64 = 17
+    ) throws -> ProjectedLatency {
+        precondition(!users.isEmpty && width >= 1)
+        let D = store.dimension
+        var rng = SplitMix64(seed: seed)
+        let scale = Float(1 / Double(D).squareRoot())
+        let projection = try LinearProjection(
+            weight: (0..<(D * width)).map { _ in Float(rng.normal()) * scale }, inputDimension: D, outputDimension: width,
+            bias: (0..<width).map { _ in Float(rng.normal()) * 0.1 })
+        var lengths: [UInt64: Int] = [:]
+        try store.read { txn in for u in users { lengths[u] = try txn.historyCount(user: u) } }
+        let longest = lengths.values.max() ?? 0
+        var decoded: [Float] = [], projected: [Float] = []
+        decoded.reserveCapacity(longest * D)
+        projected.reserveCapacity(longest * width)
+        let raw = AlignedFloats(count: max(1, longest * D))
+        let out = AlignedFloats(count: max(1, longest * width))
+
+        // Build (and cache) the tables, and check the projected decode against decode-then-sgemm.
+        var worst = 0.0, largest = 0.0
+        var tableBytes = 0
+        try store.read { txn in
+            if let cb = try txn.activeCodebook() { tableBytes = try cb.projected(by: projection).tableBytes() }
+            for u in users.prefix(8) {
+                _ = try txn.decodeHistory(user: u, through: projection, into: &projected)
+                _ = try txn.decodeHistory(user: u, into: &decoded)
+                let n = decoded.count / D
+                decoded.withUnsafeBufferPointer { projection.apply(to: $0.baseAddress!, count: n, into: out.pointer) }
+                for i in 0..<(n * width) {
+                    worst = max(worst, Double(abs(projected[i] - out.pointer[i])))
+                    largest = max(largest, Double(abs(out.pointer[i])))
+                }
+            }
+        }
+
+        var pro = LatencySamples(), rows = LatencySamples(), dec = LatencySamples(), blob = LatencySamples()
+        var lengthSum = 0
+        for rep in 0..<(requests + warmup) {
+            let user = users[Int(rng.next() % UInt64(users.count))]
+            let keep = rep >= warmup
+            let n = lengths[user] ?? 0
+            var t0 = monotonicNanoseconds()
+            try store.read { txn in _ = try txn.decodeHistory(user: user, through: projection, into: &projected) }
+            var t1 = monotonicNanoseconds()
+            if keep { pro.add(nanoseconds: t1 - t0) }
+
+            t0 = monotonicNanoseconds()
+            try store.read { txn in
+                let h = try txn.history(user: user)!
+                _ = try baselines.readItems(txn, ids: h.itemIDs, into: raw.pointer)
+            }
+            projection.apply(to: raw.pointer, count: n, into: out.pointer)
+            t1 = monotonicNanoseconds()
+            if keep { rows.add(nanoseconds: t1 - t0) }
+
+            t0 = monotonicNanoseconds()
+            try store.read { txn in _ = try txn.decodeHistory(user: user, into: &decoded) }
+            decoded.withUnsafeBufferPointer { projection.apply(to: $0.baseAddress!, count: n, into: out.pointer) }
+            t1 = monotonicNanoseconds()
+            if keep { dec.add(nanoseconds: t1 - t0) }
+
+            t0 = monotonicNanoseconds()
+            try store.read { txn in _ = try baselines.readHistory(txn, user: user, into: raw.pointer, capacity: raw.count) }
+            projection.apply(to: raw.pointer, count: n, into: out.pointer)
+            t1 = monotonicNanoseconds()
+            if keep {
+                blob.add(nanoseconds: t1 - t0)
+                lengthSum += n
+            }
+        }
+        return ProjectedLatency(
+            width: width, users: users.count, requests: requests, meanLength: Double(lengthSum) / Double(max(1, requests)),
+            tableBytes: tableBytes, projected: .init(pro), rowsThenGemm: .init(rows), decodeThenGemm: .init(dec), blobThenGemm: .init(blob),
+            worstRelativeDifference: largest > 0 ? worst / largest : 0)
+    }
+}

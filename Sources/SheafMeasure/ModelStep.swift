@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import SheafCLI
+import SheafModels
+import SheafNN
+import SheafRandom
+import SheafStore
+import _SheafBench
+
+extension SheafMeasure {
+    /// A training step (forward + backward) of the content SASRec and of HyMiRec on a store, with the
+    /// items' content read as the store's codes through the code-space input layer, against the same
+    /// model, same parameters and same batch reading the decoded float32 rows through a dense layer.
+    /// Also times the input layer alone (every content projection of the model, forward + backward of
+    /// Σ y · G for a fixed G), to give its share of the step. Steps of the two paths are interleaved.
+    struct ModelStep: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "model-step",
+            abstract: "Training-step time of the content SASRec and HyMiRec: code-space input layer against decoded rows.")
+
+        @Option(help: "The store (histories and item codes), e.g. results/sasrec-store.")
+        var store: String
+        @Option(help: "Measured steps per model and path (after 2 warm-up steps).")
+        var steps = 10
+        @Option(help: "Examples per step.")
+        var batchSize = 256
+        @Option(help: "Threads of the tape's operations.")
+        var threads = 1
+        @Option(help: "Models: sasrec, hymirec (comma-separated).")
+        var models = "sasrec,hymirec"
+        @Option(help: "Write the results as JSON here.")
+        var jsonOut: String?
+
+        struct Timing: Codable {
+            var model: String
+            var content: String
+            var stepMedianMilliseconds: Double
+            var inputLayerMedianMilliseconds: Double
+            var inputLayerShare: Double
+            var loss: Double
+        }
+
+        func run() throws {
+            Memory.retainFreedBuffers()
+            var options = StoreOptions()
+            options.readOnly = true
+            let opened = try Store(path: store, options: options)
+            let data = try SequenceDataset.load(from: opened)
+            let ids = data.vocabulary.ids
+            let codes = try ContentTable.codes(from: opened, ids: ids)
+            let rows = try ContentTable.rows(try opened.read { try $0.decodeItems(ids) }, dimension: opened.dimension)
+            let cb = try opened.read { try $0.activeCodebook() }
+            log("model-step: \(data.users.count) users, \(ids.count) items, D = \(opened.dimension); codebook L \(cb?.levels ?? 0) K \(cb?.codesPerLevel ?? 0): L·K = \(codes.isCodes ? "\((cb?.levels ?? 0) * (cb?.codesPerLevel ?? 0))" : "?") table rows against N + 1 = \(ids.count + 1)")
+            var results: [Timing] = []
+            for name in models.split(separator: ",").map(String.init) {
+                switch name {
+                case "sasrec":
+                    var c = SASRecConfiguration()
+                    c.content = true
+                    let make: (ContentTable) throws -> SASRec = { content in try SASRec(configuration: c, itemCount: ids.count, content: content, seed: 1) }
+                    results += try measure(name, make, data: data, codes: codes, rows: rows, projections: ["content_projection"])
+                case "hymirec":
+                    let c = HyMiRecConfiguration()
+                    let make: (ContentTable) throws -> HyMiRec = { content in try HyMiRec(configuration: c, itemCount: ids.count, content: content, seed: 1) }
+                    results += try measure(name, make, data: data, codes: codes, rows: rows, projections: ["items", "lightweight.items"])
+                default: throw MeasureError("unknown model \(name): sasrec or hymirec")
+                }
+            }
+            let m = MachineReport.current
+            print("machine: \(m.summary)")
+            print("| model | item content | step median ms | input layer ms | input layer share | step vs decoded rows |")
+            print("|---|---|---:|---:|---:|---:|")
+            for r in results {
+                let dense = results.first { $0.model == r.model && $0.content == "decoded float32 rows" }!
+                print(String(format: "| %@ | %@ | %.1f | %.2f | %.1f%% | %.2f× |", r.model, r.content, r.stepMedianMilliseconds,
+                             r.inputLayerMedianMilliseconds, 100 * r.inputLayerShare, dense.stepMedianMilliseconds / r.stepMedianMilliseconds))
+            }
+            if let jsonOut {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                struct Output: Codable { var store: String; var threads: Int; var batchSize: Int; var steps: Int; var cpu: String; var blasCore: String; var results: [Timing] }
+                try encoder.encode(Output(store: store, threads: threads, batchSize: batchSize, steps: steps, cpu: m.cpu, blasCore: m.blasCoreSelection, results: results))
+                    .write(to: URL(fileURLWithPath: jsonOut))
+            }
+        }
+
+        /// Both paths of one model: interleaved steps on the same batches, then the input layers alone.
+        func measure<Model: SequentialRecommender>(
+            _ name: String, _ make: (ContentTable) throws -> Model, data: SequenceDataset, codes: ContentTable, rows: ContentTable,
+            projections: [String]
+        ) throws -> [Timing] {
+            let models = [try make(codes), try make(rows)]
+            let split = models[0].split(data)
+            var rng = SplitMix64(seed: 3)
+            var order = Array(split.training.indices)
+            rng.partialShuffle(&order, count: order.count)
+            var stepTimes: [[Double]] = [[], []], layerTimes: [[Double]] = [[], []], losses: [Double] = [0, 0]
+            for step in 0..<(steps + 2) {
+                let start = (step * batchSize) % max(1, order.count - batchSize)
+                let batch = order[start..<(start + batchSize)].map { split.training[$0] }
+                for (k, model) in models.enumerated() {
+                    var stepRNG = SplitMix64(seed: UInt64(step))
+                    let t0 = monotonicNanoseconds()
+                    let tape = Tape(seed: UInt64(step), threads: threads)
+                    let loss = model.loss(tape, batch, in: data, rng: &stepRNG)
+                    tape.backward(loss)
+                    let t1 = monotonicNanoseconds()
+                    for p in model.namedParameters { p.tensor.zeroGrad() }
+                    if step >= 2 { stepTimes[k].append(Double(t1 - t0) / 1e6) }
+                    losses[k] = Double(loss.scalar)
+                }
+            }
+            // The input layers alone: each content projection, forward and backward.
+            for step in 0..<(steps + 2) {
+                for (k, model) in models.enumerated() {
+                    let params = Dictionary(model.namedParameters.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+                    let content = model.content!
+                    let t0 = monotonicNanoseconds()
+                    let tape = Tape(seed: 0, threads: threads)
+                    var total: Tensor?
+                    for p in projections {
+                        let y = content.linear(tape, params[p + ".weight"]!, bias: params[p + ".bias"]!)
+                        let s = tape.sum(tape.mul(y, Tensor(shape: y.shape, values: [Float](repeating: 0.01, count: y.count))))
+                        total = total.map { tape.add($0, s) } ?? s
+                    }
+                    tape.backward(total!)
+                    let t1 = monotonicNanoseconds()
+                    for p in model.namedParameters { p.tensor.zeroGrad() }
+                    if step >= 2 { layerTimes[k].append(Double(t1 - t0) / 1e6) }
+                }
+            }
+            return (0..<2).map { k in
+                let step = median(stepTimes[k]), layer = median(layerTimes[k])
+                return Timing(
+                    model: name, content: k == 0 ? "codes (code-space input layer)" : "decoded float32 rows",
+                    stepMedianMilliseconds: step, inputLayerMedianMilliseconds: layer, inputLayerShare: layer / step, loss: losses[k])
+            }
+        }
+
+        func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+    }
+}
