@@ -13,7 +13,8 @@
 //  - portable: plain C loops over 32-float blocks that the compiler vectorises for the
 //    baseline ISA (SSE2 on x86-64); non-temporal 16-byte stores on x86 when asked and aligned.
 // Both accumulate in level order; the AVX2 path uses fused multiply-adds, so the two paths can
-// differ in the last bits. Half centroids are widened exactly (vcvtph2ps, or `_Float16` in the
+// differ in the last bits. An optional bias row is added to each output row after the L levels
+// (projected decodes: out[i] = Σ_l α · T_l[b] + bias), in registers, with no second pass. Half centroids are widened exactly (vcvtph2ps, or `_Float16` in the
 // portable path), so the two element types differ only by the rounding of the table itself.
 
 #include "sheaf_decode.h"
@@ -87,8 +88,8 @@ static inline __attribute__((always_inline)) float portable_load(const void *row
 
 static inline __attribute__((always_inline)) void
 portable_rows(const void *restrict C, int half, const float *restrict scales, size_t L, size_t K, size_t D,
-              const uint32_t *restrict codes, const float *restrict alphas, size_t n, float *restrict out,
-              int streaming, int *streamed) {
+              const uint32_t *restrict codes, const float *restrict alphas, size_t n, const float *restrict bias,
+              float *restrict out, int streaming, int *streamed) {
     const size_t es = half ? 2 : 4;
     const size_t rowBytes = D * es;
     const size_t levelBytes = K * rowBytes;
@@ -119,6 +120,8 @@ portable_rows(const void *restrict C, int half, const float *restrict scales, si
                 const char *pl = p[l] + d * es;
                 for (size_t j = 0; j < r; j++) acc[j] += al * portable_load(pl, j, half);
             }
+            if (bias)
+                for (size_t j = 0; j < r; j++) acc[j] += bias[d + j];
 #if SHEAF_X86
             if (st && r == SHEAF_PB) {
                 for (size_t j = 0; j < SHEAF_PB; j += 4) _mm_stream_ps(o + d + j, _mm_loadu_ps(acc + j));
@@ -134,9 +137,10 @@ portable_rows(const void *restrict C, int half, const float *restrict scales, si
 #define SHEAF_PORTABLE_FN(name, LV, HALF)                                                           \
     static __attribute__((noinline)) void name(const void *C, const float *scales, size_t L, size_t K, \
                                                size_t D, const uint32_t *codes, const float *alphas,  \
-                                               size_t n, float *out, int streaming, int *streamed) {  \
+                                               size_t n, const float *bias, float *out, int streaming, \
+                                               int *streamed) {                                     \
         (void)L;                                                                                    \
-        portable_rows(C, HALF, scales, LV, K, D, codes, alphas, n, out, streaming, streamed);       \
+        portable_rows(C, HALF, scales, LV, K, D, codes, alphas, n, bias, out, streaming, streamed); \
     }
 SHEAF_PORTABLE_FN(portable_l1, 1, 0)
 SHEAF_PORTABLE_FN(portable_l2, 2, 0)
@@ -180,8 +184,8 @@ static inline SHEAF_AVX2 __attribute__((always_inline)) __m256 avx2_load_tail(co
 
 static inline SHEAF_AVX2 __attribute__((always_inline)) void
 avx2_rows(const void *restrict C, int half, const float *restrict scales, size_t L, size_t K, size_t D,
-          const uint32_t *restrict codes, const float *restrict alphas, size_t n, float *restrict out,
-          int streaming, int *streamed) {
+          const uint32_t *restrict codes, const float *restrict alphas, size_t n, const float *restrict bias,
+          float *restrict out, int streaming, int *streamed) {
     const size_t es = half ? 2 : 4;
     const size_t rowBytes = D * es;
     const size_t levelBytes = K * rowBytes;
@@ -214,6 +218,12 @@ avx2_rows(const void *restrict C, int half, const float *restrict scales, size_t
                 s2 = _mm256_fmadd_ps(av[l], avx2_load(p[l], d + 16, half), s2);
                 s3 = _mm256_fmadd_ps(av[l], avx2_load(p[l], d + 24, half), s3);
             }
+            if (bias) {
+                s0 = _mm256_add_ps(s0, _mm256_loadu_ps(bias + d));
+                s1 = _mm256_add_ps(s1, _mm256_loadu_ps(bias + d + 8));
+                s2 = _mm256_add_ps(s2, _mm256_loadu_ps(bias + d + 16));
+                s3 = _mm256_add_ps(s3, _mm256_loadu_ps(bias + d + 24));
+            }
             // One 64-byte line per 32 halves, two per 32 floats.
             for (size_t l = 0; l < L; l++) {
                 _mm_prefetch(q[l] + d * es, _MM_HINT_T0);
@@ -238,6 +248,7 @@ avx2_rows(const void *restrict C, int half, const float *restrict scales, size_t
         for (; d + 8 <= D; d += 8) {
             __m256 s = _mm256_mul_ps(av[0], avx2_load(p[0], d, half));
             for (size_t l = 1; l < L; l++) s = _mm256_fmadd_ps(av[l], avx2_load(p[l], d, half), s);
+            if (bias) s = _mm256_add_ps(s, _mm256_loadu_ps(bias + d));
             if (st) _mm256_stream_ps(o + d, s);
             else _mm256_storeu_ps(o + d, s);
         }
@@ -245,6 +256,7 @@ avx2_rows(const void *restrict C, int half, const float *restrict scales, size_t
             // Masked (or buffered) loads never touch, or fault on, the elements past the row's end.
             __m256 s = _mm256_mul_ps(av[0], avx2_load_tail(p[0], d, rem, tail, half));
             for (size_t l = 1; l < L; l++) s = _mm256_fmadd_ps(av[l], avx2_load_tail(p[l], d, rem, tail, half), s);
+            if (bias) s = _mm256_add_ps(s, _mm256_maskload_ps(bias + d, tail));
             _mm256_maskstore_ps(o + d, tail, s);
         }
         if (st) *streamed = 1;
@@ -254,9 +266,9 @@ avx2_rows(const void *restrict C, int half, const float *restrict scales, size_t
 #define SHEAF_AVX2_FN(name, LV, HALF)                                                               \
     static SHEAF_AVX2 __attribute__((noinline)) void name(                                          \
         const void *C, const float *scales, size_t L, size_t K, size_t D, const uint32_t *codes,    \
-        const float *alphas, size_t n, float *out, int streaming, int *streamed) {                  \
+        const float *alphas, size_t n, const float *bias, float *out, int streaming, int *streamed) { \
         (void)L;                                                                                    \
-        avx2_rows(C, HALF, scales, LV, K, D, codes, alphas, n, out, streaming, streamed);           \
+        avx2_rows(C, HALF, scales, LV, K, D, codes, alphas, n, bias, out, streaming, streamed);     \
     }
 SHEAF_AVX2_FN(avx2_l1, 1, 0)
 SHEAF_AVX2_FN(avx2_l2, 2, 0)
@@ -273,10 +285,11 @@ SHEAF_AVX2_FN(avx2_hn, L, 1)
 // MARK: - Entry points
 
 typedef void (*sheaf_rows_fn)(const void *, const float *, size_t, size_t, size_t, const uint32_t *, const float *,
-                              size_t, float *, int, int *);
+                              size_t, const float *, float *, int, int *);
 
 static void sheaf_decode_any(const void *centroids, int half, const float *scales, size_t levels, size_t K, size_t D,
-                             const uint32_t *codes, const float *alphas, size_t n, float *out, int streaming) {
+                             const uint32_t *codes, const float *alphas, size_t n, const float *bias, float *out,
+                             int streaming) {
     if (n == 0 || D == 0 || levels == 0) return;
     if (levels > SHEAF_MAX_LEVELS) levels = SHEAF_MAX_LEVELS;  // the contract says 1...16; never index past the pointer arrays
     const size_t pick = levels <= 4 ? levels - 1 : 4;
@@ -293,7 +306,7 @@ static void sheaf_decode_any(const void *centroids, int half, const float *scale
         fn = half ? portable_f16[pick] : portable_f32[pick];
     }
     int streamed = 0;
-    fn(centroids, scales, levels, K, D, codes, alphas, n, out, streaming, &streamed);
+    fn(centroids, scales, levels, K, D, codes, alphas, n, bias, out, streaming, &streamed);
 #if SHEAF_X86
     if (streamed) _mm_sfence();
 #endif
@@ -301,12 +314,23 @@ static void sheaf_decode_any(const void *centroids, int half, const float *scale
 
 void sheaf_decode_f32(const float *centroids, size_t levels, size_t K, size_t D, const uint32_t *codes,
                       const float *alphas, size_t n, float *out, int streaming) {
-    sheaf_decode_any(centroids, 0, NULL, levels, K, D, codes, alphas, n, out, streaming);
+    sheaf_decode_any(centroids, 0, NULL, levels, K, D, codes, alphas, n, NULL, out, streaming);
 }
 
 void sheaf_decode_f16(const uint16_t *centroids, const float *level_scales, size_t levels, size_t K, size_t D,
                       const uint32_t *codes, const float *alphas, size_t n, float *out, int streaming) {
-    sheaf_decode_any(centroids, 1, level_scales, levels, K, D, codes, alphas, n, out, streaming);
+    sheaf_decode_any(centroids, 1, level_scales, levels, K, D, codes, alphas, n, NULL, out, streaming);
+}
+
+void sheaf_decode_f32_bias(const float *centroids, size_t levels, size_t K, size_t D, const uint32_t *codes,
+                           const float *alphas, size_t n, const float *bias, float *out, int streaming) {
+    sheaf_decode_any(centroids, 0, NULL, levels, K, D, codes, alphas, n, bias, out, streaming);
+}
+
+void sheaf_decode_f16_bias(const uint16_t *centroids, const float *level_scales, size_t levels, size_t K, size_t D,
+                           const uint32_t *codes, const float *alphas, size_t n, const float *bias, float *out,
+                           int streaming) {
+    sheaf_decode_any(centroids, 1, level_scales, levels, K, D, codes, alphas, n, bias, out, streaming);
 }
 
 // MARK: - Conversion

@@ -28,6 +28,14 @@ extension Codebook {
         codes: UnsafePointer<UInt32>, magnitudes: UnsafePointer<Float>, count: Int,
         into output: UnsafeMutablePointer<Float>, streaming: Bool = false, precision: CentroidPrecision = .float32
     ) {
+        decode(codes: codes, magnitudes: magnitudes, count: count, into: output, streaming: streaming, precision: precision, bias: nil)
+    }
+
+    /// `decode` adding `bias` (D floats) to every row, in the kernel (projected decodes).
+    func decode(
+        codes: UnsafePointer<UInt32>, magnitudes: UnsafePointer<Float>, count: Int,
+        into output: UnsafeMutablePointer<Float>, streaming: Bool, precision: CentroidPrecision, bias: UnsafePointer<Float>?
+    ) {
         precondition(count >= 0, "count must not be negative")
         // The kernel indexes centroid rows with the codes unchecked, so check them here: L compares
         // per row against L × D multiply-adds, a negligible cost.
@@ -39,23 +47,23 @@ extension Codebook {
         precondition(largest < limit, "a code is ≥ codesPerLevel (\(codesPerLevel))")
         decodeUnchecked(
             codes: codes, magnitudes: magnitudes, count: count, into: output, streaming: streaming,
-            half: precision == .float16 ? halfCentroids : nil)
+            half: precision == .float16 ? halfCentroids : nil, bias: bias)
     }
 
     /// `decode` without the code check. The caller guarantees every code is < `codesPerLevel`.
     /// Reads `half` when given, the float32 centroids otherwise.
     private func decodeUnchecked(
         codes: UnsafePointer<UInt32>, magnitudes: UnsafePointer<Float>, count: Int,
-        into output: UnsafeMutablePointer<Float>, streaming: Bool, half: HalfCentroids?
+        into output: UnsafeMutablePointer<Float>, streaming: Bool, half: HalfCentroids?, bias: UnsafePointer<Float>?
     ) {
         guard count > 0 else { return }
         if let half {
             half.values.withUnsafeBufferPointer { c in
                 half.levelScales.withUnsafeBufferPointer { s in
                     // safe: as below; `values` holds levels × K × D halves and `levelScales` one per level.
-                    sheaf_decode_f16(
+                    sheaf_decode_f16_bias(
                         c.baseAddress!, s.baseAddress!, levels, codesPerLevel, dimension, codes, magnitudes, count,
-                        output, streaming ? 1 : 0)
+                        bias, output, streaming ? 1 : 0)
                 }
             }
             return
@@ -64,8 +72,9 @@ extension Codebook {
             // safe: `centroids` holds levels × K × D floats (checked in `init`), levels is 1...16 and
             // every code is < K (the caller's guarantee), so each centroid row read is in bounds;
             // codes/magnitudes hold count × levels values and output count × D (documented contract).
-            sheaf_decode_f32(
-                c.baseAddress!, levels, codesPerLevel, dimension, codes, magnitudes, count, output,
+            // bias: nil, or D floats (the caller's contract).
+            sheaf_decode_f32_bias(
+                c.baseAddress!, levels, codesPerLevel, dimension, codes, magnitudes, count, bias, output,
                 streaming ? 1 : 0)
         }
     }
@@ -80,6 +89,14 @@ extension Codebook {
     public func decodePacked(
         _ packed: UnsafeRawBufferPointer, count: Int, into output: UnsafeMutablePointer<Float>,
         streaming: Bool = false, precision: CentroidPrecision = .float32
+    ) {
+        decodePacked(packed, count: count, into: output, streaming: streaming, precision: precision, bias: nil)
+    }
+
+    /// `decodePacked` adding `bias` (D floats) to every row, in the kernel (projected decodes).
+    func decodePacked(
+        _ packed: UnsafeRawBufferPointer, count: Int, into output: UnsafeMutablePointer<Float>,
+        streaming: Bool, precision: CentroidPrecision, bias: UnsafePointer<Float>?
     ) {
         precondition(count >= 0, "count must not be negative")
         precondition(packed.count >= count * bytesPerItem, "packed must hold count × bytesPerItem bytes")
@@ -118,7 +135,7 @@ extension Codebook {
                     // smaller than the output's float count).
                     decodeUnchecked(
                         codes: codes.baseAddress!, magnitudes: mags, count: rows,
-                        into: output + row &* D, streaming: streaming, half: half)
+                        into: output + row &* D, streaming: streaming, half: half, bias: bias)
                     row += rows
                 }
             }

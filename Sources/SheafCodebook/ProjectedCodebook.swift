@@ -76,30 +76,23 @@ public struct LinearProjection: Sendable, Equatable {
         return try LinearProjection(weight: weight, inputDimension: d, outputDimension: h, bias: bias)
     }
 
-    /// y = x · W + b for `count` rows with one `sgemm`: the dense path projected decodes are
-    /// measured and tested against.
+    /// y = x · W + b for `count` rows with one `sgemm` (the bias written first, the product added
+    /// onto it): the dense path projected decodes are measured and tested against.
     /// - Parameters:
     ///   - rows: count × D floats.
     ///   - output: count × H floats, overwritten.
     public func apply(to rows: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) {
         guard count > 0 else { return }
+        let h = outputDimension
+        if let bias {
+            bias.withUnsafeBufferPointer { b in
+                // safe: output holds count × H floats and b holds H.
+                for r in 0..<count { (output + r &* h).update(from: b.baseAddress!, count: h) }
+            }
+        }
         weight.withUnsafeBufferPointer { w in
             // safe: rows holds count × D floats, w D × H and output count × H (documented contract).
-            BLAS.gemm(m: count, n: outputDimension, k: inputDimension, a: rows, b: w.baseAddress!, c: output)
-        }
-        addBias(to: output, count: count)
-    }
-
-    /// Adds b to each of `count` rows of H floats (nothing without a bias).
-    func addBias(to output: UnsafeMutablePointer<Float>, count: Int) {
-        guard let bias else { return }
-        let h = outputDimension
-        bias.withUnsafeBufferPointer { b in
-            for r in 0..<count {
-                // safe: output holds count × H floats and b holds H.
-                let o = output + r &* h
-                for j in 0..<h { o[j] += b[j] }
-            }
+            BLAS.gemm(m: count, n: h, k: inputDimension, a: rows, b: w.baseAddress!, beta: bias == nil ? 0 : 1, c: output)
         }
     }
 }
@@ -160,7 +153,8 @@ public struct ProjectedCodebook: Sendable {
         self.projection = projection
     }
 
-    /// Writes ê_i · W + b for `count` code tuples: the decode kernel over the tables, then the bias.
+    /// Writes ê_i · W + b for `count` code tuples: the decode kernel over the tables, the bias added
+    /// in its registers.
     ///
     /// - Parameters:
     ///   - codes, magnitudes: count × L each, as `Codebook.decode` takes them (codes checked < K).
@@ -170,8 +164,7 @@ public struct ProjectedCodebook: Sendable {
         codes: UnsafePointer<UInt32>, magnitudes: UnsafePointer<Float>, count: Int,
         into output: UnsafeMutablePointer<Float>, precision: CentroidPrecision = .float32
     ) {
-        tables.decode(codes: codes, magnitudes: magnitudes, count: count, into: output, precision: precision)
-        projection.addBias(to: output, count: count)
+        withBias { tables.decode(codes: codes, magnitudes: magnitudes, count: count, into: output, streaming: false, precision: precision, bias: $0) }
     }
 
     /// Unpacks and decodes `count` packed code tuples (the source codebook's `pack` layout) into
@@ -180,8 +173,14 @@ public struct ProjectedCodebook: Sendable {
         _ packed: UnsafeRawBufferPointer, count: Int, into output: UnsafeMutablePointer<Float>,
         precision: CentroidPrecision = .float32
     ) {
-        tables.decodePacked(packed, count: count, into: output, precision: precision)
-        projection.addBias(to: output, count: count)
+        withBias { tables.decodePacked(packed, count: count, into: output, streaming: false, precision: precision, bias: $0) }
+    }
+
+    /// The bias as a pointer for the kernel (H floats), or nil.
+    private func withBias(_ body: (UnsafePointer<Float>?) -> Void) {
+        guard let bias = projection.bias else { return body(nil) }
+        // safe: the bias holds H = the tables' dimension floats (checked by LinearProjection).
+        bias.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 }
 

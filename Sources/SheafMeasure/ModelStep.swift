@@ -30,6 +30,15 @@ extension SheafMeasure {
         var models = "sasrec,hymirec"
         @Option(help: "Write the results as JSON here.")
         var jsonOut: String?
+        @Option(help: ArgumentHelp("Also time the input layer alone (one projection to H = 64, forward + backward) on random codes of these catalogue sizes, at D = 384 and 2048, L = 4, K = 256: speed only.", valueName: "N,N,..."))
+        var scaling: String?
+
+        struct Scaling: Codable {
+            var items: Int
+            var dimension: Int
+            var codesMilliseconds: Double
+            var rowsMilliseconds: Double
+        }
 
         struct Timing: Codable {
             var model: String
@@ -75,12 +84,30 @@ extension SheafMeasure {
                 print(String(format: "| %@ | %@ | %.1f | %.2f | %.1f%% | %.2f× |", r.model, r.content, r.stepMedianMilliseconds,
                              r.inputLayerMedianMilliseconds, 100 * r.inputLayerShare, dense.stepMedianMilliseconds / r.stepMedianMilliseconds))
             }
+            var scaled: [Scaling] = []
+            if let scaling {
+                print("")
+                print("input layer alone (x · W + b to H = 64, forward + backward), random codes L = 4, K = 256 (speed only):")
+                print("| items N | D | codes ms | dense rows ms | dense / codes |")
+                print("|---:|---:|---:|---:|---:|")
+                for n in scaling.split(separator: ",").compactMap({ Int($0) }) {
+                    for d in [384, 2048] {
+                        let r = layerAlone(items: n, dimension: d)
+                        scaled.append(r)
+                        print(String(format: "| %d | %d | %.2f | %.2f | %.2f× |", n, d, r.codesMilliseconds, r.rowsMilliseconds, r.rowsMilliseconds / r.codesMilliseconds))
+                    }
+                }
+            }
             if let jsonOut {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                struct Output: Codable { var store: String; var threads: Int; var batchSize: Int; var steps: Int; var cpu: String; var blasCore: String; var results: [Timing] }
-                try encoder.encode(Output(store: store, threads: threads, batchSize: batchSize, steps: steps, cpu: m.cpu, blasCore: m.blasCoreSelection, results: results))
-                    .write(to: URL(fileURLWithPath: jsonOut))
+                struct Output: Codable {
+                    var store: String; var threads: Int; var batchSize: Int; var steps: Int; var cpu: String; var blasCore: String; var results: [Timing]
+                    var scaling: [Scaling]
+                }
+                try encoder.encode(Output(
+                    store: store, threads: threads, batchSize: batchSize, steps: steps, cpu: m.cpu, blasCore: m.blasCoreSelection, results: results,
+                    scaling: scaled)).write(to: URL(fileURLWithPath: jsonOut))
             }
         }
 
@@ -135,6 +162,34 @@ extension SheafMeasure {
                     model: name, content: k == 0 ? "codes (code-space input layer)" : "decoded float32 rows",
                     stepMedianMilliseconds: step, inputLayerMedianMilliseconds: layer, inputLayerShare: layer / step, loss: losses[k])
             }
+        }
+
+        /// One content projection to H = 64 on N random items of L = 4, K = 256 codes: code space
+        /// against the dense layer over the decoded rows (interleaved, median of `steps`).
+        func layerAlone(items n: Int, dimension d: Int) -> Scaling {
+            var rng = SplitMix64(seed: UInt64(n * 7 + d))
+            let l = 4, k = 256, h = 64
+            let codes = ResidualCodes(
+                codes: (0..<(n * l)).map { _ in UInt32(rng.next() % UInt64(k)) }, magnitudes: (0..<(n * l)).map { _ in rng.float(in: 0...1) },
+                levels: l, codesPerLevel: k, centroids: (0..<(l * k * d)).map { _ in rng.float(in: -1...1) }, dimension: d)
+            let rows = codes.decoded()
+            let w = Tensor.parameter(shape: [d, h], values: (0..<(d * h)).map { _ in rng.float(in: -0.05...0.05) })
+            let b = Tensor.parameter(shape: [h], values: [Float](repeating: 0, count: h))
+            let g = Tensor(shape: [n, h], values: [Float](repeating: 0.01, count: n * h))
+            var times: [[Double]] = [[], []]
+            for step in 0..<(steps + 2) {
+                for k in 0..<2 {
+                    let t0 = monotonicNanoseconds()
+                    let tape = Tape(seed: 0, threads: threads)
+                    let y = k == 0 ? tape.linear(codes, w, bias: b) : tape.linear(rows, w, bias: b)
+                    tape.backward(tape.sum(tape.mul(y, g)))
+                    let t1 = monotonicNanoseconds()
+                    w.zeroGrad()
+                    b.zeroGrad()
+                    if step >= 2 { times[k].append(Double(t1 - t0) / 1e6) }
+                }
+            }
+            return Scaling(items: n, dimension: d, codesMilliseconds: median(times[0]), rowsMilliseconds: median(times[1]))
         }
 
         func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }

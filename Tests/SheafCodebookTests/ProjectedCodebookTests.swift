@@ -60,7 +60,7 @@ import Testing
         var rng = SplitMix64(seed: 0xD1CE_0000 + UInt64(encoding.rawValue))
         let n = 9
         var cases = 0
-        for (D, H) in [(37, 13), (8, 8), (33, 64)] {
+        for (D, H) in [(37, 13), (8, 8), (33, 64), (20, 45)] {
             for L in 1...4 {
                 for K in [2, 16, 256, 4096] {
                     let cb = try Self.codebook(dimension: D, levels: L, codesPerLevel: K, encoding: encoding, rng: &rng)
@@ -92,7 +92,7 @@ import Testing
                 }
             }
         }
-        #expect(cases == 3 * 4 * 4 * 2)
+        #expect(cases == 4 * 4 * 4 * 2)
     }
 
     /// The unpacked entry point gives the same rows as the packed one.

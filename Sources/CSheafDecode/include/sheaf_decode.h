@@ -37,6 +37,16 @@ void sheaf_decode_f16(const uint16_t *centroids, const float *level_scales, size
                       size_t D, const uint32_t *codes, const float *alphas, size_t n,
                       float *out, int streaming);
 
+/// `sheaf_decode_f32` and `sheaf_decode_f16` with a bias row added to every output row after the
+/// levels are summed: out[i] = Σ_l alphas[i][l] · centroids[l][codes[i][l]] + bias (bias: D floats,
+/// or NULL for none). Projected decodes use them (tables T_l = C_l · W, then + b, in one pass).
+void sheaf_decode_f32_bias(const float *centroids, size_t levels, size_t K, size_t D,
+                           const uint32_t *codes, const float *alphas, size_t n, const float *bias,
+                           float *out, int streaming);
+void sheaf_decode_f16_bias(const uint16_t *centroids, const float *level_scales, size_t levels, size_t K,
+                           size_t D, const uint32_t *codes, const float *alphas, size_t n,
+                           const float *bias, float *out, int streaming);
+
 /// dst[i] = binary16(src[i] · inverse_scale), rounded to nearest even (values beyond ±65504
 /// become ±infinity: the caller picks the scale so that none are).
 void sheaf_float_to_half(const float *src, float inverse_scale, uint16_t *dst, size_t n);
