@@ -15,6 +15,12 @@
 //   history 1000 float32 rows          read txn + history item ids + one float32 row get per behaviour
 //   history 1000 float32 blob          read txn + one get of the whole history as float32 rows
 //     (one history per iteration, a different measured user each time; wall clock = latency)
+//   history 1000 projected H64         read txn + history segments + projected decode to x · W + b
+//                                      (tables C_l · W built once, in setup), n × 64 written
+//   history 1000 decode+sgemm H64      read txn + decode to n × D + sgemm (and bias) to n × 64
+//   history 1000 float32 rows+sgemm H64  one float32 row get per behaviour + sgemm
+//   history 1000 float32 blob+sgemm H64  one get of the float32 history + sgemm
+//     (the same at H = 128 and 256; histories of 1,000 behaviours only)
 //
 // package-benchmark runs every benchmark in a process of its own, so the store is built once per
 // `swift package benchmark` run, by the first Store benchmark to run, in a temporary directory named
@@ -284,6 +290,44 @@ final class HistoryReads: @unchecked Sendable {
     }
 }
 
+// MARK: - Histories into a model's first layer
+
+/// `HistoryReads` plus a random projection D → H (normal, std 1/√D, with a bias) whose tables are
+/// built in setup, and its n × H output.
+final class ProjectedReads: @unchecked Sendable {
+    let reads: HistoryReads
+    let projection: LinearProjection
+    var projected: [Float] = []
+    let output: AlignedFloats
+
+    init(_ fixture: StoreFixture, length: Int, width: Int) throws {
+        reads = try HistoryReads(fixture, length: length)
+        let D = fixture.dimension
+        var rng = SplitMix64(seed: 17)
+        let scale = 1 / Double(D).squareRoot()
+        projection = try LinearProjection(
+            weight: (0..<(D * width)).map { _ in Float(rng.normal() * scale) }, inputDimension: D, outputDimension: width,
+            bias: (0..<width).map { _ in Float(rng.normal() * 0.1) })
+        output = AlignedFloats(count: length * width)
+        projected.reserveCapacity(length * width)
+        // Build the tables now, and check the two paths agree on one user.
+        let user = reads.users[0]
+        try fixture.store.read { txn in
+            _ = try txn.decodeHistory(user: user, through: projection, into: &projected)
+            _ = try txn.decodeHistory(user: user, into: &reads.decoded)
+        }
+        reads.decoded.withUnsafeBufferPointer { projection.apply(to: $0.baseAddress!, count: length, into: output.pointer) }
+        var worst: Float = 0, largest: Float = 0
+        for i in 0..<(length * width) {
+            worst = max(worst, abs(projected[i] - output.pointer[i]))
+            largest = max(largest, abs(output.pointer[i]))
+        }
+        guard worst <= 1e-4 * largest else {
+            throw StoreBenchmarkError.check("projected decode differs from decode + sgemm by \(worst) (largest value \(largest))")
+        }
+    }
+}
+
 // MARK: - Benchmarks
 
 let benchmarks: @Sendable () -> Void = {
@@ -404,6 +448,58 @@ let benchmarks: @Sendable () -> Void = {
             }
         } setup: {
             try HistoryReads(try SharedStore.fixture(), length: length)
+        }
+    }
+
+    // Histories of 1,000 behaviours into x · W + b, one history per iteration.
+    for width in [64, 128, 256] {
+        let length = 1_000
+        Benchmark("history \(length) projected H\(width)") { _, s in
+            let user = s.reads.nextUser()
+            try s.reads.fixture.store.read { txn in
+                guard try txn.decodeHistory(user: user, through: s.projection, into: &s.projected) != nil else {
+                    throw StoreBenchmarkError.check("user \(user) has no history")
+                }
+            }
+        } setup: {
+            try ProjectedReads(try SharedStore.fixture(), length: length, width: width)
+        }
+
+        Benchmark("history \(length) decode+sgemm H\(width)") { _, s in
+            let user = s.reads.nextUser()
+            try s.reads.fixture.store.read { txn in
+                guard try txn.decodeHistory(user: user, into: &s.reads.decoded) != nil else {
+                    throw StoreBenchmarkError.check("user \(user) has no history")
+                }
+            }
+            s.reads.decoded.withUnsafeBufferPointer { s.projection.apply(to: $0.baseAddress!, count: length, into: s.output.pointer) }
+        } setup: {
+            try ProjectedReads(try SharedStore.fixture(), length: length, width: width)
+        }
+
+        Benchmark("history \(length) float32 rows+sgemm H\(width)") { _, s in
+            let user = s.reads.nextUser()
+            try s.reads.fixture.store.read { txn in
+                guard let h = try txn.history(user: user) else { throw StoreBenchmarkError.check("user \(user) has no history") }
+                guard try s.reads.fixture.baselines.readItems(txn, ids: h.itemIDs, into: s.reads.raw.pointer) else {
+                    throw StoreBenchmarkError.check("an item of user \(user) has no float32 row")
+                }
+            }
+            s.projection.apply(to: s.reads.raw.pointer, count: length, into: s.output.pointer)
+        } setup: {
+            try ProjectedReads(try SharedStore.fixture(), length: length, width: width)
+        }
+
+        Benchmark("history \(length) float32 blob+sgemm H\(width)") { _, s in
+            let user = s.reads.nextUser()
+            try s.reads.fixture.store.read { txn in
+                guard try s.reads.fixture.baselines.readHistory(txn, user: user, into: s.reads.raw.pointer, capacity: s.reads.raw.count) == length else {
+                    throw StoreBenchmarkError.check("user \(user) has no float32 history of \(length) rows")
+                }
+            }
+            s.projection.apply(to: s.reads.raw.pointer, count: length, into: s.output.pointer)
+        } setup: {
+            try ProjectedReads(try SharedStore.fixture(), length: length, width: width)
         }
     }
 }

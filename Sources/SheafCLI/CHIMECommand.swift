@@ -163,7 +163,7 @@ extension SheafCommand.CHIMECommand {
             }
             let (all, readSeconds) = try loadSequences(target, store: store)
             let data = all.cut(history.cut)
-            let content = try ItemContent.decoded(from: store, ids: data.vocabulary.ids, codebook: codebook.id)
+            let content = try ContentTable.codes(from: store, ids: data.vocabulary.ids, codebook: codebook.id)
             let net = try CHIME(
                 configuration: modelConfiguration, contentDimension: store.dimension, sideFeatureWidth: store.sideFeatureWidth,
                 itemCount: data.vocabulary.count, seed: seed)
@@ -362,8 +362,7 @@ extension SheafCommand.ProfilesCommand {
             let (net, header) = try CHIMECheckpoint(directory: model).load(for: store)
             let (all, readSeconds) = try loadSequences(target, store: store)
             try header.check(all.vocabulary)
-            let content = ItemContent.table(
-                try ItemContent.decoded(from: store, ids: all.vocabulary.ids, codebook: header.codebookID), dimension: header.contentDimension)
+            let content = try ContentTable.codes(from: store, ids: all.vocabulary.ids, codebook: header.codebookID)
             var icm = try InterestCodebook.load(from: model)
             if let existing = icm, existing.modelVersion != header.version, !retrainCodebook {
                 throw CLIError("\(InterestCodebook.path(in: model)) belongs to model \(existing.modelVersion), not to this one (\(header.version)); pass --retrain-codebook")

@@ -68,8 +68,7 @@ extension SheafMeasure {
             let data = try SequenceDataset.load(from: opened)
             let task = ClickTask(data: data, evaluationFraction: window)
             let (chime, header) = try CHIMECheckpoint(directory: model).load(for: opened)
-            let content = ItemContent.table(
-                try ItemContent.decoded(from: opened, ids: data.vocabulary.ids, codebook: header.codebookID), dimension: opened.dimension)
+            let content = try ContentTable.codes(from: opened, ids: data.vocabulary.ids, codebook: header.codebookID)
             let reader = try ProfileReader(modelDirectory: model)
             let stored = try reader.histograms(users: data.users.map(\.user), store: opened)
             var histograms: [CodeHistogram] = []
@@ -144,7 +143,7 @@ extension SheafMeasure {
         /// vector is (a) the profile's decoded mean, Σ_l m_l Σ_k (count_lk / n)·c_lk with m_l the
         /// middle of level l's magnitude range, (b) the exact mean of the user's h_t before the window
         /// (what the profile approximates), (c) h at the last behaviour before the window.
-        func directScores(_ chime: CHIME, data: SequenceDataset, task: ClickTask, content: Tensor, profiles: RankerProfiles) -> [DirectScore] {
+        func directScores(_ chime: CHIME, data: SequenceDataset, task: ClickTask, content: ContentTable, profiles: RankerProfiles) -> [DirectScore] {
             let d = profiles.width, keys = profiles.itemKeys.values
             let before = data.cut(.leadingFraction(1 - window))
             let reps = chime.representations(of: Array(before.users.indices), in: before, content: content, threads: threads)

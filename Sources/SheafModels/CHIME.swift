@@ -273,15 +273,19 @@ public final class CHIME {
         return (all.filter { $0.tensor.rank == 2 }.map(\.tensor), all.filter { $0.tensor.rank != 2 }.map(\.tensor))
     }
 
-    /// GLU(x) = (x·V + b_v) ⊙ σ(x·G + b_g) of content rows [R, D] → [R, c].
-    func glu(_ t: Tape, _ content: Tensor) -> Tensor {
-        t.mul(t.linear(content, gluValue.weight, bias: gluValue.bias), t.sigmoid(t.linear(content, gluGate.weight, bias: gluGate.bias)))
+    /// GLU(x) = (x·V + b_v) ⊙ σ(x·G + b_g) of the content rows `ids` ([R, D] → [R, c]), or of every
+    /// row when `ids` is nil; in code space when the content is the store's codes.
+    func glu(_ t: Tape, _ content: ContentTable, rows ids: [Int]?) -> Tensor {
+        func linear(_ p: (weight: Tensor, bias: Tensor)) -> Tensor {
+            ids.map { content.linear(t, p.weight, bias: p.bias, rows: $0) } ?? content.linear(t, p.weight, bias: p.bias)
+        }
+        return t.mul(linear(gluValue), t.sigmoid(linear(gluGate)))
     }
 
     /// The batch's item keys [I, d], L2-normalised, and the GLU output of its items.
-    /// - Parameter content: the batch's items' content embeddings [I, D] (`batch.items` order).
-    func encodeItems(_ t: Tape, _ batch: CHIMEBatch, content: Tensor) -> (keys: Tensor, projected: Tensor) {
-        let g = glu(t, content)
+    /// - Parameter content: the content table (row i = dense item i).
+    func encodeItems(_ t: Tape, _ batch: CHIMEBatch, content: ContentTable) -> (keys: Tensor, projected: Tensor) {
+        let g = glu(t, content, rows: batch.items)
         var keys = t.linear(g, keyProjection.weight, bias: keyProjection.bias)
         if let itemTable { keys = t.add(keys, t.embedding(itemTable, ids: batch.items)) }
         return (t.l2Normalize(keys), g)
@@ -290,11 +294,11 @@ public final class CHIME {
     /// Every item's key, L2-normalised: [N + 1, d] for a content table of N + 1 rows (row i = dense
     /// item i; row 0 is padding). The holistic loss scores a user against an item as
     /// cos(h, key) / τ, so these keys with a user's h_t are CHIME's own item scores.
-    public func itemKeys(content: Tensor, threads: Int = Tape.defaultThreads) -> Tensor {
+    public func itemKeys(content: ContentTable, threads: Int = Tape.defaultThreads) -> Tensor {
         let t = Tape(recording: false, threads: threads)
-        var keys = t.linear(glu(t, content), keyProjection.weight, bias: keyProjection.bias)
+        var keys = t.linear(glu(t, content, rows: nil), keyProjection.weight, bias: keyProjection.bias)
         if let itemTable {
-            precondition(itemTable.shape[0] == content.shape[0], "an item-ID model of \(itemTable.shape[0]) rows for \(content.shape[0]) items")
+            precondition(itemTable.shape[0] == content.rowCount, "an item-ID model of \(itemTable.shape[0]) rows for \(content.rowCount) items")
             keys = t.add(keys, itemTable)
         }
         return t.l2Normalize(keys)
@@ -335,10 +339,10 @@ public final class CHIME {
     }
 
     /// Both losses of a batch.
-    /// - Parameter content: the content table [N + 1, D] (row i = dense item i; a frozen tensor).
-    public func losses(_ t: Tape, _ batch: CHIMEBatch, content: Tensor, training: Bool = true) -> CHIMELosses {
+    /// - Parameter content: the content table, N + 1 rows (row i = dense item i).
+    public func losses(_ t: Tape, _ batch: CHIMEBatch, content: ContentTable, training: Bool = true) -> CHIMELosses {
         let c = configuration
-        let (keys, g) = encodeItems(t, batch, content: t.embedding(content, ids: batch.items))
+        let (keys, g) = encodeItems(t, batch, content: content)
         let h = hidden(t, batch, itemContent: g, training: training)
         let scale = 1 / c.temperature
         // Immediate: h_t against the next behaviour's item, every other item of the batch a negative.
@@ -388,11 +392,11 @@ extension CHIME {
     /// be shorter); each window is read on its own.
     ///
     /// - Parameters:
-    ///   - content: the content table [N + 1, D] (row i = dense item i).
+    ///   - content: the content table, N + 1 rows (row i = dense item i).
     ///   - rowsPerBatch: windows read at once (windows of similar length are batched together).
     /// - Returns: per user, count × width floats.
     public func representations(
-        of users: [Int], in data: SequenceDataset, content: Tensor, rowsPerBatch: Int = 32, threads: Int = Tape.defaultThreads
+        of users: [Int], in data: SequenceDataset, content: ContentTable, rowsPerBatch: Int = 32, threads: Int = Tape.defaultThreads
     ) -> [[Float]] {
         let c = configuration, d = c.width
         var windows: [(slot: Int, user: Int, cut: Int)] = []
@@ -412,7 +416,7 @@ extension CHIME {
             let part = windows[start..<min(windows.count, start + max(1, rowsPerBatch))]
             let batch = CHIMEBatch(part.map { (user: $0.user, cut: $0.cut) }, in: data, configuration: inference)
             let t = Tape(recording: false, threads: threads)
-            let g = glu(t, t.embedding(content, ids: batch.items))
+            let g = glu(t, content, rows: batch.items)
             let h = t.l2Normalize(hidden(t, batch, itemContent: g, training: false)).values
             for (r, w) in part.enumerated() {
                 let first = w.cut - batch.lengths[r]

@@ -42,8 +42,9 @@ public final class CHIMETrainer {
     public let model: CHIME
     /// The histories the model may see (already cut).
     public let data: SequenceDataset
-    /// The content table [N + 1, D] in the vocabulary's order, row 0 zeros (frozen).
-    public let content: Tensor
+    /// The content of items 0…N in the vocabulary's order, row 0 zeros (frozen): the store's codes
+    /// (read through the code-space GLU) or float32 rows.
+    public let content: ContentTable
     public let configuration: TrainingConfiguration
     public let heldOutFraction: Double
     /// Indices into `data.users` of users with at least two behaviours.
@@ -72,17 +73,17 @@ public final class CHIMETrainer {
         return (training, heldOut)
     }
 
-    /// - Parameter content: N × D content embeddings of items 1…N (the vocabulary's order).
+    /// - Parameter content: the content of items 0…N (the vocabulary's order).
     /// - Throws: `ModelError.invalidConfiguration` (bad values, no training or held-out user),
     ///   `.storeMismatch` (content of the wrong size).
     public init(
-        model: CHIME, data: SequenceDataset, content: [Float], configuration: TrainingConfiguration, heldOutFraction: Double = 0.1
+        model: CHIME, data: SequenceDataset, content: ContentTable, configuration: TrainingConfiguration, heldOutFraction: Double = 0.1
     ) throws {
         try configuration.validate()
         guard heldOutFraction > 0 && heldOutFraction < 1 else { throw ModelError.invalidConfiguration("heldOutFraction must be in (0, 1)") }
         let d = model.contentDimension, n = data.vocabulary.count
-        guard content.count == n * d else {
-            throw ModelError.storeMismatch("\(content.count) content values for \(n) items of dimension \(d)")
+        guard content.rowCount == n + 1, content.dimension == d else {
+            throw ModelError.storeMismatch("content of \(content.rowCount - 1) items of dimension \(content.dimension) for \(n) items of dimension \(d)")
         }
         guard data.sideFeatureWidth == model.sideFeatureWidth else {
             throw ModelError.storeMismatch("the model reads \(model.sideFeatureWidth) side features, the store has \(data.sideFeatureWidth)")
@@ -97,7 +98,7 @@ public final class CHIMETrainer {
         }
         self.model = model
         self.data = data
-        self.content = ItemContent.table(content, dimension: d)
+        self.content = content
         self.configuration = configuration
         self.heldOutFraction = heldOutFraction
         trainingUsers = training

@@ -210,9 +210,9 @@ public final class TargetAttentionRanker {
 
     /// Logits [B] of samples.
     /// - Parameters:
-    ///   - content: the content table [N + 1, D].
+    ///   - content: the content table (N + 1 rows), read in code space when it is the store's codes.
     ///   - profiles: the users' profiles (profile input).
-    public func logits(_ t: Tape, _ samples: [ClickTask.Sample], in data: SequenceDataset, content: Tensor, profiles: RankerProfiles? = nil)
+    public func logits(_ t: Tape, _ samples: [ClickTask.Sample], in data: SequenceDataset, content: ContentTable, profiles: RankerProfiles? = nil)
         -> Tensor
     {
         let c = configuration, e = c.width, b = samples.count
@@ -229,7 +229,7 @@ public final class TargetAttentionRanker {
             }
         }
         let targets = samples.map { Int(data.users[$0.user].items[$0.position]) }
-        func project(_ ids: [Int]) -> Tensor { t.linear(t.embedding(content, ids: ids), itemProjection.weight, bias: itemProjection.bias) }
+        func project(_ ids: [Int]) -> Tensor { content.linear(t, itemProjection.weight, bias: itemProjection.bias, rows: ids) }
         let target = project(targets)  // [B, e]
         let tokens = t.add(project(tokenItems), t.embedding(labels, ids: tokenLabels))  // [B·T, e]
         let q = t.reshape(t.matmul(target, query), [b, 1, e])
@@ -298,11 +298,11 @@ public struct RankerTraining: Sendable {
     /// Trains a fresh ranker on `training` (choosing the epoch on `validationFraction` of its users) and
     /// returns its scores of `evaluation`, with the epochs run.
     public func trainAndScore(
-        _ configuration: RankerConfiguration, task: ClickTask, content: Tensor, profiles: RankerProfiles?,
+        _ configuration: RankerConfiguration, task: ClickTask, content: ContentTable, profiles: RankerProfiles?,
         training: [ClickTask.Sample], evaluation: [ClickTask.Sample], seed: UInt64
     ) throws -> (scores: [Float], epochs: Int, validationAUC: Double) {
         let model = try TargetAttentionRanker(
-            configuration: configuration, contentDimension: content.shape[1], codeCount: profiles?.codeCount ?? 0,
+            configuration: configuration, contentDimension: content.dimension, codeCount: profiles?.codeCount ?? 0,
             profileWidth: profiles?.width ?? 0, seed: seed)
         let isValidation = { (u: Int) in SplitMix64.mix(UInt64(u) ^ seed &* 0x51ED) % 1000 < UInt64(validationFraction * 1000) }
         let fit = training.filter { !isValidation($0.user) }, check = training.filter { isValidation($0.user) }

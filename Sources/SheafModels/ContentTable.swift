@@ -61,9 +61,12 @@ public struct ContentTable: Sendable {
 
     /// The stored codes of `ids` (items 1…N in that order) and their codebook's centroids, read in
     /// one transaction: what a model trained on the store reads by default.
+    /// - Parameter codebook: when given, every item must be coded with this codebook (a model
+    ///   trained on one codebook's content refuses another's).
     /// - Throws: `StoreError.missingItems` (items without a code), `.codebookMismatch` (items coded
-    ///   with different codebooks: load them again under one codebook), `.unknownCodebook`.
-    public static func codes(from store: Store, ids: [UInt64]) throws -> ContentTable {
+    ///   with different codebooks, or not with `codebook`: load them again under one codebook),
+    ///   `.unknownCodebook`.
+    public static func codes(from store: Store, ids: [UInt64], codebook required: UInt16? = nil) throws -> ContentTable {
         try store.read { txn in
             var missing: [UInt64] = []
             var codebook: Codebook?
@@ -73,8 +76,8 @@ public struct ContentTable: Sendable {
                     missing.append(id)
                     continue
                 }
-                if let codebook, codebook.id != item.codebookID {
-                    throw StoreError.codebookMismatch(item: id, expected: codebook.id, found: item.codebookID)
+                if let expected = required ?? codebook?.id, expected != item.codebookID {
+                    throw StoreError.codebookMismatch(item: id, expected: expected, found: item.codebookID)
                 }
                 if codebook == nil {
                     guard let cb = try txn.codebook(item.codebookID) else { throw StoreError.unknownCodebook(item.codebookID) }
@@ -99,6 +102,15 @@ public struct ContentTable: Sendable {
         switch storage {
         case .rows(let table): t.linear(table, w, bias: bias)
         case .codes(let codes): t.linear(codes, w, bias: bias)
+        }
+    }
+
+    /// x · W + b for rows `ids` of the table (in that order, repeats allowed), [ids.count, H]: the
+    /// rows gathered then a dense `linear`, or the code-space layer over those rows' codes.
+    public func linear(_ t: Tape, _ w: Tensor, bias: Tensor, rows ids: [Int]) -> Tensor {
+        switch storage {
+        case .rows(let table): t.linear(t.embedding(table, ids: ids), w, bias: bias)
+        case .codes(let codes): t.linear(codes.selecting(rows: ids), w, bias: bias)
         }
     }
 

@@ -46,7 +46,7 @@ public struct ProfileBuilder {
 
     /// Trains an ICM codebook on the h_t of `users` (L2-normalised, the training users' whole cut histories).
     public static func trainCodebook(
-        model: CHIME, modelVersion: UInt32, data: SequenceDataset, users: [Int], content: Tensor,
+        model: CHIME, modelVersion: UInt32, data: SequenceDataset, users: [Int], content: ContentTable,
         configuration: QuantizerConfiguration, threads: Int = Tape.defaultThreads, progress: ((String) -> Void)? = nil
     ) throws -> InterestCodebook {
         let reps = model.representations(of: users, in: data, content: content, threads: threads)
@@ -65,11 +65,11 @@ public struct ProfileBuilder {
 
     /// Builds the profiles of `users` (indices into `data.users`; `data` already cut) in `store`.
     /// - Parameters:
-    ///   - content: the content table [N + 1, D] of `data`'s vocabulary.
+    ///   - content: the content table (N + 1 rows) of `data`'s vocabulary.
     ///   - usersPerTransaction: users computed and written per write transaction.
     ///   - progress: called after each batch with (users done, users in all).
     public func build(
-        users: [Int], in data: SequenceDataset, content: Tensor, store: Store, usersPerTransaction: Int = 256,
+        users: [Int], in data: SequenceDataset, content: ContentTable, store: Store, usersPerTransaction: Int = 256,
         progress: ((Int, Int) -> Void)? = nil
     ) throws -> ProfileBuildReport {
         let started = DispatchTime.now().uptimeNanoseconds

@@ -42,6 +42,30 @@ public struct ResidualCodes: Sendable {
         self.centroids = Tensor(shape: [levels * codesPerLevel, dimension], values: centroids)
     }
 
+    /// Rows `ids` (in that order, repeats allowed) with the same centroids (shared, not copied).
+    public func selecting(rows ids: [Int]) -> ResidualCodes {
+        let l = levels
+        var c = [UInt32](), m = [Float]()
+        c.reserveCapacity(ids.count * l)
+        m.reserveCapacity(ids.count * l)
+        for id in ids {
+            precondition(id >= 0 && id < count, "ResidualCodes.selecting: row \(id) outside 0..<\(count)")
+            c += codes[(id * l)..<((id + 1) * l)]
+            m += magnitudes[(id * l)..<((id + 1) * l)]
+        }
+        return ResidualCodes(count: ids.count, levels: l, codesPerLevel: codesPerLevel, codes: c, magnitudes: m, centroids: centroids)
+    }
+
+    /// Already-checked parts (codes of rows of a checked `ResidualCodes`).
+    private init(count: Int, levels: Int, codesPerLevel: Int, codes: [UInt32], magnitudes: [Float], centroids: Tensor) {
+        self.count = count
+        self.levels = levels
+        self.codesPerLevel = codesPerLevel
+        self.codes = codes
+        self.magnitudes = magnitudes
+        self.centroids = centroids
+    }
+
     /// The rows themselves, [n, D] (what `linear` never forms; for tests and dense comparisons).
     public func decoded() -> Tensor {
         let d = dimension

@@ -32,9 +32,10 @@ func chimeData(_ users: [(items: [Int32], labels: [Float])], items: Int) -> Sequ
         vocabulary: ItemVocabulary(ids: (1...items).map(UInt64.init)))
 }
 
-func randomContent(items: Int, dimension: Int, seed: UInt64) -> Tensor {
+/// Random float32 content of items 1…N (row 0, padding, zeros).
+func randomContent(items: Int, dimension: Int, seed: UInt64) throws -> ContentTable {
     var rng = SplitMix64(seed: seed)
-    return Tensor(shape: [items + 1, dimension], values: [Float](repeating: 0, count: dimension) + (0..<(items * dimension)).map { _ in rng.nextFloat() * 2 - 1 })
+    return try .rows((0..<(items * dimension)).map { _ in rng.nextFloat() * 2 - 1 }, dimension: dimension)
 }
 
 @Suite struct CHIMETests {
@@ -77,10 +78,10 @@ func randomContent(items: Int, dimension: Int, seed: UInt64) -> Tensor {
                 (items: [7, 8, 4, 9, 2], labels: [5, 2, 5, 1, 4]),
             ], items: 9)
         let model = try CHIME(configuration: c, contentDimension: 6, seed: 3)
-        let content = randomContent(items: 9, dimension: 6, seed: 4)
+        let content = try randomContent(items: 9, dimension: 6, seed: 4)
         let batch = CHIMEBatch([(user: 0, cut: 3), (user: 1, cut: 2)], in: data, configuration: c)
         let t = Tape(recording: false)
-        let (keys, g) = model.encodeItems(t, batch, content: t.embedding(content, ids: batch.items))
+        let (keys, g) = model.encodeItems(t, batch, content: content)
         let h = model.hidden(t, batch, itemContent: g, training: false)
         let d = c.width
         func row(_ x: Tensor, _ r: Int) -> [Double] { (0..<d).map { Double(x.values[r * d + $0]) } }
@@ -125,13 +126,13 @@ func randomContent(items: Int, dimension: Int, seed: UInt64) -> Tensor {
     @Test func causalMask() throws {
         let c = tinyCHIME()
         let model = try CHIME(configuration: c, contentDimension: 6, seed: 5)
-        let content = randomContent(items: 9, dimension: 6, seed: 6)
+        let content = try randomContent(items: 9, dimension: 6, seed: 6)
         let a = chimeData([(items: [1, 2, 3, 4, 5, 6, 7], labels: [5, 4, 3, 2, 1, 5, 4])], items: 9)
         let b = chimeData([(items: [1, 2, 3, 9, 8, 8, 7], labels: [5, 4, 3, 5, 5, 1, 1])], items: 9)
         func states(_ data: SequenceDataset) -> [Float] {
             let t = Tape(recording: false)
             let batch = CHIMEBatch([(user: 0, cut: 6)], in: data, configuration: c)
-            let (_, g) = model.encodeItems(t, batch, content: t.embedding(content, ids: batch.items))
+            let (_, g) = model.encodeItems(t, batch, content: content)
             return model.hidden(t, batch, itemContent: g, training: false).values
         }
         let (x, y) = (states(a), states(b))
@@ -243,7 +244,7 @@ func randomContent(items: Int, dimension: Int, seed: UInt64) -> Tensor {
             for k in 0..<d { #expect(abs(got[k] - mean[k] / norm) < 1e-5, "\(metric) \(k)") }
         }
         let model = try CHIME(configuration: tinyCHIME(), contentDimension: 6, seed: 3)
-        let keys = model.itemKeys(content: randomContent(items: 5, dimension: 6, seed: 4))
+        let keys = model.itemKeys(content: try randomContent(items: 5, dimension: 6, seed: 4))
         #expect(keys.shape == [6, 16])  // row 0 (padding, zero content) has a zero key
         for r in 1..<6 { #expect(abs(keys.values[(r * 16)..<((r + 1) * 16)].reduce(0) { $0 + $1 * $1 } - 1) < 1e-4) }
     }
@@ -253,7 +254,7 @@ func randomContent(items: Int, dimension: Int, seed: UInt64) -> Tensor {
     @Test func representationsOfCutHistories() throws {
         let c = tinyCHIME()
         let model = try CHIME(configuration: c, contentDimension: 6, seed: 9)
-        let content = randomContent(items: 9, dimension: 6, seed: 10)
+        let content = try randomContent(items: 9, dimension: 6, seed: 10)
         let data = chimeData(
             [
                 (items: [1, 2, 3, 4, 5, 6, 7], labels: [5, 4, 3, 2, 1, 5, 4]),

@@ -95,7 +95,7 @@ import Testing
             content[i * dim + (i - 1)] = 1
             content[i * dim + 24 + (i - 1) / 8] = 2
         }
-        let contentTable = Tensor(shape: [25, dim], values: content)
+        let contentTable = try ContentTable.rows(Array(content[dim...]), dimension: dim)
 
         // CHIME, trained on the behaviours before the window → ICM codes → histograms.
         var c = tinyCHIME()
@@ -110,7 +110,7 @@ import Testing
         tc.seed = 5
         tc.threads = 2
         tc.patience = 100
-        let trainer = try CHIMETrainer(model: chime, data: seen, content: Array(content[dim...]), configuration: tc, heldOutFraction: 0.2)
+        let trainer = try CHIMETrainer(model: chime, data: seen, content: contentTable, configuration: tc, heldOutFraction: 0.2)
         _ = try trainer.run()
         let reps = chime.representations(of: Array(seen.users.indices), in: seen, content: contentTable)
         var q = QuantizerConfiguration()  // 64 codes: enough to tell (item, rating) pairs apart; 16 were not

@@ -64,6 +64,37 @@ import Testing
         }
     }
 
+    /// CHIME's GLU (and so its losses, keys and representations) on codes equals CHIME on the decoded
+    /// rows, and so does the click-through ranker's item projection.
+    @Test func chimeAndTheRankerOnCodesEqualDecodedRows() throws {
+        let dir = TempDirectory()
+        let (store, _) = try Self.codedCyclicStore(dir)
+        let data = try SequenceDataset.load(from: store)
+        let codes = try ContentTable.codes(from: store, ids: data.vocabulary.ids)
+        let rows = try ContentTable.rows(try store.read { try $0.decodeItems(data.vocabulary.ids) }, dimension: 4)
+        let model = try CHIME(configuration: tinyCHIME(), contentDimension: 4, seed: 3)
+        func close(_ a: [Float], _ b: [Float]) -> Bool {
+            let scale = b.map(abs).max() ?? 0
+            return a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-5 * scale + 1e-7 }
+        }
+        #expect(close(model.itemKeys(content: codes).values, model.itemKeys(content: rows).values))
+        let users = Array(data.users.indices.prefix(3))
+        let a = model.representations(of: users, in: data, content: codes), b = model.representations(of: users, in: data, content: rows)
+        for (x, y) in zip(a, b) { #expect(close(x, y)) }
+        let batch = CHIMEBatch([(user: 0, cut: 5), (user: 1, cut: 4)], in: data, configuration: tinyCHIME())
+        let la = model.losses(Tape(recording: false), batch, content: codes, training: false)
+        let lb = model.losses(Tape(recording: false), batch, content: rows, training: false)
+        #expect(abs(la.total.scalar - lb.total.scalar) <= 1e-5 * abs(lb.total.scalar))
+        // The ranker's item projection of a few rows (repeats included).
+        let t = Tape(recording: false)
+        let w = Tensor(shape: [4, 3], values: (0..<12).map { Float($0) / 10 - 0.5 }), bias = Tensor(shape: [3], values: [0.1, -0.2, 0.3])
+        #expect(close(codes.linear(t, w, bias: bias, rows: [3, 0, 3, 8]).values, rows.linear(t, w, bias: bias, rows: [3, 0, 3, 8]).values))
+        // Content of another codebook than the model's is refused.
+        #expect(throws: StoreError.codebookMismatch(item: data.vocabulary.ids[0], expected: 9, found: 1)) {
+            try ContentTable.codes(from: store, ids: data.vocabulary.ids, codebook: 9)
+        }
+    }
+
     /// A model trained on codes saves them (not D-wide rows) and loads back to the same scores.
     @Test func checkpointsKeepTheCodes() throws {
         let dir = TempDirectory(), out = TempDirectory("model")
