@@ -30,6 +30,10 @@ extension SheafMeasure {
         var models = "sasrec,hymirec"
         @Option(help: "Write the results as JSON here.")
         var jsonOut: String?
+        @Option(help: ArgumentHelp("Train over a catalogue of N items instead of the store's: the store's items are items 1…n, the rest only negatives and softmax rows; every item's content is random codes (L = 4, K = 256, speed only).", valueName: "N"))
+        var syntheticCatalogue: Int?
+        @Option(help: "The content width D of --synthetic-catalogue.")
+        var syntheticDim = 384
         @Option(help: ArgumentHelp("Also time the input layer alone (one projection to H = 64, forward + backward) on random codes of these catalogue sizes, at D = 384 and 2048, L = 4, K = 256: speed only.", valueName: "N,N,..."))
         var scaling: String?
 
@@ -56,21 +60,36 @@ extension SheafMeasure {
             let opened = try Store(path: store, options: options)
             let data = try SequenceDataset.load(from: opened)
             let ids = data.vocabulary.ids
-            let codes = try ContentTable.codes(from: opened, ids: ids)
-            let rows = try ContentTable.rows(try opened.read { try $0.decodeItems(ids) }, dimension: opened.dimension)
-            let cb = try opened.read { try $0.activeCodebook() }
-            log("model-step: \(data.users.count) users, \(ids.count) items, D = \(opened.dimension); codebook L \(cb?.levels ?? 0) K \(cb?.codesPerLevel ?? 0): L·K = \(codes.isCodes ? "\((cb?.levels ?? 0) * (cb?.codesPerLevel ?? 0))" : "?") table rows against N + 1 = \(ids.count + 1)")
+            let codes: ContentTable, rows: ContentTable, itemCount: Int
+            if let n = syntheticCatalogue {
+                guard n >= ids.count else { throw MeasureError("--synthetic-catalogue \(n) is smaller than the store's \(ids.count) items") }
+                var rng = SplitMix64(seed: 5)
+                let (l, k, d) = (4, 256, syntheticDim)
+                let random = ResidualCodes(
+                    codes: (0..<(n * l)).map { _ in UInt32(rng.next() % UInt64(k)) }, magnitudes: (0..<(n * l)).map { _ in rng.float(in: 0...1) },
+                    levels: l, codesPerLevel: k, centroids: (0..<(l * k * d)).map { _ in rng.float(in: -0.1...0.1) }, dimension: d)
+                codes = .codes(random)
+                rows = try .rows(random.decoded().values, dimension: d)
+                itemCount = n
+                log("model-step: \(data.users.count) users' histories over a synthetic catalogue of \(n) items, D = \(d), random codes L 4 K 256 (speed only)")
+            } else {
+                codes = try ContentTable.codes(from: opened, ids: ids)
+                rows = try ContentTable.rows(try opened.read { try $0.decodeItems(ids) }, dimension: opened.dimension)
+                itemCount = ids.count
+                let cb = try opened.read { try $0.activeCodebook() }
+                log("model-step: \(data.users.count) users, \(ids.count) items, D = \(opened.dimension); codebook L \(cb?.levels ?? 0) K \(cb?.codesPerLevel ?? 0): \((cb?.levels ?? 0) * (cb?.codesPerLevel ?? 0)) table rows against N + 1 = \(ids.count + 1)")
+            }
             var results: [Timing] = []
             for name in models.split(separator: ",").map(String.init) {
                 switch name {
                 case "sasrec":
                     var c = SASRecConfiguration()
                     c.content = true
-                    let make: (ContentTable) throws -> SASRec = { content in try SASRec(configuration: c, itemCount: ids.count, content: content, seed: 1) }
+                    let make: (ContentTable) throws -> SASRec = { content in try SASRec(configuration: c, itemCount: itemCount, content: content, seed: 1) }
                     results += try measure(name, make, data: data, codes: codes, rows: rows, projections: ["content_projection"])
                 case "hymirec":
                     let c = HyMiRecConfiguration()
-                    let make: (ContentTable) throws -> HyMiRec = { content in try HyMiRec(configuration: c, itemCount: ids.count, content: content, seed: 1) }
+                    let make: (ContentTable) throws -> HyMiRec = { content in try HyMiRec(configuration: c, itemCount: itemCount, content: content, seed: 1) }
                     results += try measure(name, make, data: data, codes: codes, rows: rows, projections: ["items", "lightweight.items"])
                 default: throw MeasureError("unknown model \(name): sasrec or hymirec")
                 }

@@ -34,7 +34,7 @@ import Testing
         #expect(report["mode"] as? String == "quick")
         let rows = try #require(report["rows"] as? [[String: Any]])
         let sections = Set(rows.compactMap { $0["section"] as? String })
-        #expect(sections == ["decode", "store", "bandwidth", "ingest", "side-by-side", "faiss"])
+        #expect(sections == ["decode", "store", "bandwidth", "ingest", "side-by-side", "faiss", "projected"])
         for row in rows {
             let key = row["key"] as? String ?? "?"
             let sheaf = try #require(row["sheaf"] as? Double, "\(key)")
@@ -52,16 +52,19 @@ import Testing
         let keys = Set(rows.compactMap { $0["key"] as? String })
         for k in ["store/synthetic-small/history/10/p50", "store/synthetic-small/history/100/p99", "store/synthetic-small/history/100/c16-p50", "store/synthetic-large/history/50/p50",
                   "store/stand-in/history/all/blob-p50", "bytes/synthetic-large/50", "ingest/synthetic-small/npy-load",
-                  "ingest/stand-in/append", "ingest/appends-small/append-existing/late", "store/stand-in/item-gets/100/record", "python-lmdb/synthetic-large/50/rows/p50"] {
+                  "ingest/stand-in/append", "ingest/appends-small/append-existing/late", "store/stand-in/item-gets/100/record", "python-lmdb/synthetic-large/50/rows/p50",
+                  "projected/synthetic-small/100/h64/rows-p50", "projected/synthetic-large/50/h256/blob-p99", "projected/stand-in/all/h128/decode-p50"] {
             #expect(keys.contains(k), "missing row \(k)")
         }
         let goals = try #require(report["goals"] as? [[String: Any]])
-        #expect(goals.count >= 9)
+        #expect(goals.count >= 13)
+        #expect(goals.contains { ($0["goal"] as? String)?.hasPrefix("history → model inputs, 1,000 behaviours, D=2048, H=64") == true })
         for g in goals { #expect(["met", "missed", "partly met"].contains(g["status"] as? String ?? ""), "\(g)") }
 
         let markdown = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
         for heading in ["# Sheaf benchmark report (quick)", "**Quick mode**", "## Goals", "## Bandwidth", "## Decode throughput",
-                        "## Encode and load", "## Side by side: faiss", "## Side by side: Python lmdb"] {
+                        "## Encode and load", "## Side by side: faiss", "## Side by side: Python lmdb",
+                        "## Histories into a model's first layer"] {
             #expect(markdown.contains(heading), "report.md lacks \(heading)")
         }
         // Temporary stores are removed; the raw suite files stay.
