@@ -86,11 +86,20 @@ extension SheafMeasure {
                     var c = SASRecConfiguration()
                     c.content = true
                     let make: (ContentTable) throws -> SASRec = { content in try SASRec(configuration: c, itemCount: itemCount, content: content, seed: 1) }
-                    results += try measure(name, make, data: data, codes: codes, rows: rows, projections: ["content_projection"])
+                    // Every item's content is projected once per step (the inputs and the tied softmax).
+                    results += try measure(name, make, data: data, codes: codes, rows: rows) { (_: [SequenceExample]) in [("content_projection", nil)] }
                 case "hymirec":
                     let c = HyMiRecConfiguration()
                     let make: (ContentTable) throws -> HyMiRec = { content in try HyMiRec(configuration: c, itemCount: itemCount, content: content, seed: 1) }
-                    results += try measure(name, make, data: data, codes: codes, rows: rows, projections: ["items", "lightweight.items"])
+                    // A step projects the distinct items of its histories (lightweight) and of its recent
+                    // tokens, targets and negatives (items): the same rows here, negatives drawn alike.
+                    results += try measure(name, make, data: data, codes: codes, rows: rows) { (batch: [WindowExample]) in
+                        let b = HyMiRecBatch(batch.map { (user: $0.user, cut: $0.cut) }, in: data, configuration: c)
+                        var rng = SplitMix64(seed: 9)
+                        let negatives = (0..<min(c.negatives, itemCount)).map { _ in 1 + Int(rng.next() % UInt64(itemCount)) }
+                        let targets = batch.flatMap { e in e.targets.map { Int(data.users[e.user].items[$0]) } }
+                        return [("lightweight.items", Set(b.history).sorted()), ("items", Set(b.recent + targets + negatives).sorted())]
+                    }
                 default: throw MeasureError("unknown model \(name): sasrec or hymirec")
                 }
             }
@@ -133,7 +142,7 @@ extension SheafMeasure {
         /// Both paths of one model: interleaved steps on the same batches, then the input layers alone.
         func measure<Model: SequentialRecommender>(
             _ name: String, _ make: (ContentTable) throws -> Model, data: SequenceDataset, codes: ContentTable, rows: ContentTable,
-            projections: [String]
+            inputs: ([Model.Split.Example]) -> [(projection: String, rows: [Int]?)]
         ) throws -> [Timing] {
             let models = [try make(codes), try make(rows)]
             let split = models[0].split(data)
@@ -156,16 +165,20 @@ extension SheafMeasure {
                     losses[k] = Double(loss.scalar)
                 }
             }
-            // The input layers alone: each content projection, forward and backward.
+            // The input layers alone: each content projection over the rows a step projects, forward
+            // and backward.
             for step in 0..<(steps + 2) {
+                let start = (step * batchSize) % max(1, order.count - batchSize)
+                let projections = inputs(order[start..<(start + batchSize)].map { split.training[$0] })
                 for (k, model) in models.enumerated() {
                     let params = Dictionary(model.namedParameters.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
                     let content = model.content!
                     let t0 = monotonicNanoseconds()
                     let tape = Tape(seed: 0, threads: threads)
                     var total: Tensor?
-                    for p in projections {
-                        let y = content.linear(tape, params[p + ".weight"]!, bias: params[p + ".bias"]!)
+                    for (p, rows) in projections {
+                        let (w, b) = (params[p + ".weight"]!, params[p + ".bias"]!)
+                        let y = rows.map { content.linear(tape, w, bias: b, rows: $0) } ?? content.linear(tape, w, bias: b)
                         let s = tape.sum(tape.mul(y, Tensor(shape: y.shape, values: [Float](repeating: 0.01, count: y.count))))
                         total = total.map { tape.add($0, s) } ?? s
                     }

@@ -104,6 +104,27 @@ public struct HyMiRecBatch: Sendable {
         self.recent = recent
         self.recentMask = recentMask
     }
+
+    private init(rows: Int, history: [Int], historyLength: Int, historyMask: [Bool], recent: [Int], recentLength: Int, recentMask: [Bool]) {
+        (self.rows, self.history, self.historyLength, self.historyMask) = (rows, history, historyLength, historyMask)
+        (self.recent, self.recentLength, self.recentMask) = (recent, recentLength, recentMask)
+    }
+
+    /// The same batch with its recent tokens renumbered by `index` (item → row of a smaller table).
+    func renumberingRecent(_ index: [Int: Int]) -> HyMiRecBatch {
+        HyMiRecBatch(
+            rows: rows, history: history, historyLength: historyLength, historyMask: historyMask, recent: recent.map { index[$0]! },
+            recentLength: recentLength, recentMask: recentMask)
+    }
+}
+
+/// Sorted distinct items and each one's row in that list: the table of the items a step reads.
+func localTable(_ items: some Sequence<Int>) -> (rows: [Int], index: [Int: Int]) {
+    let rows = Set(items).sorted()
+    var index: [Int: Int] = [:]
+    index.reserveCapacity(rows.count)
+    for (i, item) in rows.enumerated() { index[item] = i }
+    return (rows, index)
 }
 
 /// HyMiRec: a lightweight transformer whose N_c learnable coarse queries attend over the whole
@@ -113,9 +134,11 @@ public struct HyMiRecBatch: Sendable {
 /// r_1…r_s. Items are scored by max_j cos(r_j, key(item)), with key(item) the projected content.
 /// Both transformers are bidirectional over their input (every input precedes the targets).
 ///
-/// Every item is projected once per batch (content [N + 1, D] · W + b, in code space when the content
-/// is codes: `ContentTable`) and tokens are rows of that table, which is the same as projecting each
-/// token and far cheaper for long histories. The last
+/// Each item a batch reads is projected once (content · W + b, in code space when the content is
+/// codes: `ContentTable`) and tokens are rows of that table, which is the same as projecting each
+/// token and far cheaper for long histories. A training step projects only the items it reads (the
+/// history's, the recent tokens', the targets' and the negatives'), so its cost does not grow with
+/// the catalogue; scoring projects every item. The last
 /// lightweight layer computes only the coarse queries' rows (the history's outputs there are unused).
 public final class HyMiRec {
     public let configuration: HyMiRecConfiguration
@@ -226,6 +249,12 @@ public final class HyMiRec {
         return idTable.map { t.add(projected, $0) } ?? projected
     }
 
+    /// The projected content (plus ID embedding) of items `rows`, [rows.count, d].
+    func projectedItems(_ t: Tape, rows: [Int]) -> Tensor {
+        let projected = contentOfItems.linear(t, itemProjection.weight, bias: itemProjection.bias, rows: rows)
+        return idTable.map { t.add(projected, t.embedding($0, ids: rows)) } ?? projected
+    }
+
     /// Every item's key, L2-normalised: [N + 1, d] (row 0, padding, included).
     public func itemKeys(_ t: Tape) -> Tensor { t.l2Normalize(projectedItems(t)) }
 
@@ -260,8 +289,11 @@ public final class HyMiRec {
             // projected to the refined width.
             let lw = c.lightweightWidth, lh = batch.historyLength, length = lh + nc
             let queries = perRow(l.queries, nc)
-            let history = contentOfItems.linear(t, l.projection.weight, bias: l.projection.bias)  // every item, [N + 1, lw]
-            let input = lh > 0 ? t.concatSequence([t.reshape(t.embedding(history, ids: batch.history), [b, lh, lw]), queries]) : queries
+            // The history's distinct items only, [m, lw]; tokens are rows of that table.
+            let (items, index) = localTable(batch.history)
+            let history = contentOfItems.linear(t, l.projection.weight, bias: l.projection.bias, rows: items)
+            let tokens = batch.history.map { index[$0]! }
+            let input = lh > 0 ? t.concatSequence([t.reshape(t.embedding(history, ids: tokens), [b, lh, lw]), queries]) : queries
             var mask = [Bool](repeating: true, count: b * length)
             for r in 0..<b { for p in 0..<lh { mask[r * length + p] = batch.historyMask[r * lh + p] } }
             let x = normalise(t.reshape(input, [b * length, lw]), l.inputNorm)
@@ -305,18 +337,23 @@ extension HyMiRec: SequentialRecommender {
     public func loss(_ t: Tape, _ examples: [WindowExample], in data: SequenceDataset, rng: inout SplitMix64) -> Tensor {
         let c = configuration, d = c.width
         let batch = HyMiRecBatch(examples.map { (user: $0.user, cut: $0.cut) }, in: data, configuration: c)
-        let keys = projectedItems(t)  // dmilLoss normalises the rows it reads
-        let r = interests(t, batch, projected: keys, training: true)
         let targetItems = examples.flatMap { e in e.targets.map { Int(data.users[e.user].items[$0]) } }
+        let negatives = Self.negatives(c.negatives, itemCount: itemCount, rng: &rng)
+        // Only the items this step reads are projected: the recent tokens (padding included), the
+        // targets and the negatives, as a local table.
+        let (items, index) = localTable(batch.recent + targetItems + negatives)
+        let keys = projectedItems(t, rows: items)  // dmilLoss normalises the rows it reads
+        let r = interests(t, batch.renumberingRecent(index), projected: keys, training: true)
         // The plan clusters the targets' keys under cosine (so their norm does not matter).
         let keyValues = keys.values
         let plan = DMILPlan(
             interests: r.values, targets: examples.map { e in e.targets.flatMap { p in
-                let item = Int(data.users[e.user].items[p])
-                return Array(keyValues[(item * d)..<((item + 1) * d)])
+                let row = index[Int(data.users[e.user].items[p])]!
+                return Array(keyValues[(row * d)..<((row + 1) * d)])
             } }, interestsPerRow: c.interests, dimension: d, iterations: c.clusterIterations, rule: c.matching)
-        let negatives = Self.negatives(c.negatives, itemCount: itemCount, rng: &rng)
-        return t.dmilLoss(interests: r, plan: plan, keys: keys, targetItems: targetItems, negativeItems: negatives, temperature: c.temperature)
+        return t.dmilLoss(
+            interests: r, plan: plan, keys: keys, targetItems: targetItems.map { index[$0]! }, negativeItems: negatives.map { index[$0]! },
+            temperature: c.temperature)
     }
 
     /// Batches of similar history length, so that the lightweight recommender pads little: the
