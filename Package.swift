@@ -16,6 +16,9 @@ let package = Package(
         /// Benchmark workloads and baselines, shared by `sheaf-measure` and the nested Benchmarks package.
         /// Not API: the leading underscore says so (as swift-collections' `_RopeModule`); it changes with the benchmarks.
         .library(name: "_SheafBench", targets: ["_SheafBench"]),
+        /// libSheaf.so: the C API of Sources/CSheafAPI/include/sheaf.h (tools/build-clib builds it with
+        /// the Swift runtime linked in, for C, C++, Go, Java and Python callers).
+        .library(name: "Sheaf", type: .dynamic, targets: ["SheafC"]),
         .executable(name: "sheaf", targets: ["sheaf"]),
         .executable(name: "sheaf-measure", targets: ["SheafMeasure"]),
         .executable(name: "sheaf-fuzz", targets: ["sheaf-fuzz"]),
@@ -69,6 +72,10 @@ let package = Package(
         /// full-ranking metrics, the training loop and the recommenders. The only module that knows both
         /// SheafNN and SheafStore.
         .target(name: "SheafModels", dependencies: ["SheafNN", "CSheafNN", "SheafStore", "SheafCodebook", "SheafFormats", "SheafRandom", "SheafText", "SheafQuantizer"]),
+        /// sheaf.h, the public C header, and the per-thread last error of the C API.
+        .target(name: "CSheafAPI"),
+        /// The C API (`@_cdecl` entry points of sheaf.h) over SheafStore: integer handles, error codes, no traps.
+        .target(name: "SheafC", dependencies: ["CSheafAPI", "SheafStore"]),
         /// The `sheaf` command line: subcommands, loaders, progress. A library so tests can run commands in-process.
         .target(
             name: "SheafCLI",
@@ -117,7 +124,9 @@ let package = Package(
         /// Tests that need what the package does not hold: Python with tools/requirements.txt (pip-installed into
         /// tools/.venv on first use), the built sheaf-measure, the demo's data. Each is skipped, saying what is
         /// missing, when it is not there. `tools/test` runs them after the unit tests; `tools/test --unit` does not.
-        .testTarget(name: "SheafIntegrationTests", dependencies: ["SheafFormats", "SheafText", "_SheafBench"]),
+        .testTarget(
+            name: "SheafIntegrationTests", dependencies: ["SheafFormats", "SheafText", "_SheafBench", "SheafStore", "SheafCodebook", "SheafRandom"],
+            exclude: ["c"]),
         .testTarget(
             name: "SheafBenchTests", dependencies: [
                 "_SheafBench", "SheafCLI", "SheafStore", "SheafFormats", "SheafCodebook", "SheafQuantizer", "SheafRandom",

@@ -1,0 +1,99 @@
+/*
+ * sheaf.h — Sheaf's C API: read a Sheaf store (histories, item embeddings) from any language.
+ *
+ * Link with libSheaf.so (built by tools/build-clib, which links the Swift runtime statically):
+ *
+ *     cc app.c -I Sources/CSheafAPI/include -L .build-clib/release -lSheaf -Wl,-rpath,'$ORIGIN' -o app
+ *
+ * Conventions
+ *   - Every call returns an int: SHEAF_OK (0) or an error code (below). On error the outputs are
+ *     left as they were, and sheaf_last_error_message() describes the error for this thread.
+ *   - No call aborts the process on bad input: a null pointer, a closed or unknown handle, a buffer
+ *     too small, an unknown user, a damaged record all return an error code.
+ *   - Handles are integers, never reused within a process: a closed handle is recognised as such.
+ *     A handle may be used from several threads at once (every read is its own LMDB read
+ *     transaction); close it once no call on it is running.
+ *   - Sizes are counts of elements (behaviours, items, floats), int64_t.
+ *   - Embeddings are float32, row-major, D floats per row (sheaf_dimension).
+ *
+ * Versions: SHEAF_API_VERSION changes when a declaration here changes incompatibly; calls are only
+ * ever added. sheaf_store_format_version() is the store schema this library reads (older stores
+ * need `sheaf migrate`).
+ */
+#ifndef SHEAF_H
+#define SHEAF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SHEAF_API_VERSION 1
+
+/* Error codes. */
+#define SHEAF_OK 0
+#define SHEAF_E_INVALID_ARGUMENT 1  /* a null pointer, a negative count, unknown flags */
+#define SHEAF_E_BAD_HANDLE 2        /* not a handle sheaf_open returned, or already closed */
+#define SHEAF_E_NOT_FOUND 3         /* the user has no history (or no profile) */
+#define SHEAF_E_BUFFER_TOO_SMALL 4  /* *required holds what is needed */
+#define SHEAF_E_MISSING_ITEMS 5     /* an item has no code; the message lists up to 10 */
+#define SHEAF_E_STORE 6             /* the store refused: missing, not a store, needs migration, damaged, ... */
+
+/* Open flags. */
+#define SHEAF_OPEN_READ_ONLY 0
+#define SHEAF_OPEN_READ_WRITE 1     /* take the writer's lock file (loaders); reads work the same */
+
+typedef uint64_t sheaf_handle;     /* 0 is never a valid handle */
+
+/* The library's version string ("MAJOR.MINOR.PATCH"), static storage. */
+const char *sheaf_library_version(void);
+/* SHEAF_API_VERSION of the library (compare with the header's). */
+int sheaf_api_version(void);
+/* The store schema version this library reads. */
+int sheaf_store_format_version(void);
+
+/* The code of the last failed call on this thread (SHEAF_OK if none failed yet), and its message:
+ * UTF-8, valid until the next failing call on this thread. */
+int sheaf_last_error(void);
+const char *sheaf_last_error_message(void);
+
+/* Opens the store at `path` (flags: SHEAF_OPEN_READ_ONLY or SHEAF_OPEN_READ_WRITE); an existing
+ * store only: nothing is created. */
+int sheaf_open(const char *path, int flags, sheaf_handle *out);
+/* Closes a handle. Closing one twice returns SHEAF_E_BAD_HANDLE. */
+int sheaf_close(sheaf_handle store);
+
+/* The embedding dimension D. */
+int sheaf_dimension(sheaf_handle store, int64_t *out);
+
+/* The number of behaviours in `user`'s history (SHEAF_E_NOT_FOUND: no history). */
+int sheaf_history_length(sheaf_handle store, uint64_t user, int64_t *out);
+
+/* Reads `user`'s whole history in time order, in one read transaction. `capacity` is how many
+ * behaviours each non-null output holds: item_ids, timestamps, labels (capacity values each) and
+ * embeddings (capacity × D floats, each behaviour's item embedding decoded from its code). Any
+ * output may be NULL when not wanted. On success *count is the number of behaviours written.
+ * SHEAF_E_BUFFER_TOO_SMALL: *count holds the length needed, nothing is written.
+ * SHEAF_E_MISSING_ITEMS: a behaviour's item has no code and embeddings were asked for. */
+int sheaf_read_history(sheaf_handle store, uint64_t user, int64_t capacity, uint64_t *item_ids, int64_t *timestamps,
+                       float *labels, float *embeddings, int64_t *count);
+
+/* Reads the histories of `user_count` users in one read transaction, behaviours concatenated in
+ * the order of `users`: user i's rows are offsets[i] ..< offsets[i + 1] (offsets holds
+ * user_count + 1 values; a user without a history gets an empty range). Outputs as in
+ * sheaf_read_history, sized for `capacity` behaviours in all. SHEAF_E_BUFFER_TOO_SMALL: *count
+ * holds the total needed. */
+int sheaf_read_histories(sheaf_handle store, const uint64_t *users, int64_t user_count, int64_t capacity, int64_t *offsets,
+                         uint64_t *item_ids, int64_t *timestamps, float *labels, float *embeddings, int64_t *count);
+
+/* The embeddings of `count` items (decoded from their codes) into `embeddings` (count × D floats).
+ * SHEAF_E_MISSING_ITEMS when an item has no code (nothing is guaranteed written then). */
+int sheaf_read_items(sheaf_handle store, const uint64_t *ids, int64_t count, float *embeddings);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHEAF_H */

@@ -1,0 +1,234 @@
+import CSheafAPI
+import Foundation
+import SheafStore
+import Synchronization
+
+// The C API of sheaf.h (Sources/CSheafAPI/include), implemented with @_cdecl. Every entry point
+// validates its arguments, turns every thrown error into an error code and a per-thread message,
+// and never traps on bad input. Stores are kept in a registry of integer handles (never reused),
+// so a closed or made-up handle is an error, not a dangling pointer.
+
+// MARK: - Handles and errors
+
+/// The open stores, by handle.
+private let registry = Mutex<(next: UInt64, stores: [UInt64: Store])>((next: 1, stores: [:]))
+
+/// A failed call: its code and message.
+struct APIError: Error {
+    let code: Int32
+    let message: String
+}
+
+/// Runs `body`, returning SHEAF_OK, or recording its error for this thread and returning its code.
+private func api(_ body: () throws -> Void) -> Int32 {
+    do {
+        try body()
+        return SHEAF_OK
+    } catch let e as APIError {
+        sheaf_set_last_error(e.code, e.message)
+        return e.code
+    } catch let e as StoreError {
+        let code: Int32
+        switch e {
+        case .missingItems: code = SHEAF_E_MISSING_ITEMS
+        case .bufferTooSmall: code = SHEAF_E_BUFFER_TOO_SMALL
+        default: code = SHEAF_E_STORE
+        }
+        sheaf_set_last_error(code, e.description)
+        return code
+    } catch {
+        sheaf_set_last_error(SHEAF_E_STORE, "\(error)")
+        return SHEAF_E_STORE
+    }
+}
+
+private func invalid(_ message: String) -> APIError { APIError(code: SHEAF_E_INVALID_ARGUMENT, message: message) }
+
+private func store(_ handle: sheaf_handle) throws -> Store {
+    guard let s = registry.withLock({ $0.stores[handle] }) else {
+        throw APIError(code: SHEAF_E_BAD_HANDLE, message: "handle \(handle) is not open (never opened, or closed)")
+    }
+    return s
+}
+
+private func required<T>(_ p: UnsafeMutablePointer<T>?, _ name: String) throws -> UnsafeMutablePointer<T> {
+    guard let p else { throw invalid("\(name) is NULL") }
+    return p
+}
+
+// MARK: - Versions
+
+/// The library version (static storage).
+private let libraryVersion: StaticString = "0.18.0"
+
+@_cdecl("sheaf_library_version")
+public func sheafLibraryVersion() -> UnsafePointer<CChar> {
+    UnsafeRawPointer(libraryVersion.utf8Start).assumingMemoryBound(to: CChar.self)
+}
+
+@_cdecl("sheaf_api_version")
+public func sheafAPIVersion() -> Int32 { SHEAF_API_VERSION }
+
+@_cdecl("sheaf_store_format_version")
+public func sheafStoreFormatVersion() -> Int32 { Int32(StoreMetadata.schemaVersion) }
+
+// MARK: - Open and close
+
+@_cdecl("sheaf_open")
+public func sheafOpen(_ path: UnsafePointer<CChar>?, _ flags: Int32, _ out: UnsafeMutablePointer<sheaf_handle>?) -> Int32 {
+    api {
+        guard let path else { throw invalid("path is NULL") }
+        let out = try required(out, "out")
+        guard flags == SHEAF_OPEN_READ_ONLY || flags == SHEAF_OPEN_READ_WRITE else { throw invalid("unknown flags \(flags)") }
+        var options = StoreOptions()
+        options.readOnly = flags == SHEAF_OPEN_READ_ONLY
+        options.createIfMissing = false
+        let opened = try Store(path: String(cString: path), options: options)
+        out.pointee = registry.withLock { r in
+            let h = r.next
+            r.next += 1
+            r.stores[h] = opened
+            return h
+        }
+    }
+}
+
+@_cdecl("sheaf_close")
+public func sheafClose(_ handle: sheaf_handle) -> Int32 {
+    api {
+        // The store closes when the last reference goes: a call running on another thread keeps it open until it returns.
+        guard registry.withLock({ $0.stores.removeValue(forKey: handle) }) != nil else {
+            throw APIError(code: SHEAF_E_BAD_HANDLE, message: "handle \(handle) is not open (never opened, or closed)")
+        }
+    }
+}
+
+@_cdecl("sheaf_dimension")
+public func sheafDimension(_ handle: sheaf_handle, _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
+    api {
+        let out = try required(out, "out")
+        out.pointee = Int64(try store(handle).dimension)
+    }
+}
+
+// MARK: - Histories
+
+@_cdecl("sheaf_history_length")
+public func sheafHistoryLength(_ handle: sheaf_handle, _ user: UInt64, _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
+    api {
+        let out = try required(out, "out")
+        let n = try store(handle).read { try $0.historyCount(user: user) }
+        guard n > 0 else { throw APIError(code: SHEAF_E_NOT_FOUND, message: "user \(user) has no history") }
+        out.pointee = Int64(n)
+    }
+}
+
+/// Where a read writes: the caller's buffers (any may be nil), `capacity` behaviours each.
+private struct Outputs {
+    let itemIDs: UnsafeMutablePointer<UInt64>?
+    let timestamps: UnsafeMutablePointer<Int64>?
+    let labels: UnsafeMutablePointer<Float>?
+    let embeddings: UnsafeMutablePointer<Float>?
+
+    /// Writes `h` from row `row` on, and its embeddings (`rows`: h.count × D floats).
+    func write(_ h: History, embeddings rows: [Float], at row: Int, dimension d: Int) {
+        for i in 0..<h.count {
+            itemIDs?[row + i] = h.itemIDs[i]
+            timestamps?[row + i] = h.timestamps[i]
+            labels?[row + i] = h.labels[i]
+        }
+        if let embeddings {
+            rows.withUnsafeBufferPointer { embeddings.advanced(by: row * d).update(from: $0.baseAddress!, count: h.count * d) }
+        }
+    }
+}
+
+@_cdecl("sheaf_read_history")
+public func sheafReadHistory(
+    _ handle: sheaf_handle, _ user: UInt64, _ capacity: Int64, _ itemIDs: UnsafeMutablePointer<UInt64>?,
+    _ timestamps: UnsafeMutablePointer<Int64>?, _ labels: UnsafeMutablePointer<Float>?, _ embeddings: UnsafeMutablePointer<Float>?,
+    _ count: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    var offsets: (Int64, Int64) = (0, 0)
+    return withUnsafeMutablePointer(to: &offsets) { o in
+        o.withMemoryRebound(to: Int64.self, capacity: 2) { offsets in
+            var users = user
+            return sheafReadHistories(handle, &users, 1, capacity, offsets, itemIDs, timestamps, labels, embeddings, count, single: true)
+        }
+    }
+}
+
+@_cdecl("sheaf_read_histories")
+public func sheafReadHistories(
+    _ handle: sheaf_handle, _ users: UnsafePointer<UInt64>?, _ userCount: Int64, _ capacity: Int64, _ offsets: UnsafeMutablePointer<Int64>?,
+    _ itemIDs: UnsafeMutablePointer<UInt64>?, _ timestamps: UnsafeMutablePointer<Int64>?, _ labels: UnsafeMutablePointer<Float>?,
+    _ embeddings: UnsafeMutablePointer<Float>?, _ count: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    sheafReadHistories(handle, users, userCount, capacity, offsets, itemIDs, timestamps, labels, embeddings, count, single: false)
+}
+
+/// Both history reads; `single`: one user, whose missing history is SHEAF_E_NOT_FOUND.
+private func sheafReadHistories(
+    _ handle: sheaf_handle, _ users: UnsafePointer<UInt64>?, _ userCount: Int64, _ capacity: Int64, _ offsets: UnsafeMutablePointer<Int64>?,
+    _ itemIDs: UnsafeMutablePointer<UInt64>?, _ timestamps: UnsafeMutablePointer<Int64>?, _ labels: UnsafeMutablePointer<Float>?,
+    _ embeddings: UnsafeMutablePointer<Float>?, _ count: UnsafeMutablePointer<Int64>?, single: Bool
+) -> Int32 {
+    api {
+        let count = try required(count, "count")
+        let offsets = try required(offsets, "offsets")
+        guard userCount >= 0 else { throw invalid("user_count \(userCount) is negative") }
+        guard capacity >= 0 else { throw invalid("capacity \(capacity) is negative") }
+        guard userCount == 0 || users != nil else { throw invalid("users is NULL") }
+        let s = try store(handle)
+        let ids = (0..<Int(userCount)).map { users![$0] }
+        let out = Outputs(itemIDs: itemIDs, timestamps: timestamps, labels: labels, embeddings: embeddings)
+        let d = s.dimension
+        try s.read { txn in
+            // Lengths first (headers only), so a too-small buffer costs no decode and writes nothing.
+            let lengths = try ids.map { try txn.historyCount(user: $0) }
+            if single, lengths[0] == 0 { throw APIError(code: SHEAF_E_NOT_FOUND, message: "user \(ids[0]) has no history") }
+            let total = lengths.reduce(0, +)
+            guard total <= capacity else {
+                count.pointee = Int64(total)
+                throw APIError(code: SHEAF_E_BUFFER_TOO_SMALL, message: "the histories hold \(total) behaviours; the buffers hold \(capacity)")
+            }
+            var rows: [Float] = []
+            var row = 0
+            offsets[0] = 0
+            for (u, user) in ids.enumerated() {
+                if lengths[u] > 0 {
+                    let h: History
+                    if embeddings != nil {
+                        guard let (decoded, _) = try txn.decodeHistory(user: user, into: &rows) else { throw APIError(code: SHEAF_E_STORE, message: "user \(user)'s history vanished") }
+                        h = decoded
+                    } else {
+                        guard let plain = try txn.history(user: user) else { throw APIError(code: SHEAF_E_STORE, message: "user \(user)'s history vanished") }
+                        h = plain
+                    }
+                    out.write(h, embeddings: rows, at: row, dimension: d)
+                    row += h.count
+                }
+                offsets[u + 1] = Int64(row)
+            }
+            count.pointee = Int64(row)
+        }
+    }
+}
+
+// MARK: - Items
+
+@_cdecl("sheaf_read_items")
+public func sheafReadItems(
+    _ handle: sheaf_handle, _ ids: UnsafePointer<UInt64>?, _ count: Int64, _ embeddings: UnsafeMutablePointer<Float>?
+) -> Int32 {
+    api {
+        guard count >= 0 else { throw invalid("count \(count) is negative") }
+        guard count == 0 || ids != nil else { throw invalid("ids is NULL") }
+        let embeddings = try required(embeddings, "embeddings")
+        let s = try store(handle)
+        let list = UnsafeBufferPointer(start: ids, count: Int(count))
+        try s.read { txn in
+            _ = try txn.decodeItems(list, into: UnsafeMutableBufferPointer(start: embeddings, count: Int(count) * s.dimension))
+        }
+    }
+}

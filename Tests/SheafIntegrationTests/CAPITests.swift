@@ -1,0 +1,71 @@
+import Foundation
+import SheafCodebook
+import SheafRandom
+import SheafStore
+import Testing
+
+/// The C API (sheaf.h, libSheaf.so built by tools/build-clib) against the Swift API on the same
+/// store: a C program (c/read_store.c) reads a history, a batch and items and prints them, and checks
+/// the error paths itself.
+@Suite struct CAPITests {
+    /// The C compiler, when there is one.
+    static let compiler: String? = ["/usr/bin/cc", "/usr/bin/gcc", "/usr/bin/clang"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    @Test(.enabled(if: compiler != nil, "needs a C compiler (cc) to build the C test program"))
+    func cProgramReadsWhatSwiftReads() throws {
+        let scratch = TemporaryPath()
+        let storePath = scratch.path + "/store"
+        // A store: 20 items coded by a random cosine codebook (D = 5), two users.
+        var rng = SplitMix64(seed: 31)
+        let d = 5
+        let cb = try Codebook(
+            id: 1, dimension: d, levels: 2, codesPerLevel: 16, metric: .cosine, magnitudeEncoding: .uint8,
+            magnitudeRanges: [MagnitudeRange(lower: 0, upper: 2), MagnitudeRange(lower: 0, upper: 1)],
+            centroids: (0..<(2 * 16 * d)).map { _ in rng.float(in: -1...1) })
+        let store = try Store(path: storePath, dimension: d)
+        let itemIDs: [UInt64] = (1...20).map(UInt64.init)
+        let codes: [UInt32] = (0..<40).map { _ in UInt32(rng.next() % 16) }
+        let magnitudes: [Float] = (0..<40).map { _ in rng.float(in: 0...1) }
+        var behaviors: [Behavior] = []
+        for i in 0..<12 {
+            behaviors.append(Behavior(item: UInt64(1 + i * 7 % 20), timestamp: Int64(1_000 + 10 * i), label: Float(i % 5)))
+        }
+        try store.write { txn in
+            try txn.putCodebook(cb)
+            try txn.putItems(ids: itemIDs, codes: codes, magnitudes: magnitudes)
+            try txn.appendBehaviors(behaviors, user: 7)
+            try txn.appendBehaviors([Behavior(item: 3, timestamp: 5)], user: 8)
+        }
+
+        let build = try #require(runProcess("/bin/bash", [repositoryRoot + "/tools/build-clib"]))
+        try #require(build.status == 0, "tools/build-clib failed:\n\(build.stderr.suffix(3000))")
+        let library = String(decoding: build.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let libraryDirectory = (library as NSString).deletingLastPathComponent
+        let program = scratch.path + "/read_store"
+        let compile = try #require(runProcess(Self.compiler!, [
+            "-Wall", "-Werror", "-I", repositoryRoot + "/Sources/CSheafAPI/include", repositoryRoot + "/Tests/SheafIntegrationTests/c/read_store.c",
+            "-L", libraryDirectory, "-lSheaf", "-Wl,-rpath," + libraryDirectory, "-o", program,
+        ]))
+        try #require(compile.status == 0, "cc failed:\n\(compile.stderr)")
+
+        let run = try #require(runProcess(program, [storePath, "7", "3", "5"]))
+        let output = String(decoding: run.stdout, as: UTF8.self)
+        #expect(run.status == 0, "read_store:\n\(output)\n\(run.stderr)")
+        let lines = output.split(separator: "\n").map(String.init)
+        #expect(!lines.contains { $0.hasPrefix("FAIL") }, "\(lines.filter { $0.hasPrefix("FAIL") })")
+        #expect(lines.filter { $0.hasPrefix("ok ") }.count == 23)
+        #expect(lines.contains("failures 0"))
+        #expect(lines.contains("dimension 5"))
+        #expect(lines.contains("version 0.18.0 api 1 format \(StoreMetadata.schemaVersion)"))
+
+        // What it read is what the Swift API reads, exactly (%.9g round-trips a float).
+        func values(_ prefix: String) -> [String] { lines.filter { $0.hasPrefix(prefix + " ") }.map { String($0.dropFirst(prefix.count + 1)) } }
+        let (history, embeddings) = try #require(try store.read { txn -> (History, [Float])? in
+            var rows: [Float] = []
+            return try txn.decodeHistory(user: 7, into: &rows).map { ($0.0, rows) }
+        })
+        #expect(values("history") == (0..<history.count).map { "\(history.itemIDs[$0]) \(history.timestamps[$0]) \(String(format: "%.9g", history.labels[$0]))" })
+        #expect(values("embedding").compactMap(Float.init) == embeddings)
+        #expect(values("items").compactMap(Float.init) == (try store.read { try $0.decodeItems([3, 5]) }))
+    }
+}
