@@ -68,4 +68,53 @@ import Testing
         #expect(values("embedding").compactMap(Float.init) == embeddings)
         #expect(values("items").compactMap(Float.init) == (try store.read { try $0.decodeItems([3, 5]) }))
     }
+
+    /// The Python package (tools/python/sheaf, ctypes over libSheaf.so) under pytest, on a store made
+    /// here, against what the Swift API reads from it (written as JSON for the tests).
+    @Test(.enabled(if: PythonEnvironment.canImport("numpy", "pytest"), PythonEnvironment.missing("numpy", "pytest")))
+    func pythonPackageReadsWhatSwiftReads() throws {
+        let scratch = TemporaryPath()
+        let storePath = scratch.path + "/store"
+        var rng = SplitMix64(seed: 32)
+        let d = 7
+        let cb = try Codebook(
+            id: 1, dimension: d, levels: 3, codesPerLevel: 16, metric: .cosine, magnitudeEncoding: .float16,
+            centroids: (0..<(3 * 16 * d)).map { _ in rng.float(in: -1...1) })
+        let store = try Store(path: storePath, dimension: d)
+        let codes: [UInt32] = (0..<(30 * 3)).map { _ in UInt32(rng.next() % 16) }
+        let magnitudes: [Float] = (0..<(30 * 3)).map { _ in rng.float(in: 0...1) }
+        var behaviors: [Behavior] = []
+        for i in 0..<40 { behaviors.append(Behavior(item: UInt64(1 + i * 11 % 30), timestamp: Int64(100 * i), label: Float(i % 3) / 2)) }
+        try store.write { txn in
+            try txn.putCodebook(cb)
+            try txn.putItems(ids: (1...30).map(UInt64.init), codes: codes, magnitudes: magnitudes)
+            try txn.appendBehaviors(behaviors, user: 11)
+            try txn.appendBehaviors([Behavior(item: 2, timestamp: 1), Behavior(item: 4, timestamp: 2)], user: 12)
+        }
+        let (history, rows) = try #require(try store.read { txn -> (History, [Float])? in
+            var rows: [Float] = []
+            return try txn.decodeHistory(user: 11, into: &rows).map { ($0.0, rows) }
+        })
+        let itemRows = try store.read { try $0.decodeItems([5, 9, 30]) }
+        let expected: [String: Any] = [
+            "format": StoreMetadata.schemaVersion, "dimension": d, "user": 11, "other_user": 12, "other_length": 2,
+            "items": history.itemIDs, "timestamps": history.timestamps, "labels": history.labels.map(Double.init),
+            "embeddings": rows.map(Double.init), "item_ids": [5, 9, 30], "item_embeddings": itemRows.map(Double.init),
+        ]
+        let expectedPath = scratch.path + "/expected.json"
+        try JSONSerialization.data(withJSONObject: expected).write(to: URL(fileURLWithPath: expectedPath))
+
+        let build = try #require(runProcess("/bin/bash", [repositoryRoot + "/tools/build-clib"]))
+        try #require(build.status == 0, "tools/build-clib failed:\n\(build.stderr.suffix(3000))")
+        var env = ProcessInfo.processInfo.environment
+        env["SHEAF_LIBRARY"] = String(decoding: build.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        env["SHEAF_TEST_STORE"] = storePath
+        env["SHEAF_TEST_EXPECTED"] = expectedPath
+        env["PYTHONPATH"] = repositoryRoot + "/tools/python"
+        let run = try #require(runProcess(
+            PythonEnvironment.python!, ["-m", "pytest", "-q", "-p", "no:cacheprovider", repositoryRoot + "/tools/python/tests"], environment: env))
+        let output = String(decoding: run.stdout, as: UTF8.self)
+        #expect(run.status == 0, "pytest:\n\(output)\n\(run.stderr)")
+        #expect(output.contains("7 passed"), "\(output)")
+    }
 }

@@ -1,0 +1,228 @@
+"""Sheaf from Python: read a Sheaf store's histories and item embeddings into numpy, through libSheaf.so
+(the C API of Sources/CSheafAPI/include/sheaf.h) with ctypes. No compilation beyond the Swift build:
+
+    lib=$(tools/build-clib)                       # .build-clib/release/libSheaf.so
+    PYTHONPATH=tools/python python3 -c 'import sheaf; print(sheaf.Store("data/demo-store").history(196).items)'
+
+    import sheaf
+    with sheaf.Store("data/demo-store") as store:
+        h = store.history(196)          # h.items (uint64), h.timestamps (int64), h.labels (float32),
+                                        # h.embeddings: (n, D) float32, decoded straight into the array
+        b = store.histories([196, 7])   # concatenated; b.offsets[i]:b.offsets[i + 1] are user i's rows
+        e = store.items([1, 2, 3])      # (3, D) float32
+
+The library is found through $SHEAF_LIBRARY, else <repository>/.build-clib/release/libSheaf.so. Errors
+are `sheaf.SheafError` (subclasses per code) carrying the library's message. Every read is one LMDB
+read transaction in the library, and ctypes releases the GIL for the call, so reads from several
+Python threads run in parallel.
+"""
+import ctypes
+import os
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+__all__ = ["Store", "History", "Histories", "SheafError", "BadHandle", "NotFound", "MissingItems", "StoreError", "library"]
+
+OK, INVALID_ARGUMENT, BAD_HANDLE, NOT_FOUND, BUFFER_TOO_SMALL, MISSING_ITEMS, STORE = range(7)
+API_VERSION = 1
+
+
+class SheafError(Exception):
+    """A call of the library failed: `code` (sheaf.h's SHEAF_E_*) and the library's message."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class InvalidArgument(SheafError, ValueError):
+    pass
+
+
+class BadHandle(SheafError):
+    pass
+
+
+class NotFound(SheafError, KeyError):
+    def __str__(self):
+        return self.message
+
+
+class MissingItems(SheafError, KeyError):
+    def __str__(self):
+        return self.message
+
+
+class StoreError(SheafError):
+    pass
+
+
+_ERRORS = {INVALID_ARGUMENT: InvalidArgument, BAD_HANDLE: BadHandle, NOT_FOUND: NotFound, MISSING_ITEMS: MissingItems, STORE: StoreError}
+
+_lib = None
+
+
+def library():
+    """The loaded libSheaf (ctypes.CDLL), loaded on first use."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    path = os.environ.get("SHEAF_LIBRARY") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".build-clib", "release", "libSheaf.so")
+    if not os.path.exists(path):
+        raise OSError(f"libSheaf.so not found at {path}: run tools/build-clib, or set SHEAF_LIBRARY")
+    lib = ctypes.CDLL(path)
+    u64, i64, i32, f32 = ctypes.c_uint64, ctypes.c_int64, ctypes.c_int, ctypes.c_float
+    p = ctypes.POINTER
+    lib.sheaf_library_version.restype = ctypes.c_char_p
+    lib.sheaf_api_version.restype = i32
+    lib.sheaf_store_format_version.restype = i32
+    lib.sheaf_last_error.restype = i32
+    lib.sheaf_last_error_message.restype = ctypes.c_char_p
+    signatures = {
+        "sheaf_open": [ctypes.c_char_p, i32, p(u64)],
+        "sheaf_close": [u64],
+        "sheaf_dimension": [u64, p(i64)],
+        "sheaf_history_length": [u64, u64, p(i64)],
+        "sheaf_read_history": [u64, u64, i64, p(u64), p(i64), p(f32), p(f32), p(i64)],
+        "sheaf_read_histories": [u64, p(u64), i64, i64, p(i64), p(u64), p(i64), p(f32), p(f32), p(i64)],
+        "sheaf_read_items": [u64, p(u64), i64, p(f32)],
+    }
+    for name, args in signatures.items():
+        f = getattr(lib, name)
+        f.argtypes = args
+        f.restype = i32
+    if lib.sheaf_api_version() != API_VERSION:
+        raise OSError(f"{path} implements C API {lib.sheaf_api_version()}, this package expects {API_VERSION}")
+    _lib = lib
+    return lib
+
+
+def _check(code):
+    if code != OK:
+        message = library().sheaf_last_error_message().decode("utf-8", "replace")
+        raise _ERRORS.get(code, SheafError)(code, message)
+
+
+def _ptr(a, ctype):
+    return a.ctypes.data_as(ctypes.POINTER(ctype))
+
+
+class History(NamedTuple):
+    """One user's behaviours in time order, and their items' decoded embeddings (n × D)."""
+    items: np.ndarray
+    timestamps: np.ndarray
+    labels: np.ndarray
+    embeddings: np.ndarray
+
+
+class Histories(NamedTuple):
+    """Several users' histories concatenated: user i's rows are offsets[i]:offsets[i + 1]."""
+    offsets: np.ndarray
+    items: np.ndarray
+    timestamps: np.ndarray
+    labels: np.ndarray
+    embeddings: np.ndarray
+
+
+class Store:
+    """A Sheaf store opened read-only (or with `read_write=True`, taking the writer's lock file)."""
+
+    def __init__(self, path, read_write=False):
+        lib = library()
+        handle = ctypes.c_uint64(0)
+        _check(lib.sheaf_open(os.fsencode(path), 1 if read_write else 0, ctypes.byref(handle)))
+        self._handle = handle.value
+        d = ctypes.c_int64(0)
+        _check(lib.sheaf_dimension(self._handle, ctypes.byref(d)))
+        self.dimension = d.value
+        self.path = path
+
+    def close(self):
+        """Closes the store; later calls raise BadHandle. Closing twice does nothing."""
+        if self._handle:
+            handle, self._handle = self._handle, 0
+            _check(library().sheaf_close(handle))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _live(self):
+        if not self._handle:
+            raise BadHandle(BAD_HANDLE, "the store is closed")
+        return self._handle
+
+    def history_length(self, user):
+        """The number of behaviours in the user's history (NotFound: none)."""
+        n = ctypes.c_int64(0)
+        _check(library().sheaf_history_length(self._live(), int(user), ctypes.byref(n)))
+        return n.value
+
+    def history(self, user, embeddings=True):
+        """The user's whole history; with `embeddings=False`, the embeddings array is empty (n × 0)."""
+        lib, h = library(), self._live()
+        capacity = self.history_length(user)
+        while True:
+            items, timestamps, labels = np.empty(capacity, np.uint64), np.empty(capacity, np.int64), np.empty(capacity, np.float32)
+            rows = np.empty((capacity, self.dimension if embeddings else 0), np.float32)
+            count = ctypes.c_int64(0)
+            code = lib.sheaf_read_history(h, int(user), capacity, _ptr(items, ctypes.c_uint64), _ptr(timestamps, ctypes.c_int64),
+                                          _ptr(labels, ctypes.c_float), _ptr(rows, ctypes.c_float) if embeddings else None, ctypes.byref(count))
+            if code == BUFFER_TOO_SMALL:  # the history grew since its length was read (a writer appended)
+                capacity = count.value
+                continue
+            _check(code)
+            n = count.value
+            return History(items[:n], timestamps[:n], labels[:n], rows[:n])
+
+    def histories(self, users: Sequence[int], embeddings=True):
+        """Several users' histories in one read transaction (a user without a history gets no rows)."""
+        lib, h = library(), self._live()
+        ids = np.ascontiguousarray(np.asarray(users, dtype=np.uint64))
+        offsets = np.empty(len(ids) + 1, np.int64)
+        capacity, count = 0, ctypes.c_int64(0)
+        code = lib.sheaf_read_histories(h, _ptr(ids, ctypes.c_uint64), len(ids), 0, _ptr(offsets, ctypes.c_int64),
+                                        None, None, None, None, ctypes.byref(count))
+        if code == BUFFER_TOO_SMALL:
+            capacity = count.value
+        else:
+            _check(code)
+        while True:
+            items, timestamps, labels = np.empty(capacity, np.uint64), np.empty(capacity, np.int64), np.empty(capacity, np.float32)
+            rows = np.empty((capacity, self.dimension if embeddings else 0), np.float32)
+            code = lib.sheaf_read_histories(h, _ptr(ids, ctypes.c_uint64), len(ids), capacity, _ptr(offsets, ctypes.c_int64),
+                                            _ptr(items, ctypes.c_uint64), _ptr(timestamps, ctypes.c_int64), _ptr(labels, ctypes.c_float),
+                                            _ptr(rows, ctypes.c_float) if embeddings else None, ctypes.byref(count))
+            if code == BUFFER_TOO_SMALL:
+                capacity = count.value
+                continue
+            _check(code)
+            n = count.value
+            return Histories(offsets.copy(), items[:n], timestamps[:n], labels[:n], rows[:n])
+
+    def items(self, ids: Sequence[int]):
+        """The items' embeddings decoded from their codes, (len(ids), D) float32 (MissingItems: an item has no code)."""
+        arr = np.ascontiguousarray(np.asarray(ids, dtype=np.uint64))
+        rows = np.empty((len(arr), self.dimension), np.float32)
+        _check(library().sheaf_read_items(self._live(), _ptr(arr, ctypes.c_uint64), len(arr), _ptr(rows, ctypes.c_float)))
+        return rows
+
+    def __repr__(self):
+        return f"sheaf.Store({self.path!r}, dimension={self.dimension})"
+
+
+def versions():
+    """(library version, C API version, store format version)."""
+    lib = library()
+    return lib.sheaf_library_version().decode(), lib.sheaf_api_version(), lib.sheaf_store_format_version()

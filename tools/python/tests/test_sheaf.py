@@ -1,0 +1,102 @@
+"""Tests of the Python package (tools/python/sheaf) on a store the Swift integration test
+(CAPITests.pythonPackageReadsWhatSwiftReads) makes: $SHEAF_TEST_STORE, with what the Swift API read
+from it in $SHEAF_TEST_EXPECTED (JSON). Run: tools/test (or that test alone), never on their own
+without those two variables (then they are skipped)."""
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import sheaf
+
+STORE = os.environ.get("SHEAF_TEST_STORE")
+EXPECTED = os.environ.get("SHEAF_TEST_EXPECTED")
+pytestmark = pytest.mark.skipif(not (STORE and EXPECTED), reason="needs SHEAF_TEST_STORE and SHEAF_TEST_EXPECTED (run through tools/test)")
+
+
+@pytest.fixture(scope="module")
+def expected():
+    with open(EXPECTED) as f:
+        return json.load(f)
+
+
+@pytest.fixture
+def store():
+    with sheaf.Store(STORE) as s:
+        yield s
+
+
+def test_versions(expected):
+    version, api, fmt = sheaf.versions()
+    assert api == sheaf.API_VERSION
+    assert fmt == expected["format"]
+    assert version.count(".") == 2
+
+
+def test_history_matches_swift(store, expected):
+    h = store.history(expected["user"])
+    assert store.dimension == expected["dimension"]
+    assert h.items.dtype == np.uint64 and h.timestamps.dtype == np.int64 and h.labels.dtype == np.float32
+    assert h.embeddings.dtype == np.float32 and h.embeddings.shape == (len(expected["items"]), expected["dimension"])
+    assert h.embeddings.flags["C_CONTIGUOUS"]
+    assert h.items.tolist() == expected["items"]
+    assert h.timestamps.tolist() == expected["timestamps"]
+    assert h.labels.tolist() == expected["labels"]
+    assert np.array_equal(h.embeddings, np.asarray(expected["embeddings"], np.float32).reshape(h.embeddings.shape))
+    assert store.history_length(expected["user"]) == len(expected["items"])
+
+
+def test_history_without_embeddings(store, expected):
+    h = store.history(expected["user"], embeddings=False)
+    assert h.items.tolist() == expected["items"]
+    assert h.embeddings.shape == (len(expected["items"]), 0)
+
+
+def test_batch(store, expected):
+    u = expected["user"]
+    b = store.histories([u, 987654321, expected["other_user"], u])
+    n, m = len(expected["items"]), expected["other_length"]
+    assert b.offsets.tolist() == [0, n, n, n + m, 2 * n + m]
+    assert b.items[:n].tolist() == expected["items"] and b.items[n + m:].tolist() == expected["items"]
+    assert np.array_equal(b.embeddings[:n], store.history(u).embeddings)
+    empty = store.histories([987654321])
+    assert empty.offsets.tolist() == [0, 0] and empty.embeddings.shape == (0, store.dimension)
+
+
+def test_items(store, expected):
+    rows = store.items(expected["item_ids"])
+    assert rows.shape == (len(expected["item_ids"]), expected["dimension"])
+    assert np.array_equal(rows, np.asarray(expected["item_embeddings"], np.float32).reshape(rows.shape))
+    with pytest.raises(sheaf.MissingItems) as e:
+        store.items([expected["item_ids"][0], 4000000000])
+    assert e.value.code == sheaf.MISSING_ITEMS and "4000000000" in str(e.value)
+
+
+def test_bad_input(expected):
+    with pytest.raises(sheaf.StoreError) as e:
+        sheaf.Store("/nonexistent/sheaf-store")
+    assert "no Sheaf store at /nonexistent/sheaf-store" in str(e.value)
+    s = sheaf.Store(STORE)
+    with pytest.raises(sheaf.NotFound):
+        s.history(987654321)
+    with pytest.raises(sheaf.NotFound):
+        s.history_length(987654321)
+    s.close()
+    s.close()  # a second close does nothing
+    with pytest.raises(sheaf.BadHandle):
+        s.history(expected["user"])
+    with pytest.raises(sheaf.BadHandle):
+        s.items([1])
+
+
+def test_concurrent_reads_from_threads(store, expected):
+    want = np.asarray(expected["embeddings"], np.float32).reshape(len(expected["items"]), expected["dimension"])
+
+    def read(i):
+        h = store.history(expected["user"])
+        return h.items.tolist() == expected["items"] and np.array_equal(h.embeddings, want)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(read, range(200)))
