@@ -130,16 +130,16 @@ private struct Outputs {
     let labels: UnsafeMutablePointer<Float>?
     let embeddings: UnsafeMutablePointer<Float>?
 
-    /// Writes `h` from row `row` on, and its embeddings (`rows`: h.count × D floats).
-    func write(_ h: History, embeddings rows: [Float], at row: Int, dimension d: Int) {
-        for i in 0..<h.count {
-            itemIDs?[row + i] = h.itemIDs[i]
-            timestamps?[row + i] = h.timestamps[i]
-            labels?[row + i] = h.labels[i]
+    /// Writes `h`'s columns from row `row` on (the embeddings are decoded in place beforehand).
+    func write(_ h: History, at row: Int) {
+        func copy<T>(_ column: [T], _ to: UnsafeMutablePointer<T>?) {
+            guard let to, !column.isEmpty else { return }
+            // safe: the caller checked that the buffers hold row + h.count values.
+            column.withUnsafeBufferPointer { (to + row).update(from: $0.baseAddress!, count: column.count) }
         }
-        if let embeddings {
-            rows.withUnsafeBufferPointer { embeddings.advanced(by: row * d).update(from: $0.baseAddress!, count: h.count * d) }
-        }
+        copy(h.itemIDs, itemIDs)
+        copy(h.timestamps, timestamps)
+        copy(h.labels, labels)
     }
 }
 
@@ -192,20 +192,20 @@ private func sheafReadHistories(
                 count.pointee = Int64(total)
                 throw APIError(code: SHEAF_E_BUFFER_TOO_SMALL, message: "the histories hold \(total) behaviours; the buffers hold \(capacity)")
             }
-            var rows: [Float] = []
             var row = 0
             offsets[0] = 0
             for (u, user) in ids.enumerated() {
                 if lengths[u] > 0 {
-                    let h: History
-                    if embeddings != nil {
-                        guard let (decoded, _) = try txn.decodeHistory(user: user, into: &rows) else { throw APIError(code: SHEAF_E_STORE, message: "user \(user)'s history vanished") }
-                        h = decoded
+                    let h: History?
+                    if let embeddings {
+                        // Decoded straight into the caller's buffer, after the rows already written.
+                        let rest = UnsafeMutableBufferPointer(start: embeddings + row * d, count: (Int(capacity) - row) * d)
+                        h = try txn.decodeHistory(user: user, into: rest)?.0
                     } else {
-                        guard let plain = try txn.history(user: user) else { throw APIError(code: SHEAF_E_STORE, message: "user \(user)'s history vanished") }
-                        h = plain
+                        h = try txn.history(user: user)
                     }
-                    out.write(h, embeddings: rows, at: row, dimension: d)
+                    guard let h else { throw APIError(code: SHEAF_E_STORE, message: "user \(user)'s history vanished") }
+                    out.write(h, at: row)
                     row += h.count
                 }
                 offsets[u + 1] = Int64(row)

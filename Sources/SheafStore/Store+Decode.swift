@@ -243,13 +243,36 @@ extension ReadTransaction {
     ) throws -> (History, DecodeReport)? {
         let width = try rowWidth(projection)
         guard let parts = try loadSegments(user: user, selection) else { return nil }
+        resize(&embeddings, to: parts.reduce(0) { $0 + $1.range.count } * width)
+        return try embeddings.withUnsafeMutableBufferPointer { out in
+            try decode(parts, into: out, width: width, projection: projection, options: options)
+        }
+    }
+
+    /// Reads `user`'s behaviours and decodes their item embeddings straight into `output` (count × D
+    /// floats from its start; the rest is untouched), for callers that own their buffers (the C API).
+    /// - Throws: `StoreError.bufferTooSmall` (before decoding anything) when `output` holds fewer than
+    ///   count × D floats, and as `decodeHistory(user:_:into:options:)`.
+    public func decodeHistory(
+        user: UInt64, _ selection: HistorySelection = .all, into output: UnsafeMutableBufferPointer<Float>,
+        options: DecodeOptions = DecodeOptions()
+    ) throws -> (History, DecodeReport)? {
+        guard let parts = try loadSegments(user: user, selection) else { return nil }
+        let needed = parts.reduce(0) { $0 + $1.range.count } * store.dimension
+        guard output.count >= needed else { throw StoreError.bufferTooSmall(needed: needed, available: output.count) }
+        return try decode(parts, into: output, width: store.dimension, projection: nil, options: options)
+    }
+
+    /// Decodes loaded segment parts into `out` (at least count × width floats) and assembles the History.
+    private func decode(
+        _ parts: [(segment: HistorySegment, range: Range<Int>)], into out: UnsafeMutableBufferPointer<Float>, width: Int,
+        projection: LinearProjection?, options: DecodeOptions
+    ) throws -> (History, DecodeReport) {
         let n = parts.reduce(0) { $0 + $1.range.count }
-        resize(&embeddings, to: n * width)
         var h = History(sideFeatureWidth: store.sideFeatureWidth)
         h.reserveCapacity(n)
         var report = DecodeReport()
-        try embeddings.withUnsafeMutableBufferPointer { out in
-            guard n > 0 else { return }
+        if n > 0 {
             var sink = DecodeSink(output: out.baseAddress!, dimension: width, projection: projection, options: options)
             var row = 0
             for p in parts {

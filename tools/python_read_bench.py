@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Reading histories into numpy from Python: the `sheaf` package (tools/python/sheaf) against the Python
+`lmdb` binding reading the same histories as float32 rows, one get per behaviour (the README's baseline),
+and against the C call the package wraps (`sheaf_read_history` into preallocated arrays), interleaved
+request by request in one process.
+
+    lib=$(tools/build-clib)
+    .build/release/sheaf-measure bench synthetic --out /tmp/s.json --probe /tmp/probe.json --keep /tmp/syn \\
+        --dim 384 --items 100000 --buckets 1000:1000:100 --name synthetic-384
+    SHEAF_LIBRARY=$lib PYTHONPATH=tools/python tools/.venv/bin/python tools/python_read_bench.py --probe /tmp/probe.json
+
+Per request (a user drawn at random, seed 1):
+    package   store.history(user): ids, timestamps, labels and the (n, D) float32 embeddings, new arrays
+    c-call    sheaf_read_history into arrays allocated once (what the Swift call costs, through ctypes)
+    lmdb-rows txn.get(item) per behaviour into a preallocated (n, D) array (no ids, timestamps or labels)
+Prints p50/p99 per path and the ratios; --json writes them.
+"""
+import argparse
+import ctypes
+import json
+import struct
+import time
+
+import lmdb
+import numpy as np
+
+import sheaf
+
+
+def quantile(samples, p):
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(round((len(s) - 1) * p)))]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--probe", required=True)
+    ap.add_argument("--requests", type=int, default=500)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    with open(a.probe) as f:
+        probe = json.load(f)
+    d = probe["dimension"]
+    store = sheaf.Store(probe["store"])
+    lib = sheaf.library()
+    env = lmdb.open(probe["store"], readonly=True, lock=False, max_dbs=32, subdir=True)
+    items_db = env.open_db(probe["rawItemsTable"].encode(), create=False)
+    rng = np.random.default_rng(1)
+    results = []
+    for bucket in probe["buckets"]:
+        users, items = bucket["users"], bucket["items"]
+        longest = max(len(x) for x in items)
+        out = np.empty((longest, d), np.float32)
+        ids, ts, labels = np.empty(longest, np.uint64), np.empty(longest, np.int64), np.empty(longest, np.float32)
+        count = ctypes.c_int64(0)
+        P = ctypes.POINTER
+        times = {"package": [], "c-call": [], "lmdb-rows": []}
+        for rep in range(a.requests + a.warmup):
+            k = int(rng.integers(len(users)))
+            t0 = time.perf_counter_ns()
+            h = store.history(users[k])
+            t1 = time.perf_counter_ns()
+            assert len(h.items) == len(items[k])
+            code = lib.sheaf_read_history(store._handle, users[k], longest, ids.ctypes.data_as(P(ctypes.c_uint64)),
+                                          ts.ctypes.data_as(P(ctypes.c_int64)), labels.ctypes.data_as(P(ctypes.c_float)),
+                                          out.ctypes.data_as(P(ctypes.c_float)), ctypes.byref(count))
+            t2 = time.perf_counter_ns()
+            assert code == 0
+            with env.begin(db=items_db, buffers=True) as txn:
+                for i, item in enumerate(items[k]):
+                    out[i] = np.frombuffer(txn.get(struct.pack(">Q", item)), dtype=np.float32)
+            t3 = time.perf_counter_ns()
+            if rep >= a.warmup:
+                times["package"].append((t1 - t0) / 1e3)
+                times["c-call"].append((t2 - t1) / 1e3)
+                times["lmdb-rows"].append((t3 - t2) / 1e3)
+        r = {k: {"p50_us": quantile(v, 0.5), "p99_us": quantile(v, 0.99)} for k, v in times.items()}
+        r.update(bucket=bucket["name"], dimension=d, swift_p50_us=bucket["sheafP50Microseconds"], requests=a.requests)
+        p, c, l = r["package"]["p50_us"], r["c-call"]["p50_us"], r["lmdb-rows"]["p50_us"]
+        print(f"{probe['dataset']} {bucket['name']} behaviours, D={d}: package p50 {p:.1f} µs, C call {c:.1f} µs, "
+              f"Swift (sheaf-measure, same store) {bucket['sheafP50Microseconds']:.1f} µs, lmdb float32 rows {l:.1f} µs; "
+              f"package / C call {p / c:.2f}×, package / Swift {p / bucket['sheafP50Microseconds']:.2f}×, lmdb rows / package {l / p:.2f}×")
+        results.append(r)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(dict(dataset=probe["dataset"], results=results, library=sheaf.versions()), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
