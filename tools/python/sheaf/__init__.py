@@ -169,13 +169,29 @@ class Store:
         _check(library().sheaf_history_length(self._live(), int(user), ctypes.byref(n)))
         return n.value
 
-    def history(self, user, embeddings=True):
-        """The user's whole history; with `embeddings=False`, the embeddings array is empty (n × 0)."""
+    def buffers(self, capacity):
+        """Arrays for `history(user, out=...)`: a History of capacity ids, timestamps, labels and a
+        (capacity, D) float32 matrix, to read many histories into the same memory."""
+        return History(np.empty(capacity, np.uint64), np.empty(capacity, np.int64), np.empty(capacity, np.float32),
+                       np.empty((capacity, self.dimension), np.float32))
+
+    def history(self, user, embeddings=True, out=None):
+        """The user's whole history; with `embeddings=False`, the embeddings array is empty (n × 0).
+
+        With `out` (from `buffers(capacity)`), the history is read into those arrays and the result
+        holds views of their first n rows (valid until the next read into them), which saves
+        allocating and first-touching new memory per call; a longer history gets new arrays."""
         lib, h = library(), self._live()
         capacity = self.history_length(user)
         while True:
-            items, timestamps, labels = np.empty(capacity, np.uint64), np.empty(capacity, np.int64), np.empty(capacity, np.float32)
-            rows = np.empty((capacity, self.dimension if embeddings else 0), np.float32)
+            if out is not None and len(out.items) >= capacity and out.embeddings.shape[1] == self.dimension:
+                items, timestamps, labels, rows = out
+                capacity = len(items)
+                if not embeddings:
+                    rows = rows[:, :0]
+            else:
+                items, timestamps, labels = np.empty(capacity, np.uint64), np.empty(capacity, np.int64), np.empty(capacity, np.float32)
+                rows = np.empty((capacity, self.dimension if embeddings else 0), np.float32)
             count = ctypes.c_int64(0)
             code = lib.sheaf_read_history(h, int(user), capacity, _ptr(items, ctypes.c_uint64), _ptr(timestamps, ctypes.c_int64),
                                           _ptr(labels, ctypes.c_float), _ptr(rows, ctypes.c_float) if embeddings else None, ctypes.byref(count))

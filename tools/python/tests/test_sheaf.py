@@ -48,6 +48,17 @@ def test_history_matches_swift(store, expected):
     assert store.history_length(expected["user"]) == len(expected["items"])
 
 
+def test_history_into_reused_buffers(store, expected):
+    out = store.buffers(100)
+    h = store.history(expected["user"], out=out)
+    assert np.shares_memory(h.embeddings, out.embeddings) and np.shares_memory(h.items, out.items)
+    assert h.items.tolist() == expected["items"]
+    assert np.array_equal(h.embeddings, np.asarray(expected["embeddings"], np.float32).reshape(h.embeddings.shape))
+    small = store.buffers(3)  # too small: new arrays, the same values
+    h2 = store.history(expected["user"], out=small)
+    assert not np.shares_memory(h2.embeddings, small.embeddings) and h2.items.tolist() == expected["items"]
+
+
 def test_history_without_embeddings(store, expected):
     h = store.history(expected["user"], embeddings=False)
     assert h.items.tolist() == expected["items"]
