@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Reading histories into numpy from Python: the `sheaf` package (tools/python/sheaf) against the Python
 `lmdb` binding reading the same histories as float32 rows, one get per behaviour (the README's baseline),
-and against the C call the package wraps (`sheaf_read_history` into preallocated arrays), interleaved
-request by request in one process.
+interleaved request by request in one process, beside the Swift call's p50 on the same store from the
+`sheaf-measure` run that made it (the probe; another process, measured minutes before).
 
     lib=$(tools/build-clib)
     .build/release/sheaf-measure bench synthetic --out /tmp/s.json --probe /tmp/probe.json --keep /tmp/syn \\
@@ -12,12 +12,10 @@ request by request in one process.
 Per request (a user drawn at random, seed 1):
     package   store.history(user): ids, timestamps, labels and the (n, D) float32 embeddings, new arrays
     package-out  store.history(user, out=store.buffers(n)): the same into arrays reused across requests
-    c-call    sheaf_read_history into arrays allocated once (what the Swift call costs, through ctypes)
     lmdb-rows txn.get(item) per behaviour into a preallocated (n, D) array (no ids, timestamps or labels)
 Prints p50/p99 per path and the ratios; --json writes them.
 """
 import argparse
-import ctypes
 import json
 import struct
 import time
@@ -44,7 +42,6 @@ def main():
         probe = json.load(f)
     d = probe["dimension"]
     store = sheaf.Store(probe["store"])
-    lib = sheaf.library()
     env = lmdb.open(probe["store"], readonly=True, lock=False, max_dbs=32, subdir=True)
     items_db = env.open_db(probe["rawItemsTable"].encode(), create=False)
     rng = np.random.default_rng(1)
@@ -53,10 +50,7 @@ def main():
         users, items = bucket["users"], bucket["items"]
         longest = max(len(x) for x in items)
         out = np.empty((longest, d), np.float32)
-        ids, ts, labels = np.empty(longest, np.uint64), np.empty(longest, np.int64), np.empty(longest, np.float32)
-        count = ctypes.c_int64(0)
-        P = ctypes.POINTER
-        times = {"package": [], "package-out": [], "c-call": [], "lmdb-rows": []}
+        times = {"package": [], "package-out": [], "lmdb-rows": []}
         reused = store.buffers(longest)
         for rep in range(a.requests + a.warmup):
             k = int(rng.integers(len(users)))
@@ -67,11 +61,7 @@ def main():
             t4 = time.perf_counter_ns()
             h = store.history(users[k], out=reused)
             t5 = time.perf_counter_ns()
-            code = lib.sheaf_read_history(store._handle, users[k], longest, ids.ctypes.data_as(P(ctypes.c_uint64)),
-                                          ts.ctypes.data_as(P(ctypes.c_int64)), labels.ctypes.data_as(P(ctypes.c_float)),
-                                          out.ctypes.data_as(P(ctypes.c_float)), ctypes.byref(count))
             t2 = time.perf_counter_ns()
-            assert code == 0
             with env.begin(db=items_db, buffers=True) as txn:
                 for i, item in enumerate(items[k]):
                     out[i] = np.frombuffer(txn.get(struct.pack(">Q", item)), dtype=np.float32)
@@ -79,16 +69,15 @@ def main():
             if rep >= a.warmup:
                 times["package"].append((t1 - t0) / 1e3)
                 times["package-out"].append((t5 - t4) / 1e3)
-                times["c-call"].append((t2 - t1) / 1e3)
                 times["lmdb-rows"].append((t3 - t2) / 1e3)
         r = {k: {"p50_us": quantile(v, 0.5), "p99_us": quantile(v, 0.99)} for k, v in times.items()}
         r.update(bucket=bucket["name"], dimension=d, swift_p50_us=bucket["sheafP50Microseconds"], requests=a.requests)
-        p, c, l = r["package"]["p50_us"], r["c-call"]["p50_us"], r["lmdb-rows"]["p50_us"]
+        p, l = r["package"]["p50_us"], r["lmdb-rows"]["p50_us"]
         po = r["package-out"]["p50_us"]
         print(f"{probe['dataset']} {bucket['name']} behaviours, D={d}: package p50 {p:.1f} µs (into reused arrays {po:.1f} µs, "
-              f"{po / bucket['sheafP50Microseconds']:.2f}× Swift, lmdb rows / it {l / po:.2f}×), C call {c:.1f} µs, "
+              f"{po / bucket['sheafP50Microseconds']:.2f}× Swift, lmdb rows / it {l / po:.2f}×), "
               f"Swift (sheaf-measure, same store) {bucket['sheafP50Microseconds']:.1f} µs, lmdb float32 rows {l:.1f} µs; "
-              f"package / C call {p / c:.2f}×, package / Swift {p / bucket['sheafP50Microseconds']:.2f}×, lmdb rows / package {l / p:.2f}×")
+              f"package / Swift {p / bucket['sheafP50Microseconds']:.2f}×, lmdb rows / package {l / p:.2f}×")
         results.append(r)
     if a.json:
         with open(a.json, "w") as f:

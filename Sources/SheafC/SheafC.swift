@@ -149,11 +149,32 @@ public func sheafReadHistory(
     _ timestamps: UnsafeMutablePointer<Int64>?, _ labels: UnsafeMutablePointer<Float>?, _ embeddings: UnsafeMutablePointer<Float>?,
     _ count: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
-    var offsets: (Int64, Int64) = (0, 0)
-    return withUnsafeMutablePointer(to: &offsets) { o in
-        o.withMemoryRebound(to: Int64.self, capacity: 2) { offsets in
-            var users = user
-            return sheafReadHistories(handle, &users, 1, capacity, offsets, itemIDs, timestamps, labels, embeddings, count, single: true)
+    api {
+        let count = try required(count, "count")
+        guard capacity >= 0 else { throw invalid("capacity \(capacity) is negative") }
+        let s = try store(handle)
+        let d = s.dimension
+        let out = Outputs(itemIDs: itemIDs, timestamps: timestamps, labels: labels, embeddings: embeddings)
+        try s.read { txn in
+            // One pass: the decode checks the buffer before writing, and a too-small one reports the size.
+            let h: History?
+            if let embeddings {
+                do {
+                    h = try txn.decodeHistory(user: user, into: UnsafeMutableBufferPointer(start: embeddings, count: Int(capacity) * d))?.0
+                } catch StoreError.bufferTooSmall(let needed, _) {
+                    count.pointee = Int64(needed / d)
+                    throw APIError(code: SHEAF_E_BUFFER_TOO_SMALL, message: "the history holds \(needed / d) behaviours; the buffers hold \(capacity)")
+                }
+            } else {
+                h = try txn.history(user: user)
+                if let h, h.count > capacity {
+                    count.pointee = Int64(h.count)
+                    throw APIError(code: SHEAF_E_BUFFER_TOO_SMALL, message: "the history holds \(h.count) behaviours; the buffers hold \(capacity)")
+                }
+            }
+            guard let h else { throw APIError(code: SHEAF_E_NOT_FOUND, message: "user \(user) has no history") }
+            out.write(h, at: 0)
+            count.pointee = Int64(h.count)
         }
     }
 }
@@ -163,15 +184,6 @@ public func sheafReadHistories(
     _ handle: sheaf_handle, _ users: UnsafePointer<UInt64>?, _ userCount: Int64, _ capacity: Int64, _ offsets: UnsafeMutablePointer<Int64>?,
     _ itemIDs: UnsafeMutablePointer<UInt64>?, _ timestamps: UnsafeMutablePointer<Int64>?, _ labels: UnsafeMutablePointer<Float>?,
     _ embeddings: UnsafeMutablePointer<Float>?, _ count: UnsafeMutablePointer<Int64>?
-) -> Int32 {
-    sheafReadHistories(handle, users, userCount, capacity, offsets, itemIDs, timestamps, labels, embeddings, count, single: false)
-}
-
-/// Both history reads; `single`: one user, whose missing history is SHEAF_E_NOT_FOUND.
-private func sheafReadHistories(
-    _ handle: sheaf_handle, _ users: UnsafePointer<UInt64>?, _ userCount: Int64, _ capacity: Int64, _ offsets: UnsafeMutablePointer<Int64>?,
-    _ itemIDs: UnsafeMutablePointer<UInt64>?, _ timestamps: UnsafeMutablePointer<Int64>?, _ labels: UnsafeMutablePointer<Float>?,
-    _ embeddings: UnsafeMutablePointer<Float>?, _ count: UnsafeMutablePointer<Int64>?, single: Bool
 ) -> Int32 {
     api {
         let count = try required(count, "count")
@@ -186,7 +198,6 @@ private func sheafReadHistories(
         try s.read { txn in
             // Lengths first (headers only), so a too-small buffer costs no decode and writes nothing.
             let lengths = try ids.map { try txn.historyCount(user: $0) }
-            if single, lengths[0] == 0 { throw APIError(code: SHEAF_E_NOT_FOUND, message: "user \(ids[0]) has no history") }
             let total = lengths.reduce(0, +)
             guard total <= capacity else {
                 count.pointee = Int64(total)

@@ -182,7 +182,9 @@ class Store:
         holds views of their first n rows (valid until the next read into them), which saves
         allocating and first-touching new memory per call; a longer history gets new arrays."""
         lib, h = library(), self._live()
-        capacity = self.history_length(user)
+        # With buffers, read straight into them (a longer history reports its length and gets new
+        # arrays); without, ask the length first.
+        capacity = len(out.items) if out is not None else self.history_length(user)
         while True:
             if out is not None and len(out.items) >= capacity and out.embeddings.shape[1] == self.dimension:
                 items, timestamps, labels, rows = out
