@@ -1,5 +1,7 @@
 import CSheafAPI
 import Foundation
+import SheafCodebook
+import SheafModels
 import SheafStore
 import Synchronization
 
@@ -240,6 +242,106 @@ public func sheafReadItems(
         let list = UnsafeBufferPointer(start: ids, count: Int(count))
         try s.read { txn in
             _ = try txn.decodeItems(list, into: UnsafeMutableBufferPointer(start: embeddings, count: Int(count) * s.dimension))
+        }
+    }
+}
+
+// MARK: - Profiles
+
+@_cdecl("sheaf_read_profile")
+public func sheafReadProfile(
+    _ handle: sheaf_handle, _ user: UInt64, _ capacity: Int64, _ levels: UnsafeMutablePointer<Int32>?, _ codes: UnsafeMutablePointer<Int32>?,
+    _ counts: UnsafeMutablePointer<Int32>?, _ count: UnsafeMutablePointer<Int64>?, _ modelVersion: UnsafeMutablePointer<UInt32>?,
+    _ behaviours: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    api {
+        let count = try required(count, "count")
+        guard capacity >= 0 else { throw invalid("capacity \(capacity) is negative") }
+        guard capacity == 0 || (levels != nil && codes != nil && counts != nil) else { throw invalid("levels, codes or counts is NULL") }
+        guard let stored = try store(handle).read({ try $0.profile(user: user) }) else {
+            throw APIError(code: SHEAF_E_NOT_FOUND, message: "user \(user) has no profile")
+        }
+        let histogram: CodeHistogram
+        do { histogram = try CodeHistogram(stored, user: user) } catch { throw APIError(code: SHEAF_E_STORE, message: "\(error)") }
+        let entries = histogram.entries
+        guard entries.count <= capacity else {
+            count.pointee = Int64(entries.count)
+            throw APIError(code: SHEAF_E_BUFFER_TOO_SMALL, message: "the profile holds \(entries.count) entries; the buffers hold \(capacity)")
+        }
+        for (i, e) in entries.enumerated() {
+            levels![i] = Int32(e.level)
+            codes![i] = Int32(e.code)
+            counts![i] = Int32(clamping: e.count)
+        }
+        count.pointee = Int64(entries.count)
+        modelVersion?.pointee = histogram.modelVersion
+        behaviours?.pointee = Int64(histogram.behaviors)
+    }
+}
+
+// MARK: - Projections
+
+/// The projections created through the C API, by handle.
+private let projections = Mutex<(next: UInt64, all: [UInt64: LinearProjection])>((next: 1, all: [:]))
+
+@_cdecl("sheaf_projection_create")
+public func sheafProjectionCreate(
+    _ handle: sheaf_handle, _ weight: UnsafePointer<Float>?, _ outputWidth: Int64, _ bias: UnsafePointer<Float>?,
+    _ out: UnsafeMutablePointer<sheaf_projection>?
+) -> Int32 {
+    api {
+        let out = try required(out, "out")
+        guard let weight else { throw invalid("weight is NULL") }
+        guard outputWidth >= 1, outputWidth <= 1 << 20 else { throw invalid("output_width \(outputWidth) is outside 1...1048576") }
+        let d = try store(handle).dimension, h = Int(outputWidth)
+        let p: LinearProjection
+        do {
+            p = try LinearProjection(
+                weight: Array(UnsafeBufferPointer(start: weight, count: d * h)), inputDimension: d, outputDimension: h,
+                bias: bias.map { Array(UnsafeBufferPointer(start: $0, count: h)) })
+        } catch { throw invalid("\(error)") }
+        out.pointee = projections.withLock { r in
+            let id = r.next
+            r.next += 1
+            r.all[id] = p
+            return id
+        }
+    }
+}
+
+@_cdecl("sheaf_projection_destroy")
+public func sheafProjectionDestroy(_ projection: sheaf_projection) -> Int32 {
+    api {
+        guard projections.withLock({ $0.all.removeValue(forKey: projection) }) != nil else {
+            throw APIError(code: SHEAF_E_BAD_HANDLE, message: "projection \(projection) does not exist (never created, or destroyed)")
+        }
+    }
+}
+
+@_cdecl("sheaf_read_history_projected")
+public func sheafReadHistoryProjected(
+    _ handle: sheaf_handle, _ projection: sheaf_projection, _ user: UInt64, _ capacity: Int64, _ itemIDs: UnsafeMutablePointer<UInt64>?,
+    _ rows: UnsafeMutablePointer<Float>?, _ count: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    api {
+        let count = try required(count, "count")
+        let rows = try required(rows, "rows")
+        guard capacity >= 0 else { throw invalid("capacity \(capacity) is negative") }
+        guard let p = projections.withLock({ $0.all[projection] }) else {
+            throw APIError(code: SHEAF_E_BAD_HANDLE, message: "projection \(projection) does not exist (never created, or destroyed)")
+        }
+        let h = p.outputDimension
+        try store(handle).read { txn in
+            let history: History?
+            do {
+                history = try txn.decodeHistory(user: user, through: p, into: UnsafeMutableBufferPointer(start: rows, count: Int(capacity) * h))?.0
+            } catch StoreError.bufferTooSmall(let needed, _) {
+                count.pointee = Int64(needed / h)
+                throw APIError(code: SHEAF_E_BUFFER_TOO_SMALL, message: "the history holds \(needed / h) behaviours; the buffers hold \(capacity)")
+            }
+            guard let history else { throw APIError(code: SHEAF_E_NOT_FOUND, message: "user \(user) has no history") }
+            Outputs(itemIDs: itemIDs, timestamps: nil, labels: nil, embeddings: nil).write(history, at: 0)
+            count.pointee = Int64(history.count)
         }
     }
 }

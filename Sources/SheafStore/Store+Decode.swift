@@ -263,6 +263,21 @@ extension ReadTransaction {
         return try decode(parts, into: output, width: store.dimension, projection: nil, options: options)
     }
 
+    /// `decodeHistory(user:_:into:options:)` through a linear layer: count × H floats of ê · W + b
+    /// straight into `output` (the C API's projected read).
+    /// - Throws: `StoreError.bufferTooSmall` (before decoding) or `.dimensionMismatch`, and as
+    ///   `decodeHistory(user:_:through:into:options:)`.
+    public func decodeHistory(
+        user: UInt64, _ selection: HistorySelection = .all, through projection: LinearProjection,
+        into output: UnsafeMutableBufferPointer<Float>, options: DecodeOptions = DecodeOptions()
+    ) throws -> (History, DecodeReport)? {
+        let width = try rowWidth(projection)
+        guard let parts = try loadSegments(user: user, selection) else { return nil }
+        let needed = parts.reduce(0) { $0 + $1.range.count } * width
+        guard output.count >= needed else { throw StoreError.bufferTooSmall(needed: needed, available: output.count) }
+        return try decode(parts, into: output, width: width, projection: projection, options: options)
+    }
+
     /// Decodes loaded segment parts into `out` (at least count × width floats) and assembles the History.
     private func decode(
         _ parts: [(segment: HistorySegment, range: Range<Int>)], into out: UnsafeMutableBufferPointer<Float>, width: Int,

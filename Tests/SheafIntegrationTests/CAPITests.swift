@@ -1,5 +1,6 @@
 import Foundation
 import SheafCodebook
+import SheafModels
 import SheafRandom
 import SheafStore
 import Testing
@@ -35,6 +36,9 @@ import Testing
             try txn.putItems(ids: itemIDs, codes: codes, magnitudes: magnitudes)
             try txn.appendBehaviors(behaviors, user: 7)
             try txn.appendBehaviors([Behavior(item: 3, timestamp: 5)], user: 8)
+            // A profile: the histogram of 2-level codes.
+            let histogram = CodeHistogram(codes: [1, 4, 1, 4, 9, 2, 1, 15], levels: 2, modelVersion: 77, codebookVersion: 3)
+            try txn.putProfile(histogram.profile, user: 7)
         }
 
         let build = try #require(runProcess("/bin/bash", [repositoryRoot + "/tools/build-clib"]))
@@ -53,7 +57,7 @@ import Testing
         #expect(run.status == 0, "read_store:\n\(output)\n\(run.stderr)")
         let lines = output.split(separator: "\n").map(String.init)
         #expect(!lines.contains { $0.hasPrefix("FAIL") }, "\(lines.filter { $0.hasPrefix("FAIL") })")
-        #expect(lines.filter { $0.hasPrefix("ok ") }.count == 23)
+        #expect(lines.filter { $0.hasPrefix("ok ") }.count == 32)
         #expect(lines.contains("failures 0"))
         #expect(lines.contains("dimension 5"))
         #expect(lines.contains("version 0.18.0 api 1 format \(StoreMetadata.schemaVersion)"))
@@ -67,6 +71,15 @@ import Testing
         #expect(values("history") == (0..<history.count).map { "\(history.itemIDs[$0]) \(history.timestamps[$0]) \(String(format: "%.9g", history.labels[$0]))" })
         #expect(values("embedding").compactMap(Float.init) == embeddings)
         #expect(values("items").compactMap(Float.init) == (try store.read { try $0.decodeItems([3, 5]) }))
+        // The profile, and the projected history against the Swift projected decode with the same W and b.
+        let histogram = try CodeHistogram(try #require(try store.read { try $0.profile(user: 7) }), user: 7)
+        #expect(values("profile-meta") == ["77 \(histogram.behaviors)"])
+        #expect(values("profile") == histogram.entries.map { "\($0.level) \($0.code) \($0.count)" })
+        let projection = try LinearProjection(
+            weight: (0..<(d * 3)).map { Float($0 % 7) / 4 - 0.75 }, inputDimension: d, outputDimension: 3, bias: [0.5, -0.5, 0.25])
+        var projected: [Float] = []
+        _ = try store.read { try $0.decodeHistory(user: 7, through: projection, into: &projected) }
+        #expect(values("projected").compactMap(Float.init) == projected)
     }
 
     /// The Python package (tools/python/sheaf, ctypes over libSheaf.so) under pytest, on a store made
@@ -90,7 +103,13 @@ import Testing
             try txn.putItems(ids: (1...30).map(UInt64.init), codes: codes, magnitudes: magnitudes)
             try txn.appendBehaviors(behaviors, user: 11)
             try txn.appendBehaviors([Behavior(item: 2, timestamp: 1), Behavior(item: 4, timestamp: 2)], user: 12)
+            try txn.putProfile(CodeHistogram(codes: [3, 1, 3, 2, 0, 1], levels: 3, modelVersion: 5, codebookVersion: 1).profile, user: 11)
         }
+        let histogram = try CodeHistogram(try #require(try store.read { try $0.profile(user: 11) }), user: 11)
+        let projection = try LinearProjection(
+            weight: (0..<(d * 2)).map { Float($0 % 5) / 4 - 0.5 }, inputDimension: d, outputDimension: 2, bias: [0.25, -0.75])
+        var projected: [Float] = []
+        _ = try store.read { try $0.decodeHistory(user: 11, through: projection, into: &projected) }
         let (history, rows) = try #require(try store.read { txn -> (History, [Float])? in
             var rows: [Float] = []
             return try txn.decodeHistory(user: 11, into: &rows).map { ($0.0, rows) }
@@ -100,6 +119,9 @@ import Testing
             "format": StoreMetadata.schemaVersion, "dimension": d, "user": 11, "other_user": 12, "other_length": 2,
             "items": history.itemIDs, "timestamps": history.timestamps, "labels": history.labels.map(Double.init),
             "embeddings": rows.map(Double.init), "item_ids": [5, 9, 30], "item_embeddings": itemRows.map(Double.init),
+            "profile_version": 5, "profile_behaviours": histogram.behaviors,
+            "profile": histogram.entries.map { [$0.level, $0.code, $0.count] },
+            "projection_weight": projection.weight.map(Double.init), "projection_bias": [0.25, -0.75], "projected": projected.map(Double.init),
         ]
         let expectedPath = scratch.path + "/expected.json"
         try JSONSerialization.data(withJSONObject: expected).write(to: URL(fileURLWithPath: expectedPath))
@@ -115,6 +137,6 @@ import Testing
             PythonEnvironment.python!, ["-m", "pytest", "-q", "-p", "no:cacheprovider", repositoryRoot + "/tools/python/tests"], environment: env))
         let output = String(decoding: run.stdout, as: UTF8.self)
         #expect(run.status == 0, "pytest:\n\(output)\n\(run.stderr)")
-        #expect(output.contains("8 passed"), "\(output)")
+        #expect(output.contains("10 passed"), "\(output)")
     }
 }

@@ -92,6 +92,26 @@ int sheaf_read_histories(sheaf_handle store, const uint64_t *users, int64_t user
  * SHEAF_E_MISSING_ITEMS when an item has no code (nothing is guaranteed written then). */
 int sheaf_read_items(sheaf_handle store, const uint64_t *ids, int64_t count, float *embeddings);
 
+/* A user's CHIME profile (`sheaf profiles build`): the histogram of the ICM codes of all their
+ * interest representations, as `*count` entries (levels[i], codes[i], counts[i]), level by level,
+ * codes ascending; `capacity` entries fit in each array. *model_version is the CHIME model's version
+ * tag and *behaviours how many behaviours the profile summarises (either may be NULL).
+ * SHEAF_E_NOT_FOUND: no profile; SHEAF_E_BUFFER_TOO_SMALL: *count holds the entries needed. */
+int sheaf_read_profile(sheaf_handle store, uint64_t user, int64_t capacity, int32_t *levels, int32_t *codes, int32_t *counts,
+                       int64_t *count, uint32_t *model_version, int64_t *behaviours);
+
+/* Projected reads: a model's first layer y = x · W + b applied to a history without forming the
+ * D-wide rows (tables C_l · W per codebook, built on first use and cached with the store).
+ * `weight` is D × output_width floats, row-major; `bias` output_width floats or NULL. Both are copied. */
+typedef uint64_t sheaf_projection; /* 0 is never valid */
+int sheaf_projection_create(sheaf_handle store, const float *weight, int64_t output_width, const float *bias, sheaf_projection *out);
+int sheaf_projection_destroy(sheaf_projection projection);
+/* `user`'s history through the projection: *count rows of output_width floats into `rows`
+ * (capacity rows fit), and optionally the item ids. SHEAF_E_BUFFER_TOO_SMALL: *count holds the
+ * length needed. */
+int sheaf_read_history_projected(sheaf_handle store, sheaf_projection projection, uint64_t user, int64_t capacity,
+                                 uint64_t *item_ids, float *rows, int64_t *count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -78,6 +78,34 @@ int main(int argc, char **argv) {
         free(iemb);
     }
 
+    /* The user's profile. */
+    int32_t levels[256], codes[256], counts[256];
+    int64_t entries = 0, behaviours = 0;
+    uint32_t model_version = 0;
+    CHECK("profile", sheaf_read_profile(store, user, 256, levels, codes, counts, &entries, &model_version, &behaviours) == SHEAF_OK && entries > 0);
+    printf("profile-meta %u %" PRId64 "\n", model_version, behaviours);
+    for (int64_t i = 0; i < entries; i++) printf("profile %d %d %d\n", levels[i], codes[i], counts[i]);
+    int64_t need = 0;
+    CHECK("profile too small", sheaf_read_profile(store, user, 0, NULL, NULL, NULL, &need, NULL, NULL) == SHEAF_E_BUFFER_TOO_SMALL && need == entries);
+    CHECK("no profile", sheaf_read_profile(store, 987654321u, 256, levels, codes, counts, &entries, NULL, NULL) == SHEAF_E_NOT_FOUND);
+
+    /* Through a projection to 3 outputs: w[i] = (i % 7) / 4 - 0.75, b = (0.5, -0.5, 0.25). */
+    float *w = calloc((size_t)(d * 3), sizeof *w);
+    for (int64_t i = 0; i < d * 3; i++) w[i] = (float)(i % 7) / 4.0f - 0.75f;
+    float b[3] = {0.5f, -0.5f, 0.25f};
+    sheaf_projection proj = 0;
+    CHECK("projection", sheaf_projection_create(store, w, 3, b, &proj) == SHEAF_OK && proj != 0);
+    float *prow = calloc((size_t)(n * 3), sizeof *prow);
+    uint64_t *pids = calloc((size_t)n, sizeof *pids);
+    CHECK("projected", sheaf_read_history_projected(store, proj, user, n, pids, prow, &count) == SHEAF_OK && count == n
+                           && memcmp(pids, ids, (size_t)n * sizeof *ids) == 0);
+    for (int64_t i = 0; i < count * 3; i++) printf("projected %.9g\n", prow[i]);
+    CHECK("projected too small", sheaf_read_history_projected(store, proj, user, n - 1, NULL, prow, &need) == SHEAF_E_BUFFER_TOO_SMALL && need == n);
+    CHECK("projection without weight", sheaf_projection_create(store, NULL, 3, b, &proj) == SHEAF_E_INVALID_ARGUMENT);
+    CHECK("destroy projection", sheaf_projection_destroy(proj) == SHEAF_OK);
+    CHECK("destroyed projection", sheaf_read_history_projected(store, proj, user, n, NULL, prow, &count) == SHEAF_E_BAD_HANDLE);
+    free(w); free(prow); free(pids);
+
     /* Bad input: every one an error code, none a crash. */
     CHECK("unknown user", sheaf_history_length(store, 987654321u, &n) == SHEAF_E_NOT_FOUND);
     CHECK("unknown user read", sheaf_read_history(store, 987654321u, 10, ids, NULL, NULL, NULL, &count) == SHEAF_E_NOT_FOUND);

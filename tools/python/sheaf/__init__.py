@@ -89,6 +89,10 @@ def library():
         "sheaf_read_history": [u64, u64, i64, p(u64), p(i64), p(f32), p(f32), p(i64)],
         "sheaf_read_histories": [u64, p(u64), i64, i64, p(i64), p(u64), p(i64), p(f32), p(f32), p(i64)],
         "sheaf_read_items": [u64, p(u64), i64, p(f32)],
+        "sheaf_read_profile": [u64, u64, i64, p(ctypes.c_int32), p(ctypes.c_int32), p(ctypes.c_int32), p(i64), p(ctypes.c_uint32), p(i64)],
+        "sheaf_projection_create": [u64, p(f32), i64, p(f32), p(u64)],
+        "sheaf_projection_destroy": [u64],
+        "sheaf_read_history_projected": [u64, u64, u64, i64, p(u64), p(f32), p(i64)],
     }
     for name, args in signatures.items():
         f = getattr(lib, name)
@@ -236,8 +240,75 @@ class Store:
         _check(library().sheaf_read_items(self._live(), _ptr(arr, ctypes.c_uint64), len(arr), _ptr(rows, ctypes.c_float)))
         return rows
 
+    def profile(self, user):
+        """The user's CHIME profile: a Profile of levels, codes and counts (int32 arrays, level by
+        level, codes ascending), the model version and the behaviours it summarises (NotFound: none)."""
+        lib, h = library(), self._live()
+        capacity, count = 256, ctypes.c_int64(0)
+        version, behaviours = ctypes.c_uint32(0), ctypes.c_int64(0)
+        while True:
+            levels, codes, counts = (np.empty(capacity, np.int32) for _ in range(3))
+            P = ctypes.POINTER(ctypes.c_int32)
+            code = lib.sheaf_read_profile(h, int(user), capacity, levels.ctypes.data_as(P), codes.ctypes.data_as(P), counts.ctypes.data_as(P),
+                                          ctypes.byref(count), ctypes.byref(version), ctypes.byref(behaviours))
+            if code == BUFFER_TOO_SMALL:
+                capacity = count.value
+                continue
+            _check(code)
+            n = count.value
+            return Profile(levels[:n], codes[:n], counts[:n], version.value, behaviours.value)
+
+    def projection(self, weight, bias=None):
+        """A model's first layer y = x · W + b (W: D × H float32, b: H or None) for projected reads:
+        `p.history(user)` gives the (n, H) inputs straight from the codes (see the README)."""
+        return Projection(self, weight, bias)
+
     def __repr__(self):
         return f"sheaf.Store({self.path!r}, dimension={self.dimension})"
+
+
+class Profile(NamedTuple):
+    """A CHIME profile: entries (levels[i], codes[i], counts[i])."""
+    levels: np.ndarray
+    codes: np.ndarray
+    counts: np.ndarray
+    model_version: int
+    behaviours: int
+
+
+class Projection:
+    """A linear layer registered with the library (weights copied); `history(user)` -> (items, rows)."""
+
+    def __init__(self, store, weight, bias=None):
+        w = np.ascontiguousarray(np.asarray(weight, dtype=np.float32))
+        if w.ndim != 2 or w.shape[0] != store.dimension:
+            raise InvalidArgument(INVALID_ARGUMENT, f"weight must be ({store.dimension}, H), got {w.shape}")
+        b = None if bias is None else np.ascontiguousarray(np.asarray(bias, dtype=np.float32))
+        if b is not None and b.shape != (w.shape[1],):
+            raise InvalidArgument(INVALID_ARGUMENT, f"bias must be ({w.shape[1]},), got {b.shape}")
+        handle = ctypes.c_uint64(0)
+        f32 = ctypes.POINTER(ctypes.c_float)
+        _check(library().sheaf_projection_create(store._live(), w.ctypes.data_as(f32), w.shape[1],
+                                                 None if b is None else b.ctypes.data_as(f32), ctypes.byref(handle)))
+        self._handle, self.store, self.width = handle.value, store, w.shape[1]
+
+    def history(self, user):
+        """(items uint64, rows (n, H) float32): the user's history through the layer."""
+        lib, capacity = library(), self.store.history_length(user)
+        while True:
+            items, rows, count = np.empty(capacity, np.uint64), np.empty((capacity, self.width), np.float32), ctypes.c_int64(0)
+            code = lib.sheaf_read_history_projected(self.store._live(), self._handle, int(user), capacity, _ptr(items, ctypes.c_uint64),
+                                                    _ptr(rows, ctypes.c_float), ctypes.byref(count))
+            if code == BUFFER_TOO_SMALL:
+                capacity = count.value
+                continue
+            _check(code)
+            return items[:count.value], rows[:count.value]
+
+    def __del__(self):
+        if getattr(self, "_handle", 0):
+            library().sheaf_projection_destroy(self._handle)
+            self._handle = 0
 
 
 def versions():

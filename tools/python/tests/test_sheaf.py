@@ -85,6 +85,23 @@ def test_items(store, expected):
     assert e.value.code == sheaf.MISSING_ITEMS and "4000000000" in str(e.value)
 
 
+def test_profile(store, expected):
+    p = store.profile(expected["user"])
+    assert p.model_version == expected["profile_version"] and p.behaviours == expected["profile_behaviours"]
+    assert [list(x) for x in zip(p.levels.tolist(), p.codes.tolist(), p.counts.tolist())] == expected["profile"]
+    with pytest.raises(sheaf.NotFound):
+        store.profile(expected["other_user"])
+
+
+def test_projected_history(store, expected):
+    w = np.asarray(expected["projection_weight"], np.float32).reshape(expected["dimension"], -1)
+    items, rows = store.projection(w, expected["projection_bias"]).history(expected["user"])
+    assert items.tolist() == expected["items"]
+    assert np.array_equal(rows, np.asarray(expected["projected"], np.float32).reshape(rows.shape))
+    with pytest.raises(sheaf.InvalidArgument):
+        store.projection(np.zeros((3, 2), np.float32))
+
+
 def test_bad_input(expected):
     with pytest.raises(sheaf.StoreError) as e:
         sheaf.Store("/nonexistent/sheaf-store")
