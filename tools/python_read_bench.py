@@ -24,11 +24,7 @@ import lmdb
 import numpy as np
 
 import sheaf
-
-
-def quantile(samples, p):
-    s = sorted(samples)
-    return s[min(len(s) - 1, int(round((len(s) - 1) * p)))]
+from lmdb_baseline import quantile  # tools/ is on sys.path when this script runs
 
 
 def main():

@@ -12,8 +12,27 @@ import Synchronization
 
 // MARK: - Handles and errors
 
+/// Values the C API hands out as integer handles: counted from 1, never reused, so a closed or
+/// made-up handle is found missing instead of dangling.
+final class HandleRegistry<Value: Sendable>: Sendable {
+    private let state = Mutex<(next: UInt64, values: [UInt64: Value])>((next: 1, values: [:]))
+
+    func insert(_ value: Value) -> UInt64 {
+        state.withLock { s in
+            let handle = s.next
+            s.next += 1
+            s.values[handle] = value
+            return handle
+        }
+    }
+
+    func get(_ handle: UInt64) -> Value? { state.withLock { $0.values[handle] } }
+
+    func remove(_ handle: UInt64) -> Value? { state.withLock { $0.values.removeValue(forKey: handle) } }
+}
+
 /// The open stores, by handle.
-private let registry = Mutex<(next: UInt64, stores: [UInt64: Store])>((next: 1, stores: [:]))
+private let stores = HandleRegistry<Store>()
 
 /// A failed call: its code and message.
 struct APIError: Error {
@@ -47,7 +66,7 @@ private func api(_ body: () throws -> Void) -> Int32 {
 private func invalid(_ message: String) -> APIError { APIError(code: SHEAF_E_INVALID_ARGUMENT, message: message) }
 
 private func store(_ handle: sheaf_handle) throws -> Store {
-    guard let s = registry.withLock({ $0.stores[handle] }) else {
+    guard let s = stores.get(handle) else {
         throw APIError(code: SHEAF_E_BAD_HANDLE, message: "handle \(handle) is not open (never opened, or closed)")
     }
     return s
@@ -86,12 +105,7 @@ public func sheafOpen(_ path: UnsafePointer<CChar>?, _ flags: Int32, _ out: Unsa
         options.readOnly = flags == SHEAF_OPEN_READ_ONLY
         options.createIfMissing = false
         let opened = try Store(path: String(cString: path), options: options)
-        out.pointee = registry.withLock { r in
-            let h = r.next
-            r.next += 1
-            r.stores[h] = opened
-            return h
-        }
+        out.pointee = stores.insert(opened)
     }
 }
 
@@ -99,7 +113,7 @@ public func sheafOpen(_ path: UnsafePointer<CChar>?, _ flags: Int32, _ out: Unsa
 public func sheafClose(_ handle: sheaf_handle) -> Int32 {
     api {
         // The store closes when the last reference goes: a call running on another thread keeps it open until it returns.
-        guard registry.withLock({ $0.stores.removeValue(forKey: handle) }) != nil else {
+        guard stores.remove(handle) != nil else {
             throw APIError(code: SHEAF_E_BAD_HANDLE, message: "handle \(handle) is not open (never opened, or closed)")
         }
     }
@@ -282,7 +296,7 @@ public func sheafReadProfile(
 // MARK: - Projections
 
 /// The projections created through the C API, by handle.
-private let projections = Mutex<(next: UInt64, all: [UInt64: LinearProjection])>((next: 1, all: [:]))
+private let projections = HandleRegistry<LinearProjection>()
 
 @_cdecl("sheaf_projection_create")
 public func sheafProjectionCreate(
@@ -300,19 +314,14 @@ public func sheafProjectionCreate(
                 weight: Array(UnsafeBufferPointer(start: weight, count: d * h)), inputDimension: d, outputDimension: h,
                 bias: bias.map { Array(UnsafeBufferPointer(start: $0, count: h)) })
         } catch { throw invalid("\(error)") }
-        out.pointee = projections.withLock { r in
-            let id = r.next
-            r.next += 1
-            r.all[id] = p
-            return id
-        }
+        out.pointee = projections.insert(p)
     }
 }
 
 @_cdecl("sheaf_projection_destroy")
 public func sheafProjectionDestroy(_ projection: sheaf_projection) -> Int32 {
     api {
-        guard projections.withLock({ $0.all.removeValue(forKey: projection) }) != nil else {
+        guard projections.remove(projection) != nil else {
             throw APIError(code: SHEAF_E_BAD_HANDLE, message: "projection \(projection) does not exist (never created, or destroyed)")
         }
     }
@@ -327,7 +336,7 @@ public func sheafReadHistoryProjected(
         let count = try required(count, "count")
         let rows = try required(rows, "rows")
         guard capacity >= 0 else { throw invalid("capacity \(capacity) is negative") }
-        guard let p = projections.withLock({ $0.all[projection] }) else {
+        guard let p = projections.get(projection) else {
             throw APIError(code: SHEAF_E_BAD_HANDLE, message: "projection \(projection) does not exist (never created, or destroyed)")
         }
         let h = p.outputDimension
