@@ -72,6 +72,13 @@ private func store(_ handle: sheaf_handle) throws -> Store {
     return s
 }
 
+/// `count` rows of `width` floats as an Int, refusing what would overflow (a buffer that large cannot exist).
+private func floats(_ count: Int64, width: Int) throws -> Int {
+    guard count >= 0 else { throw invalid("a count of \(count) is negative") }
+    guard width == 0 || count <= Int64(Int.max / width) else { throw invalid("\(count) rows of \(width) floats cannot be addressed") }
+    return Int(count) * width
+}
+
 private func required<T>(_ p: UnsafeMutablePointer<T>?, _ name: String) throws -> UnsafeMutablePointer<T> {
     guard let p else { throw invalid("\(name) is NULL") }
     return p
@@ -176,7 +183,7 @@ public func sheafReadHistory(
             let h: History?
             if let embeddings {
                 do {
-                    h = try txn.decodeHistory(user: user, into: UnsafeMutableBufferPointer(start: embeddings, count: Int(capacity) * d))?.0
+                    h = try txn.decodeHistory(user: user, into: UnsafeMutableBufferPointer(start: embeddings, count: try floats(capacity, width: d)))?.0
                 } catch StoreError.bufferTooSmall(let needed, _) {
                     count.pointee = Int64(needed / d)
                     throw APIError(code: SHEAF_E_BUFFER_TOO_SMALL, message: "the history holds \(needed / d) behaviours; the buffers hold \(capacity)")
@@ -226,7 +233,7 @@ public func sheafReadHistories(
                     let h: History?
                     if let embeddings {
                         // Decoded straight into the caller's buffer, after the rows already written.
-                        let rest = UnsafeMutableBufferPointer(start: embeddings + row * d, count: (Int(capacity) - row) * d)
+                        let rest = UnsafeMutableBufferPointer(start: embeddings + row * d, count: try floats(capacity - Int64(row), width: d))
                         h = try txn.decodeHistory(user: user, into: rest)?.0
                     } else {
                         h = try txn.history(user: user)
@@ -255,7 +262,7 @@ public func sheafReadItems(
         let s = try store(handle)
         let list = UnsafeBufferPointer(start: ids, count: Int(count))
         try s.read { txn in
-            _ = try txn.decodeItems(list, into: UnsafeMutableBufferPointer(start: embeddings, count: Int(count) * s.dimension))
+            _ = try txn.decodeItems(list, into: UnsafeMutableBufferPointer(start: embeddings, count: try floats(count, width: s.dimension)))
         }
     }
 }
@@ -343,7 +350,7 @@ public func sheafReadHistoryProjected(
         try store(handle).read { txn in
             let history: History?
             do {
-                history = try txn.decodeHistory(user: user, through: p, into: UnsafeMutableBufferPointer(start: rows, count: Int(capacity) * h))?.0
+                history = try txn.decodeHistory(user: user, through: p, into: UnsafeMutableBufferPointer(start: rows, count: try floats(capacity, width: h)))?.0
             } catch StoreError.bufferTooSmall(let needed, _) {
                 count.pointee = Int64(needed / h)
                 throw APIError(code: SHEAF_E_BUFFER_TOO_SMALL, message: "the history holds \(needed / h) behaviours; the buffers hold \(capacity)")

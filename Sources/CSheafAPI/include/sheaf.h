@@ -6,8 +6,10 @@
  *     cc app.c -I Sources/CSheafAPI/include -L .build-clib/release -lSheaf -Wl,-rpath,'$ORIGIN' -o app
  *
  * Conventions
- *   - Every call returns an int: SHEAF_OK (0) or an error code (below). On error the outputs are
- *     left as they were, and sheaf_last_error_message() describes the error for this thread.
+ *   - Every call returns an int: SHEAF_OK (0) or an error code (below), and
+ *     sheaf_last_error_message() then describes the error for this thread. On error the outputs are
+ *     left as they were, except after SHEAF_E_MISSING_ITEMS and SHEAF_E_STORE, when the embedding
+ *     buffers may hold part of the rows.
  *   - No call aborts the process on bad input: a null pointer, a closed or unknown handle, a buffer
  *     too small, an unknown user, a damaged record all return an error code.
  *   - Handles are integers, never reused within a process: a closed handle is recognised as such.

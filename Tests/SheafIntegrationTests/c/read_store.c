@@ -112,6 +112,7 @@ int main(int argc, char **argv) {
     CHECK("null count", sheaf_read_history(store, user, n, ids, NULL, NULL, NULL, NULL) == SHEAF_E_INVALID_ARGUMENT);
     CHECK("null out", sheaf_dimension(store, NULL) == SHEAF_E_INVALID_ARGUMENT);
     CHECK("negative capacity", sheaf_read_history(store, user, -1, ids, NULL, NULL, NULL, &count) == SHEAF_E_INVALID_ARGUMENT);
+    CHECK("capacity past addressing", sheaf_read_history(store, user, INT64_MAX, ids, NULL, NULL, emb, &count) == SHEAF_E_INVALID_ARGUMENT);
     CHECK("null users", sheaf_read_histories(store, NULL, 2, 10, offsets, NULL, NULL, NULL, NULL, &count) == SHEAF_E_INVALID_ARGUMENT);
     CHECK("null ids", sheaf_read_items(store, NULL, 2, emb) == SHEAF_E_INVALID_ARGUMENT);
     CHECK("bad flags", sheaf_open(path, 7, &store) == SHEAF_E_INVALID_ARGUMENT);
