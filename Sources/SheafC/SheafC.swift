@@ -267,6 +267,24 @@ public func sheafReadItems(
     }
 }
 
+// MARK: - Statistics
+
+@_cdecl("sheaf_read_statistics")
+public func sheafReadStatistics(_ handle: sheaf_handle, _ out: UnsafeMutablePointer<sheaf_statistics>?, _ size: Int) -> Int32 {
+    api {
+        let out = try required(out, "out")
+        guard size >= 0 else { throw invalid("size \(size) is negative") }
+        let st = try store(handle).read { try $0.statistics() }
+        var full = sheaf_statistics(
+            dimension: Int64(st.dimension), items: Int64(st.items), titles: Int64(st.titles), users: Int64(st.users),
+            behaviours: Int64(st.behaviors), segments: Int64(st.segments), history_bytes: Int64(st.historyBytes),
+            max_history_bytes: Int64(st.maxHistoryBytes), max_history_behaviours: Int64(st.maxHistoryBehaviors),
+            profiles: Int64(st.profiles), profile_bytes: Int64(st.profileBytes), codebooks: Int64(st.codebooks.count))
+        // safe: the caller's struct holds `size` bytes; no more than ours are copied.
+        withUnsafeBytes(of: &full) { UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: min(size, $0.count)) }
+    }
+}
+
 // MARK: - Profiles
 
 @_cdecl("sheaf_read_profile")

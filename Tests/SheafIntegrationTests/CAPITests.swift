@@ -57,7 +57,7 @@ import Testing
         #expect(run.status == 0, "read_store:\n\(output)\n\(run.stderr)")
         let lines = output.split(separator: "\n").map(String.init)
         #expect(!lines.contains { $0.hasPrefix("FAIL") }, "\(lines.filter { $0.hasPrefix("FAIL") })")
-        #expect(lines.filter { $0.hasPrefix("ok ") }.count == 33)
+        #expect(lines.filter { $0.hasPrefix("ok ") }.count == 35)
         #expect(lines.contains("failures 0"))
         #expect(lines.contains("dimension 5"))
         #expect(lines.contains("version 0.18.0 api 1 format \(StoreMetadata.schemaVersion)"))
@@ -71,6 +71,8 @@ import Testing
         #expect(values("history") == (0..<history.count).map { "\(history.itemIDs[$0]) \(history.timestamps[$0]) \(String(format: "%.9g", history.labels[$0]))" })
         #expect(values("embedding").compactMap(Float.init) == embeddings)
         #expect(values("items").compactMap(Float.init) == (try store.read { try $0.decodeItems([3, 5]) }))
+        let st = try store.read { try $0.statistics() }
+        #expect(values("statistics") == ["\(st.items) \(st.users) \(st.behaviors) \(st.segments) \(st.profiles) \(st.codebooks.count)"])
         // The profile, and the projected history against the Swift projected decode with the same W and b.
         let histogram = try CodeHistogram(try #require(try store.read { try $0.profile(user: 7) }), user: 7)
         #expect(values("profile-meta") == ["77 \(histogram.behaviors)"])
@@ -115,11 +117,16 @@ import Testing
             return try txn.decodeHistory(user: 11, into: &rows).map { ($0.0, rows) }
         })
         let itemRows = try store.read { try $0.decodeItems([5, 9, 30]) }
+        let st = try store.read { try $0.statistics() }
         let expected: [String: Any] = [
             "format": StoreMetadata.schemaVersion, "dimension": d, "user": 11, "other_user": 12, "other_length": 2,
             "items": history.itemIDs, "timestamps": history.timestamps, "labels": history.labels.map(Double.init),
             "embeddings": rows.map(Double.init), "item_ids": [5, 9, 30], "item_embeddings": itemRows.map(Double.init),
             "profile_version": 5, "profile_behaviours": histogram.behaviors,
+            "stats": [
+                "dimension": st.dimension, "items": st.items, "users": st.users, "behaviours": st.behaviors, "segments": st.segments,
+                "history_bytes": st.historyBytes, "profiles": st.profiles, "codebooks": st.codebooks.count,
+            ],
             "profile": histogram.entries.map { [$0.level, $0.code, $0.count] },
             "projection_weight": projection.weight.map(Double.init), "projection_bias": [0.25, -0.75], "projected": projected.map(Double.init),
         ]
@@ -137,6 +144,6 @@ import Testing
             PythonEnvironment.python!, ["-m", "pytest", "-q", "-p", "no:cacheprovider", repositoryRoot + "/tools/python/tests"], environment: env))
         let output = String(decoding: run.stdout, as: UTF8.self)
         #expect(run.status == 0, "pytest:\n\(output)\n\(run.stderr)")
-        #expect(output.contains("10 passed"), "\(output)")
+        #expect(output.contains("11 passed"), "\(output)")
     }
 }

@@ -94,6 +94,24 @@ int sheaf_read_histories(sheaf_handle store, const uint64_t *users, int64_t user
  * SHEAF_E_MISSING_ITEMS when an item has no code (nothing is guaranteed written then). */
 int sheaf_read_items(sheaf_handle store, const uint64_t *ids, int64_t count, float *embeddings);
 
+/* What the store holds (a scan of every record, as `sheaf stats`: not for the request path).
+ * Fields are only ever appended: pass sizeof your struct, and only that many bytes are written. */
+typedef struct sheaf_statistics {
+    int64_t dimension;
+    int64_t items;                  /* items with a code */
+    int64_t titles;
+    int64_t users;                  /* users with a history */
+    int64_t behaviours;
+    int64_t segments;               /* history segments */
+    int64_t history_bytes;          /* stored bytes of all histories */
+    int64_t max_history_bytes;
+    int64_t max_history_behaviours;
+    int64_t profiles;
+    int64_t profile_bytes;
+    int64_t codebooks;
+} sheaf_statistics;
+int sheaf_read_statistics(sheaf_handle store, sheaf_statistics *out, size_t size);
+
 /* A user's CHIME profile (`sheaf profiles build`): the histogram of the ICM codes of all their
  * interest representations, as `*count` entries (levels[i], codes[i], counts[i]), level by level,
  * codes ascending; `capacity` entries fit in each array. *model_version is the CHIME model's version

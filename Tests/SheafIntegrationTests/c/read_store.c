@@ -78,6 +78,15 @@ int main(int argc, char **argv) {
         free(iemb);
     }
 
+    /* Statistics, and a caller built against a shorter struct (only its bytes are written). */
+    sheaf_statistics st;
+    CHECK("statistics", sheaf_read_statistics(store, &st, sizeof st) == SHEAF_OK && st.dimension == d && st.behaviours > 0);
+    printf("statistics %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n", st.items, st.users, st.behaviours,
+           st.segments, st.profiles, st.codebooks);
+    int64_t first_two[3] = {-1, -1, -7};
+    CHECK("statistics, shorter struct", sheaf_read_statistics(store, (sheaf_statistics *)first_two, 2 * sizeof(int64_t)) == SHEAF_OK
+                                            && first_two[0] == d && first_two[1] == st.items && first_two[2] == -7);
+
     /* The user's profile. */
     int32_t levels[256], codes[256], counts[256];
     int64_t entries = 0, behaviours = 0;

@@ -63,6 +63,13 @@ _ERRORS = {INVALID_ARGUMENT: InvalidArgument, BAD_HANDLE: BadHandle, NOT_FOUND: 
 
 _lib = None
 
+_STAT_FIELDS = ["dimension", "items", "titles", "users", "behaviours", "segments", "history_bytes", "max_history_bytes",
+                "max_history_behaviours", "profiles", "profile_bytes", "codebooks"]
+
+
+class _Statistics(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int64) for name in _STAT_FIELDS]
+
 
 def library():
     """The loaded libSheaf (ctypes.CDLL), loaded on first use."""
@@ -89,6 +96,7 @@ def library():
         "sheaf_read_history": [u64, u64, i64, p(u64), p(i64), p(f32), p(f32), p(i64)],
         "sheaf_read_histories": [u64, p(u64), i64, i64, p(i64), p(u64), p(i64), p(f32), p(f32), p(i64)],
         "sheaf_read_items": [u64, p(u64), i64, p(f32)],
+        "sheaf_read_statistics": [u64, p(_Statistics), ctypes.c_size_t],
         "sheaf_read_profile": [u64, u64, i64, p(ctypes.c_int32), p(ctypes.c_int32), p(ctypes.c_int32), p(i64), p(ctypes.c_uint32), p(i64)],
         "sheaf_projection_create": [u64, p(f32), i64, p(f32), p(u64)],
         "sheaf_projection_destroy": [u64],
@@ -239,6 +247,13 @@ class Store:
         rows = np.empty((len(arr), self.dimension), np.float32)
         _check(library().sheaf_read_items(self._live(), _ptr(arr, ctypes.c_uint64), len(arr), _ptr(rows, ctypes.c_float)))
         return rows
+
+    def stats(self):
+        """What the store holds, as a dict (items, users, behaviours, segments, history_bytes, ...):
+        a scan of every record, as `sheaf stats`, not for the request path."""
+        st = _Statistics()
+        _check(library().sheaf_read_statistics(self._live(), ctypes.byref(st), ctypes.sizeof(st)))
+        return {name: getattr(st, name) for name in _STAT_FIELDS}
 
     def profile(self, user):
         """The user's CHIME profile: a Profile of levels, codes and counts (int32 arrays, level by

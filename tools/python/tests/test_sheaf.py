@@ -85,6 +85,12 @@ def test_items(store, expected):
     assert e.value.code == sheaf.MISSING_ITEMS and "4000000000" in str(e.value)
 
 
+def test_stats(store, expected):
+    st = store.stats()
+    for key, value in expected["stats"].items():
+        assert st[key] == value, key
+
+
 def test_profile(store, expected):
     p = store.profile(expected["user"])
     assert p.model_version == expected["profile_version"] and p.behaviours == expected["profile_behaviours"]
