@@ -16,6 +16,10 @@ import Synchronization
 /// made-up handle is found missing instead of dangling.
 final class HandleRegistry<Value: Sendable>: Sendable {
     private let state = Mutex<(next: UInt64, values: [UInt64: Value])>((next: 1, values: [:]))
+    /// The message for a handle that is not there.
+    private let missing: @Sendable (UInt64) -> String
+
+    init(missing: @escaping @Sendable (UInt64) -> String) { self.missing = missing }
 
     func insert(_ value: Value) -> UInt64 {
         state.withLock { s in
@@ -26,13 +30,22 @@ final class HandleRegistry<Value: Sendable>: Sendable {
         }
     }
 
-    func get(_ handle: UInt64) -> Value? { state.withLock { $0.values[handle] } }
+    /// The value of `handle`; SHEAF_E_BAD_HANDLE when it is not there.
+    func value(_ handle: UInt64) throws -> Value {
+        guard let v = state.withLock({ $0.values[handle] }) else { throw APIError(code: SHEAF_E_BAD_HANDLE, message: missing(handle)) }
+        return v
+    }
 
-    func remove(_ handle: UInt64) -> Value? { state.withLock { $0.values.removeValue(forKey: handle) } }
+    /// Forgets `handle`; SHEAF_E_BAD_HANDLE when it is not there.
+    func remove(_ handle: UInt64) throws {
+        guard state.withLock({ $0.values.removeValue(forKey: handle) }) != nil else {
+            throw APIError(code: SHEAF_E_BAD_HANDLE, message: missing(handle))
+        }
+    }
 }
 
 /// The open stores, by handle.
-private let stores = HandleRegistry<Store>()
+private let stores = HandleRegistry<Store> { "handle \($0) is not open (never opened, or closed)" }
 
 /// A failed call: its code and message.
 struct APIError: Error {
@@ -65,11 +78,32 @@ private func api(_ body: () throws -> Void) -> Int32 {
 
 private func invalid(_ message: String) -> APIError { APIError(code: SHEAF_E_INVALID_ARGUMENT, message: message) }
 
-private func store(_ handle: sheaf_handle) throws -> Store {
-    guard let s = stores.get(handle) else {
-        throw APIError(code: SHEAF_E_BAD_HANDLE, message: "handle \(handle) is not open (never opened, or closed)")
+private func store(_ handle: sheaf_handle) throws -> Store { try stores.value(handle) }
+
+/// Sets *count to what a read needs and returns SHEAF_E_BUFFER_TOO_SMALL saying so ("the history
+/// holds 12 behaviours; the buffers hold 10").
+private func tooSmall(_ what: String, _ needed: Int, _ unit: String, capacity: Int64, count: UnsafeMutablePointer<Int64>) -> APIError {
+    count.pointee = Int64(needed)
+    return APIError(code: SHEAF_E_BUFFER_TOO_SMALL, message: "\(what) \(needed) \(unit); the buffers hold \(capacity)")
+}
+
+private func noHistory(_ user: UInt64) -> APIError { APIError(code: SHEAF_E_NOT_FOUND, message: "user \(user) has no history") }
+
+/// A history decoded by `decode` into `capacity` rows of `width` floats at `rows` (the decode checks
+/// the size before writing): a too-small buffer is SHEAF_E_BUFFER_TOO_SMALL with *count the
+/// behaviours needed, no history SHEAF_E_NOT_FOUND.
+private func decodedHistory(
+    user: UInt64, into rows: UnsafeMutablePointer<Float>, capacity: Int64, width: Int, count: UnsafeMutablePointer<Int64>,
+    _ decode: (UnsafeMutableBufferPointer<Float>) throws -> History?
+) throws -> History {
+    let h: History?
+    do {
+        h = try decode(UnsafeMutableBufferPointer(start: rows, count: try floats(capacity, width: width)))
+    } catch StoreError.bufferTooSmall(let needed, _) {
+        throw tooSmall("the history holds", needed / width, "behaviours", capacity: capacity, count: count)
     }
-    return s
+    guard let h else { throw noHistory(user) }
+    return h
 }
 
 /// `count` rows of `width` floats as an Int, refusing what would overflow (a buffer that large cannot exist).
@@ -120,9 +154,7 @@ public func sheafOpen(_ path: UnsafePointer<CChar>?, _ flags: Int32, _ out: Unsa
 public func sheafClose(_ handle: sheaf_handle) -> Int32 {
     api {
         // The store closes when the last reference goes: a call running on another thread keeps it open until it returns.
-        guard stores.remove(handle) != nil else {
-            throw APIError(code: SHEAF_E_BAD_HANDLE, message: "handle \(handle) is not open (never opened, or closed)")
-        }
+        try stores.remove(handle)
     }
 }
 
@@ -141,7 +173,7 @@ public func sheafHistoryLength(_ handle: sheaf_handle, _ user: UInt64, _ out: Un
     api {
         let out = try required(out, "out")
         let n = try store(handle).read { try $0.historyCount(user: user) }
-        guard n > 0 else { throw APIError(code: SHEAF_E_NOT_FOUND, message: "user \(user) has no history") }
+        guard n > 0 else { throw noHistory(user) }
         out.pointee = Int64(n)
     }
 }
@@ -180,22 +212,16 @@ public func sheafReadHistory(
         let out = Outputs(itemIDs: itemIDs, timestamps: timestamps, labels: labels, embeddings: embeddings)
         try s.read { txn in
             // One pass: the decode checks the buffer before writing, and a too-small one reports the size.
-            let h: History?
+            let h: History
             if let embeddings {
-                do {
-                    h = try txn.decodeHistory(user: user, into: UnsafeMutableBufferPointer(start: embeddings, count: try floats(capacity, width: d)))?.0
-                } catch StoreError.bufferTooSmall(let needed, _) {
-                    count.pointee = Int64(needed / d)
-                    throw APIError(code: SHEAF_E_BUFFER_TOO_SMALL, message: "the history holds \(needed / d) behaviours; the buffers hold \(capacity)")
+                h = try decodedHistory(user: user, into: embeddings, capacity: capacity, width: d, count: count) {
+                    try txn.decodeHistory(user: user, into: $0)?.0
                 }
             } else {
-                h = try txn.history(user: user)
-                if let h, h.count > capacity {
-                    count.pointee = Int64(h.count)
-                    throw APIError(code: SHEAF_E_BUFFER_TOO_SMALL, message: "the history holds \(h.count) behaviours; the buffers hold \(capacity)")
-                }
+                guard let plain = try txn.history(user: user) else { throw noHistory(user) }
+                guard plain.count <= capacity else { throw tooSmall("the history holds", plain.count, "behaviours", capacity: capacity, count: count) }
+                h = plain
             }
-            guard let h else { throw APIError(code: SHEAF_E_NOT_FOUND, message: "user \(user) has no history") }
             out.write(h, at: 0)
             count.pointee = Int64(h.count)
         }
@@ -222,10 +248,7 @@ public func sheafReadHistories(
             // Lengths first (headers only), so a too-small buffer costs no decode and writes nothing.
             let lengths = try ids.map { try txn.historyCount(user: $0) }
             let total = lengths.reduce(0, +)
-            guard total <= capacity else {
-                count.pointee = Int64(total)
-                throw APIError(code: SHEAF_E_BUFFER_TOO_SMALL, message: "the histories hold \(total) behaviours; the buffers hold \(capacity)")
-            }
+            guard total <= capacity else { throw tooSmall("the histories hold", total, "behaviours", capacity: capacity, count: count) }
             var row = 0
             offsets[0] = 0
             for (u, user) in ids.enumerated() {
@@ -303,10 +326,7 @@ public func sheafReadProfile(
         let histogram: CodeHistogram
         do { histogram = try CodeHistogram(stored, user: user) } catch { throw APIError(code: SHEAF_E_STORE, message: "\(error)") }
         let entries = histogram.entries
-        guard entries.count <= capacity else {
-            count.pointee = Int64(entries.count)
-            throw APIError(code: SHEAF_E_BUFFER_TOO_SMALL, message: "the profile holds \(entries.count) entries; the buffers hold \(capacity)")
-        }
+        guard entries.count <= capacity else { throw tooSmall("the profile holds", entries.count, "entries", capacity: capacity, count: count) }
         for (i, e) in entries.enumerated() {
             levels![i] = Int32(e.level)
             codes![i] = Int32(e.code)
@@ -321,7 +341,7 @@ public func sheafReadProfile(
 // MARK: - Projections
 
 /// The projections created through the C API, by handle.
-private let projections = HandleRegistry<LinearProjection>()
+private let projections = HandleRegistry<LinearProjection> { "projection \($0) does not exist (never created, or destroyed)" }
 
 @_cdecl("sheaf_projection_create")
 public func sheafProjectionCreate(
@@ -346,9 +366,7 @@ public func sheafProjectionCreate(
 @_cdecl("sheaf_projection_destroy")
 public func sheafProjectionDestroy(_ projection: sheaf_projection) -> Int32 {
     api {
-        guard projections.remove(projection) != nil else {
-            throw APIError(code: SHEAF_E_BAD_HANDLE, message: "projection \(projection) does not exist (never created, or destroyed)")
-        }
+        try projections.remove(projection)
     }
 }
 
@@ -361,19 +379,11 @@ public func sheafReadHistoryProjected(
         let count = try required(count, "count")
         let rows = try required(rows, "rows")
         guard capacity >= 0 else { throw invalid("capacity \(capacity) is negative") }
-        guard let p = projections.get(projection) else {
-            throw APIError(code: SHEAF_E_BAD_HANDLE, message: "projection \(projection) does not exist (never created, or destroyed)")
-        }
-        let h = p.outputDimension
+        let p = try projections.value(projection)
         try store(handle).read { txn in
-            let history: History?
-            do {
-                history = try txn.decodeHistory(user: user, through: p, into: UnsafeMutableBufferPointer(start: rows, count: try floats(capacity, width: h)))?.0
-            } catch StoreError.bufferTooSmall(let needed, _) {
-                count.pointee = Int64(needed / h)
-                throw APIError(code: SHEAF_E_BUFFER_TOO_SMALL, message: "the history holds \(needed / h) behaviours; the buffers hold \(capacity)")
+            let history = try decodedHistory(user: user, into: rows, capacity: capacity, width: p.outputDimension, count: count) {
+                try txn.decodeHistory(user: user, through: p, into: $0)?.0
             }
-            guard let history else { throw APIError(code: SHEAF_E_NOT_FOUND, message: "user \(user) has no history") }
             Outputs(itemIDs: itemIDs, timestamps: nil, labels: nil, embeddings: nil).write(history, at: 0)
             count.pointee = Int64(history.count)
         }

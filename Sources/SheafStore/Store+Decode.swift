@@ -257,10 +257,7 @@ extension ReadTransaction {
         user: UInt64, _ selection: HistorySelection = .all, into output: UnsafeMutableBufferPointer<Float>,
         options: DecodeOptions = DecodeOptions()
     ) throws -> (History, DecodeReport)? {
-        guard let parts = try loadSegments(user: user, selection) else { return nil }
-        let needed = parts.reduce(0) { $0 + $1.range.count } * store.dimension
-        guard output.count >= needed else { throw StoreError.bufferTooSmall(needed: needed, available: output.count) }
-        return try decode(parts, into: output, width: store.dimension, projection: nil, options: options)
+        try decodeHistory(user: user, selection, projection: nil, into: output, options: options)
     }
 
     /// `decodeHistory(user:_:into:options:)` through a linear layer: count × H floats of ê · W + b
@@ -270,6 +267,13 @@ extension ReadTransaction {
     public func decodeHistory(
         user: UInt64, _ selection: HistorySelection = .all, through projection: LinearProjection,
         into output: UnsafeMutableBufferPointer<Float>, options: DecodeOptions = DecodeOptions()
+    ) throws -> (History, DecodeReport)? {
+        try decodeHistory(user: user, selection, projection: projection, into: output, options: options)
+    }
+
+    private func decodeHistory(
+        user: UInt64, _ selection: HistorySelection, projection: LinearProjection?, into output: UnsafeMutableBufferPointer<Float>,
+        options: DecodeOptions
     ) throws -> (History, DecodeReport)? {
         let width = try rowWidth(projection)
         guard let parts = try loadSegments(user: user, selection) else { return nil }
