@@ -149,10 +149,14 @@ extension SheafMeasure {
             var rng = SplitMix64(seed: 3)
             var order = Array(split.training.indices)
             rng.partialShuffle(&order, count: order.count)
+            /// The examples of step `step` (both loops read the same batches).
+            func batch(_ step: Int) -> [Model.Split.Example] {
+                let start = (step * batchSize) % max(1, order.count - batchSize)
+                return order[start..<(start + batchSize)].map { split.training[$0] }
+            }
             var stepTimes: [[Double]] = [[], []], layerTimes: [[Double]] = [[], []], losses: [Double] = [0, 0]
             for step in 0..<(steps + 2) {
-                let start = (step * batchSize) % max(1, order.count - batchSize)
-                let batch = order[start..<(start + batchSize)].map { split.training[$0] }
+                let batch = batch(step)
                 for (k, model) in models.enumerated() {
                     var stepRNG = SplitMix64(seed: UInt64(step))
                     let t0 = monotonicNanoseconds()
@@ -168,8 +172,7 @@ extension SheafMeasure {
             // The input layers alone: each content projection over the rows a step projects, forward
             // and backward.
             for step in 0..<(steps + 2) {
-                let start = (step * batchSize) % max(1, order.count - batchSize)
-                let projections = inputs(order[start..<(start + batchSize)].map { split.training[$0] })
+                let projections = inputs(batch(step))
                 for (k, model) in models.enumerated() {
                     let params = Dictionary(model.namedParameters.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
                     let content = model.content!

@@ -5,16 +5,8 @@ import SheafNN
 import SheafRandom
 import SheafStore
 
-/// The content embeddings a model reads: the store's items decoded from their codes.
+/// Helpers of the content a model reads (`ContentTable` holds it: the store's codes, or float32 rows).
 public enum ItemContent {
-    /// Rows of `ids` (in that order), decoded from the store's codes; with `codebook`, every item must
-    /// be coded with it.
-    /// - Throws: `StoreError.missingItems`, `.codebookMismatch`.
-    public static func decoded(from store: Store, ids: [UInt64], codebook: UInt16? = nil) throws -> [Float] {
-        let options = DecodeOptions(missingItems: .fail, requiredCodebook: codebook)
-        return try store.read { try $0.decodeItems(ids, options: options) }
-    }
-
     /// The content table a model reads: [N + 1, D], row 0 zeros (padding), row i the content of dense
     /// item i (`rows` holds items 1…N). Frozen: it never gets a gradient.
     public static func table(_ rows: [Float], dimension: Int) -> Tensor {
