@@ -37,6 +37,67 @@ struct ShardArgument: ExpressibleByArgument, Equatable {
     }
 }
 
+extension SheafCommand {
+    /// `sheaf shard --count N [USER…] [--input FILE]`: which shard holds each user.
+    struct Shard: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the shard of each user id, as `behaviors load --shard k/N` partitions them.",
+            discussion: """
+                Prints one `user<TAB>shard` line per id, in input order. The hash is SplitMix64's finaliser of \
+                the id, mod N (README, "Shards"); tools/spark_shards.py computes the same in Spark. Ids are \
+                decimal, 0 … 2^64 − 1, from the arguments or --input (one per line; blank lines and # comments \
+                skipped; - reads standard input).
+                """)
+
+        @Option(help: "The number of shards N (≥ 1).")
+        var count: Int
+
+        @Option(name: .shortAndLong, help: "A file of user ids, one per line (- for standard input).")
+        var input: String?
+
+        @Argument(help: "User ids.")
+        var users: [String] = []
+
+        func validate() throws {
+            guard count >= 1 else { throw ValidationError("--count must be ≥ 1") }
+            guard input != nil || !users.isEmpty else { throw ValidationError("give user ids, or --input FILE") }
+        }
+
+        func run() throws {
+            var out = ""
+            out.reserveCapacity(4096)
+            func emit(_ text: Substring, _ place: @autoclosure () -> String) throws {
+                guard let user = UInt64(text) else {
+                    throw CLIError("\(place()): \"\(text)\" is not a user id (a decimal integer 0 … 18446744073709551615)")
+                }
+                out += "\(user)\t\(Sharding.shard(of: user, count: count))\n"
+                if out.utf8.count >= 1 << 16 {
+                    FileHandle.standardOutput.write(Data(out.utf8))
+                    out.removeAll(keepingCapacity: true)
+                }
+            }
+            for u in users { try emit(Substring(u), "argument") }
+            if let input {
+                let data: Data
+                if input == "-" {
+                    data = FileHandle.standardInput.readDataToEndOfFile()
+                } else {
+                    guard let d = FileManager.default.contents(atPath: input) else { throw CLIError("cannot read \(input)") }
+                    data = d
+                }
+                var number = 0
+                for line in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
+                    number += 1
+                    let t = line.trimmingCharacters(in: .whitespacesAndNewlines)
+                    if t.isEmpty || t.hasPrefix("#") { continue }
+                    try emit(Substring(t), "\(input):\(number)")
+                }
+            }
+            FileHandle.standardOutput.write(Data(out.utf8))
+        }
+    }
+}
+
 extension BehaviorFormat: ExpressibleByArgument {}
 
 extension SheafCommand.BehaviorsCommand {

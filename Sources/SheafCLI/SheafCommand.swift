@@ -21,7 +21,7 @@ public struct SheafCommand: ParsableCommand {
             """,
         version: "0.4.0",
         subcommands: [
-            Init.self, CodebookCommand.self, ItemsCommand.self, BehaviorsCommand.self, HistoryCommand.self,
+            Init.self, CodebookCommand.self, ItemsCommand.self, BehaviorsCommand.self, Shard.self, HistoryCommand.self,
             Stats.self, Verify.self, Migrate.self, Embed.self, Train.self, Evaluate.self, Recommend.self, CHIMECommand.self, ProfilesCommand.self, ProfileShow.self, Doctor.self,
         ])
 
