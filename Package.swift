@@ -125,7 +125,7 @@ let package = Package(
         /// tools/.venv on first use), the built sheaf-measure, the demo's data. Each is skipped, saying what is
         /// missing, when it is not there. `tools/test` runs them after the unit tests; `tools/test --unit` does not.
         .testTarget(
-            name: "SheafIntegrationTests", dependencies: ["SheafFormats", "SheafText", "_SheafBench", "SheafStore", "SheafCodebook", "SheafRandom", "SheafModels"],
+            name: "SheafIntegrationTests", dependencies: ["SheafFormats", "SheafText", "_SheafBench", "SheafStore", "SheafCodebook", "SheafRandom", "SheafModels", "SheafCLI"],
             exclude: ["c"]),
         .testTarget(
             name: "SheafBenchTests", dependencies: [

@@ -67,17 +67,19 @@ def shard_column(user, count: int):
     return ((half % F.lit(count)) * 2 + z.bitwiseAND(F.lit(1))) % F.lit(count)
 
 
-def user_columns(column):
-    """(the id as an unsigned decimal string, the id's 64 bits as a long) from a user column of any
-    type: strings of 0 … 2^64 − 1, or integer types (a negative long is read as its 64 bits, as
-    Parquet writers store unsigned ids). Null where the value is not such an id."""
+def user_columns(column, integer_typed: bool = False):
+    """(the id as an unsigned decimal string, the id's 64 bits as a long) from a user column: strings
+    of 0 … 2^64 − 1 (as `sheaf behaviors load` reads them), or, when `integer_typed` (a Parquet
+    integer column), its 64 bits (a negative long is an id ≥ 2^63, as writers store unsigned ids).
+    Null where the value is not such an id."""
     from pyspark.sql import functions as F
 
     d = column.cast("string").cast("decimal(21,0)")
     two64 = F.expr("CAST('18446744073709551616' AS DECIMAL(21,0))")
     two63 = F.expr("CAST('9223372036854775808' AS DECIMAL(21,0))")
-    unsigned = F.when(d < 0, d + two64).otherwise(d)
-    valid = (unsigned >= 0) & (unsigned < two64) & column.cast("string").rlike(r"^\s*-?[0-9]+\s*$")
+    unsigned = F.when(d < 0, d + two64).otherwise(d) if integer_typed else d
+    pattern = r"^\s*-?[0-9]+\s*$" if integer_typed else r"^\s*[0-9]+\s*$"
+    valid = (unsigned >= 0) & (unsigned < two64) & column.cast("string").rlike(pattern)
     text = F.when(valid, unsigned.cast("string"))
     bits = F.when(valid, F.when(unsigned >= two63, unsigned - two64).otherwise(unsigned).cast("long"))
     return text, bits
@@ -178,7 +180,11 @@ def run(args) -> int:
     output = os.path.abspath(args.output)
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
 
-    base_stats = sheaf_json(sheaf, ["stats", base, "--json"])["statistics"]
+    try:
+        base_stats = sheaf_json(sheaf, ["stats", base, "--json"])["statistics"]
+    except RuntimeError as e:
+        log(f"spark_shards: the base store: {e}")
+        return 2
     if base_stats["behaviors"] != 0:
         log(f"spark_shards: the base store {base} holds {base_stats['behaviors']} behaviours; it must hold only the codebook and item "
             "codes (every shard starts as a copy of it)")
@@ -203,7 +209,8 @@ def run(args) -> int:
         if missing:
             log(f"spark_shards: {args.input} has no column {', '.join(missing)} (columns: {', '.join(raw.columns)})")
             return 2
-        text, bits = user_columns(F.col(names[0]))
+        integer_typed = raw.schema[names[0]].dataType.typeName() in ("long", "integer", "short", "byte")
+        text, bits = user_columns(F.col(names[0]), integer_typed)
         fields = [text] + [F.col(c).cast("string") for c in names[1:]]
         df = raw.select(
             text.alias("u"), bits.alias("bits"), *[F.col(c).cast("string").alias(f"c{i}") for i, c in enumerate(names[1:])],
@@ -307,12 +314,14 @@ def hash_ids(args) -> int:
         if bad:
             print("spark_shards: not user ids: " + ", ".join(repr(r["value"]) for r in bad), file=sys.stderr)
             return 1
-        rows = df.select("n", "u", shard_column(F.col("bits"), args.shards).alias("shard")).orderBy("n").collect()
+        out = df.orderBy("n").select(F.concat_ws("\t", "u", shard_column(F.col("bits"), args.shards).cast("string")))
+        parts = args.hash_output + ".parts"
+        out.coalesce(1).write.mode("overwrite").text(parts)
+        [part] = [p for p in os.listdir(parts) if p.startswith("part-")]
+        os.replace(os.path.join(parts, part), args.hash_output)
+        shutil.rmtree(parts)
     finally:
         spark.stop()
-    with open(args.hash_output, "w") as f:
-        for r in rows:
-            f.write(f"{r['u']}\t{r['shard']}\n")
     return 0
 
 

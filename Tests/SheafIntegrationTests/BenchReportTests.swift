@@ -6,16 +6,7 @@ import Testing
 /// Its numbers are not looked at, only that every section is there and self-consistent.
 @Suite struct BenchReportTests {
     /// The built sheaf-measure, next to the test bundle (`swift build --build-tests` builds it), or nil.
-    static let measureBinary: String? = {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("sheaf-measure").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        let fallback = repositoryRoot + "/.build/debug/sheaf-measure"
-        return FileManager.default.isExecutableFile(atPath: fallback) ? fallback : nil
-    }()
+    static let measureBinary = builtProduct("sheaf-measure")
 
     @Test(
         .enabled(if: measureBinary != nil, "needs sheaf-measure built (`swift build --build-tests` builds it; tools/test does)"),

@@ -84,6 +84,36 @@ enum PythonEnvironment {
     }
 }
 
+/// Spark: a Java runtime on PATH and pyspark in tools/.venv (`tools/python-env --spark` installs the
+/// pinned pyspark of tools/requirements-spark.txt, ~470 MB, the first time).
+enum SparkEnvironment {
+    static let javaPresent = runProcess("/usr/bin/env", ["java", "-version"])?.status == 0
+
+    /// Whether tools/spark_shards.py can run: Java, and pyspark installed.
+    static let ready: Bool = {
+        guard javaPresent, PythonEnvironment.python != nil,
+            runProcess("/bin/bash", [repositoryRoot + "/tools/python-env", "--spark"])?.status == 0
+        else { return false }
+        return PythonEnvironment.canImport("pyspark")
+    }()
+
+    static let missing: Comment =
+        "needs a Java 17+ runtime (Debian: openjdk-17-jre-headless) and pyspark in tools/.venv (tools/python-env --spark; pip needs the network the first time)"
+}
+
+/// A product built next to the test bundle (`swift build --build-tests` builds every product), else
+/// in .build/debug; nil when neither is there.
+func builtProduct(_ name: String) -> String? {
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent(name).path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    let fallback = repositoryRoot + "/.build/debug/" + name
+    return FileManager.default.isExecutableFile(atPath: fallback) ? fallback : nil
+}
+
 struct PythonError: Error, CustomStringConvertible {
     var message: String
     var description: String { "python: \(message)" }
