@@ -7,20 +7,21 @@ What it does:
   1. Reads the log (CSV/TSV with a header, or Parquet) with Spark, and computes each row's shard with
      the hash `sheaf behaviors load --shard k/n` uses (SplitMix64's finaliser of the user id, mod n;
      README "Shards"), as Spark column arithmetic (`shard_column`; `sheaf shard` prints the same).
-  2. Sends shard k's rows to task k (an RDD partitioned by shard), which copies BASE (the codebook and
-     item codes, trained once: no histories) to DIR/shard-k-of-n.partial, loads its rows with
-     `sheaf behaviors load --shard k/n` (which also drops, and counts, any row of another shard: a
-     check that Spark and sheaf agree), and renames the store to DIR/shard-k-of-n.
+  2. Writes shard k's rows to DIR/.staging/shard=k (Spark's partitioned writer: the rows stay in the
+     JVM), then runs one task per shard, which copies BASE (the codebook and item codes, trained
+     once: no histories) to DIR/shard-k-of-n.partial, loads its rows with `sheaf behaviors load
+     --shard k/n` (which also drops, and counts, any row of another shard: a check that Spark and
+     sheaf agree), and renames the store to DIR/shard-k-of-n.
   3. Checks that the shards together hold every behaviour exactly once: each shard store's users and
-     behaviours equal the distinct (user, item, timestamp) rows of its shard in the log, no row was
-     found in the wrong shard, and the totals add up. Writes DIR/shards.json (the manifest) and exits
+     behaviours equal the distinct (user, item, timestamp) rows of its shard in the log, and sheaf
+     found no row of another shard. Writes DIR/shards.json (the manifest) and exits
      with status 1 when any check fails or a task's load failed (with sheaf's message).
 
 Re-running is resuming: loads are idempotent per (user, timestamp, item), so a shard that exists (or
 a .partial one from a killed run) is loaded again and gains only what it lacks.
 
-On a cluster, BASE, DIR and the sheaf binary must be at the same path on every executor (a shared
-filesystem), and --master names the cluster (README, "Building shards on Spark").
+On a cluster, BASE, DIR (with its .staging) and the sheaf binary must be at the same path on every
+executor (a shared filesystem such as NFS), and --master names the cluster (README, "Building shards on Spark").
 
 Needs Java 17+ and pyspark (tools/python-env --spark installs the pinned pyspark into tools/.venv).
 """
@@ -92,6 +93,9 @@ def spark_session(master: str, app: str = "sheaf-shards"):
     builder = SparkSession.builder.appName(app).config("spark.ui.enabled", "false").config("spark.sql.ansi.enabled", "false").config("spark.ui.showConsoleProgress", "false")
     if master:
         builder = builder.master(master)
+    if master and master.startswith("local"):
+        # Spark's default of 200 shuffle partitions is for clusters; a few per core suit one machine.
+        builder = builder.config("spark.sql.shuffle.partitions", str(4 * (os.cpu_count() or 2)))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
@@ -108,8 +112,9 @@ def _number(text: str) -> int:
     return int(text.replace(",", ""))
 
 
-def build_shard(index, rows, *, count, output, base, sheaf, header, chunk_size):
-    """Task body: loads this partition's rows (pairs (shard, line)) into shard `index`'s store."""
+def build_shard(index, *, count, staging, output, base, sheaf, header, chunk_size):
+    """Task body: loads shard `index`'s rows (the files Spark wrote under staging/shard=index) into
+    its store."""
     started = time.time()
     name = f"shard-{index:05d}-of-{count:05d}"
     final = os.path.join(output, name)
@@ -118,19 +123,19 @@ def build_shard(index, rows, *, count, output, base, sheaf, header, chunk_size):
     scratch = tempfile.mkdtemp(prefix=f"sheaf-{name}-")
     try:
         csv = os.path.join(scratch, "behaviours.csv")
-        written = 0
-        wrong = 0
-        with open(csv, "w") as f:
-            f.write(header + "\n")
-            for shard, line in rows:
-                if shard != index:
-                    wrong += 1
-                f.write(line)
-                f.write("\n")
-                written += 1
-        result["rows"] = written
-        result["rows_in_wrong_partition"] = wrong
-        result["seconds_receive"] = time.time() - started
+        rows = 0
+        part_dir = os.path.join(staging, f"shard={index}")
+        parts = sorted(os.listdir(part_dir)) if os.path.isdir(part_dir) else []
+        with open(csv, "wb") as f:
+            f.write((header + "\n").encode())
+            for part in parts:
+                if part.startswith(("part-")):
+                    with open(os.path.join(part_dir, part), "rb") as src:
+                        for line in src:
+                            f.write(line)
+                            rows += 1
+        result["rows"] = rows
+        result["seconds_gather"] = time.time() - started
         # The store: an existing one is loaded again (idempotent); a new one starts as a copy of base.
         target = final if os.path.isdir(final) else partial
         if not os.path.isdir(target):
@@ -144,12 +149,12 @@ def build_shard(index, rows, *, count, output, base, sheaf, header, chunk_size):
         result["seconds_load"] = time.time() - load_started
         if r.returncode != 0:
             result["error"] = r.stderr.strip() or f"sheaf exited with status {r.returncode}"
-            return [result]
+            return result
         m = re.search(r"shard \d+/\d+: ([\d,]+) kept, ([\d,]+) in other shards", r.stdout)
         a = re.search(r"appended ([\d,]+) behaviours for ([\d,]+) users", r.stdout)
         if not m or not a:
             result["error"] = f"cannot read sheaf's summary: {r.stdout.strip()}"
-            return [result]
+            return result
         result["kept"], result["other_shards"] = _number(m.group(1)), _number(m.group(2))
         result["appended"] = _number(a.group(1))
         if target == partial:
@@ -162,7 +167,7 @@ def build_shard(index, rows, *, count, output, base, sheaf, header, chunk_size):
         result["error"] = f"{type(e).__name__}: {e}"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return [result]
+    return result
 
 
 def read_log(spark, path: str, fmt: str, columns):
@@ -216,34 +221,39 @@ def run(args) -> int:
             text.alias("u"), bits.alias("bits"), *[F.col(c).cast("string").alias(f"c{i}") for i, c in enumerate(names[1:])],
             F.concat_ws(",", *fields).alias("line"),
         ).withColumn("shard", shard_column(F.col("bits"), args.shards)).persist()
-        bad = df.filter(F.col("bits").isNull()).limit(5).collect()
-        if bad:
-            nbad = df.filter(F.col("bits").isNull()).count()
-            log(f"spark_shards: {nbad} row(s) have a user that is not an id 0 … 2^64 − 1 (first: "
+
+        # What each shard must end with: its rows, users and distinct (user, item, timestamp)
+        # behaviours (aggregated in steps; rows whose user is not an id fall in the null shard).
+        per_behaviour = df.groupBy("shard", "u", F.col("c0").cast("decimal(21,0)"), F.col("c1").cast("long")).agg(F.count("*").alias("rows"))
+        per_user = per_behaviour.groupBy("shard", "u").agg(F.count("*").alias("behaviours"), F.sum("rows").alias("rows"))
+        per_shard = per_user.groupBy("shard").agg(
+            F.count("*").alias("users"), F.sum("behaviours").alias("behaviours"), F.sum("rows").alias("rows")).collect()
+        expected = {r["shard"]: r.asDict() for r in per_shard}
+        invalid = expected.pop(None, None)
+        if invalid:
+            bad = df.filter(F.col("bits").isNull()).limit(5).collect()
+            log(f"spark_shards: {invalid['rows']} row(s) have a user that is not an id 0 … 2^64 − 1 (first: "
                 + ", ".join(repr(r["line"]) for r in bad) + "). Nothing was built.")
             return 1
-
-        # What each shard must end with: distinct (user, item, timestamp) rows and users.
-        expected_rows = df.groupBy("shard").agg(
-            F.count("*").alias("rows"),
-            F.countDistinct("u").alias("users"),
-            F.countDistinct("u", F.col("c0").cast("decimal(21,0)"), F.col("c1").cast("long")).alias("behaviours"),
-        ).collect()
-        expected = {r["shard"]: r.asDict() for r in expected_rows}
         total_rows = sum(r["rows"] for r in expected.values())
+        count_seconds = time.time() - started - session_seconds
         log(f"spark_shards: {total_rows:,} rows, {args.shards} shards; building in {args.shards} tasks")
 
+        # Shard k's rows to staging/shard=k (written by the JVM: rows never pass through Python), then
+        # one task per shard loads them.
+        build_started = time.time()
+        staging = os.path.join(output, ".staging")
+        df.select("shard", "line").write.mode("overwrite").partitionBy("shard").text(staging)
+        df.unpersist()
         header = ",".join(["user", "item", "timestamp", "label"][: len(names)])
         count, chunk = args.shards, args.chunk_size
 
-        def task(index, rows):
-            return build_shard(index, rows, count=count, output=output, base=base, sheaf=sheaf, header=header, chunk_size=chunk)
+        def task(index, _):
+            return [build_shard(index, count=count, staging=staging, output=output, base=base, sheaf=sheaf, header=header, chunk_size=chunk)]
 
-        build_started = time.time()
-        pairs = df.select("shard", "line").rdd.map(lambda r: (r[0], r[1]))
-        results = pairs.partitionBy(count, lambda k: k).mapPartitionsWithIndex(task).collect()
+        results = spark.sparkContext.parallelize(range(count), count).mapPartitionsWithIndex(task).collect()
         build_seconds = time.time() - build_started
-        df.unpersist()
+        shutil.rmtree(staging, ignore_errors=True)
     finally:
         spark.stop()
 
@@ -255,9 +265,8 @@ def run(args) -> int:
             problems.append(f"shard {k}: the load failed: {r['error']}")
             continue
         want = expected.get(k, {"rows": 0, "users": 0, "behaviours": 0})
-        if r["rows_in_wrong_partition"] or r["other_shards"]:
-            problems.append(f"shard {k}: {r['rows_in_wrong_partition']} rows reached the wrong task, sheaf put "
-                            f"{r['other_shards']} in other shards (Spark's hash and sheaf's disagree)")
+        if r["other_shards"]:
+            problems.append(f"shard {k}: sheaf found {r['other_shards']} of its rows in other shards (Spark's hash and sheaf's disagree)")
         if r["rows"] != want["rows"]:
             problems.append(f"shard {k}: received {r['rows']} rows, the log has {want['rows']}")
         if r["users"] != want["users"] or r["behaviours"] != want["behaviours"]:
@@ -278,7 +287,7 @@ def run(args) -> int:
         "users": sum(r["users"] for r in ok),
         "behaviours": sum(r["behaviours"] for r in ok),
         "expected_behaviours": sum(e["behaviours"] for e in expected.values()),
-        "seconds": {"session": session_seconds, "build": build_seconds, "total": time.time() - started},
+        "seconds": {"session": session_seconds, "read_and_count": count_seconds, "build": build_seconds, "total": time.time() - started},
         "stores": sorted(results, key=lambda r: r["shard"]),
         "problems": problems,
     }

@@ -127,14 +127,32 @@ import Testing
         #expect(manifest["behaviours"] as? Int == behaviours.values.reduce(0) { $0 + $1.count })
         #expect(!FileManager.default.fileExists(atPath: out + "/shard-00000-of-00003.partial"))
 
-        // Re-running is resuming: the same stores, nothing appended.
-        let second = try job(arguments)
+        // Re-running is resuming: the same stores, nothing appended. The re-run reads the same log as
+        // Parquet with the user as a signed 64-bit column (ids ≥ 2^63 negative), as writers store them.
+        let parquet = scratch.path + "/log.parquet"
+        let python = try #require(PythonEnvironment.python)
+        let convert = try #require(runProcess(python, ["-c", """
+            import sys; sys.path.insert(0, sys.argv[1]); import spark_shards as S
+            from pyspark.sql import functions as F
+            spark = S.spark_session("local[2]")
+            df = spark.read.option("header", True).csv(sys.argv[2])
+            _, bits = S.user_columns(F.col("user"))
+            df.select(bits.alias("user"), F.col("item").cast("long").alias("item"), F.col("timestamp").cast("long").alias("timestamp"),
+                      F.col("label").cast("double").alias("label")).write.parquet(sys.argv[3])
+            spark.stop()
+            """, repositoryRoot + "/tools", log, parquet]))
+        try #require(convert.status == 0, "writing Parquet failed:\n\(convert.stderr.suffix(3000))")
+        var parquetArguments = arguments
+        parquetArguments[1] = parquet
+        let second = try job(parquetArguments)
         try #require(second.status == 0, "spark_shards (re-run) failed:\n\(second.stderr.suffix(3000))")
         let rerun = try #require(
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/shards.json"))) as? [String: Any])
         let stores = try #require(rerun["stores"] as? [[String: Any]])
         #expect(stores.count == shards)
         #expect(stores.allSatisfy { $0["appended"] as? Int == 0 && $0["error"] is NSNull })
+        #expect(rerun["format"] as? String == "parquet")
+        #expect((rerun["problems"] as? [Any])?.isEmpty == true)
     }
 
     @Test(
