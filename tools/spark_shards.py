@@ -278,7 +278,7 @@ def run(args) -> int:
     manifest = {
         "hash": "SplitMix64 finaliser of the user id, mod shards (sheaf behaviors load --shard k/n)",
         "shards": args.shards,
-        "input": os.path.abspath(args.input),
+        "input": args.input if "://" in args.input else os.path.abspath(args.input),
         "format": fmt,
         "base_store": base,
         "dimension": base_stats["dimension"],
