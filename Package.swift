@@ -75,7 +75,7 @@ let package = Package(
         /// sheaf.h, the public C header, and the per-thread last error of the C API.
         .target(name: "CSheafAPI"),
         /// The C API (`@_cdecl` entry points of sheaf.h) over SheafStore: integer handles, error codes, no traps.
-        .target(name: "SheafC", dependencies: ["CSheafAPI", "SheafStore", "SheafCodebook", "SheafModels"]),
+        .target(name: "SheafC", dependencies: ["CSheafAPI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafModels"]),
         /// The `sheaf` command line: subcommands, loaders, progress. A library so tests can run commands in-process.
         .target(
             name: "SheafCLI",
@@ -125,7 +125,7 @@ let package = Package(
         /// tools/.venv on first use), the built sheaf-measure, the demo's data. Each is skipped, saying what is
         /// missing, when it is not there. `tools/test` runs them after the unit tests; `tools/test --unit` does not.
         .testTarget(
-            name: "SheafIntegrationTests", dependencies: ["SheafFormats", "SheafText", "_SheafBench", "SheafStore", "SheafCodebook", "SheafRandom", "SheafModels", "SheafCLI"],
+            name: "SheafIntegrationTests", dependencies: ["SheafFormats", "SheafText", "_SheafBench", "SheafStore", "SheafCodebook", "SheafRandom", "SheafModels", "SheafCLI", "SheafQuantizer"],
             exclude: ["c"]),
         .testTarget(
             name: "SheafBenchTests", dependencies: [

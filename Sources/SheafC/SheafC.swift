@@ -2,6 +2,7 @@ import CSheafAPI
 import Foundation
 import SheafCodebook
 import SheafModels
+import SheafQuantizer
 import SheafStore
 import Synchronization
 
@@ -44,8 +45,28 @@ final class HandleRegistry<Value: Sendable>: Sendable {
     }
 }
 
+/// An open handle: its store, and whether it may write.
+struct OpenStore: Sendable {
+    let store: Store
+    let writable: Bool
+}
+
 /// The open stores, by handle.
-private let stores = HandleRegistry<Store> { "handle \($0) is not open (never opened, or closed)" }
+private let stores = HandleRegistry<OpenStore> { "handle \($0) is not open (never opened, or closed)" }
+
+/// The stores opened through the API, by their data file (device, inode): every handle on one store
+/// shares one `Store`, since LMDB allows one environment per file per process. Held weakly: the
+/// store closes with its last handle.
+private struct FileID: Hashable {
+    let device: UInt64
+    let inode: UInt64
+}
+
+private struct WeakStore: @unchecked Sendable {  // a weak reference to a Sendable class
+    weak var store: Store?
+}
+
+private let openFiles = Mutex<[FileID: WeakStore]>([:])
 
 /// A failed call: its code and message.
 struct APIError: Error {
@@ -66,6 +87,8 @@ private func api(_ body: () throws -> Void) -> Int32 {
         switch e {
         case .missingItems: code = SHEAF_E_MISSING_ITEMS
         case .bufferTooSmall: code = SHEAF_E_BUFFER_TOO_SMALL
+        case .readOnly: code = SHEAF_E_READ_ONLY
+        case .invalidBehavior: code = SHEAF_E_INVALID_ARGUMENT
         default: code = SHEAF_E_STORE
         }
         sheaf_set_last_error(code, e.description)
@@ -78,7 +101,14 @@ private func api(_ body: () throws -> Void) -> Int32 {
 
 private func invalid(_ message: String) -> APIError { APIError(code: SHEAF_E_INVALID_ARGUMENT, message: message) }
 
-private func store(_ handle: sheaf_handle) throws -> Store { try stores.value(handle) }
+private func store(_ handle: sheaf_handle) throws -> Store { try stores.value(handle).store }
+
+/// The store of a handle that may write; SHEAF_E_READ_ONLY otherwise.
+private func writableStore(_ handle: sheaf_handle) throws -> Store {
+    let h = try stores.value(handle)
+    guard h.writable else { throw APIError(code: SHEAF_E_READ_ONLY, message: "handle \(handle) was opened read-only") }
+    return h.store
+}
 
 /// Sets *count to what a read needs and returns SHEAF_E_BUFFER_TOO_SMALL saying so ("the history
 /// holds 12 behaviours; the buffers hold 10").
@@ -121,7 +151,7 @@ private func required<T>(_ p: UnsafeMutablePointer<T>?, _ name: String) throws -
 // MARK: - Versions
 
 /// The library version (static storage).
-private let libraryVersion: StaticString = "0.18.0"
+private let libraryVersion: StaticString = "0.19.0"
 
 @_cdecl("sheaf_library_version")
 public func sheafLibraryVersion() -> UnsafePointer<CChar> {
@@ -142,11 +172,31 @@ public func sheafOpen(_ path: UnsafePointer<CChar>?, _ flags: Int32, _ out: Unsa
         guard let path else { throw invalid("path is NULL") }
         let out = try required(out, "out")
         guard flags == SHEAF_OPEN_READ_ONLY || flags == SHEAF_OPEN_READ_WRITE else { throw invalid("unknown flags \(flags)") }
-        var options = StoreOptions()
-        options.readOnly = flags == SHEAF_OPEN_READ_ONLY
-        options.createIfMissing = false
-        let opened = try Store(path: String(cString: path), options: options)
-        out.pointee = stores.insert(opened)
+        let directory = String(cString: path)
+        let writable = flags == SHEAF_OPEN_READ_WRITE
+        let opened: Store = try openFiles.withLock { files in
+            var st = stat()
+            let id = stat(directory + "/data.mdb", &st) == 0 ? FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)) : nil
+            // A store this process has open already is shared; read-write needs it opened read-write.
+            if let id, let existing = files[id]?.store {
+                guard !writable || !existing.isReadOnly else {
+                    throw APIError(
+                        code: SHEAF_E_STORE,
+                        message: "the store at \(directory) is already open read-only in this process; LMDB allows one environment "
+                            + "per file per process, so it cannot be reopened read-write: close its handles first, or open it "
+                            + "read-write first (a read-write handle serves reads too)")
+                }
+                return existing
+            }
+            var options = StoreOptions()
+            options.readOnly = !writable
+            options.createIfMissing = false
+            let store = try Store(path: directory, options: options)
+            if let id { files[id] = WeakStore(store: store) }
+            files = files.filter { $0.value.store != nil }
+            return store
+        }
+        out.pointee = stores.insert(OpenStore(store: opened, writable: writable))
     }
 }
 
@@ -387,5 +437,81 @@ public func sheafReadHistoryProjected(
             Outputs(itemIDs: itemIDs, timestamps: nil, labels: nil, embeddings: nil).write(history, at: 0)
             count.pointee = Int64(history.count)
         }
+    }
+}
+
+// MARK: - Writes
+
+@_cdecl("sheaf_append_behaviours")
+public func sheafAppendBehaviours(
+    _ handle: sheaf_handle, _ count: Int64, _ users: UnsafePointer<UInt64>?, _ items: UnsafePointer<UInt64>?,
+    _ timestamps: UnsafePointer<Int64>?, _ labels: UnsafePointer<Float>?, _ actions: UnsafePointer<UInt16>?,
+    _ appended: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    api {
+        guard count >= 0 else { throw invalid("count \(count) is negative") }
+        guard count == 0 || (users != nil && items != nil && timestamps != nil) else { throw invalid("users, items or timestamps is NULL") }
+        let s = try writableStore(handle)
+        guard s.sideFeatureWidth == 0 else {
+            throw invalid("this store keeps \(s.sideFeatureWidth) side features per behaviour; the C API does not write side features")
+        }
+        // Checked row by row first, so an error names the caller's row and nothing is written.
+        var byUser: [UInt64: [Behavior]] = [:]
+        for i in 0..<Int(count) {
+            let t = timestamps![i], label = labels?[i] ?? 0
+            guard Behavior.timestampRange.contains(t) else {
+                throw invalid("row \(i): timestamp \(t) is outside -2^62 … 2^62 - 1")
+            }
+            guard label.isFinite else { throw invalid("row \(i): label \(label) is not finite") }
+            byUser[users![i], default: []].append(Behavior(item: items![i], timestamp: t, action: actions?[i] ?? 0, label: label))
+        }
+        let added = try s.write { txn in
+            var n = 0
+            for user in byUser.keys.sorted() { n += try txn.appendNewBehaviors(byUser[user]!, user: user) }
+            return n
+        }
+        appended?.pointee = Int64(added)
+    }
+}
+
+@_cdecl("sheaf_put_items")
+public func sheafPutItems(_ handle: sheaf_handle, _ count: Int64, _ ids: UnsafePointer<UInt64>?, _ embeddings: UnsafePointer<Float>?) -> Int32 {
+    api {
+        guard count >= 0 else { throw invalid("count \(count) is negative") }
+        guard count == 0 || (ids != nil && embeddings != nil) else { throw invalid("ids or embeddings is NULL") }
+        let s = try writableStore(handle)
+        let n = Int(count), d = s.dimension
+        let idList = Array(UnsafeBufferPointer(start: ids, count: n))
+        var seen = Set<UInt64>(minimumCapacity: n)
+        for (i, id) in idList.enumerated() where !seen.insert(id).inserted {
+            throw invalid("row \(i): item \(id) appears twice in the batch")
+        }
+        guard let codebook = try s.read({ try $0.activeCodebook() }) else { throw StoreError.noActiveCodebook }
+        let rows = UnsafeBufferPointer(start: embeddings, count: try floats(count, width: d))
+        for r in 0..<n {
+            var zero = true
+            for c in 0..<d {
+                let v = rows[r * d + c]
+                guard v.isFinite else { throw invalid("row \(r): value at column \(c) is \(v) (NaN and infinities are refused)") }
+                if v != 0 { zero = false }
+            }
+            if zero, codebook.metric == .cosine {
+                throw invalid("row \(r) is a zero vector: it has no direction and cannot be coded with a cosine codebook")
+            }
+        }
+        guard n > 0 else { return }
+        let encoder = ResidualEncoder(
+            codebook: codebook, beamWidth: Int(codebook.trainingStats["encode_beam_width"] ?? 1), threads: 1)
+        let L = codebook.levels
+        var codes = [UInt32](repeating: 0, count: n * L)
+        var magnitudes = [Float](repeating: 0, count: n * L)
+        try codes.withUnsafeMutableBufferPointer { c in
+            try magnitudes.withUnsafeMutableBufferPointer { m in
+                try encoder.encode(rows, count: n, codes: c.baseAddress!, magnitudes: m.baseAddress!)
+            }
+        }
+        let packed = try Store.packItems(
+            ids: idList, codes: codes, magnitudes: codebook.magnitudeEncoding == .none ? [] : magnitudes, codebook: codebook)
+        try s.write { try $0.putPackedItems(ids: idList, packed: packed, codebook: codebook) }
     }
 }

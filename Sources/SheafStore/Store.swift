@@ -66,6 +66,8 @@ public final class Store: @unchecked Sendable {
     let recordsHaveChecksums: Bool
 
     let env: LMDBEnvironment
+    /// This process's claim on the data file, released when the store goes.
+    private let claim: OpenFileClaim
     let tables: Tables
     let options: StoreOptions
     /// Decoded codebooks, by id. Codebooks are immutable once committed, so entries never go stale.
@@ -143,6 +145,9 @@ public final class Store: @unchecked Sendable {
             throw StoreError.invalidArgument("mapSize must be positive and at most maxMapSize")
         }
         if existed, !options.readOnly { try Self.refuseWriteProtected(path: path, dataFile: dataFile) }
+        // Claimed before LMDB opens anything: a second environment on an open file must never exist,
+        // even briefly (closing it would release the first one's locks).
+        let claim = try OpenFileClaim(dataFile: dataFile, path: path)
         let env: LMDBEnvironment
         do {
             env = try LMDBEnvironment(
@@ -171,6 +176,8 @@ public final class Store: @unchecked Sendable {
         }
         self.path = path
         self.env = env
+        try claim.confirm()
+        self.claim = claim
         self.tables = tables
         self.options = options
         self.dimension = meta.dimension
@@ -322,5 +329,49 @@ func storeErrors<R>(maxMapSize: Int, _ body: () throws -> R) throws -> R {
         throw StoreError.diskFull
     } catch LMDBError.mapFull {
         throw StoreError.mapFull(limit: maxMapSize)
+    }
+}
+
+/// The data files (by device and inode) that a `Store` of this process has open: LMDB must not open
+/// one twice in a process, since closing the second environment releases the first one's locks.
+final class OpenFileClaim: Sendable {
+    private struct Identity: Hashable {
+        let device: UInt64
+        let inode: UInt64
+    }
+
+    private static let open = Mutex<Set<Identity>>([])
+    private let dataFile: String
+    private let path: String
+    private let identity = Mutex<Identity?>(nil)
+
+    /// Claims `dataFile` when it exists; throws `StoreError.alreadyOpen` when it is claimed already.
+    /// A file that does not exist yet is claimed by `confirm()`, once created.
+    init(dataFile: String, path: String) throws {
+        self.dataFile = dataFile
+        self.path = path
+        try take(required: false)
+    }
+
+    /// Claims the file now that it exists (a no-op when `init` claimed it).
+    func confirm() throws {
+        guard identity.withLock({ $0 }) == nil else { return }
+        try take(required: true)
+    }
+
+    private func take(required: Bool) throws {
+        var st = stat()
+        guard stat(dataFile, &st) == 0 else {
+            if required { throw StoreError.storeMissing(path: path) }
+            return
+        }
+        let id = Identity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        let inserted = Self.open.withLock { $0.insert(id).inserted }
+        guard inserted else { throw StoreError.alreadyOpen(path: path) }
+        identity.withLock { $0 = id }
+    }
+
+    deinit {
+        if let id = identity.withLock({ $0 }) { _ = Self.open.withLock { $0.remove(id) } }
     }
 }

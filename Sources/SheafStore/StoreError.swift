@@ -48,6 +48,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case diskFull
     /// A caller's buffer is too small.
     case bufferTooSmall(needed: Int, available: Int)
+    /// The store is already open in this process (under this or another path). LMDB allows one
+    /// environment per file per process: a second one would break the first one's locks when closed.
+    case alreadyOpen(path: String)
 
     public var description: String {
         switch self {
@@ -60,6 +63,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .migrationRefused(let p, let r): "\(p) was not migrated (nothing changed): \(r)"
         case .dimensionMismatch(let s, let r): "dimension mismatch: the store holds \(s)-d embeddings, got \(r)"
         case .readOnly: "the store is open read-only"
+        case .alreadyOpen(let p):
+            "the store at \(p) is already open in this process; LMDB allows one environment per file per process "
+                + "(a second one breaks the first one's locks when it closes): share the open Store, or close it first"
         case .invalidArgument(let m): "invalid argument: \(m)"
         case .corruptRecord(let t, let k, let r): "corrupt record in table '\(t)' at key \(k): \(r)"
         case .unknownCodebook(let id): "codebook \(id) is not stored"

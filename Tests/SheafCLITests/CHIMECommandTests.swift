@@ -62,11 +62,13 @@ import Testing
             ProfileBuildReport.self, from: Data(try sheaf("profiles", "build", store, "--model", s.file("m"), "--json").standardOutput.utf8))
         #expect(again.built == 0 && again.current == 30)
         // The library call a ranking service makes returns the same histogram.
-        var o = StoreOptions()
-        o.readOnly = true
-        let opened = try Store(path: store, options: o)
         let reader = try ProfileReader(modelDirectory: s.file("m"))
-        let h = try reader.histograms(users: [1, 99_999], store: opened)
+        let h = try {
+            var o = StoreOptions()
+            o.readOnly = true
+            // Closed again before the commands below open the store (one environment per file per process).
+            return try reader.histograms(users: [1, 99_999], store: try Store(path: store, options: o))
+        }()
         #expect(h[0]!.entries == p.entries && h[1] == nil)
         #expect(h[0]!.level(0).counts.reduce(0, +) == 24)
         // `profiles export`: one decoded unit vector per user, with ids and behaviour counts beside it.

@@ -230,8 +230,10 @@ import Testing
         let (store, emb) = try preparedStore(s)
         try "1\tgood\n".write(toFile: s.file("t.tsv"), atomically: true, encoding: .utf8)
         try sheaf("items", "load", store, "--input", emb, "--titles", s.file("t.tsv"))
-        let opened = try Store(path: store)
-        try opened.write { txn in try txn.put(opened.tables.titles, 1, [1, 0xFF, 0xFE]) }
+        do {
+            let opened = try Store(path: store)
+            try opened.write { txn in try txn.put(opened.tables.titles, 1, [1, 0xFF, 0xFE]) }
+        }
         let out = CommandOutput(capture: true)
         #expect(throws: ExitCode(1)) {
             try CommandOutput.$current.withValue(out) {

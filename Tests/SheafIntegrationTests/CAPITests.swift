@@ -1,6 +1,7 @@
 import Foundation
 import SheafCodebook
 import SheafModels
+import SheafQuantizer
 import SheafRandom
 import SheafStore
 import Testing
@@ -52,15 +53,17 @@ import Testing
         ]))
         try #require(compile.status == 0, "cc failed:\n\(compile.stderr)")
 
+        // The statistics before the program writes (it prints its reading of them before its writes).
+        let st = try store.read { try $0.statistics() }
         let run = try #require(runProcess(program, [storePath, "7", "3", "5"]))
         let output = String(decoding: run.stdout, as: UTF8.self)
         #expect(run.status == 0, "read_store:\n\(output)\n\(run.stderr)")
         let lines = output.split(separator: "\n").map(String.init)
         #expect(!lines.contains { $0.hasPrefix("FAIL") }, "\(lines.filter { $0.hasPrefix("FAIL") })")
-        #expect(lines.filter { $0.hasPrefix("ok ") }.count == 35)
+        #expect(lines.filter { $0.hasPrefix("ok ") }.count == 55)
         #expect(lines.contains("failures 0"))
         #expect(lines.contains("dimension 5"))
-        #expect(lines.contains("version 0.18.0 api 1 format \(StoreMetadata.schemaVersion)"))
+        #expect(lines.contains("version 0.19.0 api 1 format \(StoreMetadata.schemaVersion)"))
 
         // What it read is what the Swift API reads, exactly (%.9g round-trips a float).
         func values(_ prefix: String) -> [String] { lines.filter { $0.hasPrefix(prefix + " ") }.map { String($0.dropFirst(prefix.count + 1)) } }
@@ -71,7 +74,6 @@ import Testing
         #expect(values("history") == (0..<history.count).map { "\(history.itemIDs[$0]) \(history.timestamps[$0]) \(String(format: "%.9g", history.labels[$0]))" })
         #expect(values("embedding").compactMap(Float.init) == embeddings)
         #expect(values("items").compactMap(Float.init) == (try store.read { try $0.decodeItems([3, 5]) }))
-        let st = try store.read { try $0.statistics() }
         #expect(values("statistics") == ["\(st.items) \(st.users) \(st.behaviors) \(st.segments) \(st.profiles) \(st.codebooks.count)"])
         // The profile, and the projected history against the Swift projected decode with the same W and b.
         let histogram = try CodeHistogram(try #require(try store.read { try $0.profile(user: 7) }), user: 7)
@@ -82,6 +84,20 @@ import Testing
         var projected: [Float] = []
         _ = try store.read { try $0.decodeHistory(user: 7, through: projection, into: &projected) }
         #expect(values("projected").compactMap(Float.init) == projected)
+
+        // What it wrote: user 424242's behaviours in time order, a repeat dropped; items 900 and 901
+        // coded as Swift codes the same rows (put here under 910 and 911 and decoded alike).
+        let written = try #require(try store.read { try $0.history(user: 424242) })
+        #expect(written.itemIDs == [5, 7, 3] && written.timestamps == [100, 200, 300] && written.labels == [2.5, 0.5, 1.5])
+        #expect(values("appended") == ["5 100 2.5", "7 200 0.5", "3 300 1.5"])
+        let rows = (0..<(2 * d)).map { Float($0 % 5) - 1.5 }
+        let (swiftCodes, swiftMagnitudes) = try ResidualEncoder(codebook: cb, threads: 1).encode(rows, count: 2)
+        try store.write { try $0.putItems(ids: [910, 911], codes: swiftCodes, magnitudes: swiftMagnitudes) }
+        let put = values("put").compactMap(Float.init)
+        #expect(put.count == 2 * d)
+        #expect(put == (try store.read { try $0.decodeItems([910, 911]) }))
+        #expect(put == (try store.read { try $0.decodeItems([900, 901]) }))
+        #expect(try store.read { try $0.containsItem(903) } == false)
     }
 
     /// The Python package (tools/python/sheaf, ctypes over libSheaf.so) under pytest, on a store made
@@ -144,6 +160,6 @@ import Testing
             PythonEnvironment.python!, ["-m", "pytest", "-q", "-p", "no:cacheprovider", repositoryRoot + "/tools/python/tests"], environment: env))
         let output = String(decoding: run.stdout, as: UTF8.self)
         #expect(run.status == 0, "pytest:\n\(output)\n\(run.stderr)")
-        #expect(output.contains("11 passed"), "\(output)")
+        #expect(output.contains("14 passed"), "\(output)")
     }
 }

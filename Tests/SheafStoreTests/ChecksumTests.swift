@@ -185,6 +185,7 @@ private func fileBytes(_ path: String) throws -> Data { try Data(contentsOf: URL
         #expect(progressed == ["codebooks", "items", "histories", "titles"])
         #expect(report.verification?.isClean == true)
 
+        do {
         let store = try Store(path: dir.path)
         // Items decode to what the schema-2 build exported, bit for bit.
         let expected = try NPYArray(contentsOf: fixture + "/expected-items.npy").floats()
@@ -203,7 +204,8 @@ private func fileBytes(_ path: String) throws -> Data { try Data(contentsOf: URL
             }
         }
         #expect(rows == lines.map(String.init))
-        // A second run has nothing to do.
+        }
+        // A second run (the store closed: one environment per file per process) has nothing to do.
         let again = try Store.migrate(path: dir.path)
         #expect(!again.migrated && again.records.isEmpty)
     }

@@ -13,11 +13,35 @@ import Testing
             #expect(store.dimension == 8)
             #expect(!store.isReadOnly)
         }
-        let reopened = try Store(path: dir.path)
-        #expect(reopened.dimension == 8)
+        do {
+            let reopened = try Store(path: dir.path)
+            #expect(reopened.dimension == 8)
+        }
         #expect(throws: StoreError.dimensionMismatch(stored: 8, requested: 16)) {
             try Store(path: dir.path, dimension: 16)
         }
+    }
+
+    /// LMDB allows one environment per file per process: a second open of a store that is open is
+    /// refused before LMDB touches the file (under another path too), and the first one goes on working.
+    @Test func aStoreOpenInThisProcessIsNotOpenedTwice() throws {
+        let dir = TempDirectory()
+        let link = TempDirectory("link")
+        do {
+            let store = try Store(path: dir.path, dimension: 4)
+            try store.write { try $0.appendBehaviors([Behavior(item: 1, timestamp: 1)], user: 5) }
+            #expect(throws: StoreError.alreadyOpen(path: dir.path)) { try Store(path: dir.path) }
+            var readOnly = StoreOptions()
+            readOnly.readOnly = true
+            #expect(throws: StoreError.alreadyOpen(path: dir.path)) { try Store(path: dir.path, options: readOnly) }
+            try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: dir.path)
+            #expect(throws: StoreError.alreadyOpen(path: link.path)) { try Store(path: link.path) }
+            // The first store still reads and writes (a second environment closing would have broken its locks).
+            try store.write { try $0.appendBehaviors([Behavior(item: 2, timestamp: 2)], user: 5) }
+            #expect(try store.read { try $0.history(user: 5)?.itemIDs } == [1, 2])
+        }
+        // Closed, it opens again.
+        #expect(try Store(path: dir.path).read { try $0.history(user: 5)?.count } == 2)
     }
 
     @Test func missingStores() throws {
@@ -134,12 +158,14 @@ import Testing
 
     @Test func codebooksAreImmutable() throws {
         let dir = TempDirectory()
-        let store = try Store(path: dir.path, dimension: 4)
         let a = try makeCodebook(id: 1, dimension: 4, seed: 1)
-        let b = try makeCodebook(id: 1, dimension: 4, seed: 2)
-        try store.write { try $0.putCodebook(a) }
-        try store.write { try $0.putCodebook(a) }  // identical: no-op
-        #expect(throws: StoreError.codebookExists(1)) { try store.write { try $0.putCodebook(b) } }
+        do {
+            let store = try Store(path: dir.path, dimension: 4)
+            let b = try makeCodebook(id: 1, dimension: 4, seed: 2)
+            try store.write { try $0.putCodebook(a) }
+            try store.write { try $0.putCodebook(a) }  // identical: no-op
+            #expect(throws: StoreError.codebookExists(1)) { try store.write { try $0.putCodebook(b) } }
+        }
         let fresh = try Store(path: dir.path)
         #expect(try fresh.read { try $0.codebook(1) }?.hasSameContent(as: a) == true)
     }

@@ -1,5 +1,6 @@
 /*
- * sheaf.h — Sheaf's C API: read a Sheaf store (histories, item embeddings) from any language.
+ * sheaf.h — Sheaf's C API: read a Sheaf store (histories, item embeddings) from any language, and
+ * load behaviours and items into it.
  *
  * Link with libSheaf.so (built by tools/build-clib, which links the Swift runtime statically):
  *
@@ -41,7 +42,8 @@ extern "C" {
 #define SHEAF_E_NOT_FOUND 3         /* the user has no history (or no profile) */
 #define SHEAF_E_BUFFER_TOO_SMALL 4  /* *required holds what is needed */
 #define SHEAF_E_MISSING_ITEMS 5     /* an item has no code; the message lists up to 10 */
-#define SHEAF_E_STORE 6             /* the store refused: missing, not a store, needs migration, damaged, ... */
+#define SHEAF_E_STORE 6             /* the store refused: missing, not a store, needs migration, damaged, full, ... */
+#define SHEAF_E_READ_ONLY 7         /* a write on a handle opened SHEAF_OPEN_READ_ONLY */
 
 /* Open flags. */
 #define SHEAF_OPEN_READ_ONLY 0
@@ -131,6 +133,28 @@ int sheaf_projection_destroy(sheaf_projection projection);
  * length needed. */
 int sheaf_read_history_projected(sheaf_handle store, sheaf_projection projection, uint64_t user, int64_t capacity,
                                  uint64_t *item_ids, float *rows, int64_t *count);
+
+/* Writes (loaders): a handle opened SHEAF_OPEN_READ_WRITE. Each call is one LMDB write transaction,
+ * so it is stored whole or not at all: on any error nothing of the call was written. Writers are
+ * serialised (LMDB has one writer at a time); readers are never blocked. SHEAF_E_READ_ONLY on a
+ * read-only handle. */
+
+/* Appends `count` behaviours: row i is users[i] did items[i] at timestamps[i] with label labels[i]
+ * (labels may be NULL: 0) and actions[i] (may be NULL: 0). Idempotent per (user, timestamp, item): a
+ * behaviour already stored, or repeated in the batch, is skipped, so a failed or repeated batch is
+ * finished by sending it again; *appended (may be NULL) is how many were new. Rows need not be in
+ * time order; a behaviour older than a user's latest stored one is merged into place. Behaviours of
+ * items without a code are stored (they read as SHEAF_E_MISSING_ITEMS until the item is put).
+ * SHEAF_E_INVALID_ARGUMENT: a timestamp outside -2^62 … 2^62 - 1, a NaN or infinite label. */
+int sheaf_append_behaviours(sheaf_handle store, int64_t count, const uint64_t *users, const uint64_t *items,
+                            const int64_t *timestamps, const float *labels, const uint16_t *actions, int64_t *appended);
+
+/* Encodes `count` item embeddings (count × D floats, row-major) with the store's active codebook, on
+ * the calling thread, and stores their codes, replacing earlier codes of the same ids. Behaviours
+ * already stored keep the code they were appended with (see the README, "Stale inline codes").
+ * SHEAF_E_INVALID_ARGUMENT: an id repeated in the batch, a NaN or infinite value, a zero row under a
+ * cosine codebook. SHEAF_E_STORE: the store has no codebook yet (`sheaf codebook train`). */
+int sheaf_put_items(sheaf_handle store, int64_t count, const uint64_t *ids, const float *embeddings);
 
 #ifdef __cplusplus
 }

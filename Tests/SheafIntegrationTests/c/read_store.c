@@ -4,7 +4,8 @@
  *   read_store STORE USER ITEM...
  *
  * Exit status 0 when every call behaved as documented (each check prints "ok NAME" or "FAIL NAME");
- * the values it read are printed as "history ...", "embedding ...", "items ..." lines. */
+ * the values it read are printed as "history ...", "embedding ...", "items ..." lines. It also writes:
+ * behaviours of user 424242 ("appended ..." lines) and items 900 and 901 ("put ..." lines). */
 #include <sheaf.h>
 
 #include <inttypes.h>
@@ -114,6 +115,56 @@ int main(int argc, char **argv) {
     CHECK("destroy projection", sheaf_projection_destroy(proj) == SHEAF_OK);
     CHECK("destroyed projection", sheaf_read_history_projected(store, proj, user, n, NULL, prow, &count) == SHEAF_E_BAD_HANDLE);
     free(w); free(prow); free(pids);
+
+    /* Writes: a read-only handle refuses them; a read-write one appends idempotently and puts items. */
+    uint64_t wusers[4] = {424242u, 424242u, 424242u, 424242u}, witems[4] = {3, 5, 3, 7};
+    int64_t wts[4] = {300, 100, 300, 200};
+    float wlabels[4] = {1.5f, 2.5f, 1.5f, 0.5f};
+    int64_t appended = -1;
+    CHECK("append read-only", sheaf_append_behaviours(store, 4, wusers, witems, wts, wlabels, NULL, &appended) == SHEAF_E_READ_ONLY && appended == -1);
+    /* One LMDB environment per file per process: a store open read-only here cannot also be opened
+     * read-write; opened read-write first, read-only handles share it. */
+    sheaf_handle rw = 0;
+    CHECK("read-write while open read-only", sheaf_open(path, SHEAF_OPEN_READ_WRITE, &rw) == SHEAF_E_STORE && rw == 0
+                                                 && strstr(sheaf_last_error_message(), "already open read-only") != NULL);
+    CHECK("close read-only", sheaf_close(store) == SHEAF_OK);
+    CHECK("open read-write", sheaf_open(path, SHEAF_OPEN_READ_WRITE, &rw) == SHEAF_OK && rw != 0);
+    CHECK("open read-only beside it", sheaf_open(path, SHEAF_OPEN_READ_ONLY, &store) == SHEAF_OK && store != 0 && store != rw);
+    CHECK("the read-only handle still refuses writes", sheaf_append_behaviours(store, 4, wusers, witems, wts, wlabels, NULL, &appended) == SHEAF_E_READ_ONLY);
+    CHECK("append", sheaf_append_behaviours(rw, 4, wusers, witems, wts, wlabels, NULL, &appended) == SHEAF_OK && appended == 3);
+    CHECK("append again adds nothing", sheaf_append_behaviours(rw, 4, wusers, witems, wts, wlabels, NULL, &appended) == SHEAF_OK && appended == 0);
+    float bad_labels[2] = {1.0f, 0.0f / 0.0f};
+    uint64_t bad_items[2] = {9, 9};
+    int64_t bad_ts[2] = {400, 500};
+    CHECK("append NaN label", sheaf_append_behaviours(rw, 2, wusers, bad_items, bad_ts, bad_labels, NULL, &appended) == SHEAF_E_INVALID_ARGUMENT
+                                  && strstr(sheaf_last_error_message(), "row 1") != NULL);
+    int64_t far_ts[1] = {INT64_MAX};
+    CHECK("append timestamp out of range", sheaf_append_behaviours(rw, 1, wusers, bad_items, far_ts, NULL, NULL, &appended) == SHEAF_E_INVALID_ARGUMENT);
+    CHECK("append null items", sheaf_append_behaviours(rw, 1, wusers, NULL, wts, NULL, NULL, &appended) == SHEAF_E_INVALID_ARGUMENT);
+    int64_t wn = 0;
+    CHECK("refused appends wrote nothing", sheaf_history_length(store, 424242u, &wn) == SHEAF_OK && wn == 3);
+    uint64_t wids[3];
+    int64_t wtimes[3];
+    float wlab[3];
+    CHECK("appended history", sheaf_read_history(store, 424242u, 3, wids, wtimes, wlab, NULL, &count) == SHEAF_OK && count == 3);
+    for (int64_t i = 0; i < count; i++) printf("appended %" PRIu64 " %" PRId64 " %.9g\n", wids[i], wtimes[i], wlab[i]);
+
+    float *put = calloc((size_t)(2 * d), sizeof *put);
+    for (int64_t i = 0; i < 2 * d; i++) put[i] = (float)(i % 5) - 1.5f;
+    uint64_t put_ids[2] = {900, 901};
+    CHECK("put items read-only", sheaf_put_items(store, 2, put_ids, put) == SHEAF_E_READ_ONLY);
+    CHECK("put items", sheaf_put_items(rw, 2, put_ids, put) == SHEAF_OK);
+    float *got = calloc((size_t)(2 * d), sizeof *got);
+    CHECK("read put items", sheaf_read_items(store, put_ids, 2, got) == SHEAF_OK);
+    for (int64_t i = 0; i < 2 * d; i++) printf("put %.9g\n", got[i]);
+    uint64_t twice[2] = {902, 902};
+    CHECK("put repeated id", sheaf_put_items(rw, 2, twice, put) == SHEAF_E_INVALID_ARGUMENT && strstr(sheaf_last_error_message(), "twice") != NULL);
+    put[d + 1] = 1.0f / 0.0f;
+    uint64_t fresh[2] = {903, 904};
+    CHECK("put infinite value", sheaf_put_items(rw, 2, fresh, put) == SHEAF_E_INVALID_ARGUMENT && strstr(sheaf_last_error_message(), "row 1") != NULL);
+    CHECK("refused puts wrote nothing", sheaf_read_items(store, fresh, 1, got) == SHEAF_E_MISSING_ITEMS);
+    CHECK("close read-write", sheaf_close(rw) == SHEAF_OK);
+    free(put); free(got);
 
     /* Bad input: every one an error code, none a crash. */
     CHECK("unknown user", sheaf_history_length(store, 987654321u, &n) == SHEAF_E_NOT_FOUND);

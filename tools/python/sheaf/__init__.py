@@ -22,9 +22,9 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-__all__ = ["Store", "History", "Histories", "SheafError", "BadHandle", "NotFound", "MissingItems", "StoreError", "library"]
+__all__ = ["Store", "History", "Histories", "SheafError", "BadHandle", "NotFound", "MissingItems", "StoreError", "ReadOnly", "library"]
 
-OK, INVALID_ARGUMENT, BAD_HANDLE, NOT_FOUND, BUFFER_TOO_SMALL, MISSING_ITEMS, STORE = range(7)
+OK, INVALID_ARGUMENT, BAD_HANDLE, NOT_FOUND, BUFFER_TOO_SMALL, MISSING_ITEMS, STORE, READ_ONLY = range(8)
 API_VERSION = 1
 
 
@@ -59,7 +59,12 @@ class StoreError(SheafError):
     pass
 
 
-_ERRORS = {INVALID_ARGUMENT: InvalidArgument, BAD_HANDLE: BadHandle, NOT_FOUND: NotFound, MISSING_ITEMS: MissingItems, STORE: StoreError}
+class ReadOnly(SheafError):
+    """A write through a store opened without read_write=True."""
+
+
+_ERRORS = {INVALID_ARGUMENT: InvalidArgument, BAD_HANDLE: BadHandle, NOT_FOUND: NotFound, MISSING_ITEMS: MissingItems, STORE: StoreError,
+           READ_ONLY: ReadOnly}
 
 _lib = None
 
@@ -101,6 +106,8 @@ def library():
         "sheaf_projection_create": [u64, p(f32), i64, p(f32), p(u64)],
         "sheaf_projection_destroy": [u64],
         "sheaf_read_history_projected": [u64, u64, u64, i64, p(u64), p(f32), p(i64)],
+        "sheaf_append_behaviours": [u64, i64, p(u64), p(u64), p(i64), p(f32), p(ctypes.c_uint16), p(i64)],
+        "sheaf_put_items": [u64, i64, p(u64), p(f32)],
     }
     for name, args in signatures.items():
         f = getattr(lib, name)
@@ -140,7 +147,11 @@ class Histories(NamedTuple):
 
 
 class Store:
-    """A Sheaf store opened read-only (or with `read_write=True`, taking the writer's lock file)."""
+    """A Sheaf store opened read-only, or with `read_write=True` for loaders (`append`, `put_items`).
+
+    A process opens each store's file once underneath (LMDB allows one environment per file per
+    process): several Store objects on one store share it, and a store already open read-only in
+    this process cannot also be opened read-write (StoreError) — open it read-write first."""
 
     def __init__(self, path, read_write=False):
         lib = library()
@@ -272,6 +283,38 @@ class Store:
             _check(code)
             n = count.value
             return Profile(levels[:n], codes[:n], counts[:n], version.value, behaviours.value)
+
+    def append(self, users, items, timestamps, labels=None, actions=None):
+        """Appends behaviours (row i: users[i] did items[i] at timestamps[i], with labels[i] and
+        actions[i], default 0) in one write transaction: all of them or, on an error, none. Idempotent
+        per (user, timestamp, item), so a batch sent twice adds nothing the second time. Returns how
+        many behaviours were new. ReadOnly without read_write=True; InvalidArgument for a timestamp
+        outside ±2^62 or a NaN/infinite label, naming the row."""
+        u = np.ascontiguousarray(np.asarray(users, dtype=np.uint64))
+        n = len(u)
+        i = np.ascontiguousarray(np.asarray(items, dtype=np.uint64))
+        t = np.ascontiguousarray(np.asarray(timestamps, dtype=np.int64))
+        lab = None if labels is None else np.ascontiguousarray(np.asarray(labels, dtype=np.float32))
+        act = None if actions is None else np.ascontiguousarray(np.asarray(actions, dtype=np.uint16))
+        for name, a in (("items", i), ("timestamps", t), ("labels", lab), ("actions", act)):
+            if a is not None and a.shape != (n,):
+                raise InvalidArgument(INVALID_ARGUMENT, f"{name} must have shape ({n},) like users, got {a.shape}")
+        appended = ctypes.c_int64(0)
+        _check(library().sheaf_append_behaviours(
+            self._live(), n, _ptr(u, ctypes.c_uint64), _ptr(i, ctypes.c_uint64), _ptr(t, ctypes.c_int64),
+            None if lab is None else _ptr(lab, ctypes.c_float), None if act is None else _ptr(act, ctypes.c_uint16),
+            ctypes.byref(appended)))
+        return appended.value
+
+    def put_items(self, ids, embeddings):
+        """Encodes item embeddings ((n, D) float32) with the store's active codebook and stores their
+        codes under `ids`, replacing earlier codes, in one write transaction. ReadOnly without
+        read_write=True; InvalidArgument for a repeated id or a NaN/infinite value (naming the row)."""
+        a = np.ascontiguousarray(np.asarray(ids, dtype=np.uint64))
+        e = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
+        if e.shape != (len(a), self.dimension):
+            raise InvalidArgument(INVALID_ARGUMENT, f"embeddings must have shape ({len(a)}, {self.dimension}), got {e.shape}")
+        _check(library().sheaf_put_items(self._live(), len(a), _ptr(a, ctypes.c_uint64), _ptr(e, ctypes.c_float)))
 
     def projection(self, weight, bias=None):
         """A model's first layer y = x · W + b (W: D × H float32, b: H or None) for projected reads:

@@ -134,3 +134,74 @@ def test_concurrent_reads_from_threads(store, expected):
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert all(pool.map(read, range(200)))
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """A copy of the test store to write to."""
+    import shutil
+    path = tmp_path / "store"
+    path.mkdir()
+    shutil.copyfile(os.path.join(STORE, "data.mdb"), path / "data.mdb")
+    return str(path)
+
+
+def test_append_is_idempotent_and_all_or_nothing(copy):
+    with sheaf.Store(copy, read_write=True) as s:
+        # Out of time order, with a repeat: three new behaviours, stored in time order.
+        assert s.append([777, 777, 777, 777], [3, 5, 3, 7], [300, 100, 300, 200], labels=[1.5, 2.5, 1.5, 0.5]) == 3
+        assert s.append([777, 777, 777, 777], [3, 5, 3, 7], [300, 100, 300, 200], labels=[1.5, 2.5, 1.5, 0.5]) == 0
+        h = s.history(777, embeddings=False)
+        assert h.items.tolist() == [5, 7, 3] and h.timestamps.tolist() == [100, 200, 300] and h.labels.tolist() == [2.5, 0.5, 1.5]
+        before = s.stats()["behaviours"]
+        with pytest.raises(sheaf.InvalidArgument) as e:
+            s.append([778, 778], [1, 2], [1, 2], labels=[0.0, float("nan")])
+        assert "row 1" in str(e.value)
+        with pytest.raises(sheaf.InvalidArgument):
+            s.append([778], [1], [2**62])
+        with pytest.raises(sheaf.InvalidArgument):
+            s.append([778, 779], [1], [1, 2])
+        assert s.stats()["behaviours"] == before
+        with pytest.raises(sheaf.NotFound):
+            s.history(778)
+
+
+def test_put_items(copy):
+    with sheaf.Store(copy, read_write=True) as s:
+        rng = np.random.default_rng(3)
+        rows = rng.standard_normal((2, s.dimension)).astype(np.float32)
+        s.put_items([5000, 5001], rows)
+        got = s.items([5000, 5001])
+        assert got.shape == rows.shape and np.all(np.isfinite(got))
+        # Coded: close to the rows' directions, not equal to them.
+        cos = (got * rows).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(rows, axis=1)
+        assert np.all(cos > 0.3), cos
+        with pytest.raises(sheaf.InvalidArgument) as e:
+            s.put_items([6000, 6000], rows)
+        assert "twice" in str(e.value)
+        bad = rows.copy()
+        bad[1, 0] = np.inf
+        with pytest.raises(sheaf.InvalidArgument):
+            s.put_items([6001, 6002], bad)
+        with pytest.raises(sheaf.MissingItems):
+            s.items([6001])
+        with pytest.raises(sheaf.InvalidArgument):
+            s.put_items([6003], rows)  # 1 id, 2 rows
+
+
+def test_read_only_handles_and_sharing(copy):
+    with sheaf.Store(copy) as reader:
+        with pytest.raises(sheaf.ReadOnly):
+            reader.append([1], [1], [1])
+        with pytest.raises(sheaf.ReadOnly):
+            reader.put_items([1], np.ones((1, reader.dimension), np.float32))
+        # Open read-only in this process: not also read-write (one LMDB environment per file).
+        with pytest.raises(sheaf.StoreError) as e:
+            sheaf.Store(copy, read_write=True)
+        assert "already open read-only" in str(e.value)
+    # Read-write first: read-only Stores share it, and see its writes at once.
+    with sheaf.Store(copy, read_write=True) as writer, sheaf.Store(copy) as reader:
+        writer.append([881], [2], [10])
+        assert reader.history(881, embeddings=False).items.tolist() == [2]
+        with pytest.raises(sheaf.ReadOnly):
+            reader.append([881], [3], [11])
