@@ -75,7 +75,7 @@ let package = Package(
         /// sheaf.h, the public C header, and the per-thread last error of the C API.
         .target(name: "CSheafAPI"),
         /// The C API (`@_cdecl` entry points of sheaf.h) over SheafStore: integer handles, error codes, no traps.
-        .target(name: "SheafC", dependencies: ["CSheafAPI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafModels"]),
+        .target(name: "SheafC", dependencies: ["CSheafAPI", "SheafStore", "SheafCodebook", "SheafQuantizer", "SheafModels"], exclude: ["exports.map"]),
         /// The `sheaf` command line: subcommands, loaders, progress. A library so tests can run commands in-process.
         .target(
             name: "SheafCLI",

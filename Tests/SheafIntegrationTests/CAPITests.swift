@@ -46,6 +46,20 @@ import Testing
         try #require(build.status == 0, "tools/build-clib failed:\n\(build.stderr.suffix(3000))")
         let library = String(decoding: build.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         let libraryDirectory = (library as NSString).deletingLastPathComponent
+        // The library exports exactly the header's functions (exports.map): no internal kernel, no Swift symbol.
+        if let readelf = ["/usr/bin/readelf"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
+            let symbols = try #require(runProcess(readelf, ["--dyn-syms", "-W", library]))
+            let exported = Set(String(decoding: symbols.stdout, as: UTF8.self).split(separator: "\n").compactMap { line -> String? in
+                let f = line.split(separator: " ", omittingEmptySubsequences: true)
+                // Num: Value Size Type Bind Vis Ndx Name
+                guard f.count >= 8, f[4] == "GLOBAL" || f[4] == "WEAK", f[6] != "UND" else { return nil }
+                return f[7].split(separator: "@").first.map(String.init)
+            })
+            let header = try String(contentsOfFile: repositoryRoot + "/Sources/CSheafAPI/include/sheaf.h", encoding: .utf8)
+            let declared = Set(header.matches(of: /(sheaf_[a-z0-9_]+)\(/).map { String($0.output.1) })
+            #expect(declared.count >= 19)
+            #expect(exported.subtracting(["SHEAF_1"]) == declared,  // SHEAF_1: the version node "exported but not declared: \(exported.subtracting(declared)); declared but not exported: \(declared.subtracting(exported))")
+        }
         let program = scratch.path + "/read_store"
         let compile = try #require(runProcess(Self.compiler!, [
             "-Wall", "-Werror", "-I", repositoryRoot + "/Sources/CSheafAPI/include", repositoryRoot + "/Tests/SheafIntegrationTests/c/read_store.c",
