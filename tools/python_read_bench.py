@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reading histories into numpy from Python: the `sheaf` package (tools/python/sheaf) against the Python
 `lmdb` binding reading the same histories as float32 rows, one get per behaviour (the README's baseline),
-interleaved request by request in one process, beside the Swift call's p50 on the same store from the
+interleaved request by request in one process (the paths in a shuffled order per request), beside the Swift call's p50 on the same store from the
 `sheaf-measure` run that made it (the probe; another process, measured minutes before).
 
     lib=$(tools/build-clib)
@@ -12,6 +12,8 @@ interleaved request by request in one process, beside the Swift call's p50 on th
 Per request (a user drawn at random, seed 1):
     package   store.history(user): ids, timestamps, labels and the (n, D) float32 embeddings, new arrays
     package-out  store.history(user, out=store.buffers(n)): the same into arrays reused across requests
+    library   sheaf_read_history called through ctypes into preallocated arrays, its length known: the
+              Swift call itself (plus ctypes' dispatch, about a microsecond), in the same process
     lmdb-rows txn.get(item) per behaviour into a preallocated (n, D) array (no ids, timestamps or labels)
 Prints p50/p99 per path and the ratios; --json writes them.
 """
@@ -22,6 +24,8 @@ import time
 
 import lmdb
 import numpy as np
+
+import ctypes
 
 import sheaf
 from lmdb_baseline import quantile  # tools/ is on sys.path when this script runs
@@ -46,34 +50,47 @@ def main():
         users, items = bucket["users"], bucket["items"]
         longest = max(len(x) for x in items)
         out = np.empty((longest, d), np.float32)
-        times = {"package": [], "package-out": [], "lmdb-rows": []}
+        times = {"package": [], "package-out": [], "library": [], "lmdb-rows": []}
         reused = store.buffers(longest)
-        for rep in range(a.requests + a.warmup):
-            k = int(rng.integers(len(users)))
-            t0 = time.perf_counter_ns()
-            h = store.history(users[k])
-            t1 = time.perf_counter_ns()
-            assert len(h.items) == len(items[k])
-            t4 = time.perf_counter_ns()
-            h = store.history(users[k], out=reused)
-            t5 = time.perf_counter_ns()
-            t2 = time.perf_counter_ns()
+        lib = sheaf.library()
+        P = ctypes.POINTER
+        raw = [a.ctypes.data_as(P(t)) for a, t in zip(reused, (ctypes.c_uint64, ctypes.c_int64, ctypes.c_float, ctypes.c_float))]
+        count = ctypes.c_int64(0)
+        def package(k):
+            assert len(store.history(users[k]).items) == len(items[k])
+
+        def package_out(k):
+            assert len(store.history(users[k], out=reused).items) == len(items[k])
+
+        def library(k):
+            code = lib.sheaf_read_history(store._handle, users[k], longest, raw[0], raw[1], raw[2], raw[3], ctypes.byref(count))
+            assert code == 0 and count.value == len(items[k])
+
+        def lmdb_rows(k):
             with env.begin(db=items_db, buffers=True) as txn:
                 for i, item in enumerate(items[k]):
                     out[i] = np.frombuffer(txn.get(struct.pack(">Q", item)), dtype=np.float32)
-            t3 = time.perf_counter_ns()
-            if rep >= a.warmup:
-                times["package"].append((t1 - t0) / 1e3)
-                times["package-out"].append((t5 - t4) / 1e3)
-                times["lmdb-rows"].append((t3 - t2) / 1e3)
+
+        paths = {"package": package, "package-out": package_out, "library": library, "lmdb-rows": lmdb_rows}
+        for rep in range(a.requests + a.warmup):
+            k = int(rng.integers(len(users)))
+            # Every path reads the same user, in a shuffled order: none always finds the pages warm.
+            for name in rng.permutation(list(paths)):
+                t0 = time.perf_counter_ns()
+                paths[name](k)
+                t1 = time.perf_counter_ns()
+                if rep >= a.warmup:
+                    times[name].append((t1 - t0) / 1e3)
         r = {k: {"p50_us": quantile(v, 0.5), "p99_us": quantile(v, 0.99)} for k, v in times.items()}
         r.update(bucket=bucket["name"], dimension=d, swift_p50_us=bucket["sheafP50Microseconds"], requests=a.requests)
         p, l = r["package"]["p50_us"], r["lmdb-rows"]["p50_us"]
         po = r["package-out"]["p50_us"]
+        lc = r["library"]["p50_us"]
         print(f"{probe['dataset']} {bucket['name']} behaviours, D={d}: package p50 {p:.1f} µs (into reused arrays {po:.1f} µs, "
               f"{po / bucket['sheafP50Microseconds']:.2f}× Swift, lmdb rows / it {l / po:.2f}×), "
               f"Swift (sheaf-measure, same store) {bucket['sheafP50Microseconds']:.1f} µs, lmdb float32 rows {l:.1f} µs; "
-              f"package / Swift {p / bucket['sheafP50Microseconds']:.2f}×, lmdb rows / package {l / p:.2f}×")
+              f"package / Swift {p / bucket['sheafP50Microseconds']:.2f}×, lmdb rows / package {l / p:.2f}×; "
+              f"same process: the library call {lc:.1f} µs, package / library call {p / lc:.2f}×, into reused arrays {po / lc:.2f}×")
         results.append(r)
     if a.json:
         with open(a.json, "w") as f:
