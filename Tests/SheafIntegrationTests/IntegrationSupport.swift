@@ -1,4 +1,6 @@
 import Foundation
+import SheafCodebook
+import SheafRandom
 import Testing
 
 // What the integration tests need from outside the package: Python with the packages of
@@ -44,6 +46,23 @@ final class TemporaryPath {
     let path: String
     init(_ suffix: String = "") { path = NSTemporaryDirectory() + "sheaf-integration-\(UUID().uuidString)\(suffix)" }
     deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+extension TemporaryPath {
+    /// A new temporary directory, created.
+    static func directory() throws -> TemporaryPath {
+        let dir = TemporaryPath()
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        return dir
+    }
+}
+
+/// A random two-level cosine codebook (id 1, 8-bit magnitudes in [0, 2] and [0, 1]) for test stores.
+func twoLevelCodebook(dimension d: Int, codesPerLevel k: Int, rng: inout SplitMix64) throws -> Codebook {
+    try Codebook(
+        id: 1, dimension: d, levels: 2, codesPerLevel: k, metric: .cosine, magnitudeEncoding: .uint8,
+        magnitudeRanges: [MagnitudeRange(lower: 0, upper: 2), MagnitudeRange(lower: 0, upper: 1)],
+        centroids: (0..<(2 * k * d)).map { _ in rng.float(in: -1...1) })
 }
 
 // MARK: - Python

@@ -8,7 +8,10 @@ import Testing
 /// tools/spark_shards.py in Spark local mode: its shard hash against `sheaf shard` and
 /// `Sharding.shard` on a million ids, and the shards it builds against the log, behaviour by
 /// behaviour, read back through the Swift API.
-@Suite(.serialized) struct SparkShardsTests {
+@Suite(
+    .serialized, .enabled(if: builtProduct("sheaf") != nil, "needs the sheaf binary (`swift build --build-tests` builds it)"),
+    .enabled(if: SparkEnvironment.ready, SparkEnvironment.missing))
+struct SparkShardsTests {
     static let sheaf = builtProduct("sheaf")
     static let script = repositoryRoot + "/tools/spark_shards.py"
 
@@ -20,12 +23,9 @@ import Testing
         return try #require(runProcess(python, [Self.script, "--master", "local[2]"] + arguments, environment: env))
     }
 
-    @Test(
-        .enabled(if: sheaf != nil, "needs the sheaf binary (`swift build --build-tests` builds it)"),
-        .enabled(if: SparkEnvironment.ready, SparkEnvironment.missing))
+    @Test
     func sparkHashAgreesWithSheafOnAMillionIds() throws {
-        let scratch = TemporaryPath()
-        try FileManager.default.createDirectory(atPath: scratch.path, withIntermediateDirectories: true)
+        let scratch = try TemporaryPath.directory()
         // A million ids over all 64 bits, with the edges of the signed and unsigned ranges.
         var rng = SplitMix64(seed: 1_000_003)
         var ids: [UInt64] = [0, 1, UInt64(Int64.max), UInt64(Int64.max) + 1, UInt64.max, UInt64.max - 1]
@@ -57,10 +57,7 @@ import Testing
         let base = dir + "/base"
         var rng = SplitMix64(seed: 77)
         let d = 6
-        let cb = try Codebook(
-            id: 1, dimension: d, levels: 2, codesPerLevel: 8, metric: .cosine, magnitudeEncoding: .uint8,
-            magnitudeRanges: [MagnitudeRange(lower: 0, upper: 2), MagnitudeRange(lower: 0, upper: 1)],
-            centroids: (0..<(2 * 8 * d)).map { _ in rng.float(in: -1...1) })
+        let cb = try twoLevelCodebook(dimension: d, codesPerLevel: 8, rng: &rng)
         let store = try Store(path: base, dimension: d)
         try store.write { txn in
             try txn.putCodebook(cb)
@@ -84,12 +81,9 @@ import Testing
         return (base, log, behaviours)
     }
 
-    @Test(
-        .enabled(if: sheaf != nil, "needs the sheaf binary (`swift build --build-tests` builds it)"),
-        .enabled(if: SparkEnvironment.ready, SparkEnvironment.missing))
+    @Test
     func shardsHoldEveryBehaviourExactlyOnceAndRerunsAddNothing() throws {
-        let scratch = TemporaryPath()
-        try FileManager.default.createDirectory(atPath: scratch.path, withIntermediateDirectories: true)
+        let scratch = try TemporaryPath.directory()
         let (base, log, behaviours) = try makeInputs(in: scratch.path)
         let out = scratch.path + "/shards"
         let shards = 3
@@ -155,12 +149,9 @@ import Testing
         #expect((rerun["problems"] as? [Any])?.isEmpty == true)
     }
 
-    @Test(
-        .enabled(if: sheaf != nil, "needs the sheaf binary (`swift build --build-tests` builds it)"),
-        .enabled(if: SparkEnvironment.ready, SparkEnvironment.missing))
+    @Test
     func refusedInputsBuildNothing() throws {
-        let scratch = TemporaryPath()
-        try FileManager.default.createDirectory(atPath: scratch.path, withIntermediateDirectories: true)
+        let scratch = try TemporaryPath.directory()
         let (base, _, _) = try makeInputs(in: scratch.path)
         let log = scratch.path + "/bad.csv"
         try "user,item,timestamp,label\n5,1,10,1\n-3x,2,11,1\n18446744073709551616,3,12,1\n".write(toFile: log, atomically: false, encoding: .utf8)
