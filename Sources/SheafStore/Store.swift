@@ -66,7 +66,9 @@ public final class Store: @unchecked Sendable {
     let recordsHaveChecksums: Bool
 
     let env: LMDBEnvironment
-    /// This process's claim on the data file, released when the store goes.
+    /// This process's claim on the data file, released when the store goes. Declared after `env`:
+    /// Swift destroys stored properties in declaration order, so the environment is closed before
+    /// another `Store` may claim the file.
     private let claim: OpenFileClaim
     let tables: Tables
     let options: StoreOptions
