@@ -123,6 +123,11 @@ public final class Store: @unchecked Sendable {
     init(path: String, dimension: Int?, options: StoreOptions, migrating: Bool) throws {
         let fm = FileManager.default
         let dataFile = (path as NSString).appendingPathComponent("data.mdb")
+        // Opening holds a process-wide lock until the file is claimed, so two threads opening (or
+        // creating) the same store cannot both open an environment on it: the second one waits, then
+        // finds it claimed. Opens are rare; the lock is not on any read or write path.
+        OpenFileClaim.opening.lock()
+        defer { OpenFileClaim.opening.unlock() }
         let existed = fm.fileExists(atPath: dataFile)
         guard !options.withoutLock || options.readOnly else {
             throw StoreError.invalidArgument("withoutLock needs readOnly: a writer must take LMDB's locks")
@@ -343,6 +348,8 @@ final class OpenFileClaim: Sendable {
     }
 
     private static let open = Mutex<Set<Identity>>([])
+    /// Held by every `Store` init until its file is claimed.
+    static let opening = NSLock()
     private let dataFile: String
     private let path: String
     private let identity = Mutex<Identity?>(nil)

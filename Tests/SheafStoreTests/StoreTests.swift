@@ -1,6 +1,7 @@
 import Foundation
 import SheafCodebook
 import SheafRandom
+import Synchronization
 import Testing
 
 @testable import SheafStore
@@ -42,6 +43,25 @@ import Testing
         }
         // Closed, it opens again.
         #expect(try Store(path: dir.path).read { try $0.history(user: 5)?.count } == 2)
+    }
+
+    /// Two threads creating the same new store: one creates it, the other is refused as already open.
+    @Test func twoThreadsCreatingOneStore() throws {
+        for _ in 0..<20 {
+            let dir = TempDirectory()
+            let path = dir.path
+            let outcomes = Mutex<[Result<Store, StoreError>]>([])
+            DispatchQueue.concurrentPerform(iterations: 2) { _ in
+                let r: Result<Store, StoreError>
+                do { r = .success(try Store(path: path, dimension: 4)) } catch let e as StoreError { r = .failure(e) } catch {
+                    r = .failure(.invalidArgument("\(error)"))
+                }
+                outcomes.withLock { $0.append(r) }  // the created store stays open until the check
+            }
+            let all = outcomes.withLock { $0 }
+            #expect(all.filter { if case .success = $0 { true } else { false } }.count == 1)
+            #expect(all.contains { if case .failure(.alreadyOpen(dir.path)) = $0 { true } else { false } }, "\(all)")
+        }
     }
 
     @Test func missingStores() throws {
