@@ -144,7 +144,9 @@ extension ReadTransaction {
         guard output.count >= ids.count * d else {
             throw StoreError.bufferTooSmall(needed: ids.count * d, available: output.count)
         }
-        var sink = DecodeSink(output: output.baseAddress!, dimension: d, projection: projection, options: options)
+        // No ids: nothing to write, and an empty buffer may have no base address.
+        guard !ids.isEmpty, let base = output.baseAddress else { return DecodeReport() }
+        var sink = DecodeSink(output: base, dimension: d, projection: projection, options: options)
         var report = DecodeReport()
         for (row, id) in ids.enumerated() {
             try decodeFromItemsTable(id, row: row, into: &sink, options: options, report: &report)

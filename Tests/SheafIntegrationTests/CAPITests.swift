@@ -72,7 +72,7 @@ import Testing
         #expect(run.status == 0, "read_store:\n\(output)\n\(run.stderr)")
         let lines = output.split(separator: "\n").map(String.init)
         #expect(!lines.contains { $0.hasPrefix("FAIL") }, "\(lines.filter { $0.hasPrefix("FAIL") })")
-        #expect(lines.filter { $0.hasPrefix("ok ") }.count == 55)
+        #expect(lines.filter { $0.hasPrefix("ok ") }.count == 56)
         #expect(lines.contains("failures 0"))
         #expect(lines.contains("dimension 5"))
         #expect(lines.contains("version 0.19.0 api 1 format \(StoreMetadata.schemaVersion)"))

@@ -36,6 +36,10 @@ import Testing
         try store.read { (txn) throws in
             let ids = bs.map(\.item)
             #expect(close(try txn.decodeItems(ids, through: p), Self.dense(try txn.decodeItems(ids), p)))
+            // No ids: empty results, whether the output has storage or not.
+            #expect(try txn.decodeItems([UInt64]()).isEmpty)
+            #expect(try txn.decodeItems([UInt64](), through: p).isEmpty)
+            #expect(try txn.decodeItems([UInt64](), into: UnsafeMutableBufferPointer<Float>(start: nil, count: 0)).rows == 0)
             let range = bs[4].timestamp..<bs[15].timestamp
             for selection: HistorySelection in [.all, .last(7), .timeRange(range)] {
                 for source: DecodeOptions.CodeSource in [.inline, .itemsTable] {

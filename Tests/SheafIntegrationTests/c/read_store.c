@@ -74,6 +74,7 @@ int main(int argc, char **argv) {
         CHECK("items", sheaf_read_items(store, items, item_count, iemb) == SHEAF_OK);
         for (int64_t i = 0; i < item_count * d; i++) printf("items %.9g\n", iemb[i]);
         uint64_t unknown[2] = {items[0], 4000000000u};
+        CHECK("no items", sheaf_read_items(store, NULL, 0, iemb) == SHEAF_OK);
         CHECK("missing item", sheaf_read_items(store, unknown, 2, iemb) == SHEAF_E_MISSING_ITEMS && strstr(sheaf_last_error_message(), "4000000000") != NULL);
         free(items);
         free(iemb);
