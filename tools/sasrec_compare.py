@@ -69,6 +69,8 @@ def sheaf_side(store, out, seed, a, extra, name="sheaf"):
     # The directory names the side and the run's length, so a finished run of another side or a
     # shorter run is never taken for this one.
     model = f"{out}_work/{name}-e{a.epochs}-p{a.patience}-seed{seed}"
+    if a.report_only and not os.path.exists(os.path.join(model, "metrics.json")):
+        return None
     args = [SHEAF, "train", store, "--output", model, "--seed", str(seed), "--epochs", str(a.epochs),
             "--patience", str(a.patience), "--threads", str(a.threads), "--json", "--quiet"] + extra
     t = time.perf_counter()
@@ -95,6 +97,8 @@ def recbole_side(out, seed, a):
             done = json.load(f).get("complete", False)
     except (OSError, ValueError):
         done = False
+    if a.report_only and not done:
+        return None
     if not done:  # an unfinished run resumes after its last finished epoch (tools/recbole-sasrec keeps resume.pth)
         run([os.path.join(ROOT, "tools", "recbole-sasrec"), "--seeds", str(seed), "--epochs", str(a.epochs),
              "--patience", str(a.patience), "--threads", str(a.threads), "--order", "exact", "--out", prefix])
@@ -126,10 +130,13 @@ def main():
                          "their epoch times are then not a speed result (the report says so)")
     ap.add_argument("--store", default=os.path.join(ROOT, "results", "sasrec-store"))
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "sasrec_compare"))
+    ap.add_argument("--report-only", action="store_true",
+                    help="write the report from the finished runs of --seeds and --sides; train nothing (unfinished runs are left out and named)")
     a = ap.parse_args()
     sides = a.sides.split(",")
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    ensure_store(a.store)
+    if not a.report_only:
+        ensure_store(a.store)
     emb = os.path.join(ROOT, "data", "ml-100k", "item_embeddings.npy")
     ids = os.path.join(ROOT, "data", "ml-100k", "item_ids.npy")
     for side in sides:
@@ -146,6 +153,9 @@ def main():
                            "sheaf-content-float32")
         else:
             r = recbole_side(a.out, seed, a)
+        if r is None:
+            print(f"seed {seed} {side}: not finished, left out of the report", file=sys.stderr, flush=True)
+            return None
         print(f"seed {seed} {side}: best epoch {r['best_epoch']} of {r['epochs']}, test Recall@10 "
               f"{r['test']['recall@10']:.4f} NDCG@10 {r['test']['ndcg@10']:.4f}, "
               f"{r['median_train_seconds']:.1f} s/epoch", file=sys.stderr, flush=True)
@@ -155,19 +165,21 @@ def main():
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
         done = list(pool.map(lambda j: job(*j), jobs))
-    results = {s: [r for (seed, side), r in zip(jobs, done) if side == s] for s in sides}
+    missing = [f"{side} seed {seed}" for (seed, side), r in zip(jobs, done) if r is None]
+    results = {s: [r for (seed, side), r in zip(jobs, done) if side == s and r is not None] for s in sides}
+    sides = [s for s in sides if results[s]]
     names = {"sheaf": "Sheaf SASRec (IDs)", "recbole": "RecBole 1.2.1 SASRec",
              "content": "Sheaf SASRec, content from decoded 8-byte codes",
              "content-float32": "Sheaf SASRec, content from float32 embeddings"}
     machine = next((r.get("machine") for s in sides for r in results[s] if r.get("machine")), {}) or {}
     env = next((r.get("environment") for r in results.get("recbole", []) if r.get("environment")), {}) or {}
-    lines = [f"# SASRec on MovieLens-100K: Sheaf beside RecBole ({len(a.seeds)} seeds: {a.seeds})", "",
+    lines = [f"# SASRec on MovieLens-100K: Sheaf beside RecBole (seeds asked: {a.seeds})", "",
              f"Machine: {machine.get('cpu', '?')}, {a.threads} threads; Sheaf's OpenBLAS core "
              f"{machine.get('blasCoreSelection', '?')}; RecBole on torch {env.get('torch', '?')} "
              f"(BLAS {env.get('torch_blas', '?')}). Epochs ≤ {a.epochs}, patience {a.patience}.", "",
-             "| model | seeds | best epoch | test Recall@10 | test NDCG@10 | MRR@10 | Recall@50 | NDCG@50 | "
+             "| model | seeds | best epoch | test Recall@10 per seed | test Recall@10 | test NDCG@10 | MRR@10 | Recall@50 | NDCG@50 | "
              "Recall@200 | s / training epoch | s / validation ranking |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     summary = {}
     for s in sides:
         rs = results[s]
@@ -177,7 +189,8 @@ def main():
         summary[s] = dict(test={m: {"mean": v[0], "std": v[1]} for m, v in agg.items()}, seconds_per_epoch=ep,
                           validation_seconds=ev, best_epochs=[r["best_epoch"] for r in rs])
         f = lambda m: f"{agg[m][0]:.4f} ± {agg[m][1]:.4f}"
-        lines.append(f"| {names[s]} | {len(rs)} | {', '.join(str(r['best_epoch']) for r in rs)} | {f('recall@10')} | "
+        lines.append(f"| {names[s]} | {', '.join(str(r['seed']) for r in rs)} | {', '.join(str(r['best_epoch']) for r in rs)} | "
+                     f"{', '.join(format(r['test']['recall@10'], '.4f') for r in rs)} | {f('recall@10')} | "
                      f"{f('ndcg@10')} | {f('mrr@10')} | {f('recall@50')} | {f('ndcg@50')} | {f('recall@200')} | "
                      f"{ep:.1f} | {ev:.2f} |")
     if "sheaf" in summary and "recbole" in summary:
@@ -190,6 +203,8 @@ def main():
         lines += ["", f"What the codebook costs the content variant in test Recall@10: {d:+.4f} (codes − float32)."]
     if a.jobs > 1:
         lines += ["", f"The runs shared the machine ({a.jobs} at once): their seconds are not a speed result."]
+    if missing:
+        lines += ["", "Not finished, so not in this table: " + ", ".join(missing) + "."]
     lines += ["", "± is the sample standard deviation over seeds (0 with one seed)."]
     md = "\n".join(lines) + "\n"
     with open(a.out + ".md", "w") as f:
