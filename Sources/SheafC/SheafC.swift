@@ -148,6 +148,14 @@ private func required<T>(_ p: UnsafeMutablePointer<T>?, _ name: String) throws -
     return p
 }
 
+/// The preamble of every read into caller-sized buffers: `count` (where the behaviours or entries
+/// written, or needed, go) must not be NULL, and `capacity` not negative.
+private func sizedRead(_ count: UnsafeMutablePointer<Int64>?, capacity: Int64) throws -> UnsafeMutablePointer<Int64> {
+    let count = try required(count, "count")
+    guard capacity >= 0 else { throw invalid("capacity \(capacity) is negative") }
+    return count
+}
+
 // MARK: - Versions
 
 /// The library version (static storage).
@@ -255,8 +263,7 @@ public func sheafReadHistory(
     _ count: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
     api {
-        let count = try required(count, "count")
-        guard capacity >= 0 else { throw invalid("capacity \(capacity) is negative") }
+        let count = try sizedRead(count, capacity: capacity)
         let s = try store(handle)
         let d = s.dimension
         let out = Outputs(itemIDs: itemIDs, timestamps: timestamps, labels: labels, embeddings: embeddings)
@@ -285,10 +292,9 @@ public func sheafReadHistories(
     _ embeddings: UnsafeMutablePointer<Float>?, _ count: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
     api {
-        let count = try required(count, "count")
+        let count = try sizedRead(count, capacity: capacity)
         let offsets = try required(offsets, "offsets")
         guard userCount >= 0 else { throw invalid("user_count \(userCount) is negative") }
-        guard capacity >= 0 else { throw invalid("capacity \(capacity) is negative") }
         guard userCount == 0 || users != nil else { throw invalid("users is NULL") }
         let s = try store(handle)
         let ids = (0..<Int(userCount)).map { users![$0] }
@@ -367,8 +373,7 @@ public func sheafReadProfile(
     _ behaviours: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
     api {
-        let count = try required(count, "count")
-        guard capacity >= 0 else { throw invalid("capacity \(capacity) is negative") }
+        let count = try sizedRead(count, capacity: capacity)
         guard capacity == 0 || (levels != nil && codes != nil && counts != nil) else { throw invalid("levels, codes or counts is NULL") }
         guard let stored = try store(handle).read({ try $0.profile(user: user) }) else {
             throw APIError(code: SHEAF_E_NOT_FOUND, message: "user \(user) has no profile")
@@ -426,9 +431,8 @@ public func sheafReadHistoryProjected(
     _ rows: UnsafeMutablePointer<Float>?, _ count: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
     api {
-        let count = try required(count, "count")
+        let count = try sizedRead(count, capacity: capacity)
         let rows = try required(rows, "rows")
-        guard capacity >= 0 else { throw invalid("capacity \(capacity) is negative") }
         let p = try projections.value(projection)
         try store(handle).read { txn in
             let history = try decodedHistory(user: user, into: rows, capacity: capacity, width: p.outputDimension, count: count) {
