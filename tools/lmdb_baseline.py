@@ -30,6 +30,21 @@ def quantile(samples, p):
     return s[min(len(s) - 1, int(round((len(s) - 1) * p)))]
 
 
+def open_probe(path):
+    """The probe, and its store opened with the `lmdb` binding: (probe, env, float32 items table)."""
+    with open(path) as f:
+        probe = json.load(f)
+    env = lmdb.open(probe["store"], readonly=True, lock=False, max_dbs=32, subdir=True)
+    return probe, env, env.open_db(probe["rawItemsTable"].encode(), create=False)
+
+
+def read_rows(env, items_db, items, out):
+    """The `rows` baseline: one read transaction, txn.get(item) per behaviour into row i of `out`."""
+    with env.begin(db=items_db, buffers=True) as txn:
+        for i, item in enumerate(items):
+            out[i] = np.frombuffer(txn.get(struct.pack(">Q", item)), dtype=np.float32)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--probe", required=True)
@@ -37,11 +52,8 @@ def main():
     ap.add_argument("--requests", type=int, default=500)
     ap.add_argument("--warmup", type=int, default=20)
     a = ap.parse_args()
-    with open(a.probe) as f:
-        probe = json.load(f)
+    probe, env, items_db = open_probe(a.probe)
     d = probe["dimension"]
-    env = lmdb.open(probe["store"], readonly=True, lock=False, max_dbs=32, subdir=True)
-    items_db = env.open_db(probe["rawItemsTable"].encode(), create=False)
     hist_db = env.open_db(probe["rawHistoriesTable"].encode(), create=False)
     rng = np.random.default_rng(1)
     rows = []
@@ -60,9 +72,7 @@ def main():
                 arr = np.frombuffer(v, dtype=np.float32).reshape(-1, d)
                 np.copyto(out[: arr.shape[0]], arr)
             t1 = time.perf_counter_ns()
-            with env.begin(db=items_db, buffers=True) as txn:
-                for i, item in enumerate(items[k]):
-                    out[i] = np.frombuffer(txn.get(struct.pack(">Q", item)), dtype=np.float32)
+            read_rows(env, items_db, items[k], out)
             t2 = time.perf_counter_ns()
             if rep >= a.warmup:
                 blob_s.append((t1 - t0) / 1000)

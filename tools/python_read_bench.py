@@ -18,17 +18,14 @@ Per request (a user drawn at random, seed 1):
 Prints p50/p99 per path and the ratios; --json writes them.
 """
 import argparse
+import ctypes
 import json
-import struct
 import time
 
-import lmdb
 import numpy as np
 
-import ctypes
-
 import sheaf
-from lmdb_baseline import quantile  # tools/ is on sys.path when this script runs
+from lmdb_baseline import open_probe, quantile, read_rows  # tools/ is on sys.path when this script runs
 
 
 def main():
@@ -38,12 +35,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--json")
     a = ap.parse_args()
-    with open(a.probe) as f:
-        probe = json.load(f)
+    probe, env, items_db = open_probe(a.probe)
     d = probe["dimension"]
     store = sheaf.Store(probe["store"])
-    env = lmdb.open(probe["store"], readonly=True, lock=False, max_dbs=32, subdir=True)
-    items_db = env.open_db(probe["rawItemsTable"].encode(), create=False)
     rng = np.random.default_rng(1)
     results = []
     for bucket in probe["buckets"]:
@@ -67,9 +61,7 @@ def main():
             assert code == 0 and count.value == len(items[k])
 
         def lmdb_rows(k):
-            with env.begin(db=items_db, buffers=True) as txn:
-                for i, item in enumerate(items[k]):
-                    out[i] = np.frombuffer(txn.get(struct.pack(">Q", item)), dtype=np.float32)
+            read_rows(env, items_db, items[k], out)
 
         paths = {"package": package, "package-out": package_out, "library": library, "lmdb-rows": lmdb_rows}
         for rep in range(a.requests + a.warmup):
