@@ -13,6 +13,7 @@ enum ModelKind: String, ExpressibleByArgument, CaseIterable {
 }
 
 extension InterestMatchingRule: ExpressibleByArgument {}
+extension RecentPositionOrder: ExpressibleByArgument {}
 
 /// What `sheaf train` writes to `DIR/metrics.json`.
 struct TrainingReport: Codable {
@@ -103,6 +104,8 @@ extension SheafCommand {
         @Option(help: "HyMiRec: sampled negatives per step (at least the item count: every item, a full softmax).") var negatives = 256
         @Option(help: "HyMiRec: InfoNCE temperature τ.") var tau: Float = 0.1
         @Option(help: "HyMiRec: hungarian or greedy matching of interests to target clusters.") var matching: InterestMatchingRule = .hungarian
+        @Option(help: "HyMiRec: recent positions numbered newest-first (the latest behaviour is always position 0) or oldest-first.")
+        var positions: RecentPositionOrder = .newestFirst
         @Option(name: .customLong("init"), help: "HyMiRec: refined layers random or from MiniLM (--model-dir).")
         var initialization: LayerInitialization = .random
         @Option(help: "The pretrained model directory for --init minilm.") var modelDir = "data/minilm"
@@ -151,6 +154,7 @@ extension SheafCommand {
             c.negatives = negatives
             c.temperature = tau
             c.matching = matching
+            c.recentPositionOrder = positions
             c.dropout = dropout ?? 0.1
             return c
         }

@@ -125,11 +125,13 @@ public struct CheckpointStore: Sendable {
     }
 
     /// A model configuration from its JSON, fields the JSON lacks (added after it was written) taking
-    /// today's defaults; nil when the JSON is not an object or a field has the wrong type.
+    /// their earlier behaviour (`Model.fieldsAddedLater`) or today's defaults; nil when the JSON is
+    /// not an object or a field has the wrong type.
     static func configuration<Model: SequentialRecommender>(_: Model.Type, _ json: String) -> Model.Configuration? {
         guard let stored = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
             let defaults = try? JSONSerialization.jsonObject(with: JSONEncoder().encode(Model.Configuration())) as? [String: Any],
-            let merged = try? JSONSerialization.data(withJSONObject: defaults.merging(stored) { _, new in new })
+            let merged = try? JSONSerialization.data(
+                withJSONObject: defaults.merging(Model.fieldsAddedLater) { _, earlier in earlier }.merging(stored) { _, new in new })
         else { return nil }
         return try? JSONDecoder().decode(Model.Configuration.self, from: merged)
     }

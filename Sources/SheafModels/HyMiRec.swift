@@ -29,6 +29,8 @@ public struct HyMiRecConfiguration: Codable, Sendable, Equatable {
     public var window = 4
     /// n: recent behaviours the refined recommender reads.
     public var recent = 50
+    /// How the recent behaviours' learned positions are numbered.
+    public var recentPositionOrder: RecentPositionOrder = .newestFirst
     /// The lightweight recommender reads at most this many behaviours before the recent window (the
     /// most recent ones).
     public var maxHistory = 1024
@@ -65,6 +67,18 @@ public struct HyMiRecConfiguration: Codable, Sendable, Equatable {
         guard temperature > 0, temperature.isFinite else { throw fail("the temperature must be positive") }
         guard (0..<1).contains(dropout) else { throw fail("dropout must be in [0, 1)") }
     }
+}
+
+/// How HyMiRec numbers the positions of the recent behaviours it reads.
+public enum RecentPositionOrder: String, Codable, Sendable, CaseIterable {
+    /// Position 0 is the latest behaviour, 1 the one before it, and so on: the latest behaviour has
+    /// the same position embedding however many behaviours precede it (the default).
+    case newestFirst = "newest-first"
+    /// Position 0 is the oldest of the recent behaviours read: with fewer than n of them the latest
+    /// one's position varies with their count, so the bidirectional refined recommender cannot tell
+    /// which is the latest. Checkpoints written before this option existed were trained this way
+    /// (and are read so).
+    case oldestFirst = "oldest-first"
 }
 
 /// The inputs of a batch of examples: per row, the history the lightweight recommender reads and the
@@ -108,6 +122,19 @@ public struct HyMiRecBatch: Sendable {
     private init(rows: Int, history: [Int], historyLength: Int, historyMask: [Bool], recent: [Int], recentLength: Int, recentMask: [Bool]) {
         (self.rows, self.history, self.historyLength, self.historyMask) = (rows, history, historyLength, historyMask)
         (self.recent, self.recentLength, self.recentMask) = (recent, recentLength, recentMask)
+    }
+
+    /// The position id of every recent token, [rows × recentLength] (padding: 0; it is masked).
+    /// Recent tokens sit at the start of their row, oldest first.
+    func positions(_ order: RecentPositionOrder) -> [Int] {
+        (0..<rows).flatMap { r -> [Int] in
+            switch order {
+            case .oldestFirst: return Array(0..<recentLength)
+            case .newestFirst:
+                let n = recentMask[(r * recentLength)..<((r + 1) * recentLength)].count { $0 }
+                return (0..<recentLength).map { p in p < n ? n - 1 - p : 0 }
+            }
+        }
     }
 
     /// The same batch with its recent tokens renumbered by `index` (item → row of a smaller table).
@@ -304,7 +331,7 @@ public final class HyMiRec {
             masks.append([Bool](repeating: true, count: b * nc))
         }
         let lr = batch.recentLength
-        let recent = t.add(t.embedding(projected, ids: batch.recent), t.embedding(recentPositions, ids: (0..<b).flatMap { _ in Array(0..<lr) }))
+        let recent = t.add(t.embedding(projected, ids: batch.recent), t.embedding(recentPositions, ids: batch.positions(c.recentPositionOrder)))
         parts.append(t.reshape(recent, [b, lr, d]))
         masks.append(batch.recentMask)
         parts.append(perRow(refinedQueryTable, s))
@@ -326,6 +353,8 @@ public final class HyMiRec {
 
 extension HyMiRec: SequentialRecommender {
     public static var kind: String { "hymirec" }
+    /// Models trained before `recentPositionOrder` existed numbered positions oldest first.
+    public static var fieldsAddedLater: [String: String] { ["recentPositionOrder": RecentPositionOrder.oldestFirst.rawValue] }
     public static func readsContent(_ configuration: HyMiRecConfiguration) -> Bool { true }
     public var content: ContentTable? { contentOfItems }
 

@@ -25,13 +25,17 @@ extension WindowSplit: ExampleSplit {}
 /// content: float32 rows or the store's codes) is saved with its parameters, so that a checkpoint
 /// is self-contained.
 public protocol SequentialRecommender: AnyObject {
-    /// Every field is saved in checkpoints. A field added later must default to the behaviour models
-    /// had before it: a checkpoint that lacks it is read with today's default (`init()`).
+    /// Every field is saved in checkpoints. A checkpoint that lacks a field (added after it was
+    /// written) is read with the field's value in `fieldsAddedLater` when it is listed there (the
+    /// behaviour models had before it), and with today's default (`init()`) otherwise.
     associatedtype Configuration: Codable, Sendable, Equatable, DefaultConstructible
     associatedtype Split: ExampleSplit
 
     /// The checkpoint's `sheaf.model` ("sasrec", "hymirec").
     static var kind: String { get }
+    /// Configuration fields whose default changed the model's behaviour when they were added, with
+    /// the JSON value that means the earlier behaviour (what a checkpoint without the field gets).
+    static var fieldsAddedLater: [String: String] { get }
     /// Whether a model of this configuration reads content embeddings (then `init` needs them).
     static func readsContent(_ configuration: Configuration) -> Bool
 
@@ -65,6 +69,8 @@ public protocol SequentialRecommender: AnyObject {
 }
 
 extension SequentialRecommender {
+    public static var fieldsAddedLater: [String: String] { [:] }
+
     /// Width of the content embeddings (0 when the model reads none).
     public var contentDimension: Int { content?.dimension ?? 0 }
 

@@ -292,6 +292,37 @@ extension HyMiRecTests {
         #expect(CheckpointStore.configuration(HyMiRec.self, String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)) == nil)
         #expect(CheckpointStore.configuration(HyMiRec.self, "[1, 2]") == nil)
         #expect(CheckpointStore.configuration(SASRec.self, "{}") == SASRecConfiguration())
+        // A field listed in fieldsAddedLater reads as the earlier behaviour, not today's default.
+        object["interests"] = 3
+        object.removeValue(forKey: "recentPositionOrder")
+        let before = try #require(
+            CheckpointStore.configuration(HyMiRec.self, String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)))
+        #expect(c.recentPositionOrder == .newestFirst && before.recentPositionOrder == .oldestFirst)
+        var earlier = c
+        earlier.recentPositionOrder = .oldestFirst
+        #expect(before == earlier)
+    }
+
+    /// Recent tokens sit at the start of their row, oldest first. Newest-first positions give the
+    /// latest behaviour position 0 in every row; oldest-first ones number from the row's start.
+    /// Padding gets 0 either way.
+    @Test func recentPositions() throws {
+        let (data, _, _) = planted()
+        var c = tiny()
+        c.recent = 4
+        let batch = HyMiRecBatch([(user: 0, cut: 2), (user: 1, cut: 9), (user: 2, cut: 0)], in: data, configuration: c)
+        #expect(batch.recentLength == 4)
+        #expect(batch.positions(.newestFirst) == [1, 0, 0, 0] + [3, 2, 1, 0] + [0, 0, 0, 0])
+        #expect(batch.positions(.oldestFirst) == [0, 1, 2, 3] + [0, 1, 2, 3] + [0, 1, 2, 3])
+        // The order changes the interests of a row shorter than n (the same parameters otherwise).
+        var oldest = tiny()
+        oldest.recentPositionOrder = .oldestFirst
+        let (_, content, _) = planted()
+        let a = try HyMiRec(configuration: tiny(), itemCount: 24, content: try .rows(content, dimension: 27), seed: 1)
+        let b = try HyMiRec(configuration: oldest, itemCount: 24, content: try .rows(content, dimension: 27), seed: 1)
+        let short = [(user: 0, cut: 3)]
+        #expect(a.interests(HyMiRecBatch(short, in: data, configuration: a.configuration))
+            != b.interests(HyMiRecBatch(short, in: data, configuration: b.configuration)))
     }
 }
 
