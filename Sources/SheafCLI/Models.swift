@@ -90,18 +90,18 @@ extension SheafCommand {
         @Option(help: "Transformer layers (HyMiRec: of the refined recommender).") var layers = 2
         @Option(help: "Attention heads (default 2, 12 with --init minilm).") var heads: Int?
         @Option(help: "Feed-forward width (default 256, 1536 with --init minilm).") var inner: Int?
-        @Option(help: "Dropout of embeddings and layer outputs (default: SASRec 0.5, HyMiRec 0.1).") var dropout: Float?
+        @Option(help: "Dropout of embeddings and layer outputs (default 0.5).") var dropout: Float?
         @Option(help: "SASRec: dropout of attention weights (HyMiRec uses --dropout).") var attentionDropout: Float = 0.5
 
         @Option(help: "HyMiRec: coarse queries N_c of the lightweight recommender.") var coarseQueries = 4
-        @Option(help: "HyMiRec: interests s.") var interests = 4
+        @Option(help: "HyMiRec: interests s.") var interests = 2
         @Option(help: "HyMiRec: window targets w per training example.") var window = 4
         @Option(help: "HyMiRec: recent behaviours n the refined recommender reads.") var recent = 50
         @Option(help: "HyMiRec: at most this many behaviours before the recent ones reach the lightweight recommender.")
         var maxHistory = 1024
         @Option(help: "HyMiRec: layers of the lightweight recommender.") var lightweightLayers = 1
         @Option(help: "HyMiRec: width of the lightweight recommender (heads 2, feed-forward 4×).") var lightweightWidth = 64
-        @Option(help: "HyMiRec: sampled negatives per step (at least the item count: every item, a full softmax).") var negatives = 256
+        @Option(help: "HyMiRec: sampled negatives per step (at least the item count: every item, a full softmax).") var negatives = 4096
         @Option(help: "HyMiRec: InfoNCE temperature τ.") var tau: Float = 0.1
         @Option(help: "HyMiRec: hungarian or greedy matching of interests to target clusters.") var matching: InterestMatchingRule = .hungarian
         @Option(help: "HyMiRec: recent positions numbered newest-first (the latest behaviour is always position 0) or oldest-first.")
@@ -155,7 +155,7 @@ extension SheafCommand {
             c.temperature = tau
             c.matching = matching
             c.recentPositionOrder = positions
-            c.dropout = dropout ?? 0.1
+            c.dropout = dropout ?? 0.5
             return c
         }
 

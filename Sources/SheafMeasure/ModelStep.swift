@@ -96,7 +96,7 @@ extension SheafMeasure {
                     results += try measure(name, make, data: data, codes: codes, rows: rows) { (batch: [WindowExample]) in
                         let b = HyMiRecBatch(batch.map { (user: $0.user, cut: $0.cut) }, in: data, configuration: c)
                         var rng = SplitMix64(seed: 9)
-                        let negatives = (0..<min(c.negatives, itemCount)).map { _ in 1 + Int(rng.next() % UInt64(itemCount)) }
+                        let negatives = HyMiRec.negatives(c.negatives, itemCount: itemCount, rng: &rng)
                         let targets = batch.flatMap { e in e.targets.map { Int(data.users[e.user].items[$0]) } }
                         return [("lightweight.items", Set(b.history).sorted()), ("items", Set(b.recent + targets + negatives).sorted())]
                     }

@@ -23,8 +23,8 @@ public struct HyMiRecConfiguration: Codable, Sendable, Equatable {
     public var lightweightLayers = 1
     /// N_c: learnable coarse queries, one coarse interest each.
     public var coarseQueries = 4
-    /// s: refined interests.
-    public var interests = 4
+    /// s: refined interests (the seed's best on its public benchmarks: 2).
+    public var interests = 2
     /// w: window targets per training example.
     public var window = 4
     /// n: recent behaviours the refined recommender reads.
@@ -43,10 +43,12 @@ public struct HyMiRecConfiguration: Codable, Sendable, Equatable {
     /// Without it, coarse interests carry no indicator embedding (ablation).
     public var indicator = true
     public var matching: InterestMatchingRule = .hungarian
-    /// Sampled negatives per step (shared by the batch); at least the item count: every item once.
-    public var negatives = 256
+    /// Sampled negatives per step (shared by the batch); at least the item count: every item once (a
+    /// softmax over the catalogue). A model stores min(negatives, its item count).
+    public var negatives = 4096
     public var temperature: Float = 0.1
-    public var dropout: Float = 0.1
+    /// Dropout of embeddings, layer outputs and attention weights (SASRec's, as RecBole sets it).
+    public var dropout: Float = 0.5
     public var clusterIterations = 5
     public var initializerRange: Float = 0.02
     public var layerNormEpsilon: Float = 1e-12
@@ -205,7 +207,8 @@ public final class HyMiRec {
         guard let content, content.rowCount == itemCount + 1 else {
             throw .invalidConfiguration("HyMiRec needs the content of \(itemCount) items")
         }
-        let c = configuration
+        var c = configuration
+        c.negatives = min(c.negatives, itemCount)  // any count from N on means every item once
         self.configuration = c
         self.itemCount = itemCount
         self.contentOfItems = content
@@ -411,7 +414,7 @@ extension HyMiRec: SequentialRecommender {
     /// A step's negatives: `count` items drawn uniformly (with replacement) from 1…N, or, when
     /// `count` ≥ N, every item once (InfoNCE then becomes a softmax over the whole catalogue, as
     /// SASRec's loss is; nothing is drawn).
-    static func negatives(_ count: Int, itemCount: Int, rng: inout SplitMix64) -> [Int] {
+    public static func negatives(_ count: Int, itemCount: Int, rng: inout SplitMix64) -> [Int] {
         count >= itemCount ? Array(1...itemCount) : (0..<count).map { _ in 1 + Int(rng.next() % UInt64(itemCount)) }
     }
 

@@ -337,4 +337,18 @@ extension HyMiRecTests {
         #expect(HyMiRec.negatives(24, itemCount: 24, rng: &a) == Array(1...24))
         #expect(HyMiRec.negatives(500, itemCount: 24, rng: &a) == Array(1...24) && a.state == before)
     }
+
+    /// A model keeps min(negatives, N): every count from N on means the same (every item once), so
+    /// runs that differ only there have one configuration (and one can resume the other's checkpoint).
+    @Test func negativesBeyondTheCatalogueAreStoredAsIt() throws {
+        let (_, content, _) = planted()
+        var c = tiny()
+        c.negatives = 4096
+        let model = try HyMiRec(configuration: c, itemCount: 24, content: try .rows(content, dimension: 27), seed: 1)
+        #expect(model.configuration.negatives == 24)
+        c.negatives = 24
+        #expect(try HyMiRec(configuration: c, itemCount: 24, content: try .rows(content, dimension: 27), seed: 1).configuration == model.configuration)
+        c.negatives = 16
+        #expect(try HyMiRec(configuration: c, itemCount: 24, content: try .rows(content, dimension: 27), seed: 1).configuration.negatives == 16)
+    }
 }
