@@ -4,22 +4,27 @@ all 1,682 items, best epoch on validation NDCG@10, test once): the seed's Table 
 content SASRec and RecBole's SASRec from tools/sasrec-compare), Table 4 (ablations), Figure 3 (s and w)
 and the training cost against float32 rows.
 
-    tools/hymirec-compare [--seeds 1 2 3] [--epochs 200] [--patience 10] [--threads 1] [--jobs 2]
-                          [--parts main,ablations,sweep] [--out results/hymirec]
+    tools/hymirec-compare [--seeds 1 2 3] [--study-seeds 1] [--epochs 200] [--patience 10] [--threads 1]
+                          [--jobs 2] [--parts main,ablations,sweep] [--out results/hymirec] [--report-only]
 
 Every run is `sheaf train STORE --model hymirec --seed S` plus its flags, in its own directory under
 <out>_work named by its flags. A finished run is reused; one that stopped part-way (a killed process,
 an ended session) resumes from its last.safetensors, exactly as the uninterrupted run would have. Runs
 that mean the same thing share a directory (w = 1 is both an ablation and a sweep point).
 
-Runs (the default model: s = 4 interests, w = 4, n = 50 recent, N_c = 4 coarse queries, width 64):
-  main        HyMiRec; HyMiRec --item-ids (a learned ID embedding added to each item's projected content);
-              HyMiRec --negatives 1682 (every item a negative: a softmax over the catalogue)
+Runs (the default model: s = 2 interests, w = 4, n = 50 recent, N_c = 4 coarse queries, width 64,
+dropout 0.5, every one of the 1,682 items a negative):
+  main        HyMiRec; HyMiRec --item-ids (a learned ID embedding added to each item's projected content),
+              on --seeds (3)
   ablations   --no-lightweight; --embeddings E.npy (float32 rows instead of codes); a euclidean codebook
               at the same 8 bytes per item (store <store>-euclidean, L8 K256); --no-indicator; without
               DMIL (--interests 1 --window 1: one interest, the next item); without window targets
-              (--window 1); --matching greedy
-  sweep       s in 1, 2, 3, 4 (w = 4) and w in 1, 2, 4, 8 (s = 4)
+              (--window 1); --matching greedy; on --study-seeds (1), against HyMiRec on the same seeds
+  sweep       s in 1, 2, 3, 4 (w = 4) and w in 1, 2, 4, 8 (s = 2), on --study-seeds
+
+Each run costs 1–2 hours of one core on MovieLens-100K (20–45 epochs of 60–150 s), so the main table
+(6 runs) and the ablations and sweep (12 more on one seed) take about 30 core-hours: several sessions
+with 2 runs at once. Run it in parts; every finished run is kept.
 
 Writes <out>.md, <out>.json and <out>.png (R@10 and N@10 against s and against w). The SASRec rows of
 the main table come from tools/sasrec-compare's run directories (results/sasrec_compare_work) when
@@ -54,8 +59,6 @@ def variants(store, euclidean):
     emb, ids = f"{DATA}/item_embeddings.npy", f"{DATA}/item_ids.npy"
     main = ("HyMiRec", store, [])
     with_ids = ("HyMiRec + item IDs", store, ["--item-ids"])
-    # Every one of MovieLens-100K's 1,682 items as a negative: a softmax over the catalogue, as SASRec's.
-    all_negatives = ("HyMiRec, every item a negative", store, ["--negatives", "1682"])
     ablations = [
         ("w/o lightweight recommender", store, ["--no-lightweight"]),
         ("float32 embeddings instead of codes", store, ["--embeddings", emb, "--content-ids", ids]),
@@ -65,9 +68,9 @@ def variants(store, euclidean):
         ("w/o window targets (w = 1)", store, ["--window", "1"]),
         ("greedy max matching", store, ["--matching", "greedy"]),
     ]
-    sweep_s = [(f"s = {s}", store, [] if s == 4 else ["--interests", str(s)]) for s in (1, 2, 3, 4)]
+    sweep_s = [(f"s = {s}", store, [] if s == 2 else ["--interests", str(s)]) for s in (1, 2, 3, 4)]
     sweep_w = [(f"w = {w}", store, [] if w == 4 else ["--window", str(w)]) for w in (1, 2, 4, 8)]
-    return main, [with_ids, all_negatives], ablations, sweep_s, sweep_w
+    return main, [with_ids], ablations, sweep_s, sweep_w
 
 
 def key(store, flags, base_store):
@@ -148,7 +151,9 @@ def history_tokens():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds of the main table")
+    ap.add_argument("--study-seeds", type=int, nargs="+", default=[1],
+                    help="seeds of the ablations and the sweep (default: 1; each of their runs costs as much as a main one)")
     ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
@@ -171,11 +176,16 @@ def main():
         wanted += ablations
     if "sweep" in parts:
         wanted += sweep_s + sweep_w
-    # Distinct runs (by directory), main first, seeds interleaved so each seed's set fills in together.
-    distinct = {}
+    # Distinct runs (by directory) with their seeds: the main table's variants on --seeds, the ablations
+    # and the sweep on --study-seeds; main first, seeds interleaved so each seed's set fills in together.
+    distinct, seeds_of = {}, {}
+    main_keys = {key(st, fl, a.store) for _, st, fl in [main_v] + others}
     for name, store, flags in wanted:
-        distinct.setdefault(key(store, flags, a.store), (store, flags))
-    jobs = [(seed, k) for seed in a.seeds for k in distinct]
+        k = key(store, flags, a.store)
+        distinct.setdefault(k, (store, flags))
+        seeds_of[k] = sorted(set(seeds_of.get(k, [])) | set(a.seeds if k in main_keys else a.study_seeds))
+    all_seeds = sorted(set(a.seeds) | set(a.study_seeds))
+    jobs = [(seed, k) for seed in all_seeds for k in distinct if seed in seeds_of[k]]
 
     def job(seed, k):
         store, flags = distinct[k]
@@ -195,11 +205,13 @@ def main():
         if r is not None:
             results.setdefault(k, []).append(r)
 
-    def runs(store, flags):
-        return results.get(key(store, flags, a.store), [])
+    def runs(store, flags, seeds=None):
+        """The finished runs of a variant, on `seeds` only when given (the ablations and the sweep compare
+        every variant on the same seeds, the study seeds)."""
+        return [r for r in results.get(key(store, flags, a.store), []) if seeds is None or r["seed"] in seeds]
 
     machine = next((r["machine"] for rs in results.values() for r in rs if r.get("machine")), {}) or {}
-    lines = [f"# HyMiRec on MovieLens-100K ({len(a.seeds)} seeds: {a.seeds})", "",
+    lines = [f"# HyMiRec on MovieLens-100K (main table seeds {a.seeds}; ablation and sweep seeds {a.study_seeds})", "",
              f"Machine: {machine.get('cpu', '?')}; OpenBLAS core {machine.get('blasCoreSelection', '?')}; "
              f"{a.threads} thread(s) per run, {a.jobs} run(s) at once. Leave-one-out by time, full ranking of all "
              f"items, best epoch on validation NDCG@10 (≤ {a.epochs} epochs, patience {a.patience}), test once. "
@@ -242,7 +254,7 @@ def main():
         full = {r["seed"]: r["test"]["recall@10"] for r in hy}
         summary["ablations"] = {}
         for name, store, flags in [("HyMiRec", *main_v[1:])] + ablations:
-            rs = runs(store, flags)
+            rs = runs(store, flags, a.study_seeds)
             if not rs:
                 lines.append(f"| {name} | 0 | " + " | ".join("—" for _ in SHOWN) + " | — |")
                 continue
@@ -261,7 +273,7 @@ def main():
             lines += [f"| {label} | n | R@10 | N@10 | R@50 | N@50 |", "|---:|---:|---:|---:|---:|---:|"]
             xs, r10, n10 = [], [], []
             for name, store, flags in group:
-                rs = runs(store, flags)
+                rs = runs(store, flags, a.study_seeds)
                 x = int(name.split("= ")[1])
                 if not rs:
                     lines.append(f"| {x} | 0 | — | — | — | — |")
@@ -283,7 +295,7 @@ def main():
             for ax, (label, (xs, r10, n10)) in zip(axes, plot.items()):
                 for series, name in ((r10, "Recall@10"), (n10, "NDCG@10")):
                     ax.errorbar(xs, [m for m, _ in series], yerr=[s for _, s in series], marker="o", capsize=3, label=name)
-                ax.set_xlabel("interests s (w = 4)" if label == "s" else "window w (s = 4)")
+                ax.set_xlabel("interests s (w = 4)" if label == "s" else "window w (s = 2)")
                 ax.set_xticks(xs)
                 ax.grid(alpha=0.3)
             axes[0].set_ylabel("test metric (mean ± std over seeds)")
@@ -296,7 +308,7 @@ def main():
             lines += ["(matplotlib is missing: no plot.)", ""]
 
     # Cost: codes against float32 rows.
-    f32 = runs(store=a.store, flags=ablations[1][2]) if "ablations" in parts else []
+    f32 = runs(a.store, ablations[1][2]) if "ablations" in parts else []
     if hy and f32:
         light, recent = history_tokens()
         st = json.loads(run([SHEAF, "stats", a.store, "--json"]).stdout)["statistics"]
