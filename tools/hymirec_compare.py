@@ -22,6 +22,9 @@ dropout 0.5, every one of the 1,682 items a negative):
               (--window 1); --matching greedy; on --study-seeds (1), against HyMiRec on the same seeds
   sweep       s in 1, 2, 3, 4 (w = 4) and w in 1, 2, 4, 8 (s = 2), on --study-seeds
 
+Two drivers may run at once on different parts (one with --parts main, one with --parts ablations,sweep):
+the main table's runs train only under --parts main, and the others only read them when finished.
+
 Each run costs 1–2 hours of one core on MovieLens-100K (20–45 epochs of 60–150 s), so the main table
 (6 runs) and the ablations and sweep (12 more on one seed) take about 30 core-hours: several sessions
 with 2 runs at once. Run it in parts; every finished run is kept.
@@ -190,7 +193,11 @@ def main():
     def job(seed, k):
         store, flags = distinct[k]
         d = f"{a.out}_work/{k}-e{a.epochs}-p{a.patience}-seed{seed}"
-        if a.report_only and not os.path.exists(os.path.join(d, "metrics.json")):
+        # The main table's runs (HyMiRec's is also the ablations' reference and the sweep's s = 2, w = 4
+        # point) train only with --parts main, so that a second driver on the other parts never runs
+        # one of them at the same time; other parts read them once finished.
+        read_only = a.report_only or (k in main_keys and "main" not in parts)
+        if read_only and not os.path.exists(os.path.join(d, "metrics.json")):
             return None
         r = train(store, a.store, flags, seed, a)
         print(f"seed {seed} {k}: best epoch {r['best_epoch']} of {r['epochs']}, test Recall@10 "
