@@ -198,6 +198,7 @@ def main():
         # one of them at the same time; other parts read them once finished.
         read_only = a.report_only or (k in main_keys and "main" not in parts)
         if read_only and not os.path.exists(os.path.join(d, "metrics.json")):
+            sys.stderr.write(f"{os.path.basename(d)}: {sasrec_compare.progress(d)}\n")
             return None
         r = train(store, a.store, flags, seed, a)
         print(f"seed {seed} {k}: best epoch {r['best_epoch']} of {r['epochs']}, test Recall@10 "

@@ -65,11 +65,26 @@ def ensure_store(store, codebook=("--levels", "4", "--codes", "256")):
     run([SHEAF, "behaviors", "load", store, "--input", f"{d}/ml-100k.inter", "--format", "recbole"])
 
 
+def progress(model_dir):
+    """An unfinished run's progress from its last.safetensors header (sheaf train writes it after every
+    epoch): "N epochs, best epoch B (validation NDCG@10 X)", or "not started"."""
+    import struct
+    try:
+        with open(os.path.join(model_dir, "last.safetensors"), "rb") as f:
+            n = struct.unpack("<Q", f.read(8))[0]
+            meta = json.loads(f.read(n)).get("__metadata__", {})
+        return (f"{meta['sheaf.epochs_done']} epochs, best epoch {meta.get('sheaf.best_epoch', '?')} "
+                f"(validation NDCG@10 {float(meta.get('sheaf.best_ndcg', 'nan')):.4f})")
+    except (OSError, ValueError, KeyError, struct.error):
+        return "not started"
+
+
 def sheaf_side(store, out, seed, a, extra, name="sheaf"):
     # The directory names the side and the run's length, so a finished run of another side or a
     # shorter run is never taken for this one.
     model = f"{out}_work/{name}-e{a.epochs}-p{a.patience}-seed{seed}"
     if a.report_only and not os.path.exists(os.path.join(model, "metrics.json")):
+        sys.stderr.write(f"{os.path.basename(model)}: {progress(model)}\n")
         return None
     args = [SHEAF, "train", store, "--output", model, "--seed", str(seed), "--epochs", str(a.epochs),
             "--patience", str(a.patience), "--threads", str(a.threads), "--json", "--quiet"] + extra
