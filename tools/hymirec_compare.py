@@ -221,7 +221,7 @@ def main():
     machine = next((r["machine"] for rs in results.values() for r in rs if r.get("machine")), {}) or {}
     lines = [f"# HyMiRec on MovieLens-100K (main table seeds {a.seeds}; ablation and sweep seeds {a.study_seeds})", "",
              f"Machine: {machine.get('cpu', '?')}; OpenBLAS core {machine.get('blasCoreSelection', '?')}; "
-             f"{a.threads} thread(s) per run, {a.jobs} run(s) at once. Leave-one-out by time, full ranking of all "
+             f"{a.threads} thread(s) per run, {a.jobs} run(s) at once; sheaf binary `{os.path.relpath(SHEAF, ROOT)}`. Leave-one-out by time, full ranking of all "
              f"items, best epoch on validation NDCG@10 (≤ {a.epochs} epochs, patience {a.patience}), test once. "
              "Values: test mean ± sample standard deviation over seeds (n = seeds that finished).", ""]
     summary = {}
