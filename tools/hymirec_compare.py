@@ -95,10 +95,12 @@ def key(store, flags, base_store):
     return "_".join(parts)
 
 
-def train(store, base_store, flags, seed, a):
+def train(store, base_store, flags, seed, a, read_only):
     """`sheaf train STORE --model hymirec` with `flags`, in a directory named by them (reused when
-    finished, resumed when stopped part-way), as tools/sasrec-compare runs its Sheaf sides."""
-    return sasrec_compare.sheaf_side(store, a.out, seed, a, ["--model", "hymirec"] + flags, key(store, flags, base_store))
+    finished, resumed when stopped part-way, only read when `read_only`), as tools/sasrec-compare runs
+    its Sheaf sides."""
+    return sasrec_compare.sheaf_side(store, a.out, seed, a, ["--model", "hymirec"] + flags, key(store, flags, base_store),
+                                     read_only=read_only)
 
 
 def sasrec_rows(seeds, epochs, patience):
@@ -192,15 +194,13 @@ def main():
 
     def job(seed, k):
         store, flags = distinct[k]
-        d = f"{a.out}_work/{k}-e{a.epochs}-p{a.patience}-seed{seed}"
         # The main table's runs (HyMiRec's is also the ablations' reference and the sweep's s = 2, w = 4
         # point) train only with --parts main, so that a second driver on the other parts never runs
         # one of them at the same time; other parts read them once finished.
         read_only = a.report_only or (k in main_keys and "main" not in parts)
-        if read_only and not os.path.exists(os.path.join(d, "metrics.json")):
-            sys.stderr.write(f"{os.path.basename(d)}: {sasrec_compare.progress(d)}\n")
+        r = train(store, a.store, flags, seed, a, read_only)
+        if r is None:
             return None
-        r = train(store, a.store, flags, seed, a)
         print(f"seed {seed} {k}: best epoch {r['best_epoch']} of {r['epochs']}, test Recall@10 "
               f"{r['test']['recall@10']:.4f} NDCG@10 {r['test']['ndcg@10']:.4f}, {r['median_train_seconds']:.1f} s/epoch",
               file=sys.stderr, flush=True)

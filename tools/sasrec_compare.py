@@ -79,11 +79,13 @@ def progress(model_dir):
         return "not started"
 
 
-def sheaf_side(store, out, seed, a, extra, name="sheaf"):
+def sheaf_side(store, out, seed, a, extra, name="sheaf", read_only=None):
+    """A Sheaf run, trained (or resumed) unless it is finished or `read_only` (default: --report-only);
+    None for an unfinished run that is only read, after naming its progress."""
     # The directory names the side and the run's length, so a finished run of another side or a
     # shorter run is never taken for this one.
     model = f"{out}_work/{name}-e{a.epochs}-p{a.patience}-seed{seed}"
-    if a.report_only and not os.path.exists(os.path.join(model, "metrics.json")):
+    if (a.report_only if read_only is None else read_only) and not os.path.exists(os.path.join(model, "metrics.json")):
         sys.stderr.write(f"{os.path.basename(model)}: {progress(model)}\n")
         return None
     args = [SHEAF, "train", store, "--output", model, "--seed", str(seed), "--epochs", str(a.epochs),

@@ -126,7 +126,7 @@ extension SheafCommand {
             c.layers = layers
             c.heads = heads ?? 2
             c.innerSize = inner ?? 256
-            c.hiddenDropout = dropout ?? 0.5
+            c.hiddenDropout = dropout ?? c.hiddenDropout
             c.attentionDropout = attentionDropout
             c.content = content
             return c
@@ -155,7 +155,7 @@ extension SheafCommand {
             c.temperature = tau
             c.matching = matching
             c.recentPositionOrder = positions
-            c.dropout = dropout ?? 0.5
+            c.dropout = dropout ?? c.dropout
             return c
         }
 
