@@ -49,7 +49,7 @@ SHOWN = ["recall@10", "recall@50", "recall@200", "ndcg@10", "ndcg@50", "ndcg@200
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sasrec_compare  # noqa: E402  (its store, its Sheaf runs, the SASRec runs' directories)
-from sasrec_compare import mean_std, run  # noqa: E402
+from sasrec_compare import binaries_named, mean_std, run  # noqa: E402
 
 
 def ensure_euclidean_store(store):
@@ -221,7 +221,7 @@ def main():
     machine = next((r["machine"] for rs in results.values() for r in rs if r.get("machine")), {}) or {}
     lines = [f"# HyMiRec on MovieLens-100K (main table seeds {a.seeds}; ablation and sweep seeds {a.study_seeds})", "",
              f"Machine: {machine.get('cpu', '?')}; OpenBLAS core {machine.get('blasCoreSelection', '?')}; "
-             f"{a.threads} thread(s) per run, {a.jobs} run(s) at once; sheaf binary `{os.path.relpath(SHEAF, ROOT)}`. Leave-one-out by time, full ranking of all "
+             f"{a.threads} thread(s) per run, {a.jobs} run(s) at once; sheaf binaries {binaries_named([r for rs in results.values() for r in rs])}. Leave-one-out by time, full ranking of all "
              f"items, best epoch on validation NDCG@10 (≤ {a.epochs} epochs, patience {a.patience}), test once. "
              "Values: test mean ± sample standard deviation over seeds (n = seeds that finished).", ""]
     summary = {}

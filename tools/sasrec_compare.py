@@ -79,6 +79,30 @@ def progress(model_dir):
         return "not started"
 
 
+def record_binary(model_dir):
+    """Adds the sheaf binary about to train (or resume) a run to the run's `binary.txt`, one line per
+    distinct binary, so a report names the builds its numbers come from whatever SHEAF_BIN says then."""
+    path, rel = os.path.join(model_dir, "binary.txt"), os.path.relpath(SHEAF, ROOT)
+    if rel not in binaries(model_dir):
+        with open(path, "a") as f:
+            f.write(rel + "\n")
+
+
+def binaries(model_dir):
+    """The sheaf binaries that trained a run (from its binary.txt; empty for runs from before it)."""
+    try:
+        with open(os.path.join(model_dir, "binary.txt")) as f:
+            return [line.strip() for line in f if line.strip()]
+    except OSError:
+        return []
+
+
+def binaries_named(results):
+    """`a`, `b`: the binaries of these finished runs (from their binary.txt), or "not recorded"."""
+    names = sorted({b for r in results for b in (r.get("binaries") or [])})
+    return ", ".join(f"`{b}`" for b in names) if names else "not recorded"
+
+
 def sheaf_side(store, out, seed, a, extra, name="sheaf", read_only=None):
     """A Sheaf run, trained (or resumed) unless it is finished or `read_only` (default: --report-only);
     None for an unfinished run that is only read, after naming its progress."""
@@ -94,6 +118,8 @@ def sheaf_side(store, out, seed, a, extra, name="sheaf", read_only=None):
     done = os.path.exists(os.path.join(model, "metrics.json"))
     if not done:
         # A run killed (or a session that ended) leaves last.safetensors: continue it, exactly.
+        os.makedirs(model, exist_ok=True)
+        record_binary(model)
         run(args + (["--resume"] if os.path.exists(os.path.join(model, "last.safetensors")) else []))
     wall = time.perf_counter() - t
     with open(os.path.join(model, "metrics.json")) as f:
@@ -103,7 +129,7 @@ def sheaf_side(store, out, seed, a, extra, name="sheaf", read_only=None):
                 validation=o["validation"],
                 median_train_seconds=statistics.median(e["trainingSeconds"] for e in o["epochs"]),
                 median_valid_seconds=statistics.median(e["validationSeconds"] for e in o["epochs"]),
-                wall_seconds=wall, machine=m.get("machine"), content=m.get("content"))
+                wall_seconds=wall, machine=m.get("machine"), content=m.get("content"), binaries=binaries(model))
 
 
 def recbole_side(out, seed, a):
@@ -193,7 +219,8 @@ def main():
     lines = [f"# SASRec on MovieLens-100K: Sheaf beside RecBole (seeds asked: {a.seeds})", "",
              f"Machine: {machine.get('cpu', '?')}, {a.threads} threads; Sheaf's OpenBLAS core "
              f"{machine.get('blasCoreSelection', '?')}; RecBole on torch {env.get('torch', '?')} "
-             f"(BLAS {env.get('torch_blas', '?')}). Epochs ≤ {a.epochs}, patience {a.patience}.", "",
+             f"(BLAS {env.get('torch_blas', '?')}). Epochs ≤ {a.epochs}, patience {a.patience}. Sheaf binaries: "
+             f"{binaries_named([r for s in sides if s != 'recbole' for r in results[s]])}.", "",
              "| model | seeds | best epoch | test Recall@10 per seed | test Recall@10 | test NDCG@10 | MRR@10 | Recall@50 | NDCG@50 | "
              "Recall@200 | s / training epoch | s / validation ranking |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
