@@ -301,7 +301,35 @@ extension SheafCommand {
     }
 
     /// What `sheaf evaluate --json` prints.
-    struct EvaluationOutput: Codable { var validation: [String: Double]; var test: [String: Double]; var users: Int; var seconds: Double }
+    struct EvaluationOutput: Codable {
+        var validation: [String: Double]
+        var test: [String: Double]
+        var users: Int
+        var seconds: Double
+        /// HyMiRec only: how the model uses its interests on the test targets.
+        var interests: InterestsOutput?
+    }
+
+    /// `InterestUsage` for JSON: per-interest metrics as named values.
+    struct InterestsOutput: Codable {
+        var interests: Int
+        var examples: Int
+        var top: Int
+        var meanPairwiseCosine: Double?
+        var targetShare: [Double]
+        var topShare: [Double]
+        var alone: [[String: Double]]
+
+        init(_ u: InterestUsage) {
+            interests = u.interests
+            examples = u.examples
+            top = u.top
+            meanPairwiseCosine = u.meanPairwiseCosine
+            targetShare = u.targetShare
+            topShare = u.topShare
+            alone = u.alone.map(\.dictionary)
+        }
+    }
 
     /// `sheaf evaluate STORE --model DIR`.
     struct Evaluate: ParsableCommand {
@@ -319,25 +347,32 @@ extension SheafCommand {
             let kind = try checkpoints.kind()
             let (data, _) = try loadSequences(target, store: store)
             switch kind {
-            case SASRec.kind: try evaluate(try checkpoints.load(SASRec.self, for: data), data: data)
-            case HyMiRec.kind: try evaluate(try checkpoints.load(HyMiRec.self, for: data), data: data)
+            case SASRec.kind: try evaluate(try checkpoints.load(SASRec.self, for: data), data: data) { _ in nil }
+            case HyMiRec.kind:
+                try evaluate(try checkpoints.load(HyMiRec.self, for: data), data: data) { net in
+                    net.interestUsage(net.split(data).test, in: data, batchSize: 1024, threads: threads)
+                }
             default: throw ModelError.corruptCheckpoint(path: checkpoints.modelPath, reason: "an unknown model kind \(kind)")
             }
         }
 
-        func evaluate<Model: SequentialRecommender>(_ net: Model, data: SequenceDataset) throws {
+        /// Prints the metric table; `usage` adds a multi-interest model's use of its interests on test.
+        func evaluate<Model: SequentialRecommender>(_ net: Model, data: SequenceDataset, usage: (Model) -> InterestUsage?) throws {
             let split = net.split(data)
             let started = DispatchTime.now().uptimeNanoseconds
             let validation = net.evaluate(split.validation, in: data, batchSize: 1024, threads: threads)
             let test = net.evaluate(split.test, in: data, batchSize: 1024, threads: threads)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            let interests = usage(net)
             let v = validation.dictionary
             let s = test.dictionary
             if json {
-                say(try jsonText(EvaluationOutput(validation: v, test: s, users: split.test.count, seconds: seconds)))
+                say(try jsonText(EvaluationOutput(validation: v, test: s, users: split.test.count, seconds: seconds,
+                                                  interests: interests.map(InterestsOutput.init))))
             } else {
                 say(metricTable(validation: v, test: s))
                 say("\(thousands(split.validation.count + split.test.count)) rankings of \(thousands(data.vocabulary.count)) items in \(String(format: "%.2f", seconds)) s")
+                if let interests { say(interestTable(interests)) }
             }
         }
     }
@@ -452,6 +487,24 @@ extension SheafCommand {
 }
 
 /// Validation and test metrics side by side.
+/// A multi-interest model's use of its interests on test (`InterestUsage`), as text.
+func interestTable(_ u: InterestUsage) -> String {
+    var lines = ["", "interests on test (s = \(u.interests), \(thousands(u.examples)) users; an item comes from the interest that gives its score):"]
+    if let c = u.meanPairwiseCosine { lines.append(String(format: "mean cosine between two interests of a user: %.3f", c)) }
+    let topName = "top-\(u.top) from it"
+    lines.append("interest  targets from it  \(topName)  Recall@10 alone  NDCG@10 alone")
+    for j in 0..<u.interests {
+        let alone = u.alone[j].dictionary
+        lines.append(String(j + 1).padding(toLength: 8, withPad: " ", startingAt: 0)
+            + String(format: "  %14.1f%%", 100 * u.targetShare[j])
+            + String(format: "  %\(topName.count - 1).1f%%", 100 * u.topShare[j])
+            + String(format: "  %15.4f  %13.4f", alone["recall@10"] ?? .nan, alone["ndcg@10"] ?? .nan))
+    }
+    let combined = u.combined.dictionary
+    lines.append(String(format: "max over interests: Recall@10 %.4f, NDCG@10 %.4f", combined["recall@10"] ?? .nan, combined["ndcg@10"] ?? .nan))
+    return lines.joined(separator: "\n")
+}
+
 func metricTable(validation: [String: Double], test: [String: Double]) -> String {
     let names = RankingMetrics().values.map(\.name)
     var lines = ["metric      validation    test"]

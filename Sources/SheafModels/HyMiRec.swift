@@ -421,12 +421,8 @@ extension HyMiRec: SequentialRecommender {
     /// Each example's score of every item, max_j cos(r_j, key(item)): [examples × (N + 1)] (column 0,
     /// padding, included), without dropout.
     public func scores(_ examples: [(user: Int, cut: Int)], in data: SequenceDataset, threads: Int = Tape.defaultThreads) -> [Float] {
-        let c = configuration, s = c.interests
-        let t = Tape(recording: false, threads: threads)
-        let batch = HyMiRecBatch(examples, in: data, configuration: c)
-        let projected = projectedItems(t)
-        let r = t.l2Normalize(interests(t, batch, projected: projected, training: false))
-        let all = t.matmul(r, t.l2Normalize(projected), transposeB: true).values  // [b · s, N + 1]
+        let s = configuration.interests
+        let all = interestScores(examples, in: data, threads: threads).scores  // [b · s, N + 1]
         let n = itemCount + 1
         var out = [Float](repeating: -.infinity, count: examples.count * n)
         for row in 0..<examples.count {
@@ -436,6 +432,16 @@ extension HyMiRec: SequentialRecommender {
             }
         }
         return out
+    }
+
+    /// Each example's interests (L2-normalised, [examples · s, d]) and every item's score under each
+    /// of them, cos(r_j, key(item)): [examples · s, N + 1] (column 0, padding, included), without dropout.
+    func interestScores(_ examples: [(user: Int, cut: Int)], in data: SequenceDataset, threads: Int) -> (interests: [Float], scores: [Float]) {
+        let t = Tape(recording: false, threads: threads)
+        let batch = HyMiRecBatch(examples, in: data, configuration: configuration)
+        let projected = projectedItems(t)
+        let r = t.l2Normalize(interests(t, batch, projected: projected, training: false))
+        return (r.values, t.matmul(r, t.l2Normalize(projected), transposeB: true).values)
     }
 
     public func scoresAfterHistory(of users: [Int], in data: SequenceDataset, threads: Int) -> [Float] {

@@ -39,6 +39,13 @@ import Testing
         let evaluated = try sheaf("evaluate", store, "--model", s.file("m"), "--json").standardOutput
         let e = try JSONDecoder().decode(SheafCommand.EvaluationOutput.self, from: Data(evaluated.utf8))
         #expect(e.test == report.outcome.test && e.validation == report.outcome.validation)
+        // How the two interests are used on test: every target and top item comes from one of them.
+        let u = try #require(e.interests)
+        #expect(u.interests == 2 && u.examples == 30 && u.top == 10 && u.alone.count == 2)
+        #expect(abs(u.targetShare.reduce(0, +) - 1) < 1e-12 && abs(u.topShare.reduce(0, +) - 1) < 1e-12)
+        #expect(u.meanPairwiseCosine.map { (-1...1).contains($0) } == true)
+        let text = try sheaf("evaluate", store, "--model", s.file("m")).standardOutput
+        #expect(text.contains("interests on test (s = 2, 30 users") && text.contains("max over interests: Recall@10"))
 
         // User 1's top items, and each interest's: an item's score is its best interest's.
         let rec = try sheaf("recommend", store, "--model", s.file("m"), "--user", "1", "-k", "5", "--json").standardOutput

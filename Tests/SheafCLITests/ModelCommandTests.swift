@@ -42,9 +42,9 @@ import Testing
         #expect(report.outcome.test["mrr@10"]! > 0.9, "\(report.outcome.test)")
 
         let evaluated = try sheaf("evaluate", store, "--model", s.file("model"), "--json").standardOutput
-        struct Evaluated: Codable { var validation: [String: Double]; var test: [String: Double] }
-        let e = try JSONDecoder().decode(Evaluated.self, from: Data(evaluated.utf8))
+        let e = try JSONDecoder().decode(SheafCommand.EvaluationOutput.self, from: Data(evaluated.utf8))
         #expect(e.test == report.outcome.test && e.validation == report.outcome.validation)
+        #expect(e.interests == nil && !evaluated.contains("\"interests\""), "SASRec has no interests to describe")
 
         // User 100 walks 10, 11, …: its last item is 10 + 8 mod 8 = 10, so the next is 11.
         let rec = try sheaf("recommend", store, "--model", s.file("model"), "--user", "100", "-k", "3", "--json").standardOutput
