@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # SHEAF_BIN: another sheaf binary (a study that spans sessions keeps one build: results/bin/).
+# SHEAF_EVALUATE_BIN: the binary that describes finished models' interests (default: .build/release/sheaf).
 SHEAF = os.environ.get("SHEAF_BIN") or os.path.join(ROOT, ".build", "release", "sheaf")
 DATA = os.path.join(ROOT, "data", "ml-100k")
 METRICS = ["recall@10", "recall@50", "recall@200", "ndcg@10", "ndcg@50", "ndcg@200", "mrr@10"]
@@ -101,6 +102,34 @@ def train(store, base_store, flags, seed, a, read_only):
     its Sheaf sides."""
     return sasrec_compare.sheaf_side(store, a.out, seed, a, ["--model", "hymirec"] + flags, key(store, flags, base_store),
                                      read_only=read_only)
+
+
+# The interest diagnostics need a sheaf whose `evaluate --json` describes the interests (2026-12-01 on);
+# evaluating only reads a finished model, so it need not be the binary that trained it.
+EVALUATE_SHEAF = os.environ.get("SHEAF_EVALUATE_BIN") or os.path.join(ROOT, ".build", "release", "sheaf")
+
+
+def interest_usage(r):
+    """`sheaf evaluate --json`'s "interests" of a finished run, with its test metrics (cached in the run's
+    interests.json); None when the evaluating binary is missing or does not describe interests. The
+    evaluation must reproduce the run's own test metrics."""
+    cache = os.path.join(r["dir"], "interests.json")
+    if os.path.exists(cache):
+        with open(cache) as f:
+            return json.load(f)
+    if not os.path.exists(EVALUATE_SHEAF):
+        return None
+    e = json.loads(run([EVALUATE_SHEAF, "evaluate", r["store"], "--model", r["dir"], "--json", "--threads", "1"]).stdout)
+    u = e.get("interests")
+    if u is None:
+        return None
+    bad = {m: (v, r["test"][m]) for m, v in e["test"].items() if abs(v - r["test"][m]) > 1e-9}
+    if bad:
+        sys.exit(f"{r['dir']}: sheaf evaluate's test metrics differ from the run's own: {bad}")
+    u["test"] = e["test"]
+    with open(cache, "w") as f:
+        json.dump(u, f, indent=1)
+    return u
 
 
 def sasrec_rows(seeds, epochs, patience):
@@ -201,6 +230,7 @@ def main():
         r = train(store, a.store, flags, seed, a, read_only)
         if r is None:
             return None
+        r["dir"], r["store"] = os.path.join(f"{a.out}_work", f"{k}-e{a.epochs}-p{a.patience}-seed{seed}"), store
         print(f"seed {seed} {k}: best epoch {r['best_epoch']} of {r['epochs']}, test Recall@10 "
               f"{r['test']['recall@10']:.4f} NDCG@10 {r['test']['ndcg@10']:.4f}, {r['median_train_seconds']:.1f} s/epoch",
               file=sys.stderr, flush=True)
@@ -314,6 +344,38 @@ def main():
             lines += [f"Plot: `{os.path.relpath(a.out + '.png', ROOT)}`.", ""]
         except ImportError:
             lines += ["(matplotlib is missing: no plot.)", ""]
+
+    # How the interests are used (sheaf evaluate's InterestUsage), for every finished run with s > 1.
+    usage_rows = []
+    seen = set()
+    for name, store, flags in [main_v] + others + (ablations if "ablations" in parts else []) + \
+            (sweep_s + sweep_w if "sweep" in parts else []):
+        k = key(store, flags, a.store)
+        if k in seen:
+            continue
+        seen.add(k)
+        for r in results.get(k, []):
+            u = interest_usage(r)
+            if u is not None and u["interests"] > 1:
+                usage_rows.append((name, r, u))
+    if usage_rows:
+        lines += ["## How the interests are used (test targets)", "",
+                  f"From `sheaf evaluate --json` of each finished model (binary `{os.path.relpath(EVALUATE_SHEAF, ROOT)}`; "
+                  "cached as interests.json in the run's directory). An item comes from the interest that gives its score "
+                  "(the maximum over interests). Per interest, in order: the share of test targets and of the top-10 items "
+                  "that come from it, and Recall@10 with items ranked by that interest alone.", "",
+                  "| run | seed | s | mean cos(r_j, r_k) | targets from each | top-10 from each | R@10 alone | R@10 (max) |",
+                  "|---|---:|---:|---:|---|---|---|---:|"]
+        summary["interests"] = []
+        for name, r, u in usage_rows:
+            pct = lambda xs: " / ".join(f"{100 * x:.0f}%" for x in xs)
+            alone = [x["recall@10"] for x in u["alone"]]
+            lines.append(f"| {name} | {r['seed']} | {u['interests']} | {u['meanPairwiseCosine']:.3f} | {pct(u['targetShare'])} | "
+                         f"{pct(u['topShare'])} | {' / '.join(f'{x:.4f}' for x in alone)} | {u['test']['recall@10']:.4f} |")
+            summary["interests"].append(dict(run=name, seed=r["seed"], **{k: u[k] for k in (
+                "interests", "meanPairwiseCosine", "targetShare", "topShare")}, recall10_alone=alone,
+                recall10=u["test"]["recall@10"]))
+        lines.append("")
 
     # Cost: codes against float32 rows.
     f32 = runs(a.store, ablations[1][2]) if "ablations" in parts else []
