@@ -308,6 +308,16 @@ extension SheafCommand {
         var seconds: Double
         /// HyMiRec only: how the model uses its interests on the test targets.
         var interests: InterestsOutput?
+        /// Test metrics by how many behaviours precede the target (`--history-buckets`).
+        var testByHistory: [HistoryBucketOutput]?
+    }
+
+    /// One bucket of `--history-buckets`: targets after `from`…`to` behaviours (no `to`: from on).
+    struct HistoryBucketOutput: Codable, Equatable {
+        var from: Int
+        var to: Int?
+        var users: Int
+        var metrics: [String: Double]
     }
 
     /// `InterestUsage` for JSON: per-interest metrics as named values.
@@ -339,17 +349,36 @@ extension SheafCommand {
         @OptionGroup var target: StoreArguments
         @Option(help: "The model directory (from `sheaf train`).") var model: String
         @Option(help: "Threads.") var threads = Tape.defaultThreads
+        @Option(help: ArgumentHelp(
+            "Also give the test metrics by how many behaviours precede the target, in buckets that end at these counts (and one above the last); \"\" for none.",
+            valueName: "N,N,...")) var historyBuckets = "50,100,200"
         @Flag(help: "Print JSON.") var json = false
 
+        /// `--history-buckets` as bounds.
+        var bounds: [Int] {
+            get throws {
+                let parts = historyBuckets.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                if parts == [""] { return [] }
+                let values = parts.map { Int($0) }
+                guard values.allSatisfy({ ($0 ?? -1) >= 0 }), zip(values, values.dropFirst()).allSatisfy({ $0! < $1! }) else {
+                    throw ValidationError("--history-buckets wants strictly increasing counts ≥ 0 separated by commas, not \"\(historyBuckets)\"")
+                }
+                return values.map { $0! }
+            }
+        }
+
+        func validate() throws { _ = try bounds }
+
         func run() throws {
+            let bounds = try self.bounds
             let store = try target.open(readOnly: true)
             let checkpoints = try CheckpointStore(directory: model)
             let kind = try checkpoints.kind()
             let (data, _) = try loadSequences(target, store: store)
             switch kind {
-            case SASRec.kind: try evaluate(try checkpoints.load(SASRec.self, for: data), data: data) { _ in nil }
+            case SASRec.kind: try evaluate(try checkpoints.load(SASRec.self, for: data), data: data, bounds: bounds) { _ in nil }
             case HyMiRec.kind:
-                try evaluate(try checkpoints.load(HyMiRec.self, for: data), data: data) { net in
+                try evaluate(try checkpoints.load(HyMiRec.self, for: data), data: data, bounds: bounds) { net in
                     net.interestUsage(net.split(data).test, in: data, batchSize: 1024, threads: threads)
                 }
             default: throw ModelError.corruptCheckpoint(path: checkpoints.modelPath, reason: "an unknown model kind \(kind)")
@@ -357,21 +386,26 @@ extension SheafCommand {
         }
 
         /// Prints the metric table; `usage` adds a multi-interest model's use of its interests on test.
-        func evaluate<Model: SequentialRecommender>(_ net: Model, data: SequenceDataset, usage: (Model) -> InterestUsage?) throws {
+        func evaluate<Model: SequentialRecommender>(_ net: Model, data: SequenceDataset, bounds: [Int], usage: (Model) -> InterestUsage?) throws {
             let split = net.split(data)
             let started = DispatchTime.now().uptimeNanoseconds
             let validation = net.evaluate(split.validation, in: data, batchSize: 1024, threads: threads)
             let test = net.evaluate(split.test, in: data, batchSize: 1024, threads: threads)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             let interests = usage(net)
+            let byHistory = bounds.isEmpty ? nil : HistoryLengthBuckets.split(split.test, bounds: bounds).map { b in
+                HistoryBucketOutput(from: b.from, to: b.to, users: b.examples.count,
+                                    metrics: net.evaluate(b.examples, in: data, batchSize: 1024, threads: threads).dictionary)
+            }
             let v = validation.dictionary
             let s = test.dictionary
             if json {
                 say(try jsonText(EvaluationOutput(validation: v, test: s, users: split.test.count, seconds: seconds,
-                                                  interests: interests.map(InterestsOutput.init))))
+                                                  interests: interests.map(InterestsOutput.init), testByHistory: byHistory)))
             } else {
                 say(metricTable(validation: v, test: s))
                 say("\(thousands(split.validation.count + split.test.count)) rankings of \(thousands(data.vocabulary.count)) items in \(String(format: "%.2f", seconds)) s")
+                if let byHistory { say(historyTable(byHistory)) }
                 if let interests { say(interestTable(interests)) }
             }
         }
@@ -487,6 +521,17 @@ extension SheafCommand {
 }
 
 /// Validation and test metrics side by side.
+/// Test metrics by behaviours before the target, as text.
+func historyTable(_ buckets: [SheafCommand.HistoryBucketOutput]) -> String {
+    var lines = ["", "test by behaviours before the target:", "behaviours     users  recall@10    ndcg@10  recall@50"]
+    for b in buckets {
+        let range = b.to.map { "\(b.from)–\($0)" } ?? "\(b.from) or more"
+        lines.append(range.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: "  %6d", b.users)
+            + String(format: "  %9.4f  %9.4f  %9.4f", b.metrics["recall@10"] ?? .nan, b.metrics["ndcg@10"] ?? .nan, b.metrics["recall@50"] ?? .nan))
+    }
+    return lines.joined(separator: "\n")
+}
+
 /// A multi-interest model's use of its interests on test (`InterestUsage`), as text.
 func interestTable(_ u: InterestUsage) -> String {
     var lines = ["", "interests on test (s = \(u.interests), \(thousands(u.examples)) users; an item comes from the interest that gives its score):"]

@@ -9,7 +9,7 @@ extension HyMiRecConfiguration: DefaultConstructible {}
 
 /// A split of a store's histories into training, validation and test examples.
 public protocol ExampleSplit: Sendable {
-    associatedtype Example: Sendable
+    associatedtype Example: UserExample
     var training: [Example] { get }
     var validation: [Example] { get }
     var test: [Example] { get }
@@ -17,6 +17,45 @@ public protocol ExampleSplit: Sendable {
 
 extension LeaveOneOutSplit: ExampleSplit {}
 extension WindowSplit: ExampleSplit {}
+
+/// An example of one user's history: what every split's examples share.
+public protocol UserExample: Sendable {
+    /// Index into `SequenceDataset.users`.
+    var user: Int { get }
+    /// How many of the user's behaviours come before the (first) target: the history the model may
+    /// read, whole or in part.
+    var behavioursBefore: Int { get }
+}
+
+extension SequenceExample: UserExample {
+    public var behavioursBefore: Int { inputEnd }
+}
+
+extension WindowExample: UserExample {
+    public var behavioursBefore: Int { cut }
+}
+
+/// Test examples grouped by how many behaviours precede the target: the buckets 0…b₁, b₁ + 1…b₂,
+/// …, and above the last bound (empty buckets left out), with each bucket's examples in order.
+public struct HistoryLengthBuckets {
+    public struct Bucket<Example> {
+        /// The least and (for every bucket but the last) the greatest `behavioursBefore` in it.
+        public let from: Int
+        public let to: Int?
+        public let examples: [Example]
+    }
+
+    /// - Parameter bounds: strictly increasing, non-negative.
+    public static func split<Example: UserExample>(_ examples: [Example], bounds: [Int]) -> [Bucket<Example>] {
+        precondition(zip(bounds, bounds.dropFirst()).allSatisfy { $0 < $1 } && bounds.allSatisfy { $0 >= 0 },
+                     "bounds must be strictly increasing and non-negative")
+        let ranges = zip([0] + bounds.map { $0 + 1 }, bounds.map(Optional.some) + [nil])
+        return ranges.compactMap { from, to in
+            let inside = examples.filter { e in e.behavioursBefore >= from && (to.map { e.behavioursBefore <= $0 } ?? true) }
+            return inside.isEmpty ? nil : Bucket(from: from, to: to, examples: inside)
+        }
+    }
+}
 
 /// A recommender over the store's histories that `Trainer` trains, `CheckpointStore` saves and
 /// loads, and `sheaf evaluate` and `sheaf recommend` apply: SASRec and HyMiRec.

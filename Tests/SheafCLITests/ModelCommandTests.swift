@@ -45,6 +45,23 @@ import Testing
         let e = try JSONDecoder().decode(SheafCommand.EvaluationOutput.self, from: Data(evaluated.utf8))
         #expect(e.test == report.outcome.test && e.validation == report.outcome.validation)
         #expect(e.interests == nil && !evaluated.contains("\"interests\""), "SASRec has no interests to describe")
+        // Every test target follows 8 behaviours: one bucket of the default 50, 100, 200, equal to the
+        // whole test; buckets that end at 7 and 8 leave the empty ones out.
+        #expect(e.testByHistory == [SheafCommand.HistoryBucketOutput(from: 0, to: 50, users: 12, metrics: e.test)])
+        let cut = try sheaf("evaluate", store, "--model", s.file("model"), "--json", "--history-buckets", "7,8").standardOutput
+        let c = try JSONDecoder().decode(SheafCommand.EvaluationOutput.self, from: Data(cut.utf8))
+        #expect(c.testByHistory == [SheafCommand.HistoryBucketOutput(from: 8, to: 8, users: 12, metrics: e.test)])
+        let none = try sheaf("evaluate", store, "--model", s.file("model"), "--json", "--history-buckets", "").standardOutput
+        #expect(try JSONDecoder().decode(SheafCommand.EvaluationOutput.self, from: Data(none.utf8)).testByHistory == nil)
+        let text = try sheaf("evaluate", store, "--model", s.file("model")).standardOutput
+        #expect(text.contains("test by behaviours before the target:") && text.contains("\n0–50              12"))
+        for bad in ["100,50", "50,50", "5,-1", "ten", "5,"] {
+            #expect {
+                try sheaf("evaluate", store, "--model", s.file("model"), "--history-buckets", bad)
+            } throws: { error in
+                SheafCommand.message(for: error) == "--history-buckets wants strictly increasing counts ≥ 0 separated by commas, not \"\(bad)\""
+            }
+        }
 
         // User 100 walks 10, 11, …: its last item is 10 + 8 mod 8 = 10, so the next is 11.
         let rec = try sheaf("recommend", store, "--model", s.file("model"), "--user", "100", "-k", "3", "--json").standardOutput

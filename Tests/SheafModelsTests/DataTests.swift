@@ -77,6 +77,23 @@ func makeStore(_ dir: TempDirectory, dimension: Int = 4, histories: [UInt64: [(U
     }
 
     /// The window split keeps the leave-one-out targets, and no training window reaches into them.
+    /// Examples bucketed by the behaviours before their target: bounds end buckets, the last is open,
+    /// empty buckets are left out, and each keeps its examples in order.
+    @Test func bucketsByBehavioursBeforeTheTarget() {
+        let before = [1, 50, 51, 100, 101, 250, 7]
+        let examples = before.enumerated().map { SequenceExample(user: $0.offset, inputStart: max(0, $0.element - 50), inputEnd: $0.element, target: 1) }
+        let b = HistoryLengthBuckets.split(examples, bounds: [50, 100, 200])
+        #expect(b.map(\.from) == [0, 51, 101, 201] && b.map(\.to) == [50, 100, 200, nil])
+        #expect(b.map { $0.examples.map(\.user) } == [[0, 1, 6], [2, 3], [4], [5]])
+        let sparse = HistoryLengthBuckets.split(examples, bounds: [50, 100, 200, 300])
+        #expect(sparse.map(\.from) == [0, 51, 101, 201] && sparse.map(\.to) == [50, 100, 200, 300])
+        let one = HistoryLengthBuckets.split(examples, bounds: [])
+        #expect(one.count == 1 && one[0].from == 0 && one[0].to == nil && one[0].examples.map(\.user) == Array(0..<7))
+        // The window split's examples count the behaviours before their cut.
+        let windows = [WindowExample(user: 0, cut: 60, targetEnd: 61), WindowExample(user: 1, cut: 3, targetEnd: 4)]
+        #expect(HistoryLengthBuckets.split(windows, bounds: [50]).map { $0.examples.map(\.user) } == [[1], [0]])
+    }
+
     @Test func windowTargetsStayInTheTrainingPart() throws {
         let (dir, store) = try handMade()
         _ = dir
