@@ -109,27 +109,25 @@ def train(store, base_store, flags, seed, a, read_only):
 EVALUATE_SHEAF = os.environ.get("SHEAF_EVALUATE_BIN") or os.path.join(ROOT, ".build", "release", "sheaf")
 
 
-def interest_usage(r):
-    """`sheaf evaluate --json`'s "interests" of a finished run, with its test metrics (cached in the run's
-    interests.json); None when the evaluating binary is missing or does not describe interests. The
-    evaluation must reproduce the run's own test metrics."""
-    cache = os.path.join(r["dir"], "interests.json")
+def evaluation(model_dir, store, test):
+    """`sheaf evaluate --json` of a finished run (cached in its evaluate.json): its test metrics by history
+    length and, for HyMiRec, how it uses its interests. None when the evaluating binary is missing or
+    predates them. The evaluation must reproduce the run's own test metrics (`test`)."""
+    cache = os.path.join(model_dir, "evaluate.json")
     if os.path.exists(cache):
         with open(cache) as f:
             return json.load(f)
     if not os.path.exists(EVALUATE_SHEAF):
         return None
-    e = json.loads(run([EVALUATE_SHEAF, "evaluate", r["store"], "--model", r["dir"], "--json", "--threads", "1"]).stdout)
-    u = e.get("interests")
-    if u is None:
+    e = json.loads(run([EVALUATE_SHEAF, "evaluate", store, "--model", model_dir, "--json", "--threads", "1"]).stdout)
+    if "testByHistory" not in e:
         return None
-    bad = {m: (v, r["test"][m]) for m, v in e["test"].items() if abs(v - r["test"][m]) > 1e-9}
+    bad = {m: (v, test[m]) for m, v in e["test"].items() if abs(v - test[m]) > 1e-9}
     if bad:
-        sys.exit(f"{r['dir']}: sheaf evaluate's test metrics differ from the run's own: {bad}")
-    u["test"] = e["test"]
+        sys.exit(f"{model_dir}: sheaf evaluate's test metrics differ from the run's own: {bad}")
     with open(cache, "w") as f:
-        json.dump(u, f, indent=1)
-    return u
+        json.dump(e, f, indent=1)
+    return e
 
 
 def sasrec_rows(seeds, epochs, patience):
@@ -355,13 +353,13 @@ def main():
             continue
         seen.add(k)
         for r in results.get(k, []):
-            u = interest_usage(r)
-            if u is not None and u["interests"] > 1:
-                usage_rows.append((name, r, u))
+            e = evaluation(r["dir"], r["store"], r["test"])
+            if e is not None and e.get("interests") and e["interests"]["interests"] > 1:
+                usage_rows.append((name, r, dict(e["interests"], test=e["test"])))
     if usage_rows:
         lines += ["## How the interests are used (test targets)", "",
                   f"From `sheaf evaluate --json` of each finished model (binary `{os.path.relpath(EVALUATE_SHEAF, ROOT)}`; "
-                  "cached as interests.json in the run's directory). An item comes from the interest that gives its score "
+                  "cached as evaluate.json in the run's directory). An item comes from the interest that gives its score "
                   "(the maximum over interests). Per interest, in order: the share of test targets and of the top-10 items "
                   "that come from it, and Recall@10 with items ranked by that interest alone.", "",
                   "| run | seed | s | mean cos(r_j, r_k) | targets from each | top-10 from each | R@10 alone | R@10 (max) |",
@@ -375,6 +373,44 @@ def main():
             summary["interests"].append(dict(run=name, seed=r["seed"], **{k: u[k] for k in (
                 "interests", "meanPairwiseCosine", "targetShare", "topShare")}, recall10_alone=alone,
                 recall10=u["test"]["recall@10"]))
+        lines.append("")
+
+    # Test Recall@10 by the behaviours before the target: where reading the whole history should help.
+    work = os.path.join(ROOT, "results", "sasrec_compare_work")
+    by_history = []
+    for name, d in (("Sheaf SASRec (IDs)", "sheaf"), ("Sheaf SASRec, content from codes", "sheaf-content")):
+        runs_ = []
+        for seed in a.seeds:
+            md = os.path.join(work, f"{d}-e{a.epochs}-p{a.patience}-seed{seed}")
+            if os.path.exists(os.path.join(md, "metrics.json")):
+                with open(os.path.join(md, "metrics.json")) as f:
+                    runs_.append((md, a.store, json.load(f)["outcome"]["test"]))
+        by_history.append((name, runs_))
+    for name, store, flags in [main_v] + others + (ablations[:1] if "ablations" in parts else []):
+        by_history.append((name, [(r["dir"], r["store"], r["test"]) for r in runs(store, flags)]))
+    table = []
+    for name, rs in by_history:
+        es = [e for e in (evaluation(*r) for r in rs) if e is not None]
+        if es:
+            table.append((name, es))
+    if table:
+        buckets = [(b["from"], b.get("to"), b["users"]) for b in table[0][1][0]["testByHistory"]]
+        label = lambda f, t: f"{f}–{t}" if t is not None else f"{f}+"
+        lines += ["## Test Recall@10 by the behaviours before the target", "",
+                  "Users grouped by how many behaviours precede their test target (the recent window is the last 50; the "
+                  "lightweight recommender reads the rest). Mean ± std over the seeds that finished (n).", "",
+                  "| model | n | " + " | ".join(f"{label(f, t)} ({u} users)" for f, t, u in buckets) + " |",
+                  "|---|---:|" + "---:|" * len(buckets)]
+        summary["by_history"] = {}
+        for name, es in table:
+            cells, values = [], []
+            for i in range(len(buckets)):
+                xs = [e["testByHistory"][i]["metrics"]["recall@10"] for e in es]
+                m, sd = mean_std(xs)
+                cells.append(f"{m:.4f} ± {sd:.4f}")
+                values.append(dict(mean=m, std=sd))
+            lines.append(f"| {name} | {len(es)} | " + " | ".join(cells) + " |")
+            summary["by_history"][name] = values
         lines.append("")
 
     # Cost: codes against float32 rows.
