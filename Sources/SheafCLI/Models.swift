@@ -520,7 +520,6 @@ extension SheafCommand {
     }
 }
 
-/// Validation and test metrics side by side.
 /// Test metrics by behaviours before the target, as text.
 func historyTable(_ buckets: [SheafCommand.HistoryBucketOutput]) -> String {
     var lines = ["", "test by behaviours before the target:", "behaviours     users  recall@10    ndcg@10  recall@50"]
@@ -550,6 +549,7 @@ func interestTable(_ u: InterestUsage) -> String {
     return lines.joined(separator: "\n")
 }
 
+/// Validation and test metrics side by side.
 func metricTable(validation: [String: Double], test: [String: Double]) -> String {
     let names = RankingMetrics().values.map(\.name)
     var lines = ["metric      validation    test"]

@@ -37,9 +37,9 @@ extension WindowExample: UserExample {
 
 /// Test examples grouped by how many behaviours precede the target: the buckets 0…b₁, b₁ + 1…b₂,
 /// …, and above the last bound (empty buckets left out), with each bucket's examples in order.
-public struct HistoryLengthBuckets {
+public enum HistoryLengthBuckets {
     public struct Bucket<Example> {
-        /// The least and (for every bucket but the last) the greatest `behavioursBefore` in it.
+        /// The bucket holds the examples with `behavioursBefore` in from…to (no `to`: from on).
         public let from: Int
         public let to: Int?
         public let examples: [Example]
