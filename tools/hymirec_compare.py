@@ -118,9 +118,13 @@ def evaluation(model_dir, store, test):
         with open(cache) as f:
             return json.load(f)
     if not os.path.exists(EVALUATE_SHEAF):
+        sys.stderr.write(f"{os.path.relpath(EVALUATE_SHEAF, ROOT)} is missing: no interest or history-length tables "
+                         "(build it, or set SHEAF_EVALUATE_BIN)\n")
         return None
     e = json.loads(run([EVALUATE_SHEAF, "evaluate", store, "--model", model_dir, "--json", "--threads", "1"]).stdout)
     if "testByHistory" not in e:
+        sys.stderr.write(f"{os.path.relpath(EVALUATE_SHEAF, ROOT)} predates sheaf evaluate's history buckets: no interest "
+                         "or history-length tables (rebuild it, or set SHEAF_EVALUATE_BIN)\n")
         return None
     bad = {m: (v, test[m]) for m, v in e["test"].items() if abs(v - test[m]) > 1e-9}
     if bad:
