@@ -427,10 +427,10 @@ def main():
         tc = statistics.median(r["median_train_seconds"] for r in hy)
         tf = statistics.median(r["median_train_seconds"] for r in f32)
         lines += ["## Cost: codes against float32 rows", "",
-                  f"- Training seconds per epoch (median over epochs and seeds): codes {tc:.1f}, float32 {tf:.1f} "
-                  f"(ratio {tc / tf:.2f}; both read a decoded float32 table in memory, so the model's arithmetic is "
-                  "the same; runs shared the machine)." if a.jobs > 1 else
-                  f"- Training seconds per epoch (median): codes {tc:.1f}, float32 {tf:.1f} (ratio {tc / tf:.2f}).",
+                  f"- Training seconds per epoch (median over epochs and seeds): codes {tc:.1f}, float32 {tf:.1f}. The "
+                  "study's runs share the machine with a varying number of other runs, so these seconds are not a speed "
+                  "result and their ratio means nothing; the same-run comparison, steps of both interleaved, is "
+                  "`sheaf-measure model-step` (README, \"Training with the code-space input layer\").",
                   f"- Item features each epoch reads: {tokens:,} tokens ({light:,} by the lightweight recommender, "
                   f"{recent:,} by the refined one). Fetched per example from the store as codes that is "
                   f"{tokens * 8 / 2**20:,.1f} MiB (the 8-byte code of each behaviour); as float32 rows {tokens * 1536 / 2**20:,.1f} MiB "
