@@ -29,7 +29,10 @@ Each run costs 1–2 hours of one core on MovieLens-100K (20–45 epochs of 60�
 (6 runs) and the ablations and sweep (12 more on one seed) take about 30 core-hours: several sessions
 with 2 runs at once. Run it in parts; every finished run is kept.
 
-Writes <out>.md, <out>.json and <out>.png (R@10 and N@10 against s and against w). The SASRec rows of
+Writes <out>.md, <out>.json and <out>.png (R@10 and N@10 against s and against w). The report also
+evaluates every finished model once more with `sheaf evaluate --json` (SHEAF_EVALUATE_BIN, default
+.build/release/sheaf; cached in the run's evaluate.json) for two more tables: how each model uses its
+interests, and test Recall@10 by how many behaviours precede the target, beside SASRec's. The SASRec rows of
 the main table come from tools/sasrec-compare's run directories (results/sasrec_compare_work) when
 they are there, for the same seeds.
 """
@@ -42,7 +45,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # SHEAF_BIN: another sheaf binary (a study that spans sessions keeps one build: results/bin/).
-# SHEAF_EVALUATE_BIN: the binary that describes finished models' interests (default: .build/release/sheaf).
+# SHEAF_EVALUATE_BIN: the binary that evaluates finished models for the interest and history-length tables
+# (default: .build/release/sheaf).
 SHEAF = os.environ.get("SHEAF_BIN") or os.path.join(ROOT, ".build", "release", "sheaf")
 DATA = os.path.join(ROOT, "data", "ml-100k")
 METRICS = ["recall@10", "recall@50", "recall@200", "ndcg@10", "ndcg@50", "ndcg@200", "mrr@10"]
@@ -114,7 +118,8 @@ def evaluation(model_dir, store, test):
     length and, for HyMiRec, how it uses its interests. None when the evaluating binary is missing or
     predates them. The evaluation must reproduce the run's own test metrics (`test`)."""
     cache = os.path.join(model_dir, "evaluate.json")
-    if os.path.exists(cache):
+    # A cache older than the model (a run trained again in the same directory) is stale.
+    if os.path.exists(cache) and os.path.getmtime(cache) >= os.path.getmtime(os.path.join(model_dir, "model.safetensors")):
         with open(cache) as f:
             return json.load(f)
     if not os.path.exists(EVALUATE_SHEAF):
@@ -399,6 +404,8 @@ def main():
             table.append((name, es))
     if table:
         buckets = [(b["from"], b.get("to"), b["users"]) for b in table[0][1][0]["testByHistory"]]
+        # Every run ranks the same test users, so every evaluation has the same buckets.
+        assert all([(b["from"], b.get("to"), b["users"]) for b in e["testByHistory"]] == buckets for _, es in table for e in es)
         label = lambda f, t: f"{f}–{t}" if t is not None else f"{f}+"
         lines += ["## Test Recall@10 by the behaviours before the target", "",
                   "Users grouped by how many behaviours precede their test target (the recent window is the last 50; the "
