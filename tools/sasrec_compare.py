@@ -67,14 +67,22 @@ def ensure_store(store, codebook=("--levels", "4", "--codes", "256")):
 
 def progress(model_dir):
     """An unfinished run's progress from its last.safetensors header (sheaf train writes it after every
-    epoch): "N epochs, best epoch B (validation NDCG@10 X)", or "not started"."""
+    epoch): "N epochs, best epoch B (validation NDCG@10 X); M more at least", M being the epochs early
+    stopping still needs without a new best, or "not started"."""
     import struct
     try:
         with open(os.path.join(model_dir, "last.safetensors"), "rb") as f:
             n = struct.unpack("<Q", f.read(8))[0]
             meta = json.loads(f.read(n)).get("__metadata__", {})
-        return (f"{meta['sheaf.epochs_done']} epochs, best epoch {meta.get('sheaf.best_epoch', '?')} "
-                f"(validation NDCG@10 {float(meta.get('sheaf.best_ndcg', 'nan')):.4f})")
+        done, best = int(meta["sheaf.epochs_done"]), meta.get("sheaf.best_epoch", "?")
+        text = f"{done} epochs, best epoch {best} (validation NDCG@10 {float(meta.get('sheaf.best_ndcg', 'nan')):.4f})"
+        try:
+            training = json.loads(meta["sheaf.training_configuration"])
+            left = min(int(best) + int(training["patience"]), int(training["epochs"])) - done
+            text += f"; {max(0, left)} more at least"
+        except (KeyError, ValueError, TypeError):
+            pass
+        return text
     except (OSError, ValueError, KeyError, struct.error):
         return "not started"
 
