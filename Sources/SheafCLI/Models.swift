@@ -453,9 +453,7 @@ extension SheafCommand {
 
         /// The best `k` of `scores` (index 0, padding, never), with the user's seen items left out on request.
         func top(_ scores: [Float], seen: Set<Int32>) -> [Int] {
-            var candidates: [Int] = []
-            for j in 1..<scores.count where !excludeSeen || !seen.contains(Int32(j)) { candidates.append(j) }
-            return Array(candidates.sorted { (a: Int, b: Int) -> Bool in scores[a] > scores[b] || (scores[a] == scores[b] && a < b) }.prefix(k))
+            RankingMetrics.topItems(scores, count: k) { !excludeSeen || !seen.contains(Int32($0)) }
         }
 
         func rows(_ ranked: [Int], scores: [Float], seen: Set<Int32>, store: Store, vocabulary: ItemVocabulary) throws -> [Row] {

@@ -73,22 +73,8 @@ public struct InterestUsage: Sendable, Equatable, Codable {
                 }
                 best.withUnsafeBufferPointer { combined.add(scores: $0, target: target) }
                 targetCounts[from[target]] += 1
-                for i in Self.topItems(best, count: top) { topCounts[from[i]] += 1 }
+                for i in RankingMetrics.topItems(best, count: top) { topCounts[from[i]] += 1 }
             }
-        }
-
-        /// The first `count` items of 1..<scores.count by (score descending, index ascending).
-        static func topItems(_ scores: [Float], count: Int) -> [Int] {
-            var kept: [Int] = []  // sorted best first
-            func before(_ a: Int, _ b: Int) -> Bool { scores[a] > scores[b] || (scores[a] == scores[b] && a < b) }
-            for i in 1..<scores.count {
-                if kept.count == count, !before(i, kept[kept.count - 1]) { continue }
-                var at = kept.count
-                while at > 0, before(i, kept[at - 1]) { at -= 1 }
-                kept.insert(i, at: at)
-                if kept.count > count { kept.removeLast() }
-            }
-            return kept
         }
 
         var usage: InterestUsage {

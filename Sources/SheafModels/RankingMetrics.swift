@@ -38,6 +38,22 @@ public struct RankingMetrics: Sendable, Equatable, Codable {
         return rank
     }
 
+    /// The first `count` items of 1..<scores.count (index 0 is padding) that `include` accepts, in
+    /// ranking order: score descending, ties by lower index, as `rank(of:in:)` counts them.
+    public static func topItems(_ scores: [Float], count: Int, where include: (Int) -> Bool = { _ in true }) -> [Int] {
+        guard count > 0 else { return [] }
+        var kept: [Int] = []  // best first
+        func before(_ a: Int, _ b: Int) -> Bool { scores[a] > scores[b] || (scores[a] == scores[b] && a < b) }
+        for i in 1..<max(1, scores.count) where include(i) {
+            if kept.count == count, !before(i, kept[kept.count - 1]) { continue }
+            var at = kept.count
+            while at > 0, before(i, kept[at - 1]) { at -= 1 }
+            kept.insert(i, at: at)
+            if kept.count > count { kept.removeLast() }
+        }
+        return kept
+    }
+
     /// Adds one example whose target has 0-based rank `rank`.
     public mutating func add(rank: Int) {
         count += 1

@@ -36,10 +36,10 @@ import Testing
 
     @Test func topItemsKeepTheRankingOrder() {
         let scores: [Float] = [9, 0.5, 0.7, 0.5, 0.1, 0.7]
-        #expect(InterestUsage.Accumulator.topItems(scores, count: 3) == [2, 5, 1])
-        #expect(InterestUsage.Accumulator.topItems(scores, count: 1) == [2])
+        #expect(RankingMetrics.topItems(scores, count: 3) == [2, 5, 1])
+        #expect(RankingMetrics.topItems(scores, count: 1) == [2])
         // More than there are items: every item but the padding, in order.
-        #expect(InterestUsage.Accumulator.topItems(scores, count: 10) == [2, 5, 1, 3, 4])
+        #expect(RankingMetrics.topItems(scores, count: 10) == [2, 5, 1, 3, 4])
     }
 
     /// HyMiRec's usage on the planted data's test targets, against the same scores accumulated by
