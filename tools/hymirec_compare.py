@@ -139,24 +139,33 @@ def evaluation(model_dir, store, test):
     return e
 
 
+SASREC_WORK = os.path.join(ROOT, "results", "sasrec_compare_work")
+
+
+def sasrec_runs(side, seeds, epochs, patience):
+    """tools/sasrec-compare's finished Sheaf runs of `side` ("sheaf", "sheaf-content", ...) on these
+    seeds: (directory, test metrics) each."""
+    out = []
+    for s in seeds:
+        d = os.path.join(SASREC_WORK, f"{side}-e{epochs}-p{patience}-seed{s}")
+        if os.path.exists(os.path.join(d, "metrics.json")):
+            with open(os.path.join(d, "metrics.json")) as f:
+                out.append((d, json.load(f)["outcome"]["test"]))
+    return out
+
+
 def sasrec_rows(seeds, epochs, patience):
     """Test metrics of tools/sasrec-compare's runs for these seeds, per side (missing sides left out)."""
-    work = os.path.join(ROOT, "results", "sasrec_compare_work")
     out = {}
     sides = [("Sheaf SASRec (IDs)", "sheaf"), ("Sheaf SASRec, content from codes", "sheaf-content"),
              ("Sheaf SASRec, content from float32", "sheaf-content-float32")]
     for name, d in sides:
-        rs = []
-        for s in seeds:
-            p = os.path.join(work, f"{d}-e{epochs}-p{patience}-seed{s}", "metrics.json")
-            if os.path.exists(p):
-                with open(p) as f:
-                    rs.append(json.load(f)["outcome"]["test"])
+        rs = [test for _, test in sasrec_runs(d, seeds, epochs, patience)]
         if rs:
             out[name] = rs
     rs = []
     for s in seeds:
-        p = os.path.join(work, f"recbole-e{epochs}-p{patience}-seed{s}.json")
+        p = os.path.join(SASREC_WORK, f"recbole-e{epochs}-p{patience}-seed{s}.json")
         try:
             with open(p) as f:
                 rep = json.load(f)
@@ -237,7 +246,7 @@ def main():
         r = train(store, a.store, flags, seed, a, read_only)
         if r is None:
             return None
-        r["dir"], r["store"] = os.path.join(f"{a.out}_work", f"{k}-e{a.epochs}-p{a.patience}-seed{seed}"), store
+        r["store"] = store
         print(f"seed {seed} {k}: best epoch {r['best_epoch']} of {r['epochs']}, test Recall@10 "
               f"{r['test']['recall@10']:.4f} NDCG@10 {r['test']['ndcg@10']:.4f}, {r['median_train_seconds']:.1f} s/epoch",
               file=sys.stderr, flush=True)
@@ -385,16 +394,8 @@ def main():
         lines.append("")
 
     # Test Recall@10 by the behaviours before the target: where reading the whole history should help.
-    work = os.path.join(ROOT, "results", "sasrec_compare_work")
-    by_history = []
-    for name, d in (("Sheaf SASRec (IDs)", "sheaf"), ("Sheaf SASRec, content from codes", "sheaf-content")):
-        runs_ = []
-        for seed in a.seeds:
-            md = os.path.join(work, f"{d}-e{a.epochs}-p{a.patience}-seed{seed}")
-            if os.path.exists(os.path.join(md, "metrics.json")):
-                with open(os.path.join(md, "metrics.json")) as f:
-                    runs_.append((md, a.store, json.load(f)["outcome"]["test"]))
-        by_history.append((name, runs_))
+    by_history = [(name, [(d, a.store, test) for d, test in sasrec_runs(side, a.seeds, a.epochs, a.patience)])
+                  for name, side in (("Sheaf SASRec (IDs)", "sheaf"), ("Sheaf SASRec, content from codes", "sheaf-content"))]
     for name, store, flags in [main_v] + others + (ablations[:1] if "ablations" in parts else []):
         by_history.append((name, [(r["dir"], r["store"], r["test"]) for r in runs(store, flags)]))
     table = []

@@ -137,7 +137,7 @@ def sheaf_side(store, out, seed, a, extra, name="sheaf", read_only=None):
                 validation=o["validation"],
                 median_train_seconds=statistics.median(e["trainingSeconds"] for e in o["epochs"]),
                 median_valid_seconds=statistics.median(e["validationSeconds"] for e in o["epochs"]),
-                wall_seconds=wall, machine=m.get("machine"), content=m.get("content"), binaries=binaries(model))
+                wall_seconds=wall, machine=m.get("machine"), content=m.get("content"), binaries=binaries(model), dir=model)
 
 
 def recbole_side(out, seed, a):
