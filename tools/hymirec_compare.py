@@ -5,7 +5,8 @@ content SASRec and RecBole's SASRec from tools/sasrec-compare), Table 4 (ablatio
 and the training cost against float32 rows.
 
     tools/hymirec-compare [--seeds 1 2 3] [--study-seeds 1] [--epochs 200] [--patience 10] [--threads 1]
-                          [--jobs 2] [--parts main,ablations,sweep] [--out results/hymirec] [--report-only]
+                          [--jobs 2] [--parts main,ablations,sweep] [--only KEY[@SEED],...] [--out results/hymirec]
+                          [--report-only]
 
 Every run is `sheaf train STORE --model hymirec --seed S` plus its flags, in its own directory under
 <out>_work named by its flags. A finished run is reused; one that stopped part-way (a killed process,
@@ -24,6 +25,8 @@ dropout 0.5, every one of the 1,682 items a negative):
 
 Two drivers may run at once on different parts (one with --parts main, one with --parts ablations,sweep):
 the main table's runs train only under --parts main, and the others only read them when finished.
+--only trains just the named runs, in the given order (a session too short for the whole study spends
+its hours on the runs it needs most); every other run is only read.
 
 Each run costs 1–2 hours of one core on MovieLens-100K (20–45 epochs of 60–150 s), so the main table
 (6 runs) and the ablations and sweep (12 more on one seed) take about 30 core-hours: several sessions
@@ -212,6 +215,10 @@ def main():
     ap.add_argument("--store", default=os.path.join(ROOT, "results", "sasrec-store"))
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "hymirec"))
     ap.add_argument("--report-only", action="store_true", help="write the report from the finished runs; train nothing")
+    ap.add_argument("--only", default="",
+                    help="train only these runs, in this order, as comma-separated directory keys (hymirec_window-1) or "
+                         "key@seed (hymirec_item-ids@2); every other run of --parts is only read (a name that matches "
+                         "no run is refused with the list of runs)")
     a = ap.parse_args()
     parts = a.parts.split(",")
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
@@ -236,13 +243,26 @@ def main():
         seeds_of[k] = sorted(set(seeds_of.get(k, [])) | set(a.seeds if k in main_keys else a.study_seeds))
     all_seeds = sorted(set(a.seeds) | set(a.study_seeds))
     jobs = [(seed, k) for seed in all_seeds for k in distinct if seed in seeds_of[k]]
+    only = [o for o in a.only.split(",") if o]
+    for o in only:
+        if not any(o in (k, f"{k}@{seed}") for seed, k in jobs):
+            sys.exit(f"--only {o}: no such run in --parts {a.parts} (runs: "
+                     + ", ".join(f"{k}@{seed}" for seed, k in jobs) + ")")
+
+    def rank(j):
+        """A job's place under --only (the first entry naming it), or None when --only leaves it out."""
+        seed, k = j
+        return next((i for i, o in enumerate(only) if o in (k, f"{k}@{seed}")), None)
+
+    if only:  # the runs to train first, in --only's order; the rest are read after them
+        jobs = sorted(jobs, key=lambda j: (rank(j) is None, rank(j) or 0))
 
     def job(seed, k):
         store, flags = distinct[k]
         # The main table's runs (HyMiRec's is also the ablations' reference and the sweep's s = 2, w = 4
         # point) train only with --parts main, so that a second driver on the other parts never runs
         # one of them at the same time; other parts read them once finished.
-        read_only = a.report_only or (k in main_keys and "main" not in parts)
+        read_only = a.report_only or (k in main_keys and "main" not in parts) or (bool(only) and rank((seed, k)) is None)
         r = train(store, a.store, flags, seed, a, read_only)
         if r is None:
             return None
