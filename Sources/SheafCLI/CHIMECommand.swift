@@ -109,6 +109,8 @@ extension SheafCommand.CHIMECommand {
         @OptionGroup var history: HistoryCutOptions
         @Option(help: "Threads (results do not depend on it).") var threads = Tape.defaultThreads
         @Flag(help: "Continue the run saved in DIR/last.safetensors (the same settings; --epochs may grow).") var resume = false
+        @Flag(help: "Delete the run DIR holds (model, last checkpoint, metrics) and start again; without it or --resume, a DIR that holds a run is refused.")
+        var overwrite = false
         @Flag(help: "Print one JSON line per epoch on stdout, and the outcome as JSON.") var json = false
 
         var modelConfiguration: CHIMEConfiguration {
@@ -149,6 +151,7 @@ extension SheafCommand.CHIMECommand {
 
         func validate() throws {
             guard heldOut > 0 && heldOut < 1 else { throw ValidationError("--held-out must be in (0, 1)") }
+            if resume && overwrite { throw ValidationError("--resume continues the run in DIR, --overwrite deletes it: give one") }
             do {
                 try modelConfiguration.validate()
                 try trainingConfiguration.validate()
@@ -157,6 +160,9 @@ extension SheafCommand.CHIMECommand {
 
         func run() throws {
             Memory.retainFreedBuffers()
+            // As `sheaf train`: one run at a time in DIR, and a run there is not replaced unasked.
+            let claim = try RunDirectory(claiming: output, start: resume ? .resume : overwrite ? .overwrite : .fresh)
+            defer { claim.release() }
             let store = try target.open(readOnly: true)
             guard let codebook = try store.read({ try $0.activeCodebook() }) else {
                 throw CLIError("the store has no codebook: CHIME reads the items' decoded codes (`sheaf codebook train`, `sheaf items load`)")

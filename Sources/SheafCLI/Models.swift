@@ -117,6 +117,8 @@ extension SheafCommand {
 
         @Option(help: "Threads (results do not depend on it).") var threads = Tape.defaultThreads
         @Flag(help: "Continue the run saved in DIR/last.safetensors.") var resume = false
+        @Flag(help: "Delete the run DIR holds (model, last checkpoint, items, metrics) and start again; without it or --resume, a DIR that holds a run is refused.")
+        var overwrite = false
         @Flag(help: "Print one JSON line per epoch on stdout, and the outcome as JSON.") var json = false
 
         var sasrecConfiguration: SASRecConfiguration {
@@ -188,6 +190,7 @@ extension SheafCommand {
                 if content { throw ValidationError("--content is SASRec's: HyMiRec always reads the items' content") }
             }
             if contentIds != nil && contentFile == nil { throw ValidationError("--content-ids needs --content-embeddings FILE") }
+            if resume && overwrite { throw ValidationError("--resume continues the run in DIR, --overwrite deletes it: give one") }
             do {
                 switch model {
                 case .sasrec: try sasrecConfiguration.validate()
@@ -199,6 +202,10 @@ extension SheafCommand {
 
         func run() throws {
             Memory.retainFreedBuffers()
+            // Claimed before anything is read, so a second run into DIR stops at once and a refused
+            // start costs nothing; held until the run ends.
+            let claim = try RunDirectory(claiming: output, start: resume ? .resume : overwrite ? .overwrite : .fresh)
+            defer { claim.release() }
             let store = try target.open(readOnly: true)
             let (data, readSeconds) = try loadSequences(target, store: store)
             switch model {

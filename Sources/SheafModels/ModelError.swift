@@ -14,6 +14,11 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
     case corruptProfile(user: UInt64, reason: String)
     /// A stored profile was made by another model or ICM codebook than the one given.
     case profileMismatch(user: UInt64, reason: String)
+    /// Another process is training into this model directory (`RunDirectory`); its process id when
+    /// it could be read.
+    case runDirectoryInUse(directory: String, process: Int32?)
+    /// A new run was asked for in a directory that holds one (these of `RunDirectory.runFiles`).
+    case runExists(directory: String, files: [String])
 
     public var description: String {
         switch self {
@@ -25,6 +30,10 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidConfiguration(let why): "invalid configuration: \(why)"
         case .corruptProfile(let user, let reason): "the profile of user \(user) cannot be read: \(reason)"
         case .profileMismatch(let user, let reason): "the profile of user \(user) does not fit this model: \(reason)"
+        case .runDirectoryInUse(let directory, let process):
+            "\(directory) is being written by another training run\(process.map { " (process \($0))" } ?? ""); wait for it to end, or train into another directory"
+        case .runExists(let directory, let files):
+            "\(directory) already holds a run (\(files.joined(separator: ", "))): --resume continues it, --overwrite deletes it and starts again"
         }
     }
 }

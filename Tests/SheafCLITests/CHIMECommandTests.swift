@@ -119,6 +119,12 @@ import Testing
         let a = try SafeTensors.read(path: s.file("a/last.safetensors")), b = try SafeTensors.read(path: s.file("b/last.safetensors"))
         #expect(a.entries.count == b.entries.count && a.entries.count > 40)
         for e in a.entries { #expect(try a.floats(e.name).values == b.floats(e.name).values, "\(e.name)") }
+        // A new run is not started over it unasked.
+        let finished = try Data(contentsOf: URL(fileURLWithPath: s.file("b/model.safetensors")))
+        #expect(throws: ModelError.runExists(directory: s.file("b"), files: ["model.safetensors", "last.safetensors", "metrics.json"])) {
+            try sheaf(["chime", "train", store, "--output", s.file("b"), "--epochs", "3", "--seed", "1"] + tiny)
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: s.file("b/model.safetensors"))) == finished)
         #expect(throws: ModelError.invalidConfiguration(
             "the run in \(s.file("b")) has other training settings (only --epochs and --threads may change); use a new directory")) {
             try sheaf(["chime", "train", store, "--output", s.file("b"), "--epochs", "4", "--seed", "2", "--resume"] + tiny)

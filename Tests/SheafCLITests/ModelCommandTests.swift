@@ -116,6 +116,54 @@ import Testing
         #expect(a.metadata["sheaf.logs"] == nil || a.metadata["sheaf.epochs_done"] == b.metadata["sheaf.epochs_done"])
     }
 
+    /// A directory that holds a run is not started over unless asked (--resume or --overwrite), and
+    /// only one training writes a directory at a time; a refused or failed start leaves nothing behind.
+    @Test func aModelDirectoryHoldsOneRun() throws {
+        let s = Scratch()
+        let store = try cycleStore(s)
+        let dir = s.file("m")
+        try sheaf(["train", store, "--output", dir, "--epochs", "1"] + tiny)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        #expect(files == ["items.npy", "last.safetensors", "metrics.json", "model.safetensors"])  // no .lock left
+        func contents() throws -> [Data] { try files.map { try Data(contentsOf: URL(fileURLWithPath: dir + "/" + $0)) } }
+        let before = try contents()
+        #expect(throws: ModelError.runExists(directory: dir, files: ["model.safetensors", "last.safetensors", "items.npy", "metrics.json"])) {
+            try sheaf(["train", store, "--output", dir, "--epochs", "2"] + tiny)
+        }
+        #expect(try contents() == before)
+        // A run of another process holds the directory (this process's claim stands in for it).
+        let claim = try RunDirectory(claiming: dir, start: .resume)
+        #expect(throws: ModelError.runDirectoryInUse(directory: dir, process: getpid())) {
+            try sheaf(["train", store, "--output", dir, "--epochs", "2", "--resume"] + tiny)
+        }
+        #expect(throws: ModelError.runDirectoryInUse(directory: dir, process: getpid())) {
+            try sheaf(["train", store, "--output", dir, "--epochs", "2", "--overwrite"] + tiny)
+        }
+        #expect(try contents() == before)
+        claim.release()
+        // --overwrite deletes the run and trains a new one: the same as a run in a new directory.
+        try sheaf(["train", store, "--output", dir, "--epochs", "2", "--overwrite"] + tiny)
+        try sheaf(["train", store, "--output", s.file("fresh"), "--epochs", "2"] + tiny)
+        let a = try SafeTensors.read(path: dir + "/last.safetensors"), b = try SafeTensors.read(path: s.file("fresh/last.safetensors"))
+        #expect(a.metadata["sheaf.epochs_done"] == "2" && b.metadata["sheaf.epochs_done"] == "2")
+        #expect(try a.floats("items").values == b.floats("items").values)
+        #expect(throws: (any Error).self) { try sheaf(["train", store, "--output", dir, "--resume", "--overwrite"] + tiny) }
+        do {
+            try sheaf(["train", store, "--output", dir, "--resume", "--overwrite"] + tiny)
+        } catch {
+            #expect(SheafCommand.message(for: error) == "--resume continues the run in DIR, --overwrite deletes it: give one")
+        }
+        // Refused starts in a new directory leave no directory.
+        let empty = s.file("empty")
+        try sheaf("init", empty, "--dim", "4")
+        #expect(throws: ModelError.noHistories) { try sheaf(["train", empty, "--output", s.file("new/m"), "--epochs", "1"] + tiny) }
+        #expect(!FileManager.default.fileExists(atPath: s.file("new")))
+        #expect(throws: CLIError("nothing to resume: \(s.file("m2"))/last.safetensors does not exist")) {
+            try sheaf(["train", store, "--output", s.file("m2"), "--epochs", "1", "--resume"] + tiny)
+        }
+        #expect(!FileManager.default.fileExists(atPath: s.file("m2")))
+    }
+
     @Test func badInput() throws {
         let s = Scratch()
         let store = try cycleStore(s)
