@@ -397,12 +397,15 @@ extension SheafCommand {
             let split = net.split(data)
             let started = DispatchTime.now().uptimeNanoseconds
             let validation = net.evaluate(split.validation, in: data, batchSize: 1024, threads: threads)
-            let test = net.evaluate(split.test, in: data, batchSize: 1024, threads: threads)
+            // The test targets are ranked once: the buckets regroup their ranks.
+            let testRanks = net.targetRanks(split.test, in: data, batchSize: 1024, threads: threads)
+            let test = RankingMetrics(ranks: testRanks)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             let interests = usage(net)
-            let byHistory = bounds.isEmpty ? nil : HistoryLengthBuckets.split(split.test, bounds: bounds).map { b in
+            let ranked = zip(split.test, testRanks).map { RankedExample(example: $0, rank: $1) }
+            let byHistory = bounds.isEmpty ? nil : HistoryLengthBuckets.split(ranked, bounds: bounds).map { b in
                 HistoryBucketOutput(from: b.from, to: b.to, users: b.examples.count,
-                                    metrics: net.evaluate(b.examples, in: data, batchSize: 1024, threads: threads).dictionary)
+                                    metrics: RankingMetrics(ranks: b.examples.map(\.rank)).dictionary)
             }
             let v = validation.dictionary
             let s = test.dictionary

@@ -456,10 +456,10 @@ extension HyMiRec: SequentialRecommender {
 
     /// Full-ranking metrics of examples with one target each (validation and test: the behaviour at
     /// `cut`), every item ranked.
-    public func evaluate(_ examples: [WindowExample], in data: SequenceDataset, batchSize: Int = 256, threads: Int = Tape.defaultThreads)
-        -> RankingMetrics
+    public func targetRanks(_ examples: [WindowExample], in data: SequenceDataset, batchSize: Int = 256, threads: Int = Tape.defaultThreads)
+        -> [Int]
     {
-        RankingMetrics.ranking(examples, items: itemCount + 1, batchSize: evaluationBatch(batchSize)) { part in
+        RankingMetrics.ranks(examples, items: itemCount + 1, batchSize: evaluationBatch(batchSize)) { part in
             (scores(part.map { (user: $0.user, cut: $0.cut) }, in: data, threads: threads), part.map { Int(data.users[$0.user].items[$0.cut]) })
         }
     }

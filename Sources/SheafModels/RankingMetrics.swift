@@ -69,12 +69,20 @@ public struct RankingMetrics: Sendable, Equatable, Codable {
         add(rank: Self.rank(of: target, in: scores))
     }
 
-    /// Full-ranking metrics of `examples`, `batchSize` at a time: `score` gives a part's scores, one
-    /// row of `items` values per example (row-major), and each example's target column.
-    public static func ranking<Example>(
+    /// The metrics of examples whose targets have these 0-based ranks, added in order.
+    public init(ranks: some Sequence<Int>, cutoffs: [Int] = RankingMetrics.standardCutoffs, mrrCutoff: Int = 10) {
+        self.init(cutoffs: cutoffs, mrrCutoff: mrrCutoff)
+        for r in ranks { add(rank: r) }
+    }
+
+    /// Each example's 0-based target rank under full ranking, `batchSize` examples at a time: `score`
+    /// gives a part's scores, one row of `items` values per example (row-major), and each example's
+    /// target column.
+    public static func ranks<Example>(
         _ examples: [Example], items: Int, batchSize: Int, score: (ArraySlice<Example>) -> (scores: [Float], targets: [Int])
-    ) -> RankingMetrics {
-        var metrics = RankingMetrics()
+    ) -> [Int] {
+        var ranks: [Int] = []
+        ranks.reserveCapacity(examples.count)
         var start = 0
         while start < examples.count {
             let end = min(examples.count, start + max(1, batchSize))
@@ -82,12 +90,12 @@ public struct RankingMetrics: Sendable, Equatable, Codable {
             precondition(targets.count == end - start && scores.count == targets.count * items, "one row of \(items) scores per example")
             scores.withUnsafeBufferPointer { s in
                 for (r, target) in targets.enumerated() {
-                    metrics.add(scores: UnsafeBufferPointer(rebasing: s[(r * items)..<((r + 1) * items)]), target: target)
+                    ranks.append(rank(of: target, in: UnsafeBufferPointer(rebasing: s[(r * items)..<((r + 1) * items)])))
                 }
             }
             start = end
         }
-        return metrics
+        return ranks
     }
 
     /// Merges another accumulator with the same cut-offs (for examples ranked on other threads).

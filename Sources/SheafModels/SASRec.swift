@@ -179,10 +179,10 @@ public final class SASRec {
 
 extension SASRec {
     /// Full-ranking metrics of `examples` (every item ranked; no dropout), `batchSize` examples scored at once.
-    public func evaluate(
+    public func targetRanks(
         _ examples: [SequenceExample], in data: SequenceDataset, batchSize: Int = 1024, threads: Int = Tape.defaultThreads
-    ) -> RankingMetrics {
-        RankingMetrics.ranking(examples, items: itemCount + 1, batchSize: batchSize) { part in
+    ) -> [Int] {
+        RankingMetrics.ranks(examples, items: itemCount + 1, batchSize: batchSize) { part in
             let batch = SequenceBatch(part, in: data, maxLength: configuration.maxLength)
             return (scores(batch, threads: threads), batch.targets)
         }

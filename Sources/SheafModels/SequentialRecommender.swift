@@ -35,6 +35,20 @@ extension WindowExample: UserExample {
     public var behavioursBefore: Int { cut }
 }
 
+/// An example with its target's rank (`SequentialRecommender.targetRanks`), to group ranks as examples.
+public struct RankedExample<Example: UserExample>: UserExample {
+    public let example: Example
+    /// The target's 0-based rank.
+    public let rank: Int
+    public var user: Int { example.user }
+    public var behavioursBefore: Int { example.behavioursBefore }
+
+    public init(example: Example, rank: Int) {
+        self.example = example
+        self.rank = rank
+    }
+}
+
 /// Test examples grouped by how many behaviours precede the target: the buckets 0…b₁, b₁ + 1…b₂,
 /// …, and above the last bound (empty buckets left out), with each bucket's examples in order.
 public enum HistoryLengthBuckets {
@@ -95,8 +109,9 @@ public protocol SequentialRecommender: AnyObject {
     /// The training loss of a batch of examples, with dropout; `rng` draws anything else the loss
     /// samples (negatives), seeded per step by the trainer.
     func loss(_ t: Tape, _ examples: [Split.Example], in data: SequenceDataset, rng: inout SplitMix64) -> Tensor
-    /// Full-ranking metrics of examples (every item ranked, no dropout).
-    func evaluate(_ examples: [Split.Example], in data: SequenceDataset, batchSize: Int, threads: Int) -> RankingMetrics
+    /// Each example's 0-based target rank when every item is ranked (no dropout), in order: what
+    /// `evaluate` and any grouping of the examples (`HistoryLengthBuckets`) are computed from.
+    func targetRanks(_ examples: [Split.Example], in data: SequenceDataset, batchSize: Int, threads: Int) -> [Int]
     /// An epoch's steps: `order` (a seeded shuffle of the indices of `examples`) cut into batches of
     /// at most `batchSize`, ⌈count / batchSize⌉ of them. The default cuts it in order; a model may
     /// group examples of similar cost (drawing only from `rng`).
@@ -109,6 +124,11 @@ public protocol SequentialRecommender: AnyObject {
 
 extension SequentialRecommender {
     public static var fieldsAddedLater: [String: String] { [:] }
+
+    /// Full-ranking metrics of examples (every item ranked, no dropout).
+    public func evaluate(_ examples: [Split.Example], in data: SequenceDataset, batchSize: Int, threads: Int) -> RankingMetrics {
+        RankingMetrics(ranks: targetRanks(examples, in: data, batchSize: batchSize, threads: threads))
+    }
 
     /// Width of the content embeddings (0 when the model reads none).
     public var contentDimension: Int { content?.dimension ?? 0 }

@@ -55,7 +55,7 @@ import Testing
 
         let s = 3, n = 25, d = model.configuration.width
         var alone = [RankingMetrics](repeating: RankingMetrics(), count: s)
-        var targetCounts = [0, 0, 0], topCounts = [0, 0, 0], cosines = 0.0
+        var targetCounts = [0, 0, 0], topCounts = [0, 0, 0], cosines = 0.0, combinedRanks: [Int] = []
         for start in stride(from: 0, to: examples.count, by: 7) {
             let part = Array(examples[start..<min(examples.count, start + 7)])
             let (r, scores) = model.interestScores(part.map { (user: $0.user, cut: $0.cut) }, in: data, threads: 1)
@@ -72,11 +72,30 @@ import Testing
                 for j in 0..<s { alone[j].add(rank: rank { score(j, $0) }) }
                 func best(_ i: Int) -> Float { (0..<s).map { score($0, i) }.max()! }
                 func from(_ i: Int) -> Int { (0..<s).first { score($0, i) == best(i) }! }
+                combinedRanks.append(rank(best))
                 targetCounts[from(target)] += 1
                 for i in (1..<n).sorted(by: { (-best($0), $0) < (-best($1), $1) }).prefix(5) { topCounts[from(i)] += 1 }
             }
         }
         #expect(usage.alone == alone)
+        // The model's own ranks of the targets are the combined score's, and give `evaluate`'s metrics.
+        let ranks = model.targetRanks(examples, in: data, batchSize: 7, threads: 1)
+        #expect(ranks == combinedRanks)
+        #expect(RankingMetrics(ranks: ranks) == model.evaluate(examples, in: data, batchSize: 7, threads: 1))
+        // Regrouped by history length (as `sheaf evaluate` does), each bucket's ranks give the metrics
+        // of ranking that bucket's examples alone. The test targets all follow histories of one
+        // length here, so these are training cuts of many lengths, one target each.
+        let varied = model.split(data).training.filter { $0.cut % 3 == 0 }.map { WindowExample(user: $0.user, cut: $0.cut, targetEnd: $0.cut + 1) }
+        let variedRanks = model.targetRanks(varied, in: data, batchSize: 7, threads: 1)
+        let lengths = Set(varied.map(\.behavioursBefore)).sorted()
+        #expect(lengths.count >= 3)
+        let bounds = [lengths[0], lengths[lengths.count / 2]]
+        let buckets = HistoryLengthBuckets.split(zip(varied, variedRanks).map { RankedExample(example: $0, rank: $1) }, bounds: bounds)
+        #expect(buckets.count == 3 && buckets.map(\.examples.count).reduce(0, +) == varied.count)
+        for b in buckets {
+            #expect(RankingMetrics(ranks: b.examples.map(\.rank))
+                == model.evaluate(b.examples.map(\.example), in: data, batchSize: 7, threads: 1))
+        }
         #expect(usage.targetShare == targetCounts.map { Double($0) / 36 })
         #expect(usage.topShare == topCounts.map { Double($0) / (36 * 5) })
         #expect(abs(usage.meanPairwiseCosine! - cosines / 36) < 1e-5)
