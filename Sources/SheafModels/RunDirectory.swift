@@ -107,7 +107,9 @@ public final class RunDirectory {
         unlink(lockPath)  // while still locked, so no one else's lock file is deleted
         close(descriptor)  // closing the only descriptor of the open file drops the flock
         descriptor = -1
-        for d in createdDirectories where rmdir(d) != 0 { break }  // rmdir removes only empty directories
+        for d in createdDirectories {  // innermost first; rmdir removes only an empty directory
+            guard rmdir(d) == 0 else { break }
+        }
     }
 
     deinit { release() }
