@@ -333,10 +333,10 @@ def main():
                 lines.append(f"| {name} | 0 | " + " | ".join("—" for _ in SHOWN) + " | — |")
                 continue
             deltas = [r["test"]["recall@10"] - full[r["seed"]] for r in rs if r["seed"] in full]
-            d = mean_std(deltas) if deltas else (float("nan"), 0.0)
+            d = mean_std(deltas) if deltas else None  # None: HyMiRec has not finished on these seeds
             tests = [r["test"] for r in rs]
-            lines.append(f"| {name} | {len(rs)} | " + " | ".join(cell(tests, m) for m in SHOWN) +
-                         (f" | {d[0]:+.4f} ± {d[1]:.4f} |" if name != "HyMiRec" else " | |"))
+            shown = " | |" if name == "HyMiRec" else f" | {d[0]:+.4f} ± {d[1]:.4f} |" if d else " | — |"
+            lines.append(f"| {name} | {len(rs)} | " + " | ".join(cell(tests, m) for m in SHOWN) + shown)
             summary["ablations"][name] = dict(delta_recall10=d, **{m: mean_std([t[m] for t in tests]) for m in METRICS})
 
     # Figure 3.
