@@ -25,7 +25,7 @@ public final class RunDirectory {
     private var descriptor: Int32
     /// The directories the claim made, innermost first (`directory` and any missing parents).
     private let createdDirectories: [String]
-    private var lockPath: String { directory + "/.lock" }
+    private static func lockPath(in directory: String) -> String { directory + "/.lock" }
 
     /// What a new run does with a directory that already holds one.
     public enum Start: Sendable, Equatable {
@@ -54,7 +54,7 @@ public final class RunDirectory {
         } catch {
             throw .invalidConfiguration("cannot create the model directory \(directory): \(error.localizedDescription)")
         }
-        let path = directory + "/.lock"
+        let path = Self.lockPath(in: directory)
         var fd: Int32 = -1
         while fd < 0 {
             let candidate = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
@@ -104,7 +104,7 @@ public final class RunDirectory {
     /// directories the claim made while they are empty.
     public func release() {
         guard descriptor >= 0 else { return }
-        unlink(lockPath)  // while still locked, so no one else's lock file is deleted
+        unlink(Self.lockPath(in: directory))  // while still locked, so no one else's lock file is deleted
         close(descriptor)  // closing the only descriptor of the open file drops the flock
         descriptor = -1
         for d in createdDirectories {  // innermost first; rmdir removes only an empty directory

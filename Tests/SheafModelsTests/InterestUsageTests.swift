@@ -22,16 +22,11 @@ import Testing
         #expect(u.targetShare == [1, 0])
         // Top 2: A items 1 (interest 1) and 2 (interest 2); B items 2 (interest 2) and 1 (interest 1).
         #expect(u.topShare == [0.5, 0.5])
-        func metrics(_ ranks: [Int]) -> RankingMetrics {
-            var m = RankingMetrics()
-            for r in ranks { m.add(rank: r) }
-            return m
-        }
         // Combined: A's item 3 is behind items 1 and 2; B's item 1 only behind item 2 (item 3 ties
         // it but has the higher index). Alone: interest 1 ranks A's target 1st after item 1 and B's
         // first; interest 2 ranks A's target after item 2 and B's after items 2 and 3.
-        #expect(u.combined == metrics([2, 1]))
-        #expect(u.alone == [metrics([1, 0]), metrics([1, 2])])
+        #expect(u.combined == RankingMetrics(ranks: [2, 1]))
+        #expect(u.alone == [RankingMetrics(ranks: [1, 0]), RankingMetrics(ranks: [1, 2])])
     }
 
     @Test func topItemsKeepTheRankingOrder() {
