@@ -28,6 +28,16 @@ the main table's runs train only under --parts main, and the others only read th
 --only trains just the named runs, in the given order (a session too short for the whole study spends
 its hours on the runs it needs most); every other run is only read.
 
+Records (tools/records, kept in git; tools/study_records.py): a run directory here does not outlive the
+machine it ran on, and the study takes more hours than one machine lives. So every finished run
+directory the driver sees is recorded (its metrics, machine, binary and `sheaf evaluate --json`), and a
+run whose directory is gone is read from its record instead of being trained again (--only NAME trains
+it anyway, on this machine). Runs of the same seed on machines with different OpenBLAS cores are
+different runs and both are kept: the main table takes each seed's first run, an ablation is compared
+with HyMiRec on its own seed and core, and the sweep puts every point on one core where it can. The
+records of runs lost before records existed hold only what the README kept (Recall@10, NDCG@10, best
+epoch); the report shows "—" for the rest.
+
 Each run costs 1–2 hours of one core on MovieLens-100K (20–45 epochs of 60–150 s), so the main table
 (6 runs) and the ablations and sweep (12 more on one seed) take about 30 core-hours: several sessions
 with 2 runs at once. Run it in parts; every finished run is kept.
@@ -57,6 +67,7 @@ SHOWN = ["recall@10", "recall@50", "recall@200", "ndcg@10", "ndcg@50", "ndcg@200
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sasrec_compare  # noqa: E402  (its store, its Sheaf runs, the SASRec runs' directories)
+import study_records  # noqa: E402  (finished runs kept in git, for the runs whose directories are gone)
 from sasrec_compare import binaries_named, mean_std, run  # noqa: E402
 
 
@@ -116,10 +127,13 @@ def train(store, base_store, flags, seed, a, read_only):
 EVALUATE_SHEAF = os.environ.get("SHEAF_EVALUATE_BIN") or os.path.join(ROOT, ".build", "release", "sheaf")
 
 
-def evaluation(model_dir, store, test):
+def evaluation(model_dir, store, test, recorded=None):
     """`sheaf evaluate --json` of a finished run (cached in its evaluate.json): its test metrics by history
     length and, for HyMiRec, how it uses its interests. None when the evaluating binary is missing or
-    predates them. The evaluation must reproduce the run's own test metrics (`test`)."""
+    predates them. The evaluation must reproduce the run's own test metrics (`test`). A recorded run whose
+    directory is gone (`model_dir` None) gives its record's evaluation (`recorded`), or None."""
+    if model_dir is None:
+        return recorded
     cache = os.path.join(model_dir, "evaluate.json")
     # A cache older than the model (a run trained again in the same directory) is stale.
     if os.path.exists(cache) and os.path.getmtime(cache) >= os.path.getmtime(os.path.join(model_dir, "model.safetensors")):
@@ -145,45 +159,67 @@ def evaluation(model_dir, store, test):
 SASREC_WORK = os.path.join(ROOT, "results", "sasrec_compare_work")
 
 
+SASREC_SIDES = [("Sheaf SASRec (IDs)", "sheaf"), ("Sheaf SASRec, content from codes", "sheaf-content"),
+                ("Sheaf SASRec, content from float32", "sheaf-content-float32"), ("RecBole 1.2.1 SASRec", "recbole")]
+
+
 def sasrec_runs(side, seeds, epochs, patience):
-    """tools/sasrec-compare's finished Sheaf runs of `side` ("sheaf", "sheaf-content", ...) on these
-    seeds: (directory, test metrics) each."""
+    """tools/sasrec-compare's finished runs of `side` ("sheaf", "sheaf-content", ..., "recbole") on these
+    seeds, one per seed: its run directory's (recorded in tools/records/sasrec as it is read) or, when that
+    is gone, the first recorded run of the seed. Each a dict with seed, test, dir (None for a record)."""
     out = []
     for s in seeds:
-        d = os.path.join(SASREC_WORK, f"{side}-e{epochs}-p{patience}-seed{s}")
-        if os.path.exists(os.path.join(d, "metrics.json")):
-            with open(os.path.join(d, "metrics.json")) as f:
-                out.append((d, json.load(f)["outcome"]["test"]))
+        local = None
+        if side == "recbole":
+            p = os.path.join(SASREC_WORK, f"recbole-e{epochs}-p{patience}-seed{s}.json")
+            try:
+                with open(p) as f:
+                    rep = json.load(f)
+                if rep.get("complete"):
+                    local = dict(seed=s, test=rep["runs"][0]["test"], dir=None, finished=p,
+                                 machine=dict(blasCore="PyTorch"))
+            except (OSError, ValueError):
+                pass
+        else:
+            d = os.path.join(SASREC_WORK, f"{side}-e{epochs}-p{patience}-seed{s}")
+            if os.path.exists(os.path.join(d, "metrics.json")):
+                with open(os.path.join(d, "metrics.json")) as f:
+                    m = json.load(f)
+                o = m["outcome"]
+                local = dict(seed=s, test=o["test"], validation=o["validation"], best_epoch=o["bestEpoch"],
+                             epochs=len(o["epochs"]), machine=m.get("machine"), dir=d,
+                             binaries=sasrec_compare.binaries(d))
+        if local is not None:
+            study_records.write("sasrec", f"{side}-e{epochs}-p{patience}", local)
+            out.append(local)
+            continue
+        recorded = study_records.load("sasrec", f"{side}-e{epochs}-p{patience}", s)
+        if recorded:
+            out.append(recorded[0])
     return out
 
 
 def sasrec_rows(seeds, epochs, patience):
     """Test metrics of tools/sasrec-compare's runs for these seeds, per side (missing sides left out)."""
     out = {}
-    sides = [("Sheaf SASRec (IDs)", "sheaf"), ("Sheaf SASRec, content from codes", "sheaf-content"),
-             ("Sheaf SASRec, content from float32", "sheaf-content-float32")]
-    for name, d in sides:
-        rs = [test for _, test in sasrec_runs(d, seeds, epochs, patience)]
+    for name, side in SASREC_SIDES:
+        rs = [r["test"] for r in sasrec_runs(side, seeds, epochs, patience)]
         if rs:
             out[name] = rs
-    rs = []
-    for s in seeds:
-        p = os.path.join(SASREC_WORK, f"recbole-e{epochs}-p{patience}-seed{s}.json")
-        try:
-            with open(p) as f:
-                rep = json.load(f)
-            if rep.get("complete"):
-                rs.append(rep["runs"][0]["test"])
-        except (OSError, ValueError):
-            pass
-    if rs:
-        out["RecBole 1.2.1 SASRec"] = rs
     return out
 
 
 def cell(tests, m):
+    """mean ± std of metric m, or "—" when a run lacks it (a record kept only the README's metrics)."""
+    if not tests or any(m not in t for t in tests):
+        return "—"
     mu, sd = mean_std([t[m] for t in tests])
     return f"{mu:.4f} ± {sd:.4f}"
+
+
+def stats(tests):
+    """{metric: (mean, std)} over the metrics every test has."""
+    return {m: mean_std([t[m] for t in tests]) for m in METRICS if tests and all(m in t for t in tests)}
 
 
 def history_tokens():
@@ -215,11 +251,15 @@ def main():
     ap.add_argument("--store", default=os.path.join(ROOT, "results", "sasrec-store"))
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "hymirec"))
     ap.add_argument("--report-only", action="store_true", help="write the report from the finished runs; train nothing")
+    ap.add_argument("--records", default=study_records.RECORDS,
+                    help="where finished runs are recorded and read when their directories are gone (kept in git; "
+                         "see tools/study_records.py)")
     ap.add_argument("--only", default="",
                     help="train only these runs, in this order, as comma-separated directory keys (hymirec_window-1) or "
                          "key@seed (hymirec_item-ids@2); every other run of --parts is only read (a name that matches "
                          "no run is refused with the list of runs)")
     a = ap.parse_args()
+    study_records.RECORDS = a.records
     parts = a.parts.split(",")
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     euclidean = a.store + "-euclidean"
@@ -258,38 +298,62 @@ def main():
         jobs = sorted(jobs, key=lambda j: (rank(j) is None, rank(j) or 0))
 
     def job(seed, k):
+        """The finished versions of a run (oldest first): its run directory's, trained or resumed here when
+        allowed, and the recorded ones (tools/records; a recorded run is not trained again unless --only
+        names it)."""
         store, flags = distinct[k]
+        name = f"{k}-e{a.epochs}-p{a.patience}"  # as the run's directory, without the seed
+        recorded = study_records.load("hymirec", name, seed)
         # The main table's runs (HyMiRec's is also the ablations' reference and the sweep's s = 2, w = 4
         # point) train only with --parts main, so that a second driver on the other parts never runs
         # one of them at the same time; other parts read them once finished.
-        read_only = a.report_only or (k in main_keys and "main" not in parts) or (bool(only) and rank((seed, k)) is None)
-        r = train(store, a.store, flags, seed, a, read_only)
-        if r is None:
-            return None
-        r["store"] = store
-        print(f"seed {seed} {k}: best epoch {r['best_epoch']} of {r['epochs']}, test Recall@10 "
-              f"{r['test']['recall@10']:.4f} NDCG@10 {r['test']['ndcg@10']:.4f}, {r['median_train_seconds']:.1f} s/epoch",
-              file=sys.stderr, flush=True)
-        return r
+        read_only = (a.report_only or (k in main_keys and "main" not in parts) or (bool(only) and rank((seed, k)) is None)
+                     or (not only and bool(recorded)))
+        local = train(store, a.store, flags, seed, a, read_only)
+        versions = study_records.merged("hymirec", name, seed, local)
+        for r in versions:
+            r["store"] = store
+            print(f"seed {seed} {k} ({study_records.core(r)}{', recorded' if r['dir'] is None else ''}): best epoch "
+                  f"{r['best_epoch']} of {r['epochs']}, test Recall@10 {r['test']['recall@10']:.4f} NDCG@10 "
+                  f"{r['test']['ndcg@10']:.4f}" + (f", {r['median_train_seconds']:.1f} s/epoch" if r.get("median_train_seconds") else ""),
+                  file=sys.stderr, flush=True)
+        return versions
 
     with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
         done = list(pool.map(lambda j: job(*j), jobs))
     results = {}
-    for (seed, k), r in zip(jobs, done):
-        if r is not None:
-            results.setdefault(k, []).append(r)
+    for (seed, k), versions in zip(jobs, done):
+        results.setdefault(k, []).extend(versions)
+    # Every finished run directory is recorded (with its evaluation) before the report reads it.
+    for k, versions in results.items():
+        for r in versions:
+            if r["dir"] is not None:
+                e = evaluation(r["dir"], r["store"], r["test"])
+                if study_records.write("hymirec", f"{k}-e{a.epochs}-p{a.patience}", r, e):
+                    print(f"recorded {k}@{r['seed']} ({study_records.core(r)})", file=sys.stderr)
 
-    def runs(store, flags, seeds=None):
-        """The finished runs of a variant, on `seeds` only when given (the ablations and the sweep compare
-        every variant on the same seeds, the study seeds)."""
+    def versions(store, flags, seeds=None):
+        """Every finished version of a variant's runs (a seed run on two machines is two versions), on
+        `seeds` only when given."""
         return [r for r in results.get(key(store, flags, a.store), []) if seeds is None or r["seed"] in seeds]
 
-    machine = next((r["machine"] for rs in results.values() for r in rs if r.get("machine")), {}) or {}
+    def runs(store, flags, seeds=None):
+        """The finished runs of a variant, one per seed (its first version), on `seeds` only when given (the
+        ablations and the sweep compare every variant on the same seeds, the study seeds)."""
+        return study_records.first_per_seed(versions(store, flags, seeds))
+
+    every = [r for rs in results.values() for r in rs]
+    machines = sorted({(r["machine"] or {}).get("cpu", "?") + ", OpenBLAS " + study_records.core(r)
+                       for r in every if r.get("machine")})
+    recorded = sum(r["dir"] is None for r in every)
     lines = [f"# HyMiRec on MovieLens-100K (main table seeds {a.seeds}; ablation and sweep seeds {a.study_seeds})", "",
-             f"Machine: {machine.get('cpu', '?')}; OpenBLAS core {machine.get('blasCoreSelection', '?')}; "
-             f"{a.threads} thread(s) per run, {a.jobs} run(s) at once; sheaf binaries {binaries_named([r for rs in results.values() for r in rs])}. Leave-one-out by time, full ranking of all "
-             f"items, best epoch on validation NDCG@10 (≤ {a.epochs} epochs, patience {a.patience}), test once. "
-             "Values: test mean ± sample standard deviation over seeds (n = seeds that finished).", ""]
+             f"Machines: {'; '.join(machines) or '?'}. {a.threads} thread(s) per run; sheaf binaries "
+             f"{binaries_named(every)}. {recorded} of the {len(every)} runs are read from their records in "
+             "tools/records (their run directories are gone with the machine that ran them). Leave-one-out by time, "
+             f"full ranking of all items, best epoch on validation NDCG@10 (≤ {a.epochs} epochs, patience "
+             f"{a.patience}), test once. Values: test mean ± sample standard deviation over seeds (n = seeds that "
+             "finished; a seed run on two machines counts with its first run). A run's OpenBLAS core names its "
+             "machine: the same seed on two cores is two different runs.", ""]
     summary = {}
     header = "| model | n | " + " | ".join(m.replace("recall", "R").replace("ndcg", "N") for m in SHOWN) + " |"
     rule = "|---|---:|" + "---:|" * len(SHOWN)
@@ -302,7 +366,7 @@ def main():
     ours = [(name, [r["test"] for r in rs]) for name, rs in variants_run if rs]
     for name, tests in list(peers.items()) + ours:
         lines.append(f"| {name} | {len(tests)} | " + " | ".join(cell(tests, m) for m in SHOWN) + " |")
-        summary[name] = {m: dict(zip(("mean", "std"), mean_std([t[m] for t in tests]))) for m in METRICS}
+        summary[name] = {m: dict(zip(("mean", "std"), v)) for m, v in stats(tests).items()}
     base = peers.get("Sheaf SASRec (IDs)")
     if hy and base:
         lines.append("")
@@ -322,38 +386,53 @@ def main():
     # Table 4.
     if "ablations" in parts and hy:
         lines += ["", "## Ablations (the seed's Table 4)", "",
-                  "Δ R@10: the variant minus HyMiRec, paired by seed (mean ± std).", "",
-                  "| variant | n | " + " | ".join(m.replace("recall", "R").replace("ndcg", "N") for m in SHOWN) + " | Δ R@10 |",
-                  rule + "---:|"]
-        full = {r["seed"]: r["test"]["recall@10"] for r in hy}
+                  "Δ R@10: the variant minus HyMiRec on the same seed and the same OpenBLAS core (machine), mean ± std "
+                  "over seeds; \"—\" when HyMiRec has no run there.", "",
+                  "| variant | n | core | " + " | ".join(m.replace("recall", "R").replace("ndcg", "N") for m in SHOWN) + " | Δ R@10 |",
+                  "|---|---:|---|" + "---:|" * len(SHOWN) + "---:|"]
+        reference = {(r["seed"], study_records.core(r)): r for r in versions(main_v[1], main_v[2], a.study_seeds)}
+        table = [(name, runs(store, flags, a.study_seeds)) for name, store, flags in ablations]
+        cores = list(dict.fromkeys([study_records.core(r) for _, rs in table for r in rs]
+                                   + [study_records.core(r) for r in runs(main_v[1], main_v[2], a.study_seeds)]))
+        refs = [(f"HyMiRec ({c})", [r for (_, rc), r in sorted(reference.items()) if rc == c]) for c in cores]
         summary["ablations"] = {}
-        for name, store, flags in [("HyMiRec", *main_v[1:])] + ablations:
-            rs = runs(store, flags, a.study_seeds)
+        for name, rs in [(n, rs) for n, rs in refs if rs] + table:
+            c = ", ".join(dict.fromkeys(study_records.core(r) for r in rs))
             if not rs:
-                lines.append(f"| {name} | 0 | " + " | ".join("—" for _ in SHOWN) + " | — |")
+                lines.append(f"| {name} | 0 | | " + " | ".join("—" for _ in SHOWN) + " | — |")
                 continue
-            deltas = [r["test"]["recall@10"] - full[r["seed"]] for r in rs if r["seed"] in full]
-            d = mean_std(deltas) if deltas else None  # None: HyMiRec has not finished on these seeds
+            deltas = [r["test"]["recall@10"] - reference[(r["seed"], study_records.core(r))]["test"]["recall@10"]
+                      for r in rs if (r["seed"], study_records.core(r)) in reference]
+            d = mean_std(deltas) if len(deltas) == len(rs) else None
             tests = [r["test"] for r in rs]
-            shown = " | |" if name == "HyMiRec" else f" | {d[0]:+.4f} ± {d[1]:.4f} |" if d else " | — |"
-            lines.append(f"| {name} | {len(rs)} | " + " | ".join(cell(tests, m) for m in SHOWN) + shown)
-            summary["ablations"][name] = dict(delta_recall10=d, **{m: mean_std([t[m] for t in tests]) for m in METRICS})
+            shown = " | |" if name.startswith("HyMiRec (") else f" | {d[0]:+.4f} ± {d[1]:.4f} |" if d else " | — |"
+            lines.append(f"| {name} | {len(rs)} | {c} | " + " | ".join(cell(tests, m) for m in SHOWN) + shown)
+            summary["ablations"][name] = dict(delta_recall10=d, cores=c, **stats(tests))
 
     # Figure 3.
     if "sweep" in parts and hy:
         lines += ["", "## Interests s and window w (the seed's Figure 3)", ""]
         plot = {}
+        # Every point on one machine where it can be: the OpenBLAS core most of the sweep's other points used.
+        counts = {}
+        for _, store, flags in sweep_s + sweep_w:
+            for r in runs(store, flags, a.study_seeds) if flags else []:  # not the reference (s = 2, w = 4)
+                counts[study_records.core(r)] = counts.get(study_records.core(r), 0) + 1
+        study_core = max(counts, key=counts.get) if counts else None
+        lines += [f"Each point on the {study_core} machine where it has a run there (the core column says).", ""]
         for label, group in (("s", sweep_s), ("w", sweep_w)):
-            lines += [f"| {label} | n | R@10 | N@10 | R@50 | N@50 |", "|---:|---:|---:|---:|---:|---:|"]
+            lines += [f"| {label} | n | core | R@10 | N@10 | R@50 | N@50 |", "|---:|---:|---|---:|---:|---:|---:|"]
             xs, r10, n10 = [], [], []
             for name, store, flags in group:
-                rs = runs(store, flags, a.study_seeds)
+                on_core = [r for r in versions(store, flags, a.study_seeds) if study_records.core(r) == study_core]
+                rs = study_records.first_per_seed(on_core) if on_core else runs(store, flags, a.study_seeds)
                 x = int(name.split("= ")[1])
                 if not rs:
-                    lines.append(f"| {x} | 0 | — | — | — | — |")
+                    lines.append(f"| {x} | 0 | | — | — | — | — |")
                     continue
                 tests = [r["test"] for r in rs]
-                lines.append(f"| {x} | {len(rs)} | {cell(tests, 'recall@10')} | {cell(tests, 'ndcg@10')} | "
+                lines.append(f"| {x} | {len(rs)} | {', '.join(dict.fromkeys(study_records.core(r) for r in rs))} | "
+                             f"{cell(tests, 'recall@10')} | {cell(tests, 'ndcg@10')} | "
                              f"{cell(tests, 'recall@50')} | {cell(tests, 'ndcg@50')} |")
                 xs.append(x)
                 r10.append(mean_std([t["recall@10"] for t in tests]))
@@ -391,33 +470,33 @@ def main():
             continue
         seen.add(k)
         for r in results.get(k, []):
-            e = evaluation(r["dir"], r["store"], r["test"])
+            e = evaluation(r["dir"], r["store"], r["test"], r.get("evaluate"))
             if e is not None and e.get("interests") and e["interests"]["interests"] > 1:
                 usage_rows.append((name, r, dict(e["interests"], test=e["test"])))
     if usage_rows:
         lines += ["## How the interests are used (test targets)", "",
                   f"From `sheaf evaluate --json` of each finished model (binary `{os.path.relpath(EVALUATE_SHEAF, ROOT)}`; "
-                  "cached as evaluate.json in the run's directory). An item comes from the interest that gives its score "
+                  "cached as evaluate.json in the run's directory, and kept in its record). An item comes from the interest that gives its score "
                   "(the maximum over interests). Per interest, in order: the share of test targets and of the top-10 items "
                   "that come from it, and Recall@10 with items ranked by that interest alone.", "",
-                  "| run | seed | s | mean cos(r_j, r_k) | targets from each | top-10 from each | R@10 alone | R@10 (max) |",
-                  "|---|---:|---:|---:|---|---|---|---:|"]
+                  "| run | seed | core | s | mean cos(r_j, r_k) | targets from each | top-10 from each | R@10 alone | R@10 (max) |",
+                  "|---|---:|---|---:|---:|---|---|---|---:|"]
         summary["interests"] = []
         for name, r, u in usage_rows:
             pct = lambda xs: " / ".join(f"{100 * x:.0f}%" for x in xs)
             alone = [x["recall@10"] for x in u["alone"]]
-            lines.append(f"| {name} | {r['seed']} | {u['interests']} | {u['meanPairwiseCosine']:.3f} | {pct(u['targetShare'])} | "
+            lines.append(f"| {name} | {r['seed']} | {study_records.core(r)} | {u['interests']} | {u['meanPairwiseCosine']:.3f} | {pct(u['targetShare'])} | "
                          f"{pct(u['topShare'])} | {' / '.join(f'{x:.4f}' for x in alone)} | {u['test']['recall@10']:.4f} |")
-            summary["interests"].append(dict(run=name, seed=r["seed"], **{k: u[k] for k in (
+            summary["interests"].append(dict(run=name, seed=r["seed"], core=study_records.core(r), **{k: u[k] for k in (
                 "interests", "meanPairwiseCosine", "targetShare", "topShare")}, recall10_alone=alone,
                 recall10=u["test"]["recall@10"]))
         lines.append("")
 
     # Test Recall@10 by the behaviours before the target: where reading the whole history should help.
-    by_history = [(name, [(d, a.store, test) for d, test in sasrec_runs(side, a.seeds, a.epochs, a.patience)])
-                  for name, side in (("Sheaf SASRec (IDs)", "sheaf"), ("Sheaf SASRec, content from codes", "sheaf-content"))]
+    by_history = [(name, [(r["dir"], a.store, r["test"], r.get("evaluate")) for r in sasrec_runs(side, a.seeds, a.epochs, a.patience)])
+                  for name, side in SASREC_SIDES[:2]]
     for name, store, flags in [main_v] + others + (ablations[:1] if "ablations" in parts else []):
-        by_history.append((name, [(r["dir"], r["store"], r["test"]) for r in runs(store, flags)]))
+        by_history.append((name, [(r["dir"], r["store"], r["test"], r.get("evaluate")) for r in runs(store, flags)]))
     table = []
     for name, rs in by_history:
         es = [e for e in (evaluation(*r) for r in rs) if e is not None]
@@ -452,10 +531,11 @@ def main():
         st = json.loads(run([SHEAF, "stats", a.store, "--json"]).stdout)["statistics"]
         st["bytesPerItem"] = next(c["bytesPerItem"] for c in st["codebooks"] if c["active"])
         tokens = light + recent
-        tc = statistics.median(r["median_train_seconds"] for r in hy)
-        tf = statistics.median(r["median_train_seconds"] for r in f32)
+        sec = lambda x: "not recorded" if x != x else f"{x:.1f}"
+        tc = statistics.median([r["median_train_seconds"] for r in hy if r.get("median_train_seconds")] or [float("nan")])
+        tf = statistics.median([r["median_train_seconds"] for r in f32 if r.get("median_train_seconds")] or [float("nan")])
         lines += ["## Cost: codes against float32 rows", "",
-                  f"- Training seconds per epoch (median over epochs and seeds): codes {tc:.1f}, float32 {tf:.1f}. The "
+                  f"- Training seconds per epoch (median over epochs and seeds): codes {sec(tc)}, float32 {sec(tf)}. The "
                   "study's runs share the machine with a varying number of other runs, so these seconds are not a speed "
                   "result and their ratio means nothing; the same-run comparison, steps of both interleaved, is "
                   "`sheaf-measure model-step` (README, \"Training with the code-space input layer\").",
