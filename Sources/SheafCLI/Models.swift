@@ -386,22 +386,26 @@ extension SheafCommand {
             case SASRec.kind: try evaluate(try checkpoints.load(SASRec.self, for: data), data: data, bounds: bounds) { _ in nil }
             case HyMiRec.kind:
                 try evaluate(try checkpoints.load(HyMiRec.self, for: data), data: data, bounds: bounds) { net in
-                    net.interestUsage(net.split(data).test, in: data, batchSize: 1024, threads: threads)
+                    net.interestUsageAndRanks(net.split(data).test, in: data, batchSize: 1024, threads: threads)
                 }
             default: throw ModelError.corruptCheckpoint(path: checkpoints.modelPath, reason: "an unknown model kind \(kind)")
             }
         }
 
-        /// Prints the metric table; `usage` adds a multi-interest model's use of its interests on test.
-        func evaluate<Model: SequentialRecommender>(_ net: Model, data: SequenceDataset, bounds: [Int], usage: (Model) -> InterestUsage?) throws {
+        /// Prints the metric table; `usage` adds a multi-interest model's use of its interests on test
+        /// (with the test ranks, from the same scoring pass).
+        func evaluate<Model: SequentialRecommender>(
+            _ net: Model, data: SequenceDataset, bounds: [Int], usage: (Model) -> (usage: InterestUsage, ranks: [Int])?
+        ) throws {
             let split = net.split(data)
             let started = DispatchTime.now().uptimeNanoseconds
             let validation = net.evaluate(split.validation, in: data, batchSize: 1024, threads: threads)
             // The test targets are ranked once: the buckets regroup their ranks.
-            let testRanks = net.targetRanks(split.test, in: data, batchSize: 1024, threads: threads)
+            let described = usage(net)
+            let testRanks = described?.ranks ?? net.targetRanks(split.test, in: data, batchSize: 1024, threads: threads)
             let test = RankingMetrics(ranks: testRanks)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-            let interests = usage(net)
+            let interests = described?.usage
             let ranked = zip(split.test, testRanks).map { RankedExample(example: $0, rank: $1) }
             let byHistory = bounds.isEmpty ? nil : HistoryLengthBuckets.split(ranked, bounds: bounds).map { b in
                 HistoryBucketOutput(from: b.from, to: b.to, users: b.examples.count,

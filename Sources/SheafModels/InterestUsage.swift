@@ -36,6 +36,8 @@ public struct InterestUsage: Sendable, Equatable, Codable {
         var targetCounts: [Int], topCounts: [Int]
         var alone: [RankingMetrics]
         var combined = RankingMetrics()
+        /// Each example's target rank under the model's scoring (the maximum), in order.
+        var ranks: [Int] = []
 
         init(interests s: Int, top: Int) {
             self.s = s
@@ -71,7 +73,9 @@ public struct InterestUsage: Sendable, Equatable, Codable {
                         }
                     }
                 }
-                best.withUnsafeBufferPointer { combined.add(scores: $0, target: target) }
+                let rank = best.withUnsafeBufferPointer { RankingMetrics.rank(of: target, in: $0) }
+                ranks.append(rank)
+                combined.add(rank: rank)
                 targetCounts[from[target]] += 1
                 for i in RankingMetrics.topItems(best, count: top) { topCounts[from[i]] += 1 }
             }
@@ -96,6 +100,14 @@ extension HyMiRec {
     public func interestUsage(_ examples: [WindowExample], in data: SequenceDataset, top: Int = 10, batchSize: Int = 256,
                               threads: Int = Tape.defaultThreads) -> InterestUsage
     {
+        interestUsageAndRanks(examples, in: data, top: top, batchSize: batchSize, threads: threads).usage
+    }
+
+    /// `interestUsage`, and each example's target rank under the model's own scoring, the same ranks
+    /// `targetRanks` gives: one scoring pass for both (`sheaf evaluate` needs both on test).
+    public func interestUsageAndRanks(_ examples: [WindowExample], in data: SequenceDataset, top: Int = 10, batchSize: Int = 256,
+                                      threads: Int = Tape.defaultThreads) -> (usage: InterestUsage, ranks: [Int])
+    {
         precondition(top >= 1, "top must be at least 1")
         var accumulator = InterestUsage.Accumulator(interests: configuration.interests, top: top)
         let step = max(1, evaluationBatch(batchSize))
@@ -107,6 +119,6 @@ extension HyMiRec {
                             dimension: configuration.width, items: itemCount + 1)
             start += step
         }
-        return accumulator.usage
+        return (accumulator.usage, accumulator.ranks)
     }
 }

@@ -47,6 +47,10 @@ import Testing
         #expect(examples.count == 36)
         let usage = model.interestUsage(examples, in: data, top: 5, batchSize: 7, threads: 1)
         #expect(usage.combined == model.evaluate(examples, in: data, batchSize: 7, threads: 1))
+        // The ranks from the same pass are targetRanks'.
+        let both = model.interestUsageAndRanks(examples, in: data, top: 5, batchSize: 7, threads: 1)
+        #expect(both.usage == usage)
+        #expect(both.ranks == model.targetRanks(examples, in: data, batchSize: 7, threads: 1))
 
         let s = 3, n = 25, d = model.configuration.width
         var alone = [RankingMetrics](repeating: RankingMetrics(), count: s)
