@@ -213,8 +213,13 @@ def cell(tests, m):
     """mean ± std of metric m, or "—" when a run lacks it (a record kept only the README's metrics)."""
     if not tests or any(m not in t for t in tests):
         return "—"
-    mu, sd = mean_std([t[m] for t in tests])
-    return f"{mu:.4f} ± {sd:.4f}"
+    return pm(*mean_std([t[m] for t in tests]), len(tests))
+
+
+def pm(mu, sd, n, signed=False):
+    """mean ± sample std over n seeds; the mean alone for one seed, which has no spread."""
+    v = f"{mu:+.4f}" if signed else f"{mu:.4f}"
+    return v if n == 1 else f"{v} ± {sd:.4f}"
 
 
 def stats(tests):
@@ -405,7 +410,7 @@ def main():
                       for r in rs if (r["seed"], study_records.core(r)) in reference]
             d = mean_std(deltas) if len(deltas) == len(rs) else None
             tests = [r["test"] for r in rs]
-            shown = " | |" if name.startswith("HyMiRec (") else f" | {d[0]:+.4f} ± {d[1]:.4f} |" if d else " | — |"
+            shown = " | |" if name.startswith("HyMiRec (") else f" | {pm(*d, len(deltas), signed=True)} |" if d else " | — |"
             lines.append(f"| {name} | {len(rs)} | {c} | " + " | ".join(cell(tests, m) for m in SHOWN) + shown)
             summary["ablations"][name] = dict(delta_recall10=d, cores=c, **stats(tests))
 
@@ -419,7 +424,12 @@ def main():
             for r in runs(store, flags, a.study_seeds) if flags else []:  # not the reference (s = 2, w = 4)
                 counts[study_records.core(r)] = counts.get(study_records.core(r), 0) + 1
         study_core = max(counts, key=counts.get) if counts else None
-        lines += [f"Each point on the {study_core} machine where it has a run there (the core column says).", ""]
+        # How many users the test ranks (every run ranks the same ones), from any run evaluated since records began.
+        test_users = max([(r.get("evaluate") or {}).get("users", 0) for _, store, flags in sweep_s + sweep_w
+                          for r in versions(store, flags, a.study_seeds)] + [0])
+        lines += [f"Each point on the {study_core} machine where it has a run there (the core column says). "
+                  f"The plot's bars: the standard deviation over seeds; for a point with one seed, Recall@10's "
+                  f"binomial standard error over the {test_users} test users (NDCG@10 then has none).", ""]
         for label, group in (("s", sweep_s), ("w", sweep_w)):
             lines += [f"| {label} | n | core | R@10 | N@10 | R@50 | N@50 |", "|---:|---:|---|---:|---:|---:|---:|"]
             xs, r10, n10 = [], [], []
@@ -437,6 +447,10 @@ def main():
                 xs.append(x)
                 r10.append(mean_std([t["recall@10"] for t in tests]))
                 n10.append(mean_std([t["ndcg@10"] for t in tests]))
+                if len(rs) == 1:  # no spread over seeds: Recall@10's binomial standard error over the test users
+                    p = r10[-1][0]
+                    r10[-1] = (p, (p * (1 - p) / test_users) ** 0.5 if test_users else 0.0)
+                    n10[-1] = (n10[-1][0], 0.0)
             plot[label] = (xs, r10, n10)
             lines.append("")
         summary["sweep"] = {k: dict(x=v[0], recall10=v[1], ndcg10=v[2]) for k, v in plot.items()}
@@ -451,7 +465,7 @@ def main():
                 ax.set_xlabel("interests s (w = 4)" if label == "s" else "window w (s = 2)")
                 ax.set_xticks(xs)
                 ax.grid(alpha=0.3)
-            axes[0].set_ylabel("test metric (mean ± std over seeds)")
+            axes[0].set_ylabel("test metric (bars: see the report)")
             axes[0].legend()
             fig.suptitle("HyMiRec on MovieLens-100K")
             fig.tight_layout()
@@ -518,7 +532,7 @@ def main():
             for i in range(len(buckets)):
                 xs = [e["testByHistory"][i]["metrics"]["recall@10"] for e in es]
                 m, sd = mean_std(xs)
-                cells.append(f"{m:.4f} ± {sd:.4f}")
+                cells.append(pm(m, sd, len(xs)))
                 values.append(dict(mean=m, std=sd))
             lines.append(f"| {name} | {len(es)} | " + " | ".join(cells) + " |")
             summary["by_history"][name] = values
@@ -551,7 +565,7 @@ def main():
                   "features from the store would read.", ""]
         summary["cost"] = dict(seconds_codes=tc, seconds_float32=tf, tokens_per_epoch=tokens)
 
-    lines += ["± is the sample standard deviation over seeds (0 with one seed)."]
+    lines += ["± is the sample standard deviation over seeds, shown when n > 1."]
     md = "\n".join(lines) + "\n"
     with open(a.out + ".md", "w") as f:
         f.write(md)
