@@ -465,10 +465,12 @@ def main():
                 ax.set_xlabel("interests s (w = 4)" if label == "s" else "window w (s = 2)")
                 ax.set_xticks(xs)
                 ax.grid(alpha=0.3)
-            axes[0].set_ylabel("test metric (bars: see the report)")
-            axes[0].legend()
-            fig.suptitle("HyMiRec on MovieLens-100K")
-            fig.tight_layout()
+            one_seed = len(a.study_seeds) == 1
+            axes[0].set_ylabel("test metric" + (" (bars: R@10 ± 1 s.e.)" if one_seed else " (mean ± std over seeds)"))
+            handles, names = axes[0].get_legend_handles_labels()
+            fig.legend(handles, names, loc="upper right", ncol=2, frameon=False)
+            fig.suptitle("HyMiRec on MovieLens-100K" + (f" (seed {a.study_seeds[0]})" if one_seed else ""), x=0.3)
+            fig.tight_layout(rect=(0, 0, 1, 0.97))
             fig.savefig(a.out + ".png", dpi=120)
             lines += [f"Plot: `{os.path.relpath(a.out + '.png', ROOT)}`.", ""]
         except ImportError:
