@@ -567,6 +567,23 @@ def main():
                   "features from the store would read.", ""]
         summary["cost"] = dict(seconds_codes=tc, seconds_float32=tf, tokens_per_epoch=tokens)
 
+    # How long the whole study takes: every run once (each seed's first version), at the epoch time measured.
+    study = [r for rs in results.values() for r in study_records.first_per_seed(rs)]
+    timed = sorted(r["median_train_seconds"] + (r.get("median_valid_seconds") or 0) for r in study
+                   if r.get("median_train_seconds"))
+    if study and timed:
+        epochs = sum(r["epochs"] for r in study)
+        per = timed[len(timed) // 2] if len(timed) % 2 else (timed[len(timed) // 2 - 1] + timed[len(timed) // 2]) / 2
+        lines += ["## How long the study takes", "",
+                  f"{len(study)} runs, {epochs:,} epochs in all (early stopping sets each run's count). An epoch "
+                  f"took {timed[0]:.0f}–{timed[-1]:.0f} s (median {per:.0f} s, training and validation) in the "
+                  f"{len(timed)} runs whose records keep their seconds, {a.threads} thread(s) per run with two runs "
+                  f"sharing the machine. At the median that is {epochs * per / 3600:.1f} run-hours: about "
+                  f"{epochs * per / 3600 / 2:.1f} hours on 2 cores with --jobs 2, plus minutes for the euclidean "
+                  "store's codebook and the evaluations.", ""]
+        summary["study_time"] = dict(runs=len(study), epochs=epochs, seconds_per_epoch=per,
+                                     run_hours=epochs * per / 3600)
+
     lines += ["± is the sample standard deviation over seeds, shown when n > 1."]
     md = "\n".join(lines) + "\n"
     with open(a.out + ".md", "w") as f:
