@@ -317,6 +317,9 @@ extension SheafCommand {
         var interests: InterestsOutput?
         /// Test metrics by how many behaviours precede the target (`--history-buckets`).
         var testByHistory: [HistoryBucketOutput]?
+        /// HyMiRec with `--matching`: how often greedy matching would move the training windows'
+        /// targets to other interests than the Hungarian.
+        var matching: MatchingAgreement?
     }
 
     /// One bucket of `--history-buckets`: targets after `from`…`to` behaviours (no `to`: from on).
@@ -359,6 +362,8 @@ extension SheafCommand {
         @Option(help: ArgumentHelp(
             "Also give the test metrics by how many behaviours precede the target, in buckets that end at these counts (and one above the last); \"\" for none.",
             valueName: "N,N,...")) var historyBuckets = "50,100,200"
+        @Flag(help: "HyMiRec: also how often greedy matching would send the training windows' targets to other interests than the Hungarian (a forward pass over every training window).")
+        var matching = false
         @Flag(help: "Print JSON.") var json = false
 
         /// `--history-buckets` as bounds.
@@ -383,9 +388,13 @@ extension SheafCommand {
             let kind = try checkpoints.kind()
             let (data, _) = try loadSequences(target, store: store)
             switch kind {
-            case SASRec.kind: try evaluate(try checkpoints.load(SASRec.self, for: data), data: data, bounds: bounds) { _ in nil }
+            case SASRec.kind:
+                if matching { throw CLIError("--matching describes a HyMiRec model's interests; \(model) holds a \(kind) model") }
+                try evaluate(try checkpoints.load(SASRec.self, for: data), data: data, bounds: bounds, matching: { _ in nil }) { _ in nil }
             case HyMiRec.kind:
-                try evaluate(try checkpoints.load(HyMiRec.self, for: data), data: data, bounds: bounds) { net in
+                try evaluate(try checkpoints.load(HyMiRec.self, for: data), data: data, bounds: bounds, matching: { net in
+                    matching ? net.matchingAgreement(net.split(data).training, in: data, batchSize: 1024, threads: threads) : nil
+                }) { net in
                     net.interestUsageAndRanks(net.split(data).test, in: data, batchSize: 1024, threads: threads)
                 }
             default: throw ModelError.corruptCheckpoint(path: checkpoints.modelPath, reason: "an unknown model kind \(kind)")
@@ -395,7 +404,8 @@ extension SheafCommand {
         /// Prints the metric table; `usage` adds a multi-interest model's use of its interests on test
         /// (with the test ranks, from the same scoring pass).
         func evaluate<Model: SequentialRecommender>(
-            _ net: Model, data: SequenceDataset, bounds: [Int], usage: (Model) -> (usage: InterestUsage, ranks: [Int])?
+            _ net: Model, data: SequenceDataset, bounds: [Int], matching: (Model) -> MatchingAgreement?,
+            usage: (Model) -> (usage: InterestUsage, ranks: [Int])?
         ) throws {
             let split = net.split(data)
             let started = DispatchTime.now().uptimeNanoseconds
@@ -406,6 +416,7 @@ extension SheafCommand {
             let test = RankingMetrics(ranks: testRanks)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             let interests = described?.usage
+            let agreement = matching(net)  // after `seconds`: a pass over the training windows, not a ranking
             let ranked = zip(split.test, testRanks).map { RankedExample(example: $0, rank: $1) }
             let byHistory = bounds.isEmpty ? nil : HistoryLengthBuckets.split(ranked, bounds: bounds).map { b in
                 HistoryBucketOutput(from: b.from, to: b.to, users: b.examples.count,
@@ -415,12 +426,17 @@ extension SheafCommand {
             let s = test.dictionary
             if json {
                 say(try jsonText(EvaluationOutput(validation: v, test: s, users: split.test.count, seconds: seconds,
-                                                  interests: interests.map(InterestsOutput.init), testByHistory: byHistory)))
+                                                  interests: interests.map(InterestsOutput.init), testByHistory: byHistory,
+                                                  matching: agreement)))
             } else {
                 say(metricTable(validation: v, test: s))
                 say("\(thousands(split.validation.count + split.test.count)) rankings of \(thousands(data.vocabulary.count)) items in \(String(format: "%.2f", seconds)) s")
                 if let byHistory { say(historyTable(byHistory)) }
                 if let interests { say(interestTable(interests)) }
+                if let a = agreement {
+                    func share(_ x: Int, _ of: Int) -> String { String(format: "%.1f%%", of > 0 ? 100 * Double(x) / Double(of) : 0) }
+                    say("matching on \(thousands(a.examples)) training windows: greedy would send targets of \(thousands(a.differing)) (\(share(a.differing, a.examples))) to other interests than the Hungarian, \(thousands(a.targetsMoved)) of \(thousands(a.targets)) targets (\(share(a.targetsMoved, a.targets)))")
+                }
             }
         }
     }

@@ -46,6 +46,13 @@ import Testing
         #expect(u.meanPairwiseCosine.map { (-1...1).contains($0) } == true)
         let text = try sheaf("evaluate", store, "--model", s.file("m")).standardOutput
         #expect(text.contains("interests on test (s = 2, 30 users") && text.contains("max over interests: Recall@10"))
+        #expect(e.matching == nil && !evaluated.contains("\"matching\""), "--matching is opt-in")
+        // --matching: the two rules on the 630 training windows (2 targets each but the last cut's 1).
+        let matched = try sheaf("evaluate", store, "--model", s.file("m"), "--json", "--matching").standardOutput
+        let m = try #require(try JSONDecoder().decode(SheafCommand.EvaluationOutput.self, from: Data(matched.utf8)).matching)
+        #expect(m.examples == 30 * 21 && m.targets == 30 * (20 * 2 + 1) && m.differing <= m.examples && m.targetsMoved <= m.targets)
+        #expect(try sheaf("evaluate", store, "--model", s.file("m"), "--matching").standardOutput
+            .contains("matching on 630 training windows: greedy would send targets of \(m.differing) "))
 
         // User 1's top items, and each interest's: an item's score is its best interest's.
         let rec = try sheaf("recommend", store, "--model", s.file("m"), "--user", "1", "-k", "5", "--json").standardOutput

@@ -53,6 +53,11 @@ import Testing
         #expect(c.testByHistory == [SheafCommand.HistoryBucketOutput(from: 8, to: 8, users: 12, metrics: e.test)])
         let none = try sheaf("evaluate", store, "--model", s.file("model"), "--json", "--history-buckets", "").standardOutput
         #expect(try JSONDecoder().decode(SheafCommand.EvaluationOutput.self, from: Data(none.utf8)).testByHistory == nil)
+        #expect {
+            try sheaf("evaluate", store, "--model", s.file("model"), "--matching")
+        } throws: { error in
+            SheafCommand.message(for: error) == "--matching describes a HyMiRec model's interests; \(s.file("model")) holds a sasrec model"
+        }
         let text = try sheaf("evaluate", store, "--model", s.file("model")).standardOutput
         #expect(text.contains("test by behaviours before the target:") && text.contains("\n0–50              12"))
         for bad in ["100,50", "50,50", "5,-1", "ten", "5,"] {

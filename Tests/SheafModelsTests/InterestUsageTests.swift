@@ -111,4 +111,50 @@ import Testing
         #expect(usage.meanPairwiseCosine == nil && usage.targetShare == [1] && usage.topShare == [1])
         #expect(usage.alone == [usage.combined] && usage.combined.count == 36)
     }
+    /// `MatchingAgreement` against each training window clustered and matched here, one at a time,
+    /// with the matching functions themselves; s = 1 never differs.
+    @Test func matchingAgreementAgainstReference() throws {
+        let fixture = HyMiRecTests()
+        let (data, content, _) = fixture.planted()
+        for s in [1, 3] {
+            let model = try HyMiRec(configuration: fixture.tiny(interests: s), itemCount: 24, content: try .rows(content, dimension: 27), seed: 5)
+            let c = model.configuration, d = c.width
+            let examples = model.split(data).training
+            let agreement = model.matchingAgreement(examples, in: data, batchSize: 50, threads: 1)
+            let keys = model.projectedItems(Tape(recording: false, threads: 1)).values
+            var differing = 0, moved = 0, targets = 0
+            for start in stride(from: 0, to: examples.count, by: 50) {
+                let part = Array(examples[start..<min(examples.count, start + 50)])
+                let r = model.interests(HyMiRecBatch(part.map { (user: $0.user, cut: $0.cut) }, in: data, configuration: c), threads: 1)
+                for (row, e) in part.enumerated() {
+                    let window: [Float] = e.targets.flatMap { p in
+                        let item = Int(data.users[e.user].items[p])
+                        return keys[(item * d)..<((item + 1) * d)]
+                    }
+                    let clusters = InterestMatching.clusters(window, count: e.targets.count, dimension: d, groups: s, iterations: c.clusterIterations)
+                    var scores = [Float](repeating: 0, count: clusters.k * s)
+                    for j in 0..<s {
+                        let v = r[((row * s + j) * d)..<((row * s + j + 1) * d)]
+                        let inverse = 1 / v.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+                        for g in 0..<clusters.k {
+                            scores[g * s + j] = zip(clusters.centroids[(g * d)..<((g + 1) * d)], v).reduce(Float(0)) { $0 + $1.0 * $1.1 } * inverse
+                        }
+                    }
+                    let h = InterestMatching.hungarian(scores, rows: clusters.k, columns: s)
+                    let g = InterestMatching.greedy(scores, rows: clusters.k, columns: s)
+                    let m = clusters.assignment.filter { h[$0] != g[$0] }.count
+                    moved += m
+                    differing += m > 0 ? 1 : 0
+                    targets += e.targets.count
+                }
+            }
+            #expect(agreement == MatchingAgreement(examples: examples.count, differing: differing, targets: targets, targetsMoved: moved))
+            #expect(examples.count == 36 * 27 && targets > examples.count)
+            if s == 1 {
+                #expect(differing == 0 && moved == 0)
+            } else {
+                #expect(differing > 0 && moved >= differing, "\(agreement)")
+            }
+        }
+    }
 }
