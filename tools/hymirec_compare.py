@@ -38,9 +38,9 @@ with HyMiRec on its own seed and core, and the sweep puts every point on one cor
 records of runs lost before records existed hold only what the README kept (Recall@10, NDCG@10, best
 epoch); the report shows "—" for the rest.
 
-Each run costs 1–2 hours of one core on MovieLens-100K (20–45 epochs of 60–150 s), so the main table
-(6 runs) and the ablations and sweep (12 more on one seed) take about 30 core-hours: several sessions
-with 2 runs at once. Run it in parts; every finished run is kept.
+Each run costs 1–2 hours of one core on MovieLens-100K (17–60 epochs of 76–116 s with two runs at once),
+so the main table (6 runs) and the ablations and sweep (12 more on one seed) took about 16.5 run-hours:
+8–9 hours of a 2-core machine with --jobs 2 (the report's "How long the study takes"). Run it in parts; every finished run is kept.
 
 Writes <out>.md, <out>.json and <out>.png (R@10 and N@10 against s and against w). The report also
 evaluates every finished model once more with `sheaf evaluate --json` (SHEAF_EVALUATE_BIN, default
