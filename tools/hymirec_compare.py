@@ -542,7 +542,16 @@ def main():
 
     # Cost: codes against float32 rows.
     f32 = runs(a.store, ablations[1][2]) if "ablations" in parts else []
-    if hy and f32:
+    inter = f"{DATA}/ml-100k.inter"
+    if hy and f32 and not (os.path.exists(inter) and os.path.exists(SHEAF) and os.path.isdir(a.store)):
+        # A report written from tools/records alone (a fresh checkout) has the runs but not what the cost
+        # section counts: the MovieLens file, the store and the binary that reads its statistics.
+        missing = [os.path.relpath(x, ROOT) for x in (inter, SHEAF, a.store) if not os.path.exists(x)]
+        sys.stderr.write(f"no cost section: {', '.join(missing)} missing (tools/demo, then tools/hymirec-compare, makes them)\n")
+        lines += ["## Cost: codes against float32 rows", "",
+                  f"Not written: {', '.join(missing)} missing. Run `tools/demo`, then `tools/hymirec-compare "
+                  "--report-only`.", ""]
+    elif hy and f32:
         light, recent = history_tokens()
         st = json.loads(run([SHEAF, "stats", a.store, "--json"]).stdout)["statistics"]
         st["bytesPerItem"] = next(c["bytesPerItem"] for c in st["codebooks"] if c["active"])
