@@ -62,6 +62,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (default: .build/release/sheaf).
 SHEAF = os.environ.get("SHEAF_BIN") or os.path.join(ROOT, ".build", "release", "sheaf")
 DATA = os.path.join(ROOT, "data", "ml-100k")
+INTER = os.path.join(DATA, "ml-100k.inter")  # the behaviours the store was loaded from
 METRICS = ["recall@10", "recall@50", "recall@200", "ndcg@10", "ndcg@50", "ndcg@200", "mrr@10"]
 SHOWN = ["recall@10", "recall@50", "recall@200", "ndcg@10", "ndcg@50", "ndcg@200"]
 
@@ -231,7 +232,7 @@ def history_tokens():
     """Per training example of the window split: (tokens the lightweight recommender reads, tokens the
     refined one reads), from the same file the store was loaded from (n = 50, max history 1024)."""
     from collections import Counter
-    with open(f"{DATA}/ml-100k.inter") as f:
+    with open(INTER) as f:
         next(f)
         counts = Counter(line.split("\t", 1)[0] for line in f)
     light = recent = 0
@@ -542,15 +543,14 @@ def main():
 
     # Cost: codes against float32 rows.
     f32 = runs(a.store, ablations[1][2]) if "ablations" in parts else []
-    inter = f"{DATA}/ml-100k.inter"
-    if hy and f32 and not (os.path.exists(inter) and os.path.exists(SHEAF) and os.path.isdir(a.store)):
-        # A report written from tools/records alone (a fresh checkout) has the runs but not what the cost
-        # section counts: the MovieLens file, the store and the binary that reads its statistics.
-        missing = [os.path.relpath(x, ROOT) for x in (inter, SHEAF, a.store) if not os.path.exists(x)]
-        sys.stderr.write(f"no cost section: {', '.join(missing)} missing (tools/demo, then tools/hymirec-compare, makes them)\n")
+    # A report written from tools/records alone (a fresh checkout) has the runs but not what the cost
+    # section counts: the MovieLens file, the store and the binary that reads its statistics.
+    missing = [os.path.relpath(x, ROOT) for x in (INTER, SHEAF, a.store) if not os.path.exists(x)]
+    if hy and f32 and missing:
+        sys.stderr.write(f"no cost section: {', '.join(missing)} missing\n")
         lines += ["## Cost: codes against float32 rows", "",
-                  f"Not written: {', '.join(missing)} missing. Run `tools/demo`, then `tools/hymirec-compare "
-                  "--report-only`.", ""]
+                  f"Not written: {', '.join(missing)} missing. `tools/demo` fetches the data; `tools/hymirec-compare` "
+                  "without `--report-only` builds the store (and trains every run not yet recorded).", ""]
     elif hy and f32:
         light, recent = history_tokens()
         st = json.loads(run([SHEAF, "stats", a.store, "--json"]).stdout)["statistics"]
